@@ -1,0 +1,132 @@
+"""Turn user input into the 784-value vector the network expects, the way MNIST was made.
+
+MNIST digits were size-normalised to fit a 20x20 box (keeping the aspect ratio, with
+anti-aliasing) and then placed in a 28x28 field so that the centre of mass of the ink sits
+at the centre, (14, 14) in (row, column) pixel indices. `center_like_mnist` does the same to
+any grayscale drawing; `preprocess_canvas` validates raw canvas bytes and runs it;
+`preprocess_pixels` validates input that is already in MNIST format and leaves it alone.
+
+Values are 0..1 with 1 = ink, 0 = background.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+MAX_SIDE = 1024  # largest accepted canvas width/height
+SIDE = 28  # MNIST image side
+BOX = 20  # the digit is fitted into a BOX x BOX square
+CENTER = 14.0  # where the centre of mass goes (row and column index)
+N_PIXELS = SIDE * SIDE
+
+
+class PreprocessError(ValueError):
+    """Input that cannot be turned into a digit image; the message is meant for people."""
+
+
+def _check_side(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise PreprocessError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if not 1 <= value <= MAX_SIDE:
+        raise PreprocessError(f"{name} must be from 1 to {MAX_SIDE}, got {value}")
+    return value
+
+
+def preprocess_canvas(width: int, height: int, data: bytes) -> np.ndarray:
+    """Canvas bytes (one grayscale byte per pixel, row-major, 255 = ink) -> float32 (784,).
+
+    A canvas with no ink gives all zeros.
+    """
+    width = _check_side("image.width", width)
+    height = _check_side("image.height", height)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise PreprocessError(f"image.data must be bytes, got {type(data).__name__}")
+    raw = np.frombuffer(bytes(data), dtype=np.uint8)
+    expected = width * height
+    if raw.size != expected:
+        raise PreprocessError(
+            f"image.data has {raw.size} bytes but width*height is {expected} "
+            f"({width}x{height}, one byte per pixel)"
+        )
+    image = raw.reshape(height, width).astype(np.float32) / 255.0
+    return center_like_mnist(image).reshape(-1)
+
+
+def preprocess_pixels(pixels: Any) -> np.ndarray:
+    """784 numbers in 0..1 (a 28x28 image, row-major) -> float32 (784,), unchanged otherwise."""
+    if isinstance(pixels, (str, bytes, bytearray)) or not hasattr(pixels, "__len__"):
+        raise PreprocessError(f"pixels must be a list of {N_PIXELS} numbers, got {type(pixels).__name__}")
+    if isinstance(pixels, np.ndarray):
+        if pixels.ndim != 1:
+            raise PreprocessError(
+                f"pixels must be a flat list of {N_PIXELS} values, got an array of shape {pixels.shape}"
+            )
+        if pixels.dtype == np.bool_ or not np.issubdtype(pixels.dtype, np.number):
+            raise PreprocessError(f"pixels must be numbers, got an array of {pixels.dtype}")
+        pixels = pixels.tolist()
+    if len(pixels) != N_PIXELS:
+        raise PreprocessError(f"pixels must have {N_PIXELS} values ({SIDE}x{SIDE}), got {len(pixels)}")
+    out = np.empty(N_PIXELS, dtype=np.float32)
+    for i, v in enumerate(pixels):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, Real):
+            raise PreprocessError(f"pixels[{i}] must be a number, got {type(v).__name__} {v!r}")
+        f = float(v)
+        if math.isnan(f):
+            raise PreprocessError(f"pixels[{i}] is NaN")
+        if math.isinf(f):
+            raise PreprocessError(f"pixels[{i}] is infinite")
+        if not 0.0 <= f <= 1.0:
+            raise PreprocessError(f"pixels[{i}] is {v!r}, outside 0..1")
+        out[i] = f
+    return out
+
+
+def center_like_mnist(image: np.ndarray) -> np.ndarray:
+    """Float 2-D array (0..1, 1 = ink) of any size -> (28, 28) float32, MNIST-style.
+
+    Crop to the ink's bounding box, resize (anti-aliased, aspect kept) so the longer side is
+    20 px, then place it in a 28x28 frame with the ink's centre of mass at (14, 14), using a
+    sub-pixel linear shift. No ink gives all zeros.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim != 2 or img.size == 0:
+        raise PreprocessError(f"image must be a non-empty 2-D array, got shape {img.shape}")
+    if not np.all(np.isfinite(img)):
+        raise PreprocessError("image has NaN or infinite values")
+    img = np.clip(img, 0.0, 1.0)
+
+    rows = np.flatnonzero(img.any(axis=1))
+    cols = np.flatnonzero(img.any(axis=0))
+    if rows.size == 0:
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    crop = img[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    new_w = min(BOX, max(1, int(round(w * scale))))
+    new_h = min(BOX, max(1, int(round(h * scale))))
+    pil = Image.fromarray(crop.astype(np.float32))  # float32 -> mode "F"
+    patch = np.asarray(pil.resize((new_w, new_h), Image.Resampling.LANCZOS), dtype=np.float64)
+    patch = np.clip(patch, 0.0, 1.0)  # Lanczos can ring slightly outside 0..1
+
+    if patch.sum() <= 0:  # ink too faint to survive the resize
+        return np.zeros((SIDE, SIDE), dtype=np.float32)
+    cy, cx = ndimage.center_of_mass(patch)
+    # Output pixel (r, c) samples the patch at (r + cy - 14, c + cx - 14), so patch point
+    # (cy, cx) lands on (14, 14). Linear interpolation keeps the centre of mass exact.
+    out = ndimage.affine_transform(
+        patch,
+        np.eye(2),
+        offset=(cy - CENTER, cx - CENTER),
+        output_shape=(SIDE, SIDE),
+        order=1,
+        mode="grid-constant",  # interpolate against zeros past the edges
+        cval=0.0,
+    )
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
