@@ -1,0 +1,84 @@
+"""The setup schema: defaults are the question's network; bad values are refused in words that
+say which field is wrong and why."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from server.config import LIVE_FIELDS, ConfigError, TrainConfig, describe_validation_error
+
+
+def refusal(changes: dict) -> str:
+    """The message people get for `changes` applied to the default setup."""
+    with pytest.raises(ValidationError) as info:
+        TrainConfig().updated(changes)
+    return describe_validation_error(info.value)
+
+
+def test_defaults_describe_the_questions_network_trained_with_adam():
+    config = TrainConfig()
+    assert config.hidden_sizes == [256]
+    assert config.activation == "sigmoid"
+    assert config.optimizer == "adam"
+    assert config.lr == 0.001
+    assert config.batch_size == 64
+    assert config.steps_per_second == 50.0
+
+
+def test_updated_returns_a_new_validated_config_and_leaves_the_old_one():
+    config = TrainConfig()
+    changed = config.updated({"lr": 0.01, "batch_size": 128})
+    assert (changed.lr, changed.batch_size) == (0.01, 128)
+    assert (config.lr, config.batch_size) == (0.001, 64)
+    assert config.changed_fields(changed) == {"lr", "batch_size"}
+
+
+def test_full_speed_is_null_steps_per_second():
+    assert TrainConfig().updated({"steps_per_second": None}).steps_per_second is None
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"lr": -0.1}, "lr: Input should be greater than 0"),
+    ({"lr": 0}, "lr: Input should be greater than 0"),
+    ({"lr": 11}, "lr: Input should be less than or equal to 10"),
+    ({"learning_rate": 0.1}, "learning_rate: unknown field"),
+    ({"lr": "0.1"}, "lr: Input should be a valid number"),
+    ({"batch_size": "64"}, "batch_size: Input should be a valid integer"),
+    ({"batch_size": 64.0}, "batch_size: Input should be a valid integer"),
+    ({"hidden_sizes": [16, 16, 16, 16, 16]}, "hidden_sizes: List should have at most 4 items after validation, not 5"),
+    ({"hidden_sizes": []}, "hidden_sizes: List should have at least 1 item after validation, not 0"),
+    ({"hidden_sizes": [3000]}, "hidden_sizes.0: Input should be less than or equal to 2048"),
+    ({"lr": float("nan")}, "lr: Input should be a finite number"),
+    ({"steps_per_second": float("inf")}, "steps_per_second: Input should be a finite number"),
+    ({"activation": "softplus"}, "activation: Input should be 'sigmoid', 'relu', 'tanh' or 'leaky_relu'"),
+    ({"momentum": 1.0}, "momentum: Input should be less than 1"),
+    ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+])
+def test_bad_values_are_refused_with_words_naming_the_field(changes, words):
+    assert refusal(changes) == words
+
+
+def test_several_problems_are_all_reported():
+    message = refusal({"lr": -1, "colour": "red"})
+    assert "lr: Input should be greater than 0" in message
+    assert "colour: unknown field" in message
+
+
+def test_config_changes_must_be_an_object():
+    with pytest.raises(ConfigError, match="config must be an object of setup fields"):
+        TrainConfig().updated(["lr", 0.1])
+
+
+def test_config_is_frozen():
+    with pytest.raises(ValidationError):
+        TrainConfig().lr = 0.5
+
+
+def test_live_fields_are_those_that_do_not_need_new_weights():
+    assert LIVE_FIELDS == {"lr", "batch_size", "momentum", "weight_decay", "epochs", "steps_per_second"}
+
+
+def test_steps_per_epoch_rounds_up():
+    assert TrainConfig(batch_size=64).steps_per_epoch(9500) == 149
+    assert TrainConfig(batch_size=100).steps_per_epoch(1000) == 10
