@@ -53,6 +53,9 @@ class TrainingSession:
         # at the end of each epoch with (session, record, validation predictions).
         self.step_hooks: list[Callable[["TrainingSession"], None]] = []
         self.epoch_hooks: list[Callable[["TrainingSession", dict, torch.Tensor], None]] = []
+        # Called (under the lock) just before a run with steps is replaced by a new one, while
+        # the outgoing run (trainer, history, epochs) is still in place: the runs store keeps it.
+        self.run_end_hooks: list[Callable[["TrainingSession"], None]] = []
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._thread: Optional[threading.Thread] = None
@@ -71,6 +74,9 @@ class TrainingSession:
 
     # ---- the run's state ------------------------------------------------------------------
     def _new_run(self) -> None:
+        if self.run_id and self.trainer.global_step > 0:
+            for hook in list(self.run_end_hooks):
+                hook(self)
         self.trainer = Trainer(self.config, self.dataset.train.images, self.dataset.train.labels,
                                self.device)
         self.status = "idle"
@@ -194,6 +200,22 @@ class TrainingSession:
             self.notice = None
             self._new_run()
             return self._broadcast_state()
+
+    def start_from_weights(self, state_dict: dict, changes: Optional[dict] = None) -> dict:
+        """Like reset, but the new run starts from `state_dict` (checked by the caller to fit
+        the new setup) instead of fresh weights: an uploaded or restored checkpoint."""
+        with self._lock:
+            config = self._validated(changes)
+            self.config = config
+            self.notice = None
+            self._new_run()
+            self.trainer.model.load_state_dict(state_dict)
+            return self._broadcast_state()
+
+    def with_model(self, fn: Callable):
+        """fn(model, trainer) between training steps, never mid-update (evaluation, saving)."""
+        with self._lock:
+            return fn(self.trainer.model, self.trainer)
 
     def update_config(self, changes: dict) -> dict:
         with self._lock:
