@@ -50,6 +50,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="MNIST mirror base URL; repeat to give several, tried in order")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="PyTorch intra-op threads (default: PyTorch's choice)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow --host to be a non-loopback interface (other machines can then "
+                             "watch; controlling needs the control token printed at start-up, or "
+                             "env PLAYGROUND_CONTROL_TOKEN)")
     return parser.parse_args(argv)
 
 
@@ -61,6 +65,8 @@ def main(argv=None) -> int:
             "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
             "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
             "mirrors": args.mirrors, "torch_threads": args.torch_threads,
+            "allow_remote": args.allow_remote,
+            "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         })
     except ValidationError as err:
         print(f"error: {describe_validation_error(err)}", file=sys.stderr)
@@ -81,6 +87,9 @@ def main(argv=None) -> int:
     if info.get("fallback_reason"):
         print(f"Note: using the embedded digits because: {info['fallback_reason']}", flush=True)
     print(f"The playground is at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)", flush=True)
+    from .web.access import startup_lines
+    for line in startup_lines(settings, app.extensions["playground"]["control_token"]):
+        print(line, flush=True)
     socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
                  request_handler=NoDelayRequestHandler, log_output=False)
     return 0

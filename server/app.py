@@ -63,8 +63,10 @@ def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
     app.extensions["playground"] = {"session": session, "socketio": socketio, "settings": settings,
                                     "connect_hooks": connect_hooks}
 
-    from .web import evaluate, events, explain, inside, routes
+    from .web import access, evaluate, events, explain, inside, limits, routes
     routes.init_app(app, session)
+    access.init_app(app, socketio, connect_hooks)  # control token, local-vs-remote viewers
+    limits.init_app(app, socketio)  # message size caps, rate limits
     events.init_app(socketio, session, connect_hooks)
     # Features, each owning its own events and routes: live views ("look inside"), the
     # nn.Linear explainer, evaluation/runs/checkpoints.

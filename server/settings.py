@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -25,6 +25,10 @@ class Settings(BaseModel):
     allow_download: bool = True
     torch_threads: Optional[int] = Field(None, ge=1, le=256)
     testing: bool = False
+    # Serving on a non-loopback interface must be asked for (--allow-remote); remote viewers
+    # then need the control token (printed at start-up; None = a new random one) to control.
+    allow_remote: bool = False
+    control_token: Optional[str] = Field(None, min_length=16, max_length=256)
 
     @field_validator("mirrors")
     @classmethod
@@ -37,6 +41,15 @@ class Settings(BaseModel):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"mirror {url!r} must be an http:// or https:// URL")
         return [url if url.endswith("/") else url + "/" for url in mirrors]
+
+    @model_validator(mode="after")
+    def _remote_needs_consent(self):
+        if not self.is_local and not self.allow_remote:
+            raise ValueError(
+                f"host {self.host!r} is not a loopback interface: other machines could reach the "
+                f"playground. Pass --allow-remote to serve on it (remote viewers then need the "
+                f"control token to control the run)")
+        return self
 
     @property
     def is_local(self) -> bool:

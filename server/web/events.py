@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 from ..config import ConfigError, describe_validation_error
 from ..preprocess import PreprocessError, preprocess_canvas, preprocess_pixels
 from ..session import SessionError, TrainingSession
+from .access import remember_auth, require_control
+from .limits import throttle_predict
 from .schemas import ConfigRequest, PredictRequest, StepRequest
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) 
 
     @socketio.on("connect")
     def on_connect(auth=None):
+        remember_auth(auth)  # the control token, if this viewer gave one
         # A late joiner gets the whole run so far (config, status, curve history) at once.
         emit("state", session.state())
         for hook in list(connect_hooks):
@@ -69,35 +72,41 @@ def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) 
     @socketio.on("predict")
     @answered
     def on_predict(payload=None):
+        throttle_predict()
         request = parse(PredictRequest, payload)
         return session.predict(pixels_from(request))
 
     @socketio.on("train:start")
     @answered
     def on_start(payload=None):
+        require_control()
         request = parse(ConfigRequest, payload, optional=True)
         return {"state": session.start(request.config)}
 
     @socketio.on("train:pause")
     @answered
     def on_pause(payload=None):
+        require_control()
         return {"state": session.pause()}
 
     @socketio.on("train:step")
     @answered
     def on_step(payload=None):
+        require_control()
         request = parse(StepRequest, payload, optional=True)
         return {"state": session.step(request.batches)}
 
     @socketio.on("train:reset")
     @answered
     def on_reset(payload=None):
+        require_control()
         request = parse(ConfigRequest, payload, optional=True)
         return {"state": session.reset(request.config)}
 
     @socketio.on("config:update")
     @answered
     def on_config_update(payload=None):
+        require_control()
         if not isinstance(payload, dict) or not payload:
             raise ConfigError("config:update needs an object of setup fields to change, e.g. {\"lr\": 0.01}")
         return {"state": session.update_config(payload)}

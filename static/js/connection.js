@@ -1,11 +1,13 @@
 // Transport only: one Socket.IO connection, requests answered by acknowledgement.
 import { io } from "/vendor/socket.io.esm.min.js";
+import { controlToken } from "./access.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
 export function connect({ onStatus }) {
   // Websocket first: the server runs simple-websocket, long-polling is only a fallback.
-  const socket = io({ transports: ["websocket", "polling"] });
+  // auth: the control token from the page URL, for viewers on other machines (access.js).
+  const socket = io({ transports: ["websocket", "polling"], auth: { token: controlToken() } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));

@@ -10,9 +10,10 @@ import { formatDuration, describeArchitecture, describeDataset } from "./format.
 import initInside from "./features/inside.js";
 import initExplain from "./features/explain.js";
 import initEvaluate from "./features/evaluate.js";
+import initAccess from "./access.js";
 
 // Feature modules ("look inside", explainer, evaluation); each gets the page context.
-const FEATURES = [initInside, initExplain, initEvaluate];
+const FEATURES = [initInside, initExplain, initEvaluate, initAccess];
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 

@@ -1,0 +1,109 @@
+"""Size and rate limits on what clients send.
+
+- HTTP bodies: Flask's MAX_CONTENT_LENGTH (set in the app factory) answers 413 before a view
+  runs; `init_app` makes that answer JSON like every other refusal.
+- Socket.IO messages: `max_http_buffer_size` caps one message. Engine.IO checks it only after
+  the websocket layer has buffered the whole message, so `cap_websocket_messages` also hands
+  the cap to simple-websocket, which closes the connection (1009, message too big) as soon as
+  a message grows past it, before it is held in memory. Only that connection closes.
+- Rates: `throttle(name, per_second, burst)` is a per-client token bucket. A Socket.IO client's
+  buckets live in its connection's WSGI environ (gone when it disconnects); HTTP clients are
+  keyed by address in a bounded table.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import OrderedDict
+
+from flask import Flask, jsonify, request
+
+from ..session import SessionError
+
+# The page sends at most one predict per 60 ms while drawing, one at a time; 20 a second with
+# bursts of 40 leaves room for fast drawing and a slow link catching up.
+PREDICT_PER_SECOND = 20.0
+PREDICT_BURST = 40
+HTTP_CLIENTS_TRACKED = 4096  # oldest HTTP client buckets are forgotten past this
+
+
+class LimitError(SessionError):
+    """A request refused by a rate limit; nothing was done."""
+
+
+class TokenBucket:
+    def __init__(self, per_second: float, burst: int, clock=time.monotonic):
+        self.per_second = per_second
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.per_second)
+            self.updated = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return True
+            return False
+
+
+_http_buckets: "OrderedDict[tuple, TokenBucket]" = OrderedDict()
+_http_lock = threading.Lock()
+
+
+def _bucket(name: str, per_second: float, burst: int) -> TokenBucket:
+    key = f"playground.rate.{name}"
+    environ = request.environ
+    if getattr(request, "sid", None) is not None:  # a Socket.IO event: per connection
+        bucket = environ.get(key)
+        if bucket is None:
+            bucket = environ[key] = TokenBucket(per_second, burst)
+        return bucket
+    address = (name, environ.get("REMOTE_ADDR"))
+    with _http_lock:
+        bucket = _http_buckets.pop(address, None) or TokenBucket(per_second, burst)
+        _http_buckets[address] = bucket
+        while len(_http_buckets) > HTTP_CLIENTS_TRACKED:
+            _http_buckets.popitem(last=False)
+    return bucket
+
+
+def throttle(name: str, per_second: float, burst: int, what: str | None = None) -> None:
+    """Raise LimitError when the current client went past `per_second` (bursts of `burst`)."""
+    if not _bucket(name, per_second, burst).take():
+        raise LimitError(f"too many {what or name} requests: at most {per_second:g} per second "
+                         f"for each viewer; this one was refused, wait a moment")
+
+
+def throttle_predict() -> None:
+    if not _bucket("predict", PREDICT_PER_SECOND, PREDICT_BURST).take():
+        raise LimitError(f"too many predictions: at most {PREDICT_PER_SECOND:g} per second for each "
+                         f"viewer; this one was skipped, the next drawing will be answered")
+
+
+def cap_websocket_messages(socketio) -> None:
+    eio = socketio.server.eio
+    websocket_class = eio._async.get("websocket")
+    if websocket_class is None:
+        return
+    # A copy: the driver table is shared by every Engine.IO server in the process.
+    eio._async = dict(eio._async, websocket=functools.partial(
+        websocket_class, max_message_size=eio.max_http_buffer_size))
+
+
+def init_app(app: Flask, socketio) -> None:
+    cap_websocket_messages(socketio)
+
+    @app.errorhandler(413)
+    def too_large(err):
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return jsonify({"error": f"the request is too large: at most {limit:,} bytes"}), 413
+
+    @app.errorhandler(LimitError)
+    def rate_limited(err):
+        return jsonify({"error": str(err)}), 429
