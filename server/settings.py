@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -27,7 +28,7 @@ class Settings(BaseModel):
     testing: bool = False
     # Serving on a non-loopback interface must be asked for (--allow-remote); remote viewers
     # then need the control token (printed at start-up; None = a new random one) to control.
-    allow_remote: bool = False
+    allow_remote: bool = Field(False, validate_default=True)
     control_token: Optional[str] = Field(None, min_length=16, max_length=256)
 
     @field_validator("mirrors")
@@ -42,14 +43,16 @@ class Settings(BaseModel):
                 raise ValueError(f"mirror {url!r} must be an http:// or https:// URL")
         return [url if url.endswith("/") else url + "/" for url in mirrors]
 
-    @model_validator(mode="after")
-    def _remote_needs_consent(self):
-        if not self.is_local and not self.allow_remote:
-            raise ValueError(
-                f"host {self.host!r} is not a loopback interface: other machines could reach the "
-                f"playground. Pass --allow-remote to serve on it (remote viewers then need the "
-                f"control token to control the run)")
-        return self
+    @field_validator("allow_remote")
+    @classmethod
+    def _remote_needs_consent(cls, allow_remote, info):
+        host = info.data.get("host")
+        if host is not None and host not in LOCAL_HOSTS and not allow_remote:
+            raise PydanticCustomError("remote_host", (
+                f"host {host!r} is not a loopback interface, so other machines could reach the "
+                f"playground: pass --allow-remote to serve on it (remote viewers then need the "
+                f"control token to control the run)"))
+        return allow_remote
 
     @property
     def is_local(self) -> bool:
