@@ -17,6 +17,12 @@ from .. import explain
 from ..config import ConfigError
 from ..preprocess import PreprocessError, preprocess_pixels
 from ..session import SessionError, TrainingSession
+from .limits import throttle
+
+# Per-viewer rates: the page sends at most one sandbox computation per edit (debounced) and one
+# forward explanation per prediction; bursts leave room for fast typing.
+SANDBOX_PER_SECOND, SANDBOX_BURST = 30.0, 60
+FORWARD_PER_SECOND, FORWARD_BURST = 20.0, 40
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,7 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
 
     @app.post("/api/linear")
     def linear():
+        throttle("linear", SANDBOX_PER_SECOND, SANDBOX_BURST, "sandbox")
         body, refusal = json_body(LinearRequest)
         if refusal:
             return refusal
@@ -103,6 +110,7 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
 
     @app.post("/api/linear/random")
     def linear_random():
+        throttle("linear", SANDBOX_PER_SECOND, SANDBOX_BURST, "sandbox")
         body, refusal = json_body(RandomLinearRequest)
         if refusal:
             return refusal
@@ -111,6 +119,7 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
     @socketio.on("explain:forward")
     def on_forward(payload=None):
         try:
+            throttle("explain", FORWARD_PER_SECOND, FORWARD_BURST, "explain:forward")
             if not isinstance(payload, dict):
                 raise ConfigError("explain:forward needs an object: {\"pixels\": [784 numbers], \"neuron\": j}")
             try:
@@ -118,7 +127,8 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
             except ValidationError as err:
                 raise ConfigError(describe(err)) from None
             pixels = torch.as_tensor(preprocess_pixels(body.pixels))
-            model = explain.snapshot(session.trainer.model)
+            # Between training steps, so every number comes from one set of weights.
+            model = session.with_model(lambda model, trainer: explain.snapshot(model))
             return {"ok": True, **explain.forward_steps(model, pixels, layer=body.layer,
                                                         neuron=body.neuron, top=body.top)}
         except (ConfigError, PreprocessError, SessionError, explain.ExplainError) as err:
