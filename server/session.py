@@ -33,12 +33,17 @@ class SessionError(ValueError):
     """A control request that cannot be done now, with a message for people."""
 
 
-def thin_history(points: list, limit: int = HISTORY_LIMIT) -> list:
-    """Halve old points when the list is full; the first point and the newest half stay."""
-    if len(points) <= limit:
+def thin_history(points: list, limit: Optional[int] = None) -> list:
+    """Over the limit, keep every other point of the whole run: the first and the newest stay.
+    (Thinning only the older half, again at every overflow, left a long run's start as a
+    handful of points.) The session then records points half as often, so the run stays
+    evenly covered."""
+    if len(points) <= (HISTORY_LIMIT if limit is None else limit):
         return points
-    half = len(points) // 2
-    return [points[0]] + points[1:half:2] + points[half:]
+    kept = points[::2]
+    if len(points) % 2 == 0:
+        kept.append(points[-1])
+    return kept
 
 
 class TrainingSession:
@@ -82,6 +87,9 @@ class TrainingSession:
         self.status = "idle"
         self.run_id += 1
         self.history: list[dict] = []  # metrics points for the curves
+        self._history_stride = 1  # keep every n-th metrics point (doubles at each thinning)
+        self._history_count = 0  # metrics points so far in this run
+        self._history_tail_extra = False  # the newest point is shown but not due to be kept
         self.epochs: list[dict] = []  # one record per finished epoch
         self._window = BatchStats()  # batches since the last metrics message
         self._epoch_stats = BatchStats()  # batches of the current epoch
@@ -335,6 +343,19 @@ class TrainingSession:
         for hook in list(self.epoch_hooks):
             hook(self, record, predictions)
 
+    def _record_history(self, point: dict) -> None:
+        """Keep every stride-th point, and always the newest (a late joiner sees the curve up
+        to now): a newest point that was not due to be kept is replaced by the next one."""
+        if self._history_tail_extra:
+            self.history[-1] = point
+        else:
+            self.history.append(point)
+        self._history_count += 1
+        self._history_tail_extra = self._history_count % self._history_stride != 0
+        if len(self.history) > HISTORY_LIMIT:
+            self.history = thin_history(self.history)
+            self._history_stride *= 2
+
     def _flush_metrics(self, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self._last_metrics_at < METRICS_INTERVAL_S:
@@ -351,7 +372,7 @@ class TrainingSession:
             "loss": window.loss,
             "accuracy": window.accuracy,
         }
-        self.history = thin_history(self.history + [point])
+        self._record_history(point)
         self._publish("metrics", {
             **point,
             "lr": self.config.lr,
