@@ -29,8 +29,7 @@ ACTIVATION_CODE = {
     "leaky_relu": "F.leaky_relu",
 }
 KERAS_ACTIVATION = {"sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh", "leaky_relu": "leaky_relu"}
-SIGMOID_NOTE = ("# F.sigmoid is deprecated in favour of torch.sigmoid (the same function); "
-                "kept here as the question writes it.")
+SIGMOID_NOTE = "# Note: F.sigmoid is deprecated in favour of torch.sigmoid (the same function)."
 
 SANDBOX_MAX_SIZE = 8  # rows of x, in_features and out_features
 SANDBOX_MAX_ABS = 1e6  # larger numbers are refused: this is a calculator for people, not a fuzzer
