@@ -28,6 +28,13 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         except OSError:
             pass
 
+    def connection_dropped(self, error, environ=None):
+        """A websocket ends with Engine.IO raising ConnectionError. Werkzeug would then keep the
+        connection and read the client's closing websocket frame as a new HTTP request (a 400
+        "Bad request syntax" in the log) while the client waits seconds for its close to be
+        answered. Close the connection instead."""
+        self.close_connection = True
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     defaults = Settings()
