@@ -80,11 +80,19 @@ export function createSandbox(root) {
 
   function renderResult(result, x, weight, bias) {
     const y = result.y;
-    $("sandbox-y").replaceChildren(...y.map((row, i) => element("tr", {},
-      row.map((v, j) => element("td", { "data-testid": `sandbox-y-${i}-${j}`, "data-value": String(v), title: `y[${i}, ${j}]`, text: fixed(v) })))));
-    $("sandbox-formulas").replaceChildren(...y.flatMap((row, i) => row.map((v, j) => element("li", { "data-testid": `sandbox-formula-${i}-${j}` },
-      code(`y[${i},${j}] = ${x[i].map((_, k) => `x[${i},${k}]*W[${j},${k}]`).join(" + ")} + b[${j}]`), element("br"),
-      code(`      = ${x[i].map((xv, k) => `${term(xv)}*${term(weight[j][k])}`).join(" + ")} + ${term(bias[j])} = ${fixed(v)}`)))));
+    const symbols = (i, j) => `y[${i},${j}] = ${x[i].map((_, k) => `x[${i},${k}]*W[${j},${k}]`).join(" + ")} + b[${j}]`;
+    const numbers = (i, j, v) => `= ${x[i].map((xv, k) => `${term(xv)}*${term(weight[j][k])}`).join(" + ")} + ${term(bias[j])} = ${fixed(v)}`;
+    const formulas = y.map((row, i) => row.map((v, j) => element("li", { "data-testid": `sandbox-formula-${i}-${j}` },
+      code(symbols(i, j)), element("br"), code(`      ${numbers(i, j, v)}`))));
+    $("sandbox-y").replaceChildren(...y.map((row, i) => element("tr", {}, row.map((v, j) => {
+      // Each cell carries its formula; pointing at it marks the written-out line below.
+      const cellNode = element("td", { "data-testid": `sandbox-y-${i}-${j}`, "data-value": String(v),
+        title: `${symbols(i, j)}\n${numbers(i, j, v)}`, text: fixed(v) });
+      cellNode.addEventListener("mouseenter", () => formulas[i][j].classList.add("marked"));
+      cellNode.addEventListener("mouseleave", () => formulas[i][j].classList.remove("marked"));
+      return cellNode;
+    }))));
+    $("sandbox-formulas").replaceChildren(...formulas.flat());
     $("sandbox-printed").textContent = `>>> m = nn.Linear(${result.in_features}, ${result.out_features})\n>>> m(x)\n${result.printed}`;
   }
 
@@ -125,6 +133,7 @@ export function createSandbox(root) {
       showError(`sizes must be whole numbers from 1 to ${maxSize}`);
       return;
     }
+    if (n === values.x.length && inF === values.weight[0].length && outF === values.weight.length) return;
     values = { x: resize(values.x, n, inF, "0"), weight: resize(values.weight, outF, inF, "0"),
                bias: resize([values.bias], 1, outF, "0")[0] };
     renderGrids();

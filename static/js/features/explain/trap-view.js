@@ -28,7 +28,7 @@ export function createTrapView(root, { request, notify }) {
     Plotly.react(chart, traces, {
       margin: { l: 44, r: 10, t: 26, b: 34 }, title: { text: "training loss", font: { size: 12 }, x: 0.01, xanchor: "left" },
       xaxis: { title: { text: "epoch" }, rangemode: "tozero" }, yaxis: { rangemode: "tozero" },
-      legend: { orientation: "h", y: -0.3, font: { size: 10 } }, shapes, annotations,
+      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom", font: { size: 10 } }, shapes, annotations,
     }, PLOT_CONFIG);
   }
   const schedule = () => { if (!timer) timer = setTimeout(draw, REDRAW_MS); };
