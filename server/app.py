@@ -56,6 +56,9 @@ def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
         max_http_buffer_size=2 * 1024 * 1024,  # one message; a 1024x1024 canvas is 1 MiB
         ping_interval=10,
         ping_timeout=20,
+        # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
+        # when it drops a session over a bad or oversized POST (tests/test_limits.py).
+        transports=["websocket"],
     )
     serialize_packet_sends(socketio.server)
 

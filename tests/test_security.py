@@ -248,11 +248,6 @@ def test_each_server_start_makes_a_new_random_token(small_dataset, tmp_path):
 def test_socketio_refuses_a_foreign_origin(live_server):
     with pytest.raises(socketio.exceptions.ConnectionError):
         socketio_client(live_server.url, headers={"Origin": "http://evil.example"})
-    polling = requests.get(live_server.url + "/socket.io/?EIO=4&transport=polling",
-                           headers={"Origin": "http://evil.example"}, timeout=5)
-    assert polling.status_code == 400
-    assert requests.get(live_server.url + "/socket.io/?EIO=4&transport=polling",
-                        headers={"Origin": live_server.url}, timeout=5).status_code == 200
     same = socketio_client(live_server.url)  # websocket-client sends the page's own origin
     try:
         assert same.call("predict", {"pixels": [0.0] * 784}, timeout=10)["ok"]
