@@ -211,6 +211,13 @@ def test_clicking_a_code_line_highlights_its_views_and_hovering_a_view_points_ba
 
     page.locator(by_id("probabilities")).hover()
     expect(page.locator(f'{by_id("model-code")} li.pointed')).to_contain_text("F.softmax(self.output(x), dim=1)")
+    views_of_lines = {"hidden-weights": "self.hidden = nn.Linear(784, 256)",
+                      "output-weights": "self.output = nn.Linear(256, 10)",
+                      "activation-histogram": "x = F.sigmoid(self.hidden(x))"}
+    for view, line in views_of_lines.items():  # the look-inside views, where they are on the page
+        if page.locator(by_id(view)).count():
+            page.locator(by_id(view)).first.hover()
+            expect(page.locator(f'{by_id("model-code")} li.pointed')).to_contain_text(line)
     shoot(page.locator("#draw-panel"), "explain_pointer.png")
 
     hidden_line.click()  # a second click lets go
