@@ -1,4 +1,5 @@
 // Loss and accuracy curves (Plotly). Pure views: they draw what they are given.
+// Recorded runs can be drawn over the live run (setCurveOverlays): dashed, one colour per run.
 const TRAIN = 0;
 const VALIDATION = 1;
 
@@ -13,6 +14,8 @@ const baseLayout = (title, yTitle, yRange) => ({
 
 const CONFIG = { displaylogo: false, responsive: true };
 
+export const OVERLAY_COLORS = ["#7b3fb8", "#16a085", "#d35400", "#2c3e50", "#b7950b", "#c0392b", "#27ae60", "#8e44ad"];
+
 function traces(history, epochs, key) {
   return [
     { name: "train (running average)", x: history.map((p) => p.epoch), y: history.map((p) => p[key]),
@@ -22,18 +25,51 @@ function traces(history, epochs, key) {
   ];
 }
 
+// A recorded run: its train curve dashed, its validation points dotted, one legend entry.
+function overlayTraces(run, key) {
+  const group = `run-${run.id}`;
+  return [
+    { name: run.label, legendgroup: group, x: run.history.map((p) => p.epoch), y: run.history.map((p) => p[key]),
+      mode: "lines", line: { color: run.color, width: 1.2, dash: "dash" }, meta: { run: run.id, curve: "train" },
+      hovertemplate: `${run.label}<br>train %{y:.4f} at epoch %{x:.2f}<extra></extra>` },
+    { name: `${run.label} (validation)`, legendgroup: group, showlegend: false,
+      x: run.epochs.map((e) => e.epoch), y: run.epochs.map((e) => e[`val_${key}`]),
+      mode: "lines+markers", line: { color: run.color, width: 1.5, dash: "dot" }, marker: { size: 5 },
+      meta: { run: run.id, curve: "validation" },
+      hovertemplate: `${run.label}<br>validation %{y:.4f} after epoch %{x}<extra></extra>` },
+  ];
+}
+
+const instances = new Set();
+let overlays = []; // [{id, label, color, history, epochs}]
+
+// Draw these recorded runs over every curves view (an empty list removes them).
+export function setCurveOverlays(runs) {
+  overlays = runs;
+  for (const instance of instances) instance.redraw();
+}
+
 export function createCurves(lossElement, accuracyElement) {
   const charts = [
     { element: lossElement, key: "loss", layout: baseLayout("Loss (cross-entropy)", "loss") },
     { element: accuracyElement, key: "accuracy", layout: baseLayout("Accuracy", "accuracy", [0, 1]) },
   ];
-  return {
+  let live = { history: [], epochs: [] };
+  const draw = () => {
+    for (const chart of charts) {
+      const data = traces(live.history, live.epochs, chart.key)
+        .concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
+      Plotly.react(chart.element, data, chart.layout, CONFIG);
+    }
+  };
+  const instance = {
     // Redraw from the whole history (on connect and on every state change).
     render(history, epochs) {
-      for (const chart of charts) {
-        Plotly.react(chart.element, traces(history, epochs, chart.key), chart.layout, CONFIG);
-      }
+      live = { history, epochs };
+      draw();
     },
+    redraw: draw,
+    // The live run's traces come first, so these indices hold whatever is overlaid.
     addPoint(point) {
       for (const chart of charts) {
         Plotly.extendTraces(chart.element, { x: [[point.epoch]], y: [[point[chart.key]]] }, [TRAIN]);
@@ -45,4 +81,6 @@ export function createCurves(lossElement, accuracyElement) {
       }
     },
   };
+  instances.add(instance);
+  return instance;
 }

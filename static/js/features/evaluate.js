@@ -1,2 +1,86 @@
-// Feature module (placeholder until the feature lands). Gets the page context from main.js.
-export default function init(context) {}
+// Evaluate, compare and keep: confusion matrix and mistakes (refreshed each epoch), the dataset
+// browser, the runs list (overlaid on the curves), checkpoints and the Python export.
+import { createMatrixView, describeWhen } from "./evaluate/matrix.js";
+import { createMistakesView } from "./evaluate/mistakes.js";
+import { createDatasetView } from "./evaluate/dataset.js";
+import { createRunsView } from "./evaluate/runs.js";
+import { createCheckpointView } from "./evaluate/checkpoints.js";
+
+export default function init(context) {
+  const { store, connection, request, notify, $ } = context;
+  const panel = document.getElementById("evaluate-panel");
+  panel.hidden = false;
+
+  async function ask(event, payload) {
+    try {
+      const answer = await request(event, payload);
+      if (!answer.ok) notify(answer.error, "error");
+      return answer;
+    } catch (err) {
+      notify(err.message, "error");
+      return { ok: false };
+    }
+  }
+
+  const matrix = createMatrixView({
+    matrixElement: $("confusion-matrix"), perClassElement: $("per-class-accuracy"),
+    cellBox: $("cell-digits"), cellTitle: $("cell-title"), cellGrid: $("cell-digit-grid"),
+    picker: $("cell-picker"),
+    onCell: async (actual, predicted) => {
+      const answer = await ask("evaluate:cell", { actual, predicted });
+      if (answer.ok) matrix.showCell(answer.cell);
+    },
+  });
+  const mistakes = createMistakesView({ summaryElement: $("mistakes-summary"), galleryElement: $("mistakes") });
+  let samplesOffset = 0;
+  const dataset = createDatasetView({
+    summaryElement: $("dataset-summary"), rowsElement: $("dataset-rows"), moreButton: $("dataset-more"),
+    onMore: async () => {
+      const answer = await ask("dataset:samples", { offset: samplesOffset + 10 });
+      if (answer.ok) { samplesOffset = answer.offset; dataset.renderSamples(answer.samples); }
+    },
+  });
+  const runs = createRunsView({ listElement: $("runs"), request, notify });
+  createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notify });
+
+  // The evaluation on screen belongs to one run; a new run clears it.
+  let shown = null;
+  function showEvaluation(evaluation) {
+    const server = store.get().server;
+    if (server && evaluation.run_id !== server.run_id) return; // an older run's: not this one
+    shown = evaluation;
+    $("evaluation-when").textContent = describeWhen(evaluation);
+    matrix.render(evaluation);
+    mistakes.render(evaluation);
+    $("confusion-matrix").dataset.step = String(evaluation.step);
+  }
+  async function refreshEvaluation() {
+    const answer = await ask("evaluate:get");
+    if (answer.ok) showEvaluation(answer.evaluation);
+  }
+
+  connection.on("evaluation", showEvaluation);
+  connection.on("runs", (payload) => runs.render(payload));
+  connection.on("connect", async () => {
+    const [data, list] = await Promise.all([ask("dataset:get"), ask("runs:list")]);
+    if (data.ok) dataset.render(data.dataset);
+    if (list.ok) runs.render(list);
+    refreshEvaluation();
+  });
+
+  // A new run, or a run that stopped somewhere else than the evaluation on screen: ask again.
+  let last = { run: null, status: null };
+  store.subscribe((state, patch) => {
+    if (!("server" in patch) || !state.server) return;
+    const { run_id: run, status, step } = state.server;
+    const newRun = run !== last.run;
+    const stopped = status !== last.status && status !== "running";
+    last = { run, status };
+    if (newRun && shown && shown.run_id !== run) {
+      shown = null;
+      $("evaluation-when").textContent = "";
+      mistakes.clear("This run has no evaluation yet.");
+    }
+    if ((newRun || stopped) && (!shown || shown.step !== step)) refreshEvaluation();
+  });
+}

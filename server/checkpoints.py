@@ -1,0 +1,234 @@
+"""Checkpoints: the network's weights as a `.pt` file, out and back in. No Flask here.
+
+Out: a plain `state_dict` (for the default network the keys are hidden.weight, hidden.bias,
+output.weight, output.bias), written by `torch.save`, which `torch.load(path,
+weights_only=True)` reads and the question's `Network` class loads with `load_state_dict`.
+
+In: files from outside are untrusted. A `.pt` file is a pickle, and unpickling can run code,
+so only `torch.load(..., weights_only=True)` touches it (PyTorch's restricted unpickler:
+tensors, dicts, lists, numbers, strings; anything else is refused before it is built). Before
+that: a size limit, and for zip archives (what torch.save writes) a limit on what they unpack
+to. After: only tensors, floating point, finite, and exactly the shapes of the network they go
+into. Any failure is a `CheckpointError` with words for people, raised before anything changes.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from collections.abc import Mapping
+from typing import Optional
+
+import torch
+
+from .model import N_CLASSES, N_INPUTS, Network, hidden_layer_names
+
+# The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = MAX_CHECKPOINT_BYTES + 1024 * 1024  # tensors plus the small pickle
+ZIP_MAGIC = b"PK\x03\x04"
+WRAPPER_KEYS = ("state_dict", "model_state_dict")  # {"state_dict": {...}} is common; accept it
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with a message meant for people."""
+
+
+def state_dict_bytes(model: Network) -> bytes:
+    """The model's weights as torch.save bytes: a plain state_dict of CPU tensors."""
+    buffer = io.BytesIO()
+    torch.save({name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(n) for n in shape) if len(shape) else "a scalar"
+
+
+def architecture_of(state_dict: Mapping) -> Optional[list[int]]:
+    """[784, h1, ..., 10] when the keys and shapes form one of our networks, else None."""
+    for n_layers in range(1, 5):
+        names = hidden_layer_names(n_layers) + ["output"]
+        keys = {f"{name}.{part}" for name in names for part in ("weight", "bias")}
+        if set(state_dict) != keys:
+            continue
+        sizes = [N_INPUTS]
+        for name in names:
+            weight, bias = state_dict[f"{name}.weight"], state_dict[f"{name}.bias"]
+            if weight.ndim != 2 or weight.shape[1] != sizes[-1] or tuple(bias.shape) != (weight.shape[0],):
+                return None
+            sizes.append(int(weight.shape[0]))
+        return sizes if sizes[-1] == N_CLASSES else None
+    return None
+
+
+def _read_torch_file(data: bytes):
+    if not data:
+        raise CheckpointError("the file is empty")
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"the file is too big: {len(data):,} bytes; the limit is {MAX_CHECKPOINT_BYTES:,} "
+            "(the biggest network the playground builds needs about 57 MB)")
+    if data.startswith(ZIP_MAGIC):
+        try:
+            unpacked = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+        except (zipfile.BadZipFile, ValueError):
+            raise CheckpointError(
+                "the file is truncated or damaged: it starts like a torch.save archive but the archive "
+                "is incomplete (download it again)") from None
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise CheckpointError(f"the archive unpacks to {unpacked:,} bytes; the limit is {MAX_UNPACKED_BYTES:,}")
+    elif not data.startswith(b"\x80"):  # neither a zip nor a pickle: not torch.save output
+        raise CheckpointError(
+            "this is not a PyTorch checkpoint: expected a .pt file written by torch.save "
+            "(for example the one “Download .pt” gives)")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # weights_only refused a global it does not allow (a class, a function such as os.system).
+        raise CheckpointError(
+            "refused: the file holds Python objects other than tensors and plain containers (it could "
+            "run code when loaded). Only plain state_dicts are accepted; nothing in the file was run") from None
+    except (EOFError, RuntimeError, ValueError, TypeError, KeyError, IndexError, OSError, AttributeError):
+        raise CheckpointError(
+            "the file is truncated or damaged: PyTorch could not read it as a checkpoint "
+            "(download it again)") from None
+
+
+def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
+    """Safely read an uploaded file into a {name: float tensor} dict (no shape checks yet)."""
+    loaded = _read_torch_file(data)
+    if isinstance(loaded, Mapping):
+        for key in WRAPPER_KEYS:
+            if isinstance(loaded.get(key), Mapping):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise CheckpointError(
+            f"the file holds {type(loaded).__name__ if not isinstance(loaded, Mapping) else 'an empty dict'}, "
+            "not a state_dict (a dict of parameter names to tensors, as model.state_dict() gives)")
+    state_dict = {}
+    for name, value in loaded.items():
+        if not isinstance(name, str):
+            raise CheckpointError(f"not a state_dict: the key {name!r} is not a parameter name")
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"not a state_dict: {name} is a {type(value).__name__}, not a tensor")
+        if not value.is_floating_point():
+            raise CheckpointError(f"{name} holds {value.dtype} values; weights must be floating point")
+        if not torch.isfinite(value).all():
+            raise CheckpointError(f"{name} contains NaN or infinite values")
+        state_dict[name] = value
+    return state_dict
+
+
+def expected_shapes(config) -> dict[str, tuple[int, ...]]:
+    """The state_dict names and shapes of the network `config` builds (without building it)."""
+    sizes = [N_INPUTS] + list(config.hidden_sizes) + [N_CLASSES]
+    shapes = {}
+    for name, n_in, n_out in zip(hidden_layer_names(len(config.hidden_sizes)) + ["output"], sizes[:-1], sizes[1:]):
+        shapes[f"{name}.weight"] = (n_out, n_in)
+        shapes[f"{name}.bias"] = (n_out,)
+    return shapes
+
+
+def check_fits(state_dict: Mapping, config) -> dict[str, torch.Tensor]:
+    """The state_dict as float32 tensors, if its names and shapes are exactly those of the
+    network `config` describes."""
+    expected = expected_shapes(config)
+    problems = []
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing:
+        problems.append("missing " + ", ".join(missing))
+    if unexpected:
+        problems.append("unexpected " + ", ".join(unexpected[:8]) + (" …" if len(unexpected) > 8 else ""))
+    for key, shape in expected.items():
+        if key in state_dict and tuple(state_dict[key].shape) != shape:
+            problems.append(f"{key} is {shape_text(state_dict[key].shape)}, the network needs {shape_text(shape)}")
+    if problems:
+        wanted = " → ".join(str(n) for n in [N_INPUTS, *config.hidden_sizes, N_CLASSES])
+        message = f"this checkpoint does not fit the current network ({wanted}): " + "; ".join(problems) + "."
+        found = architecture_of(state_dict)
+        if found:
+            hidden = ",".join(str(n) for n in found[1:-1])
+            message += (f" The file is a {' → '.join(str(n) for n in found)} network: set the hidden layers to "
+                        f"{hidden} (“Reset with this setup”), then upload it again.")
+        raise CheckpointError(message)
+    return {key: state_dict[key].to(torch.float32) for key in expected}
+
+
+def load_state_dict_bytes(data: bytes, config) -> dict[str, torch.Tensor]:
+    """Read and check an uploaded checkpoint against the network of `config`; changes nothing."""
+    return check_fits(read_state_dict(data), config)
+
+
+EXPORT_ACTIVATIONS = {
+    "sigmoid": "F.sigmoid",
+    "relu": "F.relu",
+    "tanh": "torch.tanh",
+    "leaky_relu": "F.leaky_relu",  # negative slope 0.01, PyTorch's default, as in training
+}
+
+
+def export_source(config, *, filename: str = "model.pt") -> str:
+    """A self-contained Python file: the network class (the question's, with this setup's sizes
+    and activation) and a loader for the checkpoint that GET /api/checkpoint gives."""
+    sizes = [N_INPUTS] + list(config.hidden_sizes) + [N_CLASSES]
+    names = hidden_layer_names(len(config.hidden_sizes))
+    activation = EXPORT_ACTIVATIONS[config.activation]
+    layers = "\n".join(f"        self.{name} = nn.Linear({n_in}, {n_out})"
+                       for name, n_in, n_out in zip(names, sizes[:-2], sizes[1:-1]))
+    forward = "\n".join(f"        x = {activation}(self.{name}(x))" for name in names)
+    architecture = " -> ".join([str(sizes[0])] + [f"{n} {config.activation}" for n in sizes[1:-1]] + ["10 softmax"])
+    trained_on = ("CrossEntropyLoss on the softmax output, as the question's forward() is written"
+                  if config.output == "softmax" else "CrossEntropyLoss on the logits (self.output(x))")
+    return f'''"""The network trained in the nn.Linear playground, as plain PyTorch.
+
+Network: {architecture}
+Trained with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}); loss: {trained_on}.
+
+Input: x of shape (N, 784), floats 0..1 with 1 = ink, a 28x28 digit row by row (MNIST / 255).
+forward() returns the probabilities of the digits 0..9, shape (N, 10).
+
+Use it (the checkpoint is what the playground's "Download .pt" gives):
+    python nn_linear_playground.py {filename}     # loads it and predicts a blank image
+or in Python:
+    model = load("{filename}")
+    probabilities = model(x)
+"""
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Network(nn.Module):
+    def __init__(self):
+        super().__init__()
+{layers}
+        self.output = nn.Linear({sizes[-2]}, {sizes[-1]})
+
+    def forward(self, x):
+{forward}
+        x = F.softmax(self.output(x), dim=1)
+        return x
+
+
+def load(path="{filename}"):
+    """The network with the checkpoint's weights (weights_only: the file cannot run code)."""
+    model = Network()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.eval()
+    return model
+
+
+if __name__ == "__main__":
+    model = load(sys.argv[1] if len(sys.argv) > 1 else "{filename}")
+    n_parameters = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        probabilities = model(torch.zeros(1, 784))[0]
+    print(f"loaded {{n_parameters:,}} parameters")
+    print("a blank image looks most like", int(probabilities.argmax()),
+          "with probability", round(float(probabilities.max()), 3))
+'''

@@ -1,0 +1,172 @@
+// The runs list: every recorded run with its setup and scores; overlay runs on the learning
+// curves, rename, delete, restore a run's weights, download them.
+import { OVERLAY_COLORS, setCurveOverlays } from "../../charts.js";
+
+const percent = (x) => (x == null ? "–" : `${(x * 100).toFixed(1)}%`);
+const STATUS_WORDS = {
+  running: "running", paused: "paused", done: "finished", stopped: "stopped by a reset",
+  interrupted: "interrupted (server stopped)", idle: "idle",
+};
+
+export function createRunsView({ listElement, request, notify }) {
+  let runs = [];
+  let liveRun = null;
+  const overlaid = new Map(); // run id -> colour
+  const curves = new Map(); // run id -> {history, epochs}
+  let deferred = null; // a list that arrived while a name was being edited
+
+  async function ask(event, payload) {
+    try {
+      const answer = await request(event, payload);
+      if (!answer.ok) notify(answer.error, "error");
+      return answer;
+    } catch (err) {
+      notify(err.message, "error");
+      return { ok: false };
+    }
+  }
+
+  function label(run) {
+    return `#${run.id} ${run.name}`;
+  }
+
+  function publishOverlays() {
+    const shown = [];
+    for (const [id, color] of overlaid) {
+      const run = runs.find((r) => r.id === id);
+      const data = curves.get(id);
+      if (run && data) shown.push({ id, label: label(run), color, history: data.history, epochs: data.epochs });
+    }
+    setCurveOverlays(shown);
+  }
+
+  async function overlay(id, on) {
+    if (!on) {
+      overlaid.delete(id);
+      publishOverlays();
+      render();
+      return;
+    }
+    const used = new Set(overlaid.values());
+    overlaid.set(id, OVERLAY_COLORS.find((c) => !used.has(c)) || OVERLAY_COLORS[overlaid.size % OVERLAY_COLORS.length]);
+    const answer = await ask("runs:get", { id });
+    if (!answer.ok) { overlaid.delete(id); render(); return; }
+    curves.set(id, { history: answer.run.history, epochs: answer.run.epochs, updated: answer.run.updated_at });
+    publishOverlays();
+    render();
+  }
+
+  function button(text, testid, handler, title) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.textContent = text;
+    element.setAttribute("data-testid", testid);
+    if (title) element.title = title;
+    element.addEventListener("click", handler);
+    return element;
+  }
+
+  function runItem(run) {
+    const item = document.createElement("li");
+    item.dataset.run = String(run.id);
+    const isLive = run.id === liveRun;
+    item.classList.toggle("live", isLive);
+
+    const tick = document.createElement("input");
+    tick.type = "checkbox";
+    tick.setAttribute("data-testid", `run-overlay-${run.id}`);
+    tick.checked = overlaid.has(run.id);
+    tick.disabled = isLive;
+    tick.title = isLive ? "The run under way is on the curves already" : "Draw this run over the learning curves";
+    tick.setAttribute("aria-label", `overlay run #${run.id} on the learning curves`);
+    tick.addEventListener("change", () => overlay(run.id, tick.checked));
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    if (overlaid.has(run.id)) swatch.style.background = overlaid.get(run.id);
+
+    const name = document.createElement("input");
+    name.className = "run-name";
+    name.value = run.name;
+    name.maxLength = 80;
+    name.setAttribute("data-testid", `run-name-${run.id}`);
+    name.setAttribute("aria-label", `name of run #${run.id}`);
+    name.addEventListener("keydown", (event) => { if (event.key === "Enter") name.blur(); });
+    name.addEventListener("change", async () => {
+      const answer = await ask("runs:rename", { id: run.id, name: name.value });
+      if (!answer.ok) name.value = run.name;
+    });
+    name.addEventListener("blur", () => { if (deferred) { const next = deferred; deferred = null; render(next); } });
+
+    const head = document.createElement("div");
+    head.className = "run-head";
+    const id = document.createElement("span");
+    id.className = "run-id";
+    id.textContent = `#${run.id}`;
+    const status = document.createElement("span");
+    status.className = `run-status ${run.status}`;
+    status.textContent = isLive ? `live · ${STATUS_WORDS[run.status] || run.status}` : STATUS_WORDS[run.status] || run.status;
+    head.append(tick, swatch, id, name, status);
+
+    const meta = document.createElement("div");
+    meta.className = "run-meta";
+    const scores = run.epochs_done
+      ? `${run.epochs_done} epoch${run.epochs_done === 1 ? "" : "s"}, step ${run.steps} · validation ${percent(run.val_accuracy)} (best ${percent(run.best_val_accuracy)}), loss ${run.val_loss == null ? "–" : run.val_loss.toFixed(3)}`
+      : `step ${run.steps}, no full epoch yet`;
+    const changes = run.config_changes.length ? ` · changed during the run: ${run.config_changes.map((c) => `${Object.entries(c.changes).map(([k, v]) => `${k}=${v}`).join(", ")} at step ${c.step}`).join("; ")}` : "";
+    const setup = run.name === run.setup ? "" : `${run.setup} · `; // the default name is the setup
+    meta.textContent = `${setup}${scores}${run.origin ? ` · ${run.origin}` : ""}${changes}`;
+
+    const actions = document.createElement("div");
+    actions.className = "run-actions";
+    if (run.checkpoint_step != null) {
+      actions.append(button("Restore", `run-restore-${run.id}`, async () => {
+        const answer = await ask("runs:restore", { id: run.id });
+        if (answer.ok) notify(answer.message, "info");
+      }, `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`));
+      const download = document.createElement("a");
+      download.className = "button";
+      download.href = `/api/runs/${run.id}/checkpoint`;
+      download.setAttribute("download", "");
+      download.textContent = ".pt";
+      download.title = `Download this run's weights (step ${run.checkpoint_step})`;
+      actions.append(download);
+    }
+    const remove = button("Delete", `run-delete-${run.id}`, async () => {
+      if (!remove.dataset.armed) { // a second click confirms: no dialog to dismiss by mistake
+        remove.dataset.armed = "1";
+        remove.textContent = "Really delete?";
+        setTimeout(() => { delete remove.dataset.armed; remove.textContent = "Delete"; }, 4000);
+        return;
+      }
+      const answer = await ask("runs:delete", { id: run.id });
+      if (answer.ok) { overlaid.delete(run.id); curves.delete(run.id); publishOverlays(); }
+    }, "Delete this run's record and weights");
+    actions.append(remove);
+
+    item.append(head, meta, actions);
+    return item;
+  }
+
+  function render(payload) {
+    if (payload) {
+      if (listElement.contains(document.activeElement) && document.activeElement.classList.contains("run-name")) {
+        deferred = payload; // don't pull the name field away while it is being typed in
+        return;
+      }
+      runs = payload.runs;
+      liveRun = payload.live_run;
+      for (const id of [...overlaid.keys()]) if (!runs.some((r) => r.id === id)) { overlaid.delete(id); curves.delete(id); }
+      publishOverlays();
+    }
+    if (!runs.length) {
+      const empty = document.createElement("li");
+      empty.className = "hint";
+      empty.textContent = "No runs yet: press Start (or Step) and the run is recorded here.";
+      listElement.replaceChildren(empty);
+      return;
+    }
+    listElement.replaceChildren(...runs.map(runItem));
+  }
+
+  return { render };
+}
