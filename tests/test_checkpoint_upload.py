@@ -214,3 +214,13 @@ def test_uploads_must_be_the_raw_file_not_a_cross_site_form(client, trained):
         assert answer.status_code == 415
         assert "Content-Type: application/octet-stream" in answer.json["error"]
     assert_unchanged(trained, before)
+
+
+def test_a_watch_only_viewer_can_download_but_not_upload(app, trained):
+    remote = app.test_client()
+    remote.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another machine, no control token
+    data = remote.get("/api/checkpoint").data
+    before = snapshot(trained)
+    answer = upload(remote, data)
+    assert answer.status_code == 403 and "control token" in answer.json["error"]
+    assert_unchanged(trained, before)

@@ -197,3 +197,20 @@ def test_the_store_is_plain_sqlite_in_the_data_directory(tmp_path):
     with sqlite3.connect(tmp_path / DB_NAME) as db:
         assert db.execute("SELECT id, status FROM runs").fetchall() == [(run_id, "running")]
     assert store.get(run_id)["setup"] == "8 relu · sgd (momentum 0.9) lr 0.1 · batch 4 · logits · seed 1"
+
+
+def test_a_watch_only_viewer_can_list_runs_but_not_change_them(app, session, sio_client):
+    session.reset(FAST)
+    session.step(2)
+    run_id = call(sio_client, "runs:list")["runs"][0]["id"]
+    http = app.test_client()
+    http.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another machine, no control token
+    viewer = app.extensions["playground"]["socketio"].test_client(app, flask_test_client=http)
+    assert call(viewer, "runs:list")["runs"][0]["id"] == run_id
+    for event, payload in [("runs:rename", {"id": run_id, "name": "mine"}), ("runs:delete", {"id": run_id}),
+                           ("runs:restore", {"id": run_id})]:
+        answer = viewer.emit(event, payload, callback=True)
+        assert answer["ok"] is False and "control token" in answer["error"]
+    run = call(sio_client, "runs:get", {"id": run_id})["run"]
+    assert run["name"] != "mine" and session.trainer.global_step == 2
+    viewer.disconnect()

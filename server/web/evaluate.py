@@ -4,7 +4,7 @@ server/evaluation.py, server/runs.py and server/checkpoints.py, and results into
 
 Socket.IO (answered by acknowledgement, see docs/protocol.md):
   evaluate:get, evaluate:cell, dataset:get, dataset:samples,
-  runs:list, runs:get, runs:rename, runs:delete, runs:restore
+  runs:list, runs:get, runs:rename, runs:delete, runs:restore, setup:link
 Broadcasts: `evaluation` (each epoch end, and after a checkpoint is loaded), `runs` (the list
 changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint, GET /api/export.py,
 GET /api/setup.
@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from typing import Optional
+from urllib.parse import parse_qsl
 
 from flask import Flask, jsonify, request, send_file
 from pydantic import Field
@@ -23,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..checkpoints import (MAX_CHECKPOINT_BYTES, CheckpointError, export_source, load_state_dict_bytes,
                            read_state_dict, check_fits, state_dict_bytes)
-from ..config import TrainConfig
+from ..config import ConfigError, TrainConfig
 from ..evaluation import DatasetBrowser, Evaluation, SAMPLES_PER_CLASS
 from ..runs import NAME_MAX, RunError, RunRecorder, RunStore
 from ..session import TrainingSession
@@ -31,14 +32,14 @@ from .events import answered, parse
 from .schemas import Strict
 from .setup_link import LinkError, config_from_query, config_to_query
 
-try:  # the access-control feature: who may change the shared run
-    from .access import require_control
-except ImportError:  # pragma: no cover - before that feature lands, every viewer may
-    def require_control() -> None:
-        return None
+from .access import require_control  # who may change the shared run
 
 RUNS_BROADCAST_INTERVAL_S = 0.5  # the runs list goes out at most twice a second
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
+
+
+class LinkRequest(Strict):
+    query: str = Field(max_length=4000)  # the page's location.search, "?hidden=256&..."
 
 
 class CellRequest(Strict):
@@ -238,6 +239,17 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
             raise RunError(f"run #{run_id}'s saved weights cannot be used: {err}") from None
         state = load_weights(state_dict, config, f"restored from run #{run_id} at step {step}")
         return {"state": state, "message": f"Restored run #{run_id} at step {step}: the shared run restarted from its weights."}
+
+    @socketio.on("setup:link")
+    @answered
+    def on_setup_link(payload=None):
+        # The page asks over the socket (a refusal is an answer, not a failed HTTP load).
+        link = parse(LinkRequest, payload)
+        try:
+            config, ignored = config_from_query(dict(parse_qsl(link.query.lstrip("?"), keep_blank_values=True)))
+        except LinkError as err:
+            raise ConfigError(str(err)) from None
+        return {"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored}
 
     # ---- HTTP ------------------------------------------------------------------------------
     def send_weights(data: bytes, name: str):

@@ -187,6 +187,7 @@ export function createControls(root, { store, request, notify }) {
     }
     form.classList.add("pending-link");
     fillForm(link.config);
+    shareLink.value = window.location.href; // the link itself, until it is settled
     showBanner(`This link's setup differs from the running one (${describeDifferences(server.config, link.config)}). `
       + "Applying it resets the shared run: everyone watching sees fresh weights and the new setup.", { canApply: true });
   }
@@ -200,10 +201,15 @@ export function createControls(root, { store, request, notify }) {
   });
   dismissLink.addEventListener("click", () => settleLink());
 
+  // A link with a setup in it: read it (on the server) once connected, then settle it.
   if (hasSetupKeys(window.location.search)) {
-    link = { pending: true };
-    readLink(window.location.search).then((result) => {
-      link = result;
+    link = { reading: true };
+    const search = window.location.search;
+    const unsubscribe = store.subscribe(async (state) => {
+      if (!state.server || !link || !link.reading || link.asked) return;
+      link.asked = true;
+      unsubscribe();
+      link = await readLink(search, request);
       checkLink(store.get().server);
     });
   }

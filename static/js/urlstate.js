@@ -1,5 +1,5 @@
 // The setup in the page's address, readable: ?hidden=256,128&act=relu&out=logits&opt=adam&lr=0.001...
-// The same keys as server/web/setup_link.py, which reads a link back (GET /api/setup): keys
+// The same keys as server/web/setup_link.py, which reads a link back (setup:link): keys
 // missing from a link take the defaults, unknown keys are ignored (and kept in the address,
 // e.g. ?token=), out-of-bounds values are refused with the link's own key in the message.
 export const LINK_KEYS = {
@@ -41,12 +41,12 @@ export function hasSetupKeys(search) {
   return Object.keys(LINK_KEYS).some((key) => params.has(key));
 }
 
-// Ask the server what a link means: {config, ignored} or {error}.
-export async function readLink(search) {
+// Ask the server what a link means: {config, ignored} or {error}. Over the socket, so a
+// refused link is an answer in words, not a failed page load.
+export async function readLink(search, request) {
   try {
-    const response = await fetch(`/api/setup${search}`, { headers: { Accept: "application/json" } });
-    const body = await response.json();
-    return response.ok ? { config: body.config, ignored: body.ignored } : { error: body.error };
+    const answer = await request("setup:link", { query: search });
+    return answer.ok ? { config: answer.config, ignored: answer.ignored } : { error: answer.error };
   } catch (err) {
     return { error: `could not read the link's setup (${err.message})` };
   }
