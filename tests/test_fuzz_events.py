@@ -98,6 +98,7 @@ def mutations_of(payload):
 
     keys = st.sampled_from(sorted(payload))
     return st.one_of(
+        st.tuples(keys, nasty_numbers).map(replace),
         st.tuples(keys, st.one_of(json_like, big_values)).map(replace),
         keys.map(drop),
         st.tuples(st.text(min_size=1, max_size=12).filter(lambda k: k not in payload),

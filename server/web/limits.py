@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from ..session import SessionError
 
@@ -107,3 +108,15 @@ def init_app(app: Flask, socketio) -> None:
     @app.errorhandler(LimitError)
     def rate_limited(err):
         return jsonify({"error": str(err)}), 429
+
+    @app.errorhandler(RecursionError)
+    def nested_too_deeply(err):
+        # json.loads recurses once per [ or {: a body of 100,000 brackets is only 200 kB.
+        return jsonify({"error": "the request is nested too deeply to read"}), 400
+
+    @app.errorhandler(HTTPException)
+    def api_errors_in_json(err):
+        """API clients get JSON refusals (404 for a missing run, 405 for a wrong method)."""
+        if request.path.startswith("/api/"):
+            return jsonify({"error": f"{err.name}: {err.description}"}), err.code
+        return err
