@@ -1,0 +1,261 @@
+"""The page in a real Chromium: it connects, trains live with the curves and progress moving,
+pause/step/reset and the keyboard work, a second viewer joining mid-run sees the same run, and
+digits drawn with mouse strokes on the canvas are read by the trained network."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, socketio_client
+
+ARTIFACTS = REPO / "artifacts"
+TIMEOUT_MS = 60_000  # generous: 2 shared cores, Chromium and training at once
+
+pytestmark = pytest.mark.browser
+
+
+def by_id(testid: str) -> str:
+    return f'[data-testid="{testid}"]'
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"spine_{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def open_page(page, server):
+    page.goto(server.url)
+    page.wait_for_selector(f'{by_id("connection")}[data-state="connected"]', timeout=TIMEOUT_MS)
+    page.wait_for_function(f"() => document.querySelector('{by_id('loss-chart')}').data", timeout=TIMEOUT_MS)
+    return page
+
+
+def wait_for_status(page, status: str):
+    page.wait_for_function(f"() => document.querySelector('{by_id('status')}').textContent === '{status}'",
+                           timeout=TIMEOUT_MS)
+
+
+def train_points(page) -> int:
+    """Points on the loss chart's train curve (Plotly keeps its traces on the element)."""
+    return page.evaluate(f"() => document.querySelector('{by_id('loss-chart')}').data[0].x.length")
+
+
+def wait_for_train_points(page, at_least: int):
+    page.wait_for_function(
+        f"() => document.querySelector('{by_id('loss-chart')}').data[0].x.length >= {at_least}",
+        timeout=TIMEOUT_MS)
+
+
+def progress(page) -> float:
+    return float(page.get_attribute(by_id("progress"), "aria-valuenow"))
+
+
+def shown_step(page) -> int:
+    return int(page.text_content(by_id("step-count")).split()[1])
+
+
+# ---- connecting and training --------------------------------------------------------------------
+
+def test_the_page_connects_and_shows_the_questions_network(page, live_server):
+    open_page(page, live_server)
+
+    assert page.text_content(by_id("connection")) == "connected"
+    assert page.text_content(by_id("architecture")) == "784 → 256 sigmoid → 10 softmax"
+    assert "1,000 train, 200 validation" in page.text_content(by_id("dataset-info"))
+    assert page.text_content(by_id("status")) == "idle"
+    assert progress(page) == 0
+    assert train_points(page) == 0
+    screenshot(page, "connected")
+
+
+def test_start_trains_live_and_pause_step_reset_work(page, live_server):
+    live_server.session.update_config({"steps_per_second": 10, "epochs": 200})  # outlasts the test
+    open_page(page, live_server)
+
+    page.click(by_id("train-start"))
+    wait_for_status(page, "running")
+    wait_for_train_points(page, 3)
+    first_progress = progress(page)
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{by_id('progress')}').getAttribute('aria-valuenow')) > {first_progress}",
+        timeout=TIMEOUT_MS)
+    assert re.fullmatch(r"epoch \d+ / 200", page.text_content(by_id("epoch")))
+    assert page.is_disabled(by_id("train-start")) and page.is_enabled(by_id("train-pause"))
+    screenshot(page, "running")
+
+    page.click(by_id("train-pause"))
+    wait_for_status(page, "paused")
+    assert live_server.session.status == "paused"
+    step = shown_step(page)
+    assert step == live_server.session.trainer.global_step
+    points = train_points(page)
+
+    page.click(by_id("train-step"))
+    page.wait_for_function(
+        f"() => document.querySelector('{by_id('step-count')}').textContent.startsWith('step {step + 1} /')",
+        timeout=TIMEOUT_MS)
+    assert live_server.session.trainer.global_step == step + 1
+    assert page.text_content(by_id("status")) == "paused"
+    assert train_points(page) == points + 1  # the step's own metrics point
+
+    run_id = live_server.session.run_id
+    page.click(by_id("train-reset"))
+    wait_for_status(page, "idle")
+    page.wait_for_function(f"() => document.querySelector('{by_id('loss-chart')}').data[0].x.length === 0",
+                           timeout=TIMEOUT_MS)
+    assert progress(page) == 0 and shown_step(page) == 0
+    assert live_server.session.run_id == run_id + 1
+
+
+def test_space_starts_and_pauses_the_run(page, live_server):
+    open_page(page, live_server)
+
+    page.keyboard.press("Space")
+    wait_for_status(page, "running")
+    wait_for_train_points(page, 1)
+
+    page.keyboard.press("Space")
+    wait_for_status(page, "paused")
+    assert live_server.session.status == "paused"
+
+
+def test_a_second_viewer_joining_mid_run_sees_the_same_run_and_shares_the_controls(page, browser, live_server):
+    live_server.session.update_config({"steps_per_second": 10, "epochs": 200})  # outlasts the test
+    open_page(page, live_server)
+    page.click(by_id("train-start"))
+    wait_for_train_points(page, 5)
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = context.new_page()
+    errors = []
+    second.on("pageerror", lambda err: errors.append(str(err)))
+    second.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        open_page(second, live_server)
+        wait_for_status(second, "running")
+        assert train_points(second) >= 5  # the history so far, at once
+        joined_with = train_points(second)
+        wait_for_train_points(second, joined_with + 2)  # then live updates
+        screenshot(second, "second_viewer")
+
+        second.click(by_id("train-pause"))
+        wait_for_status(second, "paused")
+        wait_for_status(page, "paused")  # the first viewer sees the second one's pause
+        # The pause's state broadcast redraws both from the server's one history.
+        session = live_server.session
+        assert shown_step(page) == shown_step(second) == session.trainer.global_step
+        assert train_points(page) == train_points(second) == len(session.history)
+        for viewer in (page, second):
+            assert viewer.evaluate(f"() => document.querySelector('{by_id('loss-chart')}').data[1].x.length") \
+                == len(session.epochs)
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+# ---- drawing ------------------------------------------------------------------------------------
+
+def train_to_the_end(server, epochs=15):
+    client = socketio_client(server.url)
+    try:
+        answer = client.call("train:start", {"config": {"steps_per_second": None, "epochs": epochs}}, timeout=10)
+        assert answer["ok"], answer
+    finally:
+        client.disconnect()
+    deadline_s = 120
+    start = time.monotonic()
+    while server.session.status != "done":
+        assert time.monotonic() - start < deadline_s, "training did not finish"
+        time.sleep(0.1)
+    return server.session.epochs[-1]
+
+
+def draw(page, strokes):
+    """Real mouse strokes on the canvas; points are fractions of its width and height."""
+    box = page.locator(by_id("canvas")).bounding_box()
+    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
+    for points in strokes:
+        page.mouse.move(*at(*points[0]))
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(*at(x, y), steps=2)
+        page.mouse.up()
+
+
+def settled_prediction(page) -> str:
+    """The prediction once the answer to the finished drawing has arrived."""
+    page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent !== ''",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_timeout(400)  # the last (forced) send after pointerup, answered
+    return page.text_content(by_id("prediction"))
+
+
+def ink_in_preview(page) -> float:
+    return page.evaluate(f"""() => {{
+        const preview = document.querySelector('{by_id('preview')}');
+        const data = preview.getContext('2d').getImageData(0, 0, 28, 28).data;
+        let sum = 0;
+        for (let i = 0; i < data.length; i += 4) sum += data[i];
+        return sum / 255;
+    }}""")
+
+
+def probability_bars(page) -> list[float]:
+    return page.evaluate(f"() => document.querySelector('{by_id('probabilities')}').data[0].y")
+
+
+STRAIGHT_STROKE = [[(0.5, 0.15 + 0.7 * i / 20) for i in range(21)]]
+LOOP = [[(0.5 + 0.25 * math.sin(2 * math.pi * i / 30), 0.5 - 0.35 * math.cos(2 * math.pi * i / 30))
+         for i in range(31)]]
+SEVEN = [[(0.25 + 0.5 * i / 10, 0.2) for i in range(11)]  # the top bar, then down to the left
+         + [(0.75 - 0.3 * i / 15, 0.2 + 0.65 * i / 15) for i in range(1, 16)]]
+
+
+def test_digits_drawn_with_the_mouse_are_read_by_the_trained_network(page, full_live_server):
+    last_epoch = train_to_the_end(full_live_server)
+    assert last_epoch["val_accuracy"] > 0.9
+    open_page(page, full_live_server)
+    wait_for_status(page, "done")
+    assert page.text_content(by_id("prediction")) == ""
+    assert ink_in_preview(page) == 0
+
+    for name, strokes, digit in (("one", STRAIGHT_STROKE, "1"), ("zero", LOOP, "0"), ("seven", SEVEN, "7")):
+        page.click(by_id("clear"))
+        draw(page, strokes)
+        prediction = settled_prediction(page)
+        screenshot(page, f"drawn_{name}")
+        bars = probability_bars(page)
+        assert prediction == digit, f"the {name} was read as {prediction}: {bars}"
+        assert len(bars) == 10 and sum(bars) == pytest.approx(1, abs=1e-4)
+        assert bars.index(max(bars)) == int(digit)
+        assert ink_in_preview(page) > 20  # the 28x28 image as the network sees it
+
+    page.click(by_id("clear"))
+    page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent === ''",
+                           timeout=TIMEOUT_MS)
+    assert ink_in_preview(page) == 0
+    assert probability_bars(page) == [0] * 10
+    screenshot(page, "cleared")
+
+
+def test_drawing_predicts_while_the_stroke_is_still_going(page, live_server):
+    open_page(page, live_server)
+    box = page.locator(by_id("canvas")).bounding_box()
+    page.mouse.move(box["x"] + 100, box["y"] + 40)
+    page.mouse.down()
+    for i in range(1, 30):
+        page.mouse.move(box["x"] + 100, box["y"] + 40 + i * 5)
+        page.wait_for_timeout(15)
+    # Still holding the button: the throttled predictions have already answered.
+    page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent !== ''",
+                           timeout=TIMEOUT_MS)
+    page.mouse.up()
+    page.keyboard.press("c")
+    page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent === ''",
+                           timeout=TIMEOUT_MS)
