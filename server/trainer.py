@@ -102,8 +102,13 @@ class Trainer:
         return self.epoch + self.position / self.n_train
 
     def remaining_steps(self) -> int:
-        remaining_samples = (self.config.epochs - self.epoch) * self.n_train - self.position
-        return max(0, -(-remaining_samples // self.config.batch_size))
+        """Steps left in the run. Each epoch ends with its own short batch, so count the rest of
+        this epoch and the whole epochs after it separately."""
+        if self.finished:
+            return 0
+        batch = self.config.batch_size
+        this_epoch = -(-(self.n_train - self.position) // batch)
+        return this_epoch + (self.config.epochs - self.epoch - 1) * -(-self.n_train // batch)
 
     def _new_order(self) -> torch.Tensor:
         return torch.randperm(self.n_train, generator=self.shuffle_generator).to(self.device)

@@ -70,6 +70,27 @@ def test_training_stops_when_the_run_is_finished(small_dataset):
     assert trainer.train_batches(5).batches == 0
 
 
+def test_the_step_count_of_a_run_counts_each_epochs_short_last_batch(small_dataset):
+    """1,000 digits in batches of 64 are 16 steps an epoch (the last one of 40), so 3 epochs are
+    48 steps; the total shown (done + remaining) stays 48 all along."""
+    trainer = make_trainer(small_dataset, batch_size=64, epochs=3)
+    totals = []
+    while not trainer.finished:
+        totals.append(trainer.global_step + trainer.remaining_steps())
+        trainer.train_batches(1)
+    assert trainer.global_step == 48
+    assert set(totals) == {48}
+
+
+def test_the_remaining_steps_follow_a_batch_size_change(small_dataset):
+    trainer = make_trainer(small_dataset, batch_size=64, epochs=2)
+    trainer.train_batches(5)  # 320 digits into the first epoch
+    trainer.apply_live_config(trainer.config.updated({"batch_size": 300}))
+    assert trainer.remaining_steps() == 3 + 4  # 680 digits left in this epoch (300, 300, 80), then 1,000
+    trainer.train_batches(100)
+    assert trainer.global_step == 5 + 7
+
+
 def test_each_epoch_shows_every_digit_once_in_a_new_order(small_dataset):
     trainer = make_trainer(small_dataset, batch_size=100, epochs=2)
     first_order = trainer._order.clone()
