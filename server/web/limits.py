@@ -6,6 +6,7 @@
   the websocket layer has buffered the whole message, so `cap_websocket_messages` also hands
   the cap to simple-websocket, which closes the connection (1009, message too big) as soon as
   a message grows past it, before it is held in memory. Only that connection closes.
+- Binary attachments: at most MAX_ATTACHMENTS per Socket.IO packet (`cap_attachments`).
 - Rates: `throttle(name, per_second, burst)` is a per-client token bucket. A Socket.IO client's
   buckets live in its connection's WSGI environ (gone when it disconnects); HTTP clients are
   keyed by address in a bounded table.
@@ -26,6 +27,7 @@ from ..session import SessionError
 # bursts of 40 leaves room for fast drawing and a slow link catching up.
 PREDICT_PER_SECOND = 20.0
 PREDICT_BURST = 40
+MAX_ATTACHMENTS = 4  # binary attachments one Socket.IO packet may declare
 HTTP_CLIENTS_TRACKED = 4096  # oldest HTTP client buckets are forgotten past this
 
 
@@ -97,8 +99,29 @@ def cap_websocket_messages(socketio) -> None:
         websocket_class, max_message_size=eio.max_http_buffer_size))
 
 
+def cap_attachments(socketio) -> None:
+    """A Socket.IO packet declares how many binary attachments follow, and the server holds
+    every frame that arrives until that many have: a header claiming 99,999 would let one
+    connection pile up memory without end. Our events carry at most one binary (a canvas)."""
+    server = socketio.server
+    base = server.packet_class
+
+    class AttachmentCappedPacket(base):
+        def decode(self, encoded_packet):
+            try:
+                count = super().decode(encoded_packet)
+            except RecursionError:
+                raise ValueError("packet data nested too deeply") from None
+            if count and count > MAX_ATTACHMENTS:
+                raise ValueError(f"packet declares {count} binary attachments; at most {MAX_ATTACHMENTS}")
+            return count
+
+    server.packet_class = AttachmentCappedPacket
+
+
 def init_app(app: Flask, socketio) -> None:
     cap_websocket_messages(socketio)
+    cap_attachments(socketio)
 
     @app.errorhandler(413)
     def too_large(err):
