@@ -77,7 +77,7 @@ def test_a_full_speed_run_streams_metrics_epochs_and_the_final_state(clients):
 def test_a_second_client_joining_mid_run_gets_the_history_then_live_metrics_and_shares_the_controls(clients, live_server):
     first = clients()
     wait_for(lambda: count(first, "state") == 1, what="the first client's state")
-    started = first.call("train:start", {"config": {"steps_per_second": 40, "epochs": 2}}, timeout=10)
+    started = first.call("train:start", {"config": {"steps_per_second": 10, "epochs": 5}}, timeout=10)
     run_id = started["state"]["run_id"]
     wait_for(lambda: count(first, "metrics") >= 3, what="some metrics")
 
@@ -111,7 +111,9 @@ def test_a_second_client_joining_mid_run_gets_the_history_then_live_metrics_and_
         wait_for(lambda c=client: (latest(c, "state") or {}).get("status") == "done", what="done on both")
         assert latest(client, "state")["run_id"] == run_id
         with client.lock:
-            assert [e["epoch"] for e in client.received["epoch"]] == [1, 2]
+            assert [e["epoch"] for e in client.received["epoch"]][-1] == 5
+    with first.lock:
+        assert [e["epoch"] for e in first.received["epoch"]] == [1, 2, 3, 4, 5]
 
 
 def test_predict_over_websocket_with_a_binary_canvas_while_training_streams(clients):
