@@ -225,6 +225,9 @@ def test_clicking_a_code_line_highlights_its_views_and_hovering_a_view_points_ba
     softmax_line.focus()
     page.keyboard.press("Enter")  # lines work from the keyboard too
     expect(page.locator(by_id("forward-softmax"))).to_have_class(has_class("explain-highlight"))
+    page.keyboard.press(" ")  # Space toggles the line, and is not the page's start shortcut here
+    expect(page.locator(".explain-highlight")).to_have_count(0)
+    assert live_server.session.status == "idle"
 
 
 def test_the_softmax_trap_buttons_switch_how_the_shared_run_trains(page, live_server):

@@ -93,7 +93,8 @@ export function createCodeView({ list, selection }) {
       if (clickable) {
         item.addEventListener("click", () => select(i));
         item.addEventListener("keydown", (event) => {
-          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(i); }
+          // Space here selects the line; it must not reach the page's Space = start/pause shortcut.
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); event.stopPropagation(); select(i); }
         });
       }
       return item;
@@ -115,9 +116,10 @@ export function createCodeView({ list, selection }) {
     const line = list.children[index];
     line.classList.add("pointed");
     pointer.replaceChildren(`made by line ${index + 1}: `, code(lines[index].text.trim()));
+    // Above the view's top-left corner, kept on screen when the view's top is scrolled away.
     const box = view.getBoundingClientRect();
     pointer.style.left = `${Math.max(4, box.left + window.scrollX)}px`;
-    pointer.style.top = `${Math.max(4, box.top + window.scrollY - 28)}px`;
+    pointer.style.top = `${Math.max(4, box.top - 28) + window.scrollY}px`;
     pointer.hidden = false;
   }
   document.addEventListener("mouseover", (event) => {
