@@ -1,0 +1,134 @@
+"""Load, in the reduced form CI can afford (bench/load.py is the full form: 50 viewers and the
+training throughput they leave): many real Socket.IO viewers watch a run at full speed, each
+drawing a digit every 200 ms; every prediction is answered and nobody is dropped. Viewers that
+vanish mid-stream (their sockets killed) leave no sockets, subscriptions or threads behind."""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from tests.helpers import socketio_client
+
+VIEWERS = 12  # bench/load.py runs 50
+PREDICT_EVERY_S = 0.2
+SECONDS = 4
+BLANK = {"pixels": [0.0] * 784}
+FULL_SPEED = {"config": {"steps_per_second": None, "epochs": 200}}
+
+
+def disconnect_all(clients):
+    threads = [threading.Thread(target=client.disconnect) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def drawing_viewer(client, seconds, answers, failures):
+    """One viewer: a prediction every 200 ms, as a person drawing, for `seconds`."""
+    deadline = time.monotonic() + seconds
+    next_at = time.monotonic()
+    while next_at < deadline:
+        try:
+            answer = client.call("predict", BLANK, timeout=10)
+            (answers if answer.get("ok") else failures).append(answer)
+        except Exception as err:  # a timeout is a failure to answer
+            failures.append(repr(err))
+        next_at += PREDICT_EVERY_S
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+@pytest.mark.slow
+def test_many_viewers_drawing_during_training_are_all_answered_and_none_dropped(live_server):
+    controller = socketio_client(live_server.url)
+    viewers = [socketio_client(live_server.url) for _ in range(VIEWERS)]
+    try:
+        assert controller.call("train:start", FULL_SPEED, timeout=10)["ok"]
+        answers = [[] for _ in viewers]
+        failures = [[] for _ in viewers]
+        threads = [threading.Thread(target=drawing_viewer, args=(v, SECONDS, a, f))
+                   for v, a, f in zip(viewers, answers, failures)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=SECONDS + 30)
+        step_after = live_server.session.state()["step"]
+        assert controller.call("train:pause", timeout=10)["ok"]
+
+        expected = int(SECONDS / PREDICT_EVERY_S)
+        assert all(not f for f in failures), [f[:2] for f in failures if f]
+        assert all(len(a) >= expected for a in answers), [len(a) for a in answers]
+        assert all(v.connected for v in viewers), "no viewer was dropped"
+        assert all(len(v.received["metrics"]) >= 5 for v in viewers), "every viewer watched the run"
+        assert step_after > 50, "training kept going under the load"
+    finally:
+        disconnect_all([controller, *viewers])
+
+
+def kill(client, abortive: bool) -> None:
+    """Vanish like a closed laptop or a killed tab: no Socket.IO goodbye, just a dead TCP socket
+    (an abortive close sends a reset, the other an orderly FIN)."""
+    raw = client.eio.ws.sock
+    if abortive:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.close()
+    else:
+        raw.shutdown(socket.SHUT_RDWR)
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.mark.slow
+def test_viewers_that_vanish_mid_stream_leave_nothing_behind(live_server):
+    app = live_server.app
+    socketio = app.extensions["playground"]["socketio"]
+    eio = socketio.server.eio
+    # Engine.IO sweeps closed sockets out of its map once per ping_timeout (20 s in production);
+    # a 2 s cycle lets the test wait seconds instead of half a minute. bench/load.py measures
+    # the production timing.
+    eio.ping_interval, eio.ping_timeout = 1, 2
+    survivor = socketio_client(live_server.url)
+    try:
+        assert survivor.call("train:start", FULL_SPEED, timeout=10)["ok"]
+        time.sleep(1.0)
+        baseline_threads = threading.active_count()
+
+        vanishing = [socketio_client(live_server.url) for _ in range(8)]
+        assert wait_for(lambda: all(len(v.received["metrics"]) >= 2 for v in vanishing), 15), \
+            "the viewers were receiving the stream when they vanished"
+        gone = {socketio.server.manager.sid_from_eio_sid(v.eio.sid, "/") for v in vanishing}
+        for i, viewer in enumerate(vanishing):
+            kill(viewer, abortive=bool(i % 2))
+
+        eio_sids = {v.eio.sid for v in vanishing}
+        assert wait_for(lambda: all(eio.sockets.get(s) is None or eio.sockets[s].closed for s in eio_sids), 10), \
+            "the server noticed every dead socket"
+        inside = app.extensions.get("inside")
+        if inside is not None:  # the live views feature keeps per-viewer stream state
+            assert wait_for(lambda: not (gone & set(inside.delivery._clients)), 10), \
+                "the live views forgot the vanished viewers"
+        assert wait_for(lambda: not (gone & set(socketio.server.manager.rooms.get("/", {}))), 10)
+        assert wait_for(lambda: set(eio.sockets) == {survivor.eio.sid}, 20), \
+            f"engine.io still holds {len(eio.sockets) - 1} vanished sockets"
+        assert wait_for(lambda: threading.active_count() <= baseline_threads, 30), \
+            f"{threading.active_count() - baseline_threads} threads outlived their viewers: " \
+            f"{sorted(t.name for t in threading.enumerate())}"
+
+        assert survivor.connected
+        assert survivor.call("predict", BLANK, timeout=10)["ok"]
+        count = len(survivor.received["metrics"])
+        assert wait_for(lambda: len(survivor.received["metrics"]) > count, 5), "the survivor still watches"
+    finally:
+        survivor.call("train:pause", timeout=10)
+        disconnect_all([survivor])
