@@ -10,6 +10,7 @@ reads the live weights, so a drawing is answered without waiting for the trainin
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Callable, Optional
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 
 from .config import LIVE_FIELDS, ConfigError, TrainConfig, describe_validation_error
 from .trainer import BatchStats, Trainer
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("idle", "running", "paused", "done")
 METRICS_INTERVAL_S = 0.1  # at most ~10 metrics messages per second, however fast training runs
@@ -75,13 +78,23 @@ class TrainingSession:
 
     def _publish(self, event: str, payload: dict) -> None:
         for publish in list(self._subscribers):
-            publish(event, payload)
+            try:
+                publish(event, payload)
+            except Exception:  # one failing view must not stop the run or the other viewers
+                log.exception("a subscriber failed on %r", event)
+
+    @staticmethod
+    def _call_hooks(hooks: list, *args) -> None:
+        for hook in list(hooks):
+            try:
+                hook(*args)
+            except Exception:  # a feature's failure must not stop the training thread
+                log.exception("hook %r failed", hook)
 
     # ---- the run's state ------------------------------------------------------------------
     def _new_run(self) -> None:
         if self.run_id and self.trainer.global_step > 0:
-            for hook in list(self.run_end_hooks):
-                hook(self)
+            self._call_hooks(self.run_end_hooks, self)
         self.trainer = Trainer(self.config, self.dataset.train.images, self.dataset.train.labels,
                                self.device)
         self.status = "idle"
@@ -287,13 +300,19 @@ class TrainingSession:
                     return
                 pace = self.config.steps_per_second
                 chunk_end = self.clock() + FULL_SPEED_CHUNK_S
-                while True:
-                    self._train_one_step()
-                    if pace or self.status != "running" or self.clock() >= chunk_end:
-                        break
+                try:
+                    while True:
+                        self._train_one_step()
+                        if pace or self.status != "running" or self.clock() >= chunk_end:
+                            break
+                except Exception as err:  # pause with the reason, not "running" with no thread
+                    log.exception("training step failed")
+                    self.status = "paused"
+                    self.notice = (f"Training stopped by an error in the server ({type(err).__name__}: "
+                                   f"{err}); the run was paused. The server log has the details.")
+                    self._broadcast_state()
                 self._flush_metrics()
-                for hook in list(self.step_hooks):
-                    hook(self)
+                self._call_hooks(self.step_hooks, self)
                 if self.status == "running" and self.trainer.finished:
                     self.status = "done"
                     self._flush_metrics(force=True)
@@ -340,8 +359,7 @@ class TrainingSession:
         self._epoch_stats = BatchStats()
         self.epochs.append(record)
         self._publish("epoch", record)
-        for hook in list(self.epoch_hooks):
-            hook(self, record, predictions)
+        self._call_hooks(self.epoch_hooks, self, record, predictions)
 
     def _record_history(self, point: dict) -> None:
         """Keep every stride-th point, and always the newest (a late joiner sees the curve up

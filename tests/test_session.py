@@ -397,3 +397,56 @@ def test_predict_runs_the_live_network_on_one_drawing(new_session, tiny_dataset)
     with torch.no_grad():
         expected = session.trainer.model(torch.as_tensor(digit).reshape(1, -1))[0]
     assert answer["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+# ---- failures elsewhere do not stop the run --------------------------------------------------------
+
+def test_a_failing_subscriber_does_not_stop_training_or_the_other_subscribers(new_session, tiny_dataset):
+    session = new_session(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
+
+    def broken_view(event, payload):
+        raise ValueError(f"a feature failed on {event}")
+
+    session.subscribe(broken_view)
+    recorder = Recorder(session)
+    session.start()
+    wait_for_status(session, "done")
+
+    assert [record["epoch"] for record in recorder.payloads("epoch")] == [1, 2]
+    assert recorder.payloads("state")[-1]["status"] == "done"
+
+
+def test_failing_step_and_epoch_hooks_do_not_stop_training(new_session, tiny_dataset):
+    session = new_session(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
+    calls = []
+
+    def broken_hook(*args):
+        calls.append(len(args))
+        raise RuntimeError("a feature's hook failed")
+
+    session.step_hooks.append(broken_hook)
+    session.epoch_hooks.append(broken_hook)
+    session.start()
+    wait_for_status(session, "done")
+
+    assert session.state()["epoch"] == 2
+    assert 1 in calls and 3 in calls  # both kinds of hook were called, and failed, every time
+
+
+def test_an_error_in_a_training_step_pauses_the_run_with_a_notice(new_session, tiny_dataset):
+    """Not a run that says "running" forever with no thread behind it."""
+    session = new_session(tiny_dataset, epochs=1, batch_size=400, steps_per_second=None)
+    labels = session.trainer.labels.clone()  # a copy: the digits are shared by every test
+    labels[7] = 10  # no such class: cross_entropy raises inside the step
+    session.trainer.labels = labels
+    recorder = Recorder(session)
+
+    session.start()
+    wait_for_status(session, "paused")
+
+    state = session.state()
+    assert state["notice"].startswith("Training stopped by an error in the server")
+    assert "IndexError" in state["notice"] or "RuntimeError" in state["notice"]
+    assert recorder.payloads("state")[-1]["status"] == "paused"
+    session.reset()
+    session.step(1)  # the session still works
