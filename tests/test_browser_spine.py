@@ -159,6 +159,23 @@ def test_a_second_viewer_joining_mid_run_sees_the_same_run_and_shares_the_contro
     assert not errors, errors
 
 
+def test_a_diverging_run_says_why_it_paused_and_reset_clears_the_notice(page, live_server):
+    # Plain SGD at lr 10 through two leaky-ReLU layers: the loss becomes infinite within a few steps.
+    live_server.session.reset({"optimizer": "sgd", "lr": 10.0, "activation": "leaky_relu",
+                               "hidden_sizes": [256, 256], "steps_per_second": None})
+    open_page(page, live_server)
+
+    page.click(by_id("train-start"))
+    wait_for_status(page, "paused")
+    page.wait_for_selector(f'{by_id("notice")}:not([hidden])', timeout=TIMEOUT_MS)
+    assert "Try a smaller learning rate (for example 1)" in page.text_content(by_id("notice"))
+    screenshot(page, "diverged")
+
+    page.click(by_id("train-reset"))
+    wait_for_status(page, "idle")
+    page.wait_for_selector(f'{by_id("notice")}[hidden]', state="attached", timeout=TIMEOUT_MS)
+
+
 # ---- drawing ------------------------------------------------------------------------------------
 
 def train_to_the_end(server, epochs=15):

@@ -79,6 +79,7 @@ function main() {
       ? `about ${formatDuration(server.eta_seconds)} left at ${speedLabel(config.steps_per_second)}` : "";
   }
 
+  let serverNotice = null; // the server's notice on show (why the run paused, say)
   connection.on("state", (server) => {
     store.set({ server });
     $("architecture").textContent = describeArchitecture(server.config);
@@ -86,7 +87,10 @@ function main() {
     controls.render(server);
     renderProgress(server);
     curves.render(server.history, server.epochs);
+    // The server's notice stays while it stands and goes with it (a Reset clears it).
     if (server.notice) notify(server.notice, "error");
+    else if (serverNotice && notice.textContent === serverNotice) notify("");
+    serverNotice = server.notice;
   });
   connection.on("metrics", (metrics) => {
     const server = store.get().server;
