@@ -232,6 +232,10 @@ LOOP = [[(0.5 + 0.25 * math.sin(2 * math.pi * i / 30), 0.5 - 0.35 * math.cos(2 *
          for i in range(31)]]
 SEVEN = [[(0.25 + 0.5 * i / 10, 0.2) for i in range(11)]  # the top bar, then down to the left
          + [(0.75 - 0.3 * i / 15, 0.2 + 0.65 * i / 15) for i in range(1, 16)]]
+# Drawn small in a corner or slanted: cropping, fitting and centring make them MNIST-like again.
+SMALL_LOOP_IN_A_CORNER = [[(0.25 + 0.1 * math.sin(2 * math.pi * i / 30), 0.3 - 0.15 * math.cos(2 * math.pi * i / 30))
+                           for i in range(31)]]
+SLANTED_STROKE = [[(0.6 - 0.2 * i / 20, 0.15 + 0.7 * i / 20) for i in range(21)]]
 
 
 def test_digits_drawn_with_the_mouse_are_read_by_the_trained_network(page, full_live_server):
@@ -242,7 +246,8 @@ def test_digits_drawn_with_the_mouse_are_read_by_the_trained_network(page, full_
     assert page.text_content(by_id("prediction")) == ""
     assert ink_in_preview(page) == 0
 
-    for name, strokes, digit in (("one", STRAIGHT_STROKE, "1"), ("zero", LOOP, "0"), ("seven", SEVEN, "7")):
+    for name, strokes, digit in (("one", STRAIGHT_STROKE, "1"), ("zero", LOOP, "0"), ("seven", SEVEN, "7"),
+                                 ("small_zero", SMALL_LOOP_IN_A_CORNER, "0"), ("slanted_one", SLANTED_STROKE, "1")):
         page.click(by_id("clear"))
         draw(page, strokes)
         prediction = settled_prediction(page)
