@@ -52,6 +52,14 @@ def wait_for_train_points(page, at_least: int):
         timeout=TIMEOUT_MS)
 
 
+def wait_until(condition, timeout_s=TIMEOUT_MS / 1000):
+    """Wait for the server side of what the page did."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def progress(page) -> float:
     return float(page.get_attribute(by_id("progress"), "aria-valuenow"))
 
@@ -111,6 +119,19 @@ def test_start_trains_live_and_pause_step_reset_work(page, live_server):
                            timeout=TIMEOUT_MS)
     assert progress(page) == 0 and shown_step(page) == 0
     assert live_server.session.run_id == run_id + 1
+
+
+def test_the_speed_control_sets_the_pace_up_to_full_speed(page, live_server):
+    open_page(page, live_server)
+    assert page.text_content(by_id("speed-value")) == "50 steps/s"
+
+    page.locator(by_id("speed")).fill("0")
+    wait_until(lambda: live_server.session.config.steps_per_second == 1)
+    assert page.text_content(by_id("speed-value")) == "1 steps/s"
+
+    page.locator(by_id("speed")).fill(page.get_attribute(by_id("speed"), "max"))
+    wait_until(lambda: live_server.session.config.steps_per_second is None)
+    assert page.text_content(by_id("speed-value")) == "full speed"
 
 
 def test_space_starts_and_pauses_the_run(page, live_server):
@@ -185,11 +206,7 @@ def train_to_the_end(server, epochs=15):
         assert answer["ok"], answer
     finally:
         client.disconnect()
-    deadline_s = 120
-    start = time.monotonic()
-    while server.session.status != "done":
-        assert time.monotonic() - start < deadline_s, "training did not finish"
-        time.sleep(0.1)
+    wait_until(lambda: server.session.status == "done", timeout_s=180)
     return server.session.epochs[-1]
 
 
