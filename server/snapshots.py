@@ -22,6 +22,7 @@ thread between steps (a torch op in a second thread halves training throughput o
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -38,6 +39,7 @@ HISTOGRAM_BINS = 64
 HISTORY_CAPACITY = 120  # records per tensor in the distributions ring buffer
 VALIDATION_DIGITS = 256  # the fixed validation batch for activation statistics
 TOP_DIGITS = 8  # validation digits shown per neuron in the inspector
+TOP_DIGITS_EVERY_S = 1.0  # their ranking is refreshed at most this often (it is for the inspector)
 ACTIVATION_BINS = 40
 # "Saturated": where the activation's slope is small, so the unit learns slowly.
 SATURATION_MARGIN = 0.05
@@ -117,30 +119,41 @@ class FixedBins:
         return edges
 
     def count(self, x: torch.Tensor) -> tuple[np.ndarray, int, int]:
-        """(counts per bin, values beyond the outer edges (counted in the end bins), NaN/inf)."""
-        values = x.detach().reshape(-1)
-        if not values.is_floating_point():
-            values = values.float()
-        finite = torch.isfinite(values)
-        not_finite = int(values.numel() - int(finite.sum()))
+        """(counts per bin, values beyond the outer edges (counted in the end bins, infinities
+        included), NaNs (not counted)). numpy, not torch: its arcsinh is many times faster on
+        one CPU thread, and this runs between training steps."""
+        values = as_numpy(x)
+        # u = asinh(x / scale) * n / (2 umax) + n/2 puts bin k at [k, k + 1): 0 lands exactly
+        # on the middle edge, as in edges().
+        u = np.arcsinh(values * values.dtype.type(1.0 / self.scale))
+        u *= values.dtype.type(self.n / (2 * self.umax))
+        u += values.dtype.type(self.n / 2)
+        not_finite = int(np.count_nonzero(np.isnan(u)))
         if not_finite:
-            values = values[finite]
-        u = torch.asinh(values / self.scale)
-        # u * (bins per unit of u) + n/2: 0 lands exactly on the middle edge, as in edges()
-        index = torch.floor(u * (self.n / (2 * self.umax)) + self.n / 2)
-        outside = int(((index < 0) | (index >= self.n)).sum())
-        index = index.clamp_(0, self.n - 1).to(torch.int64)
-        counts = torch.bincount(index, minlength=self.n).cpu().numpy()
-        return counts, outside, not_finite
+            u = u[~np.isnan(u)]
+        below = int(np.count_nonzero(u < 0))
+        above = int(np.count_nonzero(u > self.n))  # u == n is x == limit: the last bin, as numpy
+        np.floor(u, out=u)
+        np.clip(u, 0, self.n - 1, out=u)
+        counts = np.bincount(u.astype(np.intp), minlength=self.n)
+        return counts, below + above, not_finite
+
+
+def as_numpy(x: torch.Tensor) -> np.ndarray:
+    """A flat float numpy view of a tensor (a copy only when it is on a GPU or not float)."""
+    values = x.detach().reshape(-1).to("cpu").numpy()
+    return values if values.dtype in (np.float32, np.float64) else values.astype(np.float32)
 
 
 def linear_histogram(values: torch.Tensor, lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, counts): `bins` equal bins over [lo, hi]; values outside land in the end bins."""
+    """(edges, counts): `bins` equal bins over [lo, hi]; values outside land in the end bins
+    (NaN is not counted)."""
     edges = np.linspace(lo, hi, bins + 1)
-    v = values.detach().reshape(-1).float()
-    v = v[torch.isfinite(v)]
-    index = torch.floor((v - lo) * (bins / (hi - lo))).clamp_(0, bins - 1).to(torch.int64)
-    return edges, torch.bincount(index, minlength=bins).cpu().numpy()
+    position = (as_numpy(values) - lo) * (bins / (hi - lo))  # bin k is [k, k + 1)
+    if np.isnan(position).any():
+        position = position[~np.isnan(position)]
+    np.clip(position, 0, bins - 1, out=position)
+    return edges, np.bincount(position.astype(np.intp), minlength=bins)  # truncation = floor here
 
 
 def nice_ceiling(value: float) -> float:
@@ -237,8 +250,9 @@ def contributions(weight_row, pixels) -> np.ndarray:
 def top_exciting(activations: torch.Tensor, k: int = TOP_DIGITS) -> tuple[np.ndarray, np.ndarray]:
     """(values, indices), each (k, units): for every unit, the k inputs that drive it highest."""
     k = min(k, activations.shape[0])
-    values, indices = torch.topk(activations, k, dim=0)
-    return values.cpu().numpy(), indices.cpu().numpy()
+    # along contiguous rows: about 3x faster than topk over dim 0
+    values, indices = torch.topk(activations.t().contiguous(), k, dim=1)
+    return values.t().cpu().numpy(), indices.t().cpu().numpy()
 
 
 def apply_activation(name: str, z: float) -> float:
@@ -265,6 +279,7 @@ class Snapshotter:
         # (values, indices, step): per first-layer unit, the validation digits that drive it
         # highest; one tuple, replaced whole, so a reader in another thread sees one snapshot.
         self.top: Optional[tuple[np.ndarray, np.ndarray, int]] = None
+        self._top_at = 0.0
 
     def new_run(self) -> None:
         self.histories = {}
@@ -325,7 +340,10 @@ class Snapshotter:
                 "mean": float(values.float().mean()),
                 "saturation": saturation(model.activation_name, values),
             })
-        self.top = (*top_exciting(trace.activations[0]), step)
+        now = time.monotonic()
+        if self.top is None or now - self._top_at >= TOP_DIGITS_EVERY_S or step < self.top[2]:
+            self.top = (*top_exciting(trace.activations[0]), step)
+            self._top_at = now
         return {"n_digits": len(self.validation_labels), "activation": model.activation_name,
                 "layers": layers}
 

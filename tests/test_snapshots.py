@@ -91,10 +91,10 @@ def test_fixed_bins_are_linear_near_zero_and_reach_64_times_the_first_largest_va
     assert widths[0] / widths[len(widths) // 2] > 20  # far out: much wider
 
 
-def test_nan_and_infinity_are_reported_not_binned():
+def test_nan_is_reported_not_binned_and_infinity_counts_as_beyond_the_edges():
     x = torch.tensor([0.1, float("nan"), -0.2, float("inf"), 0.0])
-    counts, _, not_finite = FixedBins(scale=0.1, limit=1.0).count(x)
-    assert counts.sum() == 3 and not_finite == 2
+    counts, outside, not_finite = FixedBins(scale=0.1, limit=1.0).count(x)
+    assert counts.sum() == 4 and not_finite == 1 and outside == 1 and counts[-1] == 1
 
 
 def test_linear_histogram_matches_numpy():

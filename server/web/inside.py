@@ -15,6 +15,7 @@ and never builds up a backlog.
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections import deque
@@ -50,7 +51,7 @@ class Rates:
     weights_s: float = 0.4  # 2.5 heatmap frames per second
     activations_s: float = 0.2  # small charts: 5 per second
     distributions_s: float = 0.4
-    max_cost_share: float = 0.012  # per stream: snapshot time / wall time stays under this
+    max_cost_share: float = 0.01  # per stream: snapshot time / wall time stays under this
     ack_timeout_s: float = 10.0  # an unacknowledged frame is given up after this
 
     def interval(self, stream: str) -> float:
@@ -228,9 +229,9 @@ class LiveViews:
         self.delivery = FrameDelivery(socketio, STREAMS, ack_timeout_s=self.rates.ack_timeout_s, clock=clock)
         self._run_id: Optional[int] = None
         self._due = {stream: 0.0 for stream in STREAMS}
-        # The last few snapshot times per stream; their minimum is the cost estimate, so one
+        # The last few snapshot times per stream; their median is the cost estimate, so one
         # slow call (a cold start, a preempted thread) does not stretch the interval.
-        self._costs: dict[str, deque] = {stream: deque(maxlen=3) for stream in STREAMS}
+        self._costs: dict[str, deque] = {stream: deque(maxlen=5) for stream in STREAMS}
         self._made_at: dict[str, tuple] = {}  # stream -> (run_id, step) of its latest frame
         self._recorded_at: Optional[tuple] = None  # (run_id, step) of the last distributions record
 
@@ -287,7 +288,9 @@ class LiveViews:
             payload = (self.snapshotter.weights_frame(model) if stream == "weights"
                        else self.snapshotter.activations_frame(model, step))
         self._costs[stream].append(time.perf_counter() - started)
-        interval = max(self.rates.interval(stream), min(self._costs[stream]) / self.rates.max_cost_share)
+        costs = self._costs[stream]
+        cost = statistics.median(costs) if len(costs) >= 3 else 0.0  # the first calls run cold
+        interval = max(self.rates.interval(stream), cost / self.rates.max_cost_share)
         self._due[stream] = self.clock() + interval
         if payload is None:
             return
