@@ -322,3 +322,55 @@ def test_no_user_path_reaches_the_filesystem(client, path):
 def test_device_cuda_without_a_gpu_is_a_clear_error(capsys):
     assert main(["--device", "cuda", "--port", "0"]) == 2
     assert "PyTorch sees no CUDA GPU" in capsys.readouterr().err
+
+
+# ---- the page, seen from another machine ---------------------------------------------------------
+
+@pytest.fixture
+def token_live_server(small_dataset, tmp_path):
+    from tests.helpers import LiveServer
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu",
+                      "control_token": TOKEN}, dataset=small_dataset)
+    with LiveServer(app) as server:
+        yield server
+
+
+def open_as_remote(page, url):
+    """Chromium on this machine, seen by the server as a browser elsewhere (as through a proxy)."""
+    page.context.set_extra_http_headers({"X-Forwarded-For": REMOTE})
+    page.goto(url)
+    page.wait_for_selector('[data-testid="connection"][data-state="connected"]', timeout=60_000)
+
+
+@pytest.mark.browser
+def test_a_remote_page_without_the_token_says_it_is_watching_only(page, token_live_server):
+    open_as_remote(page, token_live_server.url)
+    badge = page.locator('[data-testid="access"]')
+    badge.wait_for(state="visible", timeout=30_000)
+    assert badge.text_content() == "watching only"
+    assert badge.get_attribute("title") == NO_TOKEN_MESSAGE
+    page.click('[data-testid="train-start"]')
+    notice = page.locator('[data-testid="notice"]')
+    notice.wait_for(state="visible", timeout=30_000)
+    assert notice.text_content() == NO_TOKEN_MESSAGE
+    assert token_live_server.session.status == "idle"
+    (REPO / "artifacts").mkdir(exist_ok=True)
+    page.screenshot(path=str(REPO / "artifacts" / "access_watching_only.png"))
+
+
+@pytest.mark.browser
+def test_a_remote_page_opened_with_the_token_controls_and_hides_it(page, token_live_server):
+    token_live_server.session.reset({"steps_per_second": 5})  # a run that outlasts the test
+    open_as_remote(page, f"{token_live_server.url}/?token={TOKEN}")
+    assert "token" not in page.url, "the token is taken out of the address bar"
+    page.wait_for_function("() => document.body.dataset.access === 'control'", timeout=30_000)
+    assert not page.locator('[data-testid="access"]').is_visible()
+    page.click('[data-testid="train-start"]')
+    page.wait_for_function("() => document.querySelector('[data-testid=status]').textContent === 'running'",
+                           timeout=60_000)
+    assert token_live_server.session.status == "running"
+    page.reload()  # the tab keeps the token (sessionStorage), the address bar does not show it
+    page.wait_for_function("() => document.body.dataset.access === 'control'", timeout=30_000)
+    page.click('[data-testid="train-pause"]')
+    page.wait_for_function("() => document.querySelector('[data-testid=status]').textContent === 'paused'",
+                           timeout=60_000)
