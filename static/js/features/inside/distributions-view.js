@@ -1,0 +1,88 @@
+// Distributions over time: for each layer, its weights' and its gradients' histograms at every
+// recorded step (fixed bins per tensor, computed on the server; a darker cell holds more values).
+import { toBytes } from "./decode.js";
+
+const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+const SEQUENTIAL = [[0, "#ffffff"], [0.25, "#d6e4f5"], [0.5, "#7fa8dc"], [0.75, "#2f5fb3"], [1, "#0b1f4f"]];
+
+function short(v) {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e-2 && a < 1e3 ? v.toPrecision(2) : v.toExponential(1);
+}
+
+// Bin labels, unique so they can be categories: "[-0.031, -0.025)".
+function binLabels(edges) {
+  const seen = new Set();
+  return edges.slice(0, -1).map((lo, i) => {
+    let label = `${short(lo)} to ${short(edges[i + 1])}`;
+    if (seen.has(label)) label += ` (#${i})`;
+    seen.add(label);
+    return label;
+  });
+}
+
+export function createDistributions(element, captionElement) {
+  return {
+    show(frame) {
+      const tensors = frame.tensors;
+      const layers = [...new Set(tensors.map((t) => t.layer))];
+      const traces = [];
+      const layout = {
+        grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.35 / Math.max(1, layers.length), xgap: 0.12 },
+        margin: { l: 96, r: 10, t: 26, b: 36 },
+        annotations: [],
+        height: 150 + 190 * layers.length,
+      };
+      const notes = [];
+      tensors.forEach((tensor) => {
+        const row = layers.indexOf(tensor.layer);
+        const column = tensor.kind === "weight" ? 0 : 1;
+        const k = row * 2 + column + 1;
+        const suffix = k === 1 ? "" : String(k);
+        const codes = toBytes(tensor.counts);
+        const records = tensor.steps.length;
+        const bins = tensor.bins;
+        const scale = tensor.count_encoding.log1p_max / 255;
+        const z = [];
+        const counts = [];
+        for (let b = 0; b < bins; b += 1) {
+          const zRow = new Array(records);
+          const cRow = new Array(records);
+          for (let r = 0; r < records; r += 1) {
+            const code = codes[r * bins + b];
+            zRow[r] = code;
+            cRow[r] = Math.round(Math.expm1(code * scale));
+          }
+          z.push(zRow);
+          counts.push(cRow);
+        }
+        const what = tensor.kind === "weight" ? tensor.name : `gradient of ${tensor.name}`;
+        traces.push({
+          type: "heatmap", x: tensor.steps, y: binLabels(tensor.edges), z, customdata: counts,
+          xaxis: `x${suffix}`, yaxis: `y${suffix}`, colorscale: SEQUENTIAL, zmin: 0, zmax: 255, showscale: false,
+          zsmooth: false,
+          hovertemplate: `${what}<br>step %{x}<br>values %{y}: ≈ %{customdata:,} of ${tensor.numel.toLocaleString()}<extra></extra>`,
+        });
+        layout[`xaxis${suffix}`] = { title: { text: row === layers.length - 1 ? "training step" : "" }, zeroline: false };
+        layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 9 }, automargin: false };
+        const outside = tensor.outside[tensor.outside.length - 1];
+        layout.annotations.push({
+          text: `<b>${what}</b> (${tensor.numel.toLocaleString()} values)`, showarrow: false, font: { size: 11 },
+          xref: `x${suffix} domain`, yref: `y${suffix} domain`, x: 0, y: 1.02, xanchor: "left", yanchor: "bottom",
+        });
+        if (outside > 0) notes.push(`${outside.toLocaleString()} values of ${what} lie beyond ±${short(tensor.limit)} (counted in the outer bins)`);
+      });
+      Plotly.react(element, traces, layout, CONFIG);
+      if (!tensors.some((t) => t.kind === "gradient")) notes.push("Gradients appear after the first training step.");
+      const recorded = tensors[0] ? tensors[0].steps.length : 0;
+      captionElement.textContent = [
+        `${recorded} recorded steps per tensor (up to ${frame.capacity}: older records are thinned, the first is kept). ` +
+        "Bins are fixed per tensor at its first record: linear near 0, logarithmic beyond, to 64× its first largest value; shading is logarithmic in the count.",
+        ...notes,
+      ].join(" ");
+      element.dataset.step = String(frame.step);
+      element.dataset.records = String(recorded);
+    },
+  };
+}

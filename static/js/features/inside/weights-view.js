@@ -1,0 +1,219 @@
+// Heatmaps of the weights: the first hidden layer as one mosaic of 28x28 tiles (one tile per
+// neuron, one Plotly heatmap for all of them), and the output layer with its biases.
+import { decodeTiles, float16 } from "./decode.js";
+
+export const DIVERGING = [
+  [0, "#1f4e9c"], [0.2, "#4a8ad4"], [0.4, "#bcd6f0"], [0.5, "#f8f8f8"],
+  [0.6, "#f5c2b0"], [0.8, "#d8604a"], [1, "#a11a1f"],
+];
+const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+const TILE = 28;
+
+const fmt = (v, digits = 4) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
+
+const GAP = 1; // white pixels between tiles
+const CELL = TILE + GAP;
+
+// 256 colours of the diverging scale: code 0 = -limit, 128 = 0, 255 = +limit.
+function makeLookup(colorscale) {
+  const parse = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  const table = new Uint8Array(256 * 4);
+  for (let k = 0; k < 256; k += 1) {
+    const t = k / 255;
+    let s = 1;
+    while (s < colorscale.length - 1 && colorscale[s][0] < t) s += 1;
+    const [t0, c0] = colorscale[s - 1];
+    const [t1, c1] = colorscale[s];
+    const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0;
+    const a = parse(c0);
+    const b = parse(c1);
+    for (let ch = 0; ch < 3; ch += 1) table[k * 4 + ch] = Math.round(a[ch] + f * (b[ch] - a[ch]));
+    table[k * 4 + 3] = 255;
+  }
+  return table;
+}
+const LOOKUP = makeLookup(DIVERGING);
+
+function selectionShape(index, columns) {
+  const x0 = (index % columns) * CELL - 0.5;
+  const y0 = Math.floor(index / columns) * CELL - 0.5;
+  return { type: "rect", x0, x1: x0 + TILE, y0, y1: y0 + TILE, layer: "above", line: { color: "#111", width: 2.5 } };
+}
+
+// The mosaic is drawn as a Plotly image trace: the colours come from a 256-entry lookup of the
+// uint8 codes (one pass over 200,704 bytes), so a frame costs a few milliseconds where a
+// 448x448 heatmap trace spends tens of ms mapping each cell through its colour scale.
+export function createHiddenWeights(element, { onSelect, onRender, readout }) {
+  let tiles = null; // the decoded latest frame
+  let meta = null;
+  let mode = "shared";
+  let selected = null;
+  let hoverLabels = null;
+  let pending = Promise.resolve();
+  const canvas = document.createElement("canvas");
+  const context = canvas.getContext("2d");
+
+  function paint() {
+    const { n, codes, scales, zero, levels } = tiles;
+    const columns = meta.columns;
+    const rows = Math.ceil(n / columns);
+    const width = columns * CELL - GAP;
+    const height = rows * CELL - GAP;
+    if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+    const image = context.createImageData(width, height);
+    const pixels = image.data;
+    pixels.fill(255); // gaps and empty tiles stay white
+    const limit = Math.max(meta.max_abs, 1e-12);
+    for (let j = 0; j < n; j += 1) {
+      const top = Math.floor(j / columns) * CELL;
+      const left = (j % columns) * CELL;
+      // shared scale: code -> weight -> colour index; per tile: the code is the index.
+      const factor = mode === "per-tile" ? 1 : scales[j] / limit;
+      const base = j * 784;
+      for (let y = 0; y < TILE; y += 1) {
+        let out = ((top + y) * width + left) * 4;
+        const offset = base + y * TILE;
+        for (let x = 0; x < TILE; x += 1, out += 4) {
+          const code = codes[offset + x];
+          const k = factor === 1 ? code : Math.round(zero + (code - zero) * factor);
+          const c = k * 4;
+          pixels[out] = LOOKUP[c]; pixels[out + 1] = LOOKUP[c + 1]; pixels[out + 2] = LOOKUP[c + 2];
+        }
+      }
+    }
+    context.putImageData(image, 0, 0);
+    return { columns, rows, width, height };
+  }
+
+  function labels(columns, rows, width) {
+    // Hover names the neuron: one label array per row of tiles, shared by its pixel rows.
+    const { n, bias, scales } = tiles;
+    const perRow = [];
+    for (let t = 0; t < rows; t += 1) {
+      const row = new Array(width).fill("");
+      for (let c = 0; c < width; c += 1) {
+        const j = t * columns + Math.floor(c / CELL);
+        if (c % CELL < TILE && j < n) row[c] = `neuron ${j} · bias ${fmt(bias[j])} · max |w| ${fmt(scales[j])}`;
+      }
+      perRow.push(row);
+    }
+    const gapRow = new Array(width).fill("");
+    const text = [];
+    for (let y = 0; y < rows * CELL - GAP; y += 1) text.push(y % CELL < TILE ? perRow[Math.floor(y / CELL)] : gapRow);
+    return text;
+  }
+
+  async function render() {
+    if (!tiles) return;
+    const started = performance.now();
+    const { columns, rows, width, height } = paint();
+    const url = canvas.toDataURL("image/png"); // Plotly's image trace takes data: URIs only
+    hoverLabels = labels(columns, rows, width);
+    const limit = mode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
+    const traces = [
+      { type: "image", source: url, x0: 0, y0: 0, dx: 1, dy: 1, hovertext: hoverLabels,
+        hovertemplate: "%{hovertext}<extra></extra>", zsmooth: false,
+        hoverlabel: { bgcolor: "#ffffff", bordercolor: "#333333", font: { color: "#111111" } } },
+      // The colour bar: an image trace has none, so a one-cell heatmap off-screen carries it.
+      { type: "heatmap", z: [[-limit, limit]], x: [-10, -9], y: [-10, -10], zmin: -limit, zmax: limit,
+        colorscale: DIVERGING, hoverinfo: "skip",
+        colorbar: { thickness: 10, len: 0.8, title: { text: mode === "per-tile" ? "w / max|w|" : "weight", side: "right" } } },
+    ];
+    const layout = {
+      margin: { l: 4, r: 4, t: 4, b: 4 },
+      xaxis: { visible: false, range: [-0.5, width - 0.5], fixedrange: true, constrain: "domain" },
+      yaxis: { visible: false, range: [height - 0.5, -0.5], fixedrange: true, scaleanchor: "x", constrain: "domain" },
+      shapes: selected != null && selected < tiles.n ? [selectionShape(selected, columns)] : [],
+      plot_bgcolor: "#ffffff", paper_bgcolor: "#ffffff", hovermode: "closest",
+    };
+    const drawn = Plotly.react(element, traces, layout, CONFIG);
+    // Main-thread time of the render (paint, PNG, the Plotly call), then until Plotly has
+    // loaded the image (which also counts whatever else the page ran meanwhile).
+    performance.measure("inside:hidden-weights-render-sync", { start: started, duration: performance.now() - started });
+    await drawn;
+    const elapsed = performance.now() - started;
+    performance.measure("inside:hidden-weights-render", { start: started, duration: elapsed });
+    onRender?.(elapsed);
+  }
+
+  // One render at a time, in order (each waits for its PNG); the newest state is drawn last.
+  const rerender = () => { pending = pending.then(render, render); return pending; };
+
+  function tileAt(point) {
+    const column = Math.floor(point.x / CELL);
+    const row = Math.floor(point.y / CELL);
+    if (point.x % CELL >= TILE || point.y % CELL >= TILE || column >= meta.columns) return null;
+    const index = row * meta.columns + column;
+    return index < tiles.n ? { index, pixel: (point.y % CELL) * TILE + (point.x % CELL) } : null;
+  }
+
+  // Plotly gives the element .on() at its first render; bind the events once after it.
+  function bindEvents() {
+    if (element.dataset.eventsBound) return;
+    element.dataset.eventsBound = "1";
+    element.on("plotly_click", (event) => {
+      const point = event.points?.[0];
+      const hit = point && tiles ? tileAt(point) : null;
+      if (hit) onSelect(hit.index);
+    });
+    element.on("plotly_hover", (event) => {
+      const point = event.points?.[0];
+      const hit = point && tiles ? tileAt(point) : null;
+      if (!hit || !readout) return;
+      const row = Math.floor(hit.pixel / TILE);
+      const col = hit.pixel % TILE;
+      readout.textContent = `neuron ${hit.index}: weight from pixel (row ${row}, col ${col}) = ` +
+        `${fmt(tiles.weight(hit.index, hit.pixel))}, bias ${fmt(tiles.bias[hit.index])}`;
+    });
+  }
+
+  return {
+    async show(frame) {
+      meta = frame.hidden;
+      tiles = decodeTiles(frame.hidden);
+      await rerender();
+      bindEvents();
+      element.dataset.step = String(frame.step);
+      element.dataset.runId = String(frame.run_id);
+      element.dataset.neurons = String(meta.n_shown);
+    },
+    setMode(next) { mode = next; element.dataset.mode = next; return rerender(); },
+    select(index) { selected = index; return rerender(); },
+    tiles: () => tiles,
+    meta: () => meta,
+    // For tests: the weight shown at (tile, pixel) after decoding.
+    weightAt: (index, pixel) => tiles.weight(index, pixel),
+  };
+}
+
+export function createOutputWeights(element) {
+  const layout = (shape, fromLayer) => ({
+    margin: { l: 40, r: 8, t: 8, b: 36 },
+    grid: { rows: 1, columns: 2 },
+    xaxis: { domain: [0, 0.9], title: { text: `${fromLayer} neuron j (${shape[1]})` }, zeroline: false },
+    yaxis: { title: { text: "digit k" }, tickvals: [...Array(10).keys()], autorange: "reversed", zeroline: false },
+    xaxis2: { domain: [0.93, 1], tickvals: [0], ticktext: ["bias"], zeroline: false },
+    yaxis2: { anchor: "x2", tickvals: [...Array(10).keys()], autorange: "reversed", showticklabels: false },
+  });
+  return {
+    show(frame) {
+      const output = frame.output;
+      const [rows, columns] = output.shape;
+      const values = float16(output.data);
+      const z = [];
+      for (let k = 0; k < rows; k += 1) z.push(values.subarray(k * columns, (k + 1) * columns));
+      const limit = Math.max(output.max_abs, 1e-9);
+      const biasLimit = Math.max(...output.bias.map(Math.abs), 1e-9);
+      const traces = [
+        { type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: DIVERGING, zsmooth: false,
+          colorbar: { thickness: 8, x: 1.01, len: 0.9, title: { text: "weight", side: "right" } },
+          hovertemplate: `weight from ${output.from_layer} neuron %{x} to digit %{y}: %{z:.4f}<extra></extra>` },
+        { type: "heatmap", z: output.bias.map((b) => [b]), xaxis: "x2", yaxis: "y2", zmin: -biasLimit, zmax: biasLimit,
+          zmid: 0, colorscale: DIVERGING, showscale: false,
+          hovertemplate: "bias of digit %{y}: %{z:.4f}<extra></extra>" },
+      ];
+      Plotly.react(element, traces, layout(output.shape, output.from_layer), CONFIG);
+      element.dataset.step = String(frame.step);
+    },
+  };
+}
