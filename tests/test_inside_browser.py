@@ -164,3 +164,29 @@ def test_the_activation_histogram_follows_the_digit_being_drawn(page, live_serve
     assert second != first and sum(map(int, second.split(","))) == 256
     assert page.get_attribute(by_id("network-diagram"), "data-lit") == "true"
     page.locator("#inside-panel").screenshot(path=str(ARTIFACTS / "inside-panel-drawing.png"))
+
+
+def test_every_view_copes_with_a_deep_wide_network_and_the_per_tile_scale(page, live_server):
+    live_server.session.reset({"hidden_sizes": [300, 64, 32], "activation": "relu"})
+    live_server.session.step(2)
+    open_page(page, live_server)
+    page.wait_for_selector(f'{by_id("hidden-weights")}[data-step="2"]', timeout=TIMEOUT_MS)
+    caption = page.text_content('[data-role="tiles-caption"]')
+    assert "Showing the first 256 of 300 neurons" in caption
+    layer_select = page.locator('[data-role="layer-select"]')
+    assert layer_select.is_visible() and layer_select.locator("option").count() == 3
+    page.wait_for_function(f"""() => {{ const el = document.querySelector('{by_id('distributions')}');
+        return el.data && el.data.length === 8; }}""", timeout=TIMEOUT_MS)  # 4 layers x weights, gradients
+    draw(page, STRAIGHT_STROKE)
+    page.wait_for_function(f"() => document.querySelector('{by_id('network-diagram')}').dataset.lit === 'true'",
+                           timeout=TIMEOUT_MS)
+    layer_select.select_option("2")  # the third hidden layer's 32 activations for the drawing
+    page.wait_for_function(f"""() => {{ const d = document.querySelector('{by_id('activation-histogram')}').dataset.drawing;
+        return d !== '' && d.split(',').reduce((a, b) => a + +b, 0) === 32; }}""", timeout=TIMEOUT_MS)
+
+    shared = mosaic_image(page)
+    page.check('input[name="tile-scale"][value="per-tile"]')
+    page.wait_for_selector(f'{by_id("hidden-weights")}[data-mode="per-tile"]', timeout=TIMEOUT_MS)
+    page.wait_for_function("(before) => document.querySelector('[data-testid=\"hidden-weights\"]').data[0].source !== before",
+                           arg=shared, timeout=TIMEOUT_MS)
+    page.locator("#inside-panel").screenshot(path=str(ARTIFACTS / "inside-deep-per-tile.png"))

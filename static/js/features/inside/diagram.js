@@ -106,15 +106,16 @@ export function createDiagram(element, captionElement) {
     });
 
     const labels = [
-      { x: 14, y: 29.4, text: "input 784 (28×28)" },
-      ...hiddenSizes.map((n, i) => ({ x: columnX[i], y: 29.4, text: `${i === 0 ? "hidden" : `hidden${i + 1}`} ${n}${n > MAX_UNITS ? ` (first ${MAX_UNITS} drawn)` : ""}` })),
-      { x: outputX, y: 29.4, text: "output 10" },
+      { x: 14, y: 29.4, text: "input<br>784 (28×28)" },
+      ...hiddenSizes.map((n, i) => ({ x: columnX[i], y: 29.4,
+        text: `${i === 0 ? "hidden" : `hidden${i + 1}`}<br>${n}${n > MAX_UNITS ? ` (${MAX_UNITS} drawn)` : ""}` })),
+      { x: outputX, y: 29.4, text: "output<br>10" },
     ].map((a) => ({ ...a, showarrow: false, font: { size: 11 }, yanchor: "bottom" }));
 
     Plotly.react(element, traces, {
       margin: { l: 4, r: 4, t: 28, b: 4 },
       xaxis: { visible: false, range: [-1, outputX + 5], fixedrange: true },
-      yaxis: { visible: false, range: [-1, 31], fixedrange: true },
+      yaxis: { visible: false, range: [-1, 32], fixedrange: true },
       annotations: labels, hovermode: "closest", plot_bgcolor: "#ffffff",
     }, CONFIG);
     captionElement.textContent = answer

@@ -29,10 +29,11 @@ export function createDistributions(element, captionElement) {
       const layers = [...new Set(tensors.map((t) => t.layer))];
       const traces = [];
       const layout = {
-        grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.35 / Math.max(1, layers.length), xgap: 0.12 },
-        margin: { l: 96, r: 10, t: 26, b: 36 },
+        // room between rows for the x ticks above and the next title
+        grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.45, xgap: 0.12 },
+        margin: { l: 96, r: 10, t: 26, b: 40 },
         annotations: [],
-        height: 150 + 190 * layers.length,
+        height: 90 + 230 * layers.length,
       };
       const notes = [];
       tensors.forEach((tensor) => {
