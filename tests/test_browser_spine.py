@@ -25,7 +25,7 @@ def by_id(testid: str) -> str:
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"spine_{name}.png"
-    page.screenshot(path=str(path))  # the viewport: the spine is at the top of the page
+    page.screenshot(path=str(path), timeout=TIMEOUT_MS)  # the viewport: the spine is at the top
     return path
 
 
@@ -121,6 +121,35 @@ def test_start_trains_live_and_pause_step_reset_work(page, live_server):
     assert live_server.session.run_id == run_id + 1
 
 
+def test_the_curves_redraw_in_batches_however_fast_metrics_arrive(page, live_server):
+    """Each Plotly redraw lays out the whole chart; one per metrics message (10 a second, two
+    charts) kept the page's main thread busy, so live points are drawn at most 4 times a second."""
+    live_server.session.update_config({"steps_per_second": None, "epochs": 200})
+    open_page(page, live_server)
+    page.evaluate("""() => {
+        window.redraws = [];
+        const extendTraces = Plotly.extendTraces;
+        Plotly.extendTraces = (element, ...rest) => {
+            window.redraws.push({ chart: element.dataset.testid, at: performance.now() });
+            return extendTraces(element, ...rest);
+        };
+    }""")
+
+    page.click(by_id("train-start"))
+    wait_for_train_points(page, 10)
+    page.wait_for_timeout(1500)
+    page.click(by_id("train-pause"))
+    wait_for_status(page, "paused")
+
+    redraws = page.evaluate("() => window.redraws")
+    loss_redraws = [r["at"] for r in redraws if r["chart"] == "loss-chart"]
+    assert loss_redraws
+    seconds = (loss_redraws[-1] - loss_redraws[0]) / 1000
+    assert len(loss_redraws) <= seconds * 4 + 2, (len(loss_redraws), seconds)
+    assert len(live_server.session.history) > len(loss_redraws)  # several points per redraw
+    assert train_points(page) == len(live_server.session.history)  # none lost
+
+
 def test_the_speed_control_sets_the_pace_up_to_full_speed(page, live_server):
     open_page(page, live_server)
     assert page.text_content(by_id("speed-value")) == "50 steps/s"
@@ -163,11 +192,11 @@ def test_a_second_viewer_joining_mid_run_sees_the_same_run_and_shares_the_contro
         assert train_points(second) >= 5  # the history so far, at once
         joined_with = train_points(second)
         wait_for_train_points(second, joined_with + 2)  # then live updates
-        screenshot(second, "second_viewer")
 
         second.click(by_id("train-pause"))
         wait_for_status(second, "paused")
         wait_for_status(page, "paused")  # the first viewer sees the second one's pause
+        screenshot(second, "second_viewer")
         # The pause's state broadcast redraws both from the server's one history.
         session = live_server.session
         assert shown_step(page) == shown_step(second) == session.trainer.global_step

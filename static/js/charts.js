@@ -13,6 +13,10 @@ const baseLayout = (title, yTitle, yRange) => ({
 });
 
 const CONFIG = { displaylogo: false, responsive: true };
+// Live points are drawn in batches, at most this often: every Plotly redraw lays out and measures
+// the whole chart (~25 ms each on a busy machine), so one per metrics message (10/s, two charts)
+// kept the page's main thread saturated.
+const REDRAW_MS = 250;
 
 export const OVERLAY_COLORS = ["#7b3fb8", "#16a085", "#d35400", "#2c3e50", "#b7950b", "#c0392b", "#27ae60", "#8e44ad"];
 
@@ -55,7 +59,11 @@ export function createCurves(lossElement, accuracyElement) {
     { element: accuracyElement, key: "accuracy", layout: baseLayout("Accuracy", "accuracy", [0, 1]) },
   ];
   let live = { history: [], epochs: [] };
+  let pending = { points: [], records: [] }; // arrived, not drawn yet
+  let flushTimer = null;
   const draw = () => {
+    // live.history and live.epochs are the page's arrays, pending points included.
+    pending = { points: [], records: [] };
     for (const chart of charts) {
       const data = traces(live.history, live.epochs, chart.key)
         .concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
@@ -69,18 +77,36 @@ export function createCurves(lossElement, accuracyElement) {
       draw();
     },
     redraw: draw,
-    // The live run's traces come first, so these indices hold whatever is overlaid.
     addPoint(point) {
-      for (const chart of charts) {
-        Plotly.extendTraces(chart.element, { x: [[point.epoch]], y: [[point[chart.key]]] }, [TRAIN]);
-      }
+      pending.points.push(point);
+      scheduleFlush();
     },
     addEpoch(record) {
-      for (const chart of charts) {
-        Plotly.extendTraces(chart.element, { x: [[record.epoch]], y: [[record[`val_${chart.key}`]]] }, [VALIDATION]);
-      }
+      pending.records.push(record);
+      scheduleFlush();
     },
   };
+  function scheduleFlush() {
+    if (flushTimer === null) flushTimer = setTimeout(() => { flushTimer = null; flush(); }, REDRAW_MS);
+  }
+  // The live run's traces come first, so these indices hold whatever is overlaid.
+  function flush() {
+    const { points, records } = pending;
+    pending = { points: [], records: [] };
+    for (const chart of charts) {
+      const update = { x: [], y: [] };
+      const indices = [];
+      if (points.length) {
+        update.x.push(points.map((p) => p.epoch)); update.y.push(points.map((p) => p[chart.key]));
+        indices.push(TRAIN);
+      }
+      if (records.length) {
+        update.x.push(records.map((r) => r.epoch)); update.y.push(records.map((r) => r[`val_${chart.key}`]));
+        indices.push(VALIDATION);
+      }
+      if (indices.length) Plotly.extendTraces(chart.element, update, indices);
+    }
+  }
   instances.add(instance);
   return instance;
 }
