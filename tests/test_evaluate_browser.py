@@ -103,6 +103,7 @@ def test_two_recorded_runs_overlay_the_learning_curves(page, live_server):
     curves = {r["id"]: live_server.app.extensions["playground"]["runs"].get(r["id"]) for r in runs}
 
     open_page(page, live_server)
+    page.locator("#runs-card").scroll_into_view_if_needed()  # off-screen views are drawn when seen
     items = page.locator(f'{by_id("runs")} li[data-run]')
     expect(items).to_have_count(2)
     page.locator(by_id("run-name-1")).fill("logits")
@@ -126,7 +127,8 @@ def test_two_recorded_runs_overlay_the_learning_curves(page, live_server):
         assert validation["x"] == [e["epoch"] for e in run["epochs"]]
         assert validation["y"] == pytest.approx([e["val_loss"] for e in run["epochs"]])
         assert train["color"] == validation["color"]
-    assert by_curve[(1, "train")]["name"] == "#1 logits"
+    assert by_curve[(1, "train")]["name"] == "#1 logits"  # the name given
+    assert by_curve[(2, "train")]["name"] == "#2 softmax"  # what sets it apart from run 1
     assert by_curve[(1, "train")]["color"] != by_curve[(2, "train")]["color"]
     accuracy_traces = page.locator(by_id("accuracy-chart")).evaluate(
         "element => element.data.filter(t => t.meta && t.meta.run).length")

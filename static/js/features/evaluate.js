@@ -43,28 +43,55 @@ export default function init(context) {
   const runs = createRunsView({ listElement: $("runs"), request, notify });
   createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notify });
 
+  // Views off screen are not redrawn (an epoch can end every second or two): the latest
+  // data waits, and is drawn when the view scrolls into sight.
+  const deferred = new Map(); // element -> draw()
+  const onScreen = new Set();
+  const observer = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (entry.isIntersecting) onScreen.add(entry.target); else onScreen.delete(entry.target);
+      const draw = entry.isIntersecting && deferred.get(entry.target);
+      if (draw) { deferred.delete(entry.target); draw(); }
+    }
+  });
+  function drawWhenSeen(element, draw) {
+    if (onScreen.has(element)) { deferred.delete(element); draw(); } else deferred.set(element, draw);
+  }
+  const evaluationCard = document.getElementById("evaluation-card");
+  const mistakesCard = document.getElementById("mistakes-card");
+  const runsCard = document.getElementById("runs-card");
+  for (const card of [evaluationCard, mistakesCard, runsCard]) observer.observe(card);
+
   // The evaluation on screen belongs to one run; a new run clears it.
   let shown = null;
   function showEvaluation(evaluation) {
     const server = store.get().server;
     if (server && evaluation.run_id !== server.run_id) return; // an older run's: not this one
     shown = evaluation;
-    $("evaluation-when").textContent = describeWhen(evaluation);
-    matrix.render(evaluation);
-    mistakes.render(evaluation);
-    $("confusion-matrix").dataset.step = String(evaluation.step);
+    drawWhenSeen(evaluationCard, () => {
+      $("evaluation-when").textContent = describeWhen(evaluation);
+      matrix.render(evaluation);
+      $("confusion-matrix").dataset.step = String(evaluation.step);
+    });
+    drawWhenSeen(mistakesCard, () => mistakes.render(evaluation));
   }
+  let asking = null; // one evaluate:get at a time; a request meanwhile asks once more after it
   async function refreshEvaluation() {
+    if (asking) { asking.again = true; return; }
+    asking = { again: false };
     const answer = await ask("evaluate:get");
+    const again = asking.again;
+    asking = null;
     if (answer.ok) showEvaluation(answer.evaluation);
+    if (again) refreshEvaluation();
   }
 
   connection.on("evaluation", showEvaluation);
-  connection.on("runs", (payload) => runs.render(payload));
+  connection.on("runs", (payload) => drawWhenSeen(runsCard, () => runs.render(payload)));
   connection.on("connect", async () => {
     const [data, list] = await Promise.all([ask("dataset:get"), ask("runs:list")]);
     if (data.ok) dataset.render(data.dataset);
-    if (list.ok) runs.render(list);
+    if (list.ok) drawWhenSeen(runsCard, () => runs.render(list));
     refreshEvaluation();
   });
 
@@ -78,8 +105,10 @@ export default function init(context) {
     last = { run, status };
     if (newRun && shown && shown.run_id !== run) {
       shown = null;
-      $("evaluation-when").textContent = "";
-      mistakes.clear("This run has no evaluation yet.");
+      drawWhenSeen(mistakesCard, () => {
+        $("evaluation-when").textContent = "";
+        mistakes.clear("This run has no evaluation yet.");
+      });
     }
     if ((newRun || stopped) && (!shown || shown.step !== step)) refreshEvaluation();
   });

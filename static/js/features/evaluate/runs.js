@@ -26,18 +26,27 @@ export function createRunsView({ listElement, request, notify }) {
     }
   }
 
-  function label(run) {
-    return `#${run.id} ${run.name}`;
+  // A legend label: a name someone gave, else only what sets this run apart from the other
+  // overlaid runs ("#1 logits" vs "#2 softmax"), so the legend stays one short line.
+  function label(run, others) {
+    const MAX = 32;
+    let text = run.name;
+    if (run.name === run.setup && others.length) {
+      const parts = run.setup.split(" · ");
+      const distinct = parts.filter((part) => others.some((other) => !other.setup.split(" · ").includes(part)));
+      text = distinct.join(" · ");
+    }
+    return text ? `#${run.id} ${text.length > MAX ? `${text.slice(0, MAX - 1)}…` : text}` : `#${run.id}`;
   }
 
   function publishOverlays() {
-    const shown = [];
-    for (const [id, color] of overlaid) {
-      const run = runs.find((r) => r.id === id);
-      const data = curves.get(id);
-      if (run && data) shown.push({ id, label: label(run), color, history: data.history, epochs: data.epochs });
-    }
-    setCurveOverlays(shown);
+    const shownRuns = [...overlaid.keys()].map((id) => runs.find((r) => r.id === id)).filter((r) => r && curves.has(r.id));
+    setCurveOverlays(shownRuns.map((run) => {
+      const data = curves.get(run.id);
+      const live = runs.find((r) => r.id === liveRun); // the run on the curves already
+      const others = shownRuns.concat(live ? [live] : []).filter((other) => other !== run);
+      return { id: run.id, label: label(run, others), color: overlaid.get(run.id), history: data.history, epochs: data.epochs };
+    }));
   }
 
   async function overlay(id, on) {
@@ -155,8 +164,9 @@ export function createRunsView({ listElement, request, notify }) {
       }
       runs = payload.runs;
       liveRun = payload.live_run;
-      for (const id of [...overlaid.keys()]) if (!runs.some((r) => r.id === id)) { overlaid.delete(id); curves.delete(id); }
-      publishOverlays();
+      const gone = [...overlaid.keys()].filter((id) => !runs.some((r) => r.id === id));
+      for (const id of gone) { overlaid.delete(id); curves.delete(id); }
+      if (gone.length) publishOverlays(); // redraw the curves only when what they show changed
     }
     if (!runs.length) {
       const empty = document.createElement("li");
