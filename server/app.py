@@ -20,7 +20,7 @@ def serialize_packet_sends(server) -> None:
     """Send each Socket.IO packet whole. A binary event is a header frame plus attachment
     frames; two threads sending to one client (the training thread's broadcast, a handler's
     acknowledgement) could otherwise interleave them and the client would misread the stream."""
-    lock = threading.Lock()
+    lock = threading.RLock()
     send_packet = server._send_packet
 
     def send_packet_whole(eio_sid, pkt):
@@ -28,6 +28,15 @@ def serialize_packet_sends(server) -> None:
             send_packet(eio_sid, pkt)
 
     server._send_packet = send_packet_whole
+    # An emit without an acknowledgement (every broadcast) skips _send_packet: the manager
+    # queues each part itself, so it takes the same lock (tests/test_load.py).
+    manager_emit = server.manager.emit
+
+    def emit_whole(*args, **kwargs):
+        with lock:
+            return manager_emit(*args, **kwargs)
+
+    server.manager.emit = emit_whole
 
 
 def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:

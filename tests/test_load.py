@@ -4,6 +4,7 @@ drawing a digit every 200 ms; every prediction is answered and nobody is dropped
 vanish mid-stream (their sockets killed) leave no sockets, subscriptions or threads behind."""
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import threading
@@ -132,3 +133,42 @@ def test_viewers_that_vanish_mid_stream_leave_nothing_behind(live_server):
     finally:
         survivor.call("train:pause", timeout=10)
         disconnect_all([survivor])
+
+
+def test_binary_messages_sent_from_several_threads_at_once_arrive_whole(live_server):
+    """A binary message is a header frame plus attachment frames. The training thread broadcasts
+    (evaluation digits), the live-views thread sends frames to each viewer, handlers answer:
+    if their frames interleave, the viewer misreads the stream. Each must arrive whole."""
+    socketio = live_server.app.extensions["playground"]["socketio"]
+    viewer = socketio_client(live_server.url, record=("to-all", "to-one"))
+    errors = []
+    handler = logging.Handler()
+    handler.emit = lambda record: errors.append(record.getMessage())
+    client_log = logging.getLogger("engineio.client")
+    client_log.addHandler(handler)
+    sent = {"to-all": 0, "to-one": 0}
+    try:
+        sid = viewer.get_sid()
+        stop_at = time.monotonic() + 1.0
+
+        def send(event, **to):
+            while time.monotonic() < stop_at:
+                socketio.emit(event, {"bytes": bytes(2000)}, **to)
+                with viewer.lock:
+                    sent[event] += 1
+
+        threads = [threading.Thread(target=send, args=("to-all",)),
+                   threading.Thread(target=send, args=("to-one",), kwargs={"to": sid}),
+                   threading.Thread(target=send, args=("to-all",))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        total = sum(sent.values())
+        assert wait_for(lambda: sum(len(v) for v in viewer.received.values()) >= total, 30), \
+            f"{total - sum(len(v) for v in viewer.received.values())} of {total} messages were lost"
+        assert not errors, f"the viewer misread the stream: {errors[:3]}"
+        assert all(len(m["bytes"]) == 2000 for v in viewer.received.values() for m in v)
+    finally:
+        client_log.removeHandler(handler)
+        disconnect_all([viewer])
