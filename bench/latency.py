@@ -1,0 +1,113 @@
+"""`predict` round trip over a real websocket: median and p99, with the server idle and while
+training runs (at the page's default pace, 50 steps/s, and at full speed). The client is a
+viewer as the page is one (it receives every stream while it asks) and sends what the page
+sends while you draw: the raw 280x280 canvas, one request every 60 ms (the page's throttle).
+
+Variants (each its own server process, in turns): PyTorch threads (default vs 1) and the
+server (Werkzeug, as `python -m server` runs, vs gunicorn's threaded worker).
+
+    .venv/bin/python bench/latency.py [--requests 200] [--variants werkzeug:default,werkzeug:1,...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import (BLANK_PIXELS, Viewer, canvas_payload, close_all, emit_json,  # noqa: E402
+                          machine_note, median, percentile, server_process, start_run)
+
+SPACING_S = 0.06  # the page sends at most one prediction per 60 ms while you draw
+CONDITIONS = ("idle", "training 50 steps/s", "training full speed")
+
+
+def round_trips(viewer: Viewer, payload: dict, n: int) -> list[float]:
+    times = []
+    next_at = time.perf_counter()
+    for _ in range(n):
+        started = time.perf_counter()
+        answer = viewer.call("predict", payload)
+        times.append((time.perf_counter() - started) * 1000)
+        assert answer["ok"], answer
+        next_at += SPACING_S
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    return times
+
+
+def set_condition(viewer: Viewer, condition: str):
+    if condition == "idle":
+        viewer.call("train:pause")
+    elif condition == "training 50 steps/s":
+        start_run(viewer, steps_per_second=50)
+    else:
+        start_run(viewer, steps_per_second=None)
+    time.sleep(1.5)  # the run settles (first snapshots, first metrics)
+
+
+def measure_variant(server: str, torch_threads, n: int) -> dict:
+    canvas = canvas_payload()
+    results = {}
+    with server_process(server=server, torch_threads=torch_threads) as (url, pid):
+        viewer = Viewer(url)
+        try:
+            round_trips(viewer, canvas, 20)  # warm-up
+            for condition in CONDITIONS:
+                set_condition(viewer, condition)
+                results[condition] = round_trips(viewer, canvas, n)
+            viewer.call("train:pause")
+            results["idle, 784 pixels"] = round_trips(viewer, BLANK_PIXELS, n // 2)
+        finally:
+            close_all([viewer])
+    return results
+
+
+def summarize(samples: list[float]) -> dict:
+    return {"median_ms": median(samples), "p99_ms": percentile(samples, 99), "max_ms": max(samples),
+            "n": len(samples)}
+
+
+def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1) -> dict:
+    merged: dict[str, dict[str, list[float]]] = {}
+    for _ in range(rounds):  # variants in turns, so machine noise spreads over all of them
+        for server, threads in variants:
+            key = f"{server}, torch threads {threads or 'default'}"
+            for condition, samples in measure_variant(server, threads, n).items():
+                merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
+    return {"variants": {key: {c: summarize(s) for c, s in conditions.items()}
+                         for key, conditions in merged.items()},
+            "payload": "280x280 canvas (78,400 bytes), as the page sends", "spacing_ms": SPACING_S * 1000,
+            "machine": machine_note()}
+
+
+def parse_variants(text: str):
+    variants = []
+    for item in text.split(","):
+        server, threads = item.split(":")
+        variants.append((server, None if threads == "default" else int(threads)))
+    return variants
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--variants", default="werkzeug:default,werkzeug:1",
+                        help="comma-separated server:threads, e.g. werkzeug:default,werkzeug:1,gunicorn:1")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    result = measure(parse_variants(args.variants), args.requests, args.rounds)
+    print(f"{'variant':34} {'condition':22} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
+    for key, conditions in result["variants"].items():
+        for condition, s in conditions.items():
+            print(f"{key:34} {condition:22} {s['median_ms']:10.2f} {s['p99_ms']:8.2f} {s['max_ms']:8.1f}")
+    print(f"goals: median < 3 ms idle, < 5 ms training; p99 < 20 ms training. {result['machine']}")
+    emit_json(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
