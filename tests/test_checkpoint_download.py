@@ -89,23 +89,22 @@ def test_the_python_export_is_self_contained_and_predicts_like_the_server(client
     module_path.write_text(source)
     images = small_dataset.validation.images[:50]
     torch.save(images, tmp_path / "images.pt")
-    # A fresh interpreter that imports nothing from this repository.
+    # A fresh interpreter that imports nothing from this repository: the file run as a script
+    # (its __main__ loads the checkpoint), then its load() used as a library.
     script = (
-        "import sys, torch; sys.path.insert(0, sys.argv[1]);"
-        "from nn_linear_playground import load;"
-        "model = load(sys.argv[2]);"
-        "p = model(torch.load(sys.argv[3], weights_only=True));"
-        "torch.save(p, sys.argv[4])"
+        "import runpy, sys, torch;"
+        "module, checkpoint, images, out = sys.argv[1:];"
+        "sys.argv = [module, checkpoint];"
+        "namespace = runpy.run_path(module, run_name='__main__');"
+        "model = namespace['load'](checkpoint);"
+        "torch.save(model(torch.load(images, weights_only=True)), out)"
     )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path), str(checkpoint), str(tmp_path / "images.pt"),
-                    str(tmp_path / "out.pt")], check=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run([sys.executable, "-c", script, str(module_path), str(checkpoint), str(tmp_path / "images.pt"),
+                          str(tmp_path / "out.pt")], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=120)
     theirs = torch.load(tmp_path / "out.pt", weights_only=True)
     with torch.no_grad():
         ours = session.trainer.model(images)
     assert torch.allclose(theirs, ours, atol=1e-6)
-
-    run = subprocess.run([sys.executable, str(module_path), str(checkpoint)], capture_output=True, text=True,
-                         check=True, cwd=tmp_path, timeout=120)
     assert "loaded 39,106 parameters" in run.stdout  # 784*48+48 + 48*24+24 + 24*10+10
 
 
