@@ -1,6 +1,7 @@
 // Activation histograms: the hidden layer's values for the current drawing, beside their
 // distribution over a fixed validation batch (live during training), with the share of
 // saturated units in words.
+import { throttled } from "./throttle.js";
 const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 
 const percent = (x) => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`;
@@ -90,9 +91,10 @@ export function createActivationHistogram(element, wordsElement, layerSelect) {
     element.dataset.step = String(stats.step);
   }
 
+  const schedule = throttled(render, 150);
   layerSelect.addEventListener("change", () => { layerIndex = Number(layerSelect.value); render(); });
   return {
     showStats(frame) { stats = frame; render(); },
-    showAnswer(next) { answer = next; render(); },
+    showAnswer(next) { answer = next; schedule(); },
   };
 }

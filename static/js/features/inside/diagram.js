@@ -2,15 +2,25 @@
 // current drawing's activations light the units; the strongest signals (|input x weight|)
 // are drawn as connections, red excitatory and blue inhibitory.
 import { float16 } from "./decode.js";
+import { throttled } from "./throttle.js";
 
 const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const MAX_UNITS = 256; // units drawn per hidden column
 const INPUT_LINES = 60;
 const OUTPUT_LINES = 40;
 
-function strongest(candidates, count) {
-  candidates.sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
-  return candidates.slice(0, count);
+// The `count` largest |value|s of a flat Float32Array, as [{index, value}], largest first.
+function strongest(values, length, count) {
+  if (length === 0) return [];
+  const magnitudes = new Float32Array(length);
+  for (let k = 0; k < length; k += 1) magnitudes[k] = Math.abs(values[k]);
+  const sorted = magnitudes.slice().sort();
+  const threshold = sorted[Math.max(0, length - count)];
+  const picked = [];
+  for (let k = 0; k < length && picked.length < count; k += 1) {
+    if (magnitudes[k] >= threshold) picked.push({ index: k, value: values[k] });
+  }
+  return picked.sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
 }
 
 // Lines in 3 widths x 2 signs: a handful of traces instead of one per line.
@@ -59,23 +69,29 @@ export function createDiagram(element, captionElement) {
 
     if (answer && tiles) {
       const first = answer.hidden_layers?.[0] ?? answer.hidden;
-      const candidates = [];
-      for (let i = 0; i < 784; i += 1) {
-        if (pixels[i] <= 0) continue;
-        for (let j = 0; j < Math.min(tiles.n, drawn[0]); j += 1) candidates.push({ i, j, value: pixels[i] * tiles.weight(j, i) });
+      const units = Math.min(tiles.n, drawn[0]);
+      const inked = [];
+      for (let i = 0; i < 784; i += 1) if (pixels[i] > 0) inked.push(i);
+      const products = new Float32Array(inked.length * units); // pixel x weight, (inked, unit)
+      for (let p = 0; p < inked.length; p += 1) {
+        const i = inked[p];
+        for (let j = 0; j < units; j += 1) products[p * units + j] = pixels[i] * tiles.weight(j, i);
       }
-      traces.push(...lineTraces(strongest(candidates, INPUT_LINES), ({ i, j }) => [
+      const inputLines = strongest(products, products.length, INPUT_LINES).map(({ index, value }) => (
+        { i: inked[Math.floor(index / units)], j: index % units, value }));
+      traces.push(...lineTraces(inputLines, ({ i, j }) => [
         [i % 28 + 0.5, 27 - Math.floor(i / 28)], [columnX[0], unitY(0, j)]]));
       if (output && first) {
         const last = answer.hidden_layers?.[nLayers - 1] ?? first;
         const [rows, columns] = output.shape;
-        const outs = [];
+        const units = Math.min(columns, drawn[nLayers - 1]);
+        const products = new Float32Array(rows * units); // activation x weight, (digit, unit)
         for (let k = 0; k < rows; k += 1) {
-          for (let j = 0; j < Math.min(columns, drawn[nLayers - 1]); j += 1) {
-            outs.push({ j, k, value: last[j] * output.values[k * columns + j] });
-          }
+          for (let j = 0; j < units; j += 1) products[k * units + j] = last[j] * output.values[k * columns + j];
         }
-        traces.push(...lineTraces(strongest(outs, OUTPUT_LINES), ({ j, k }) => [
+        const outputLines = strongest(products, products.length, OUTPUT_LINES).map(({ index, value }) => (
+          { k: Math.floor(index / units), j: index % units, value }));
+        traces.push(...lineTraces(outputLines, ({ j, k }) => [
           [columnX[nLayers - 1], unitY(nLayers - 1, j)], [outputX, outputY(k)]]));
       }
     }
@@ -124,8 +140,7 @@ export function createDiagram(element, captionElement) {
     element.dataset.lit = answer ? "true" : "false";
   }
 
-  let scheduled = false;
-  const schedule = () => { if (!scheduled) { scheduled = true; requestAnimationFrame(() => { scheduled = false; render(); }); } };
+  const schedule = throttled(render, 300);
   return {
     setShape(next) { if (next && next.join() !== shape.join()) { shape = next; schedule(); } },
     showWeights(frame, decodedTiles) {

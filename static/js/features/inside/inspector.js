@@ -3,6 +3,7 @@
 // histogram and the validation digits that excite it most. Data from `inside:neuron`.
 import { float32, toBytes } from "./decode.js";
 import { DIVERGING } from "./weights-view.js";
+import { throttled } from "./throttle.js";
 
 const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const SIDE = 28;
@@ -29,6 +30,7 @@ export function createInspector(root, { request, getAnswer, onSelect, columns, c
   let nNeurons = 0;
   let inFlight = false;
   let again = false;
+  let neuronKey = ""; // which neuron, at which step, the neuron-only plots show
 
   function pixels() {
     const answer = getAnswer();
@@ -71,7 +73,12 @@ export function createInspector(root, { request, getAnswer, onSelect, columns, c
     }
     root.dataset.neuron = String(detail.index);
 
-    Plotly.react(plots.weights, [{ type: "heatmap", z: grid(weights), zmin: -detail.max_abs, zmax: detail.max_abs, zmid: 0,
+    // The neuron's own plots change only with the neuron or the weights; the drawing's
+    // arithmetic (above and below) changes with every stroke.
+    const key = `${detail.run_id}:${detail.step}:${detail.index}`;
+    const neuronChanged = key !== neuronKey;
+    neuronKey = key;
+    if (neuronChanged) Plotly.react(plots.weights, [{ type: "heatmap", z: grid(weights), zmin: -detail.max_abs, zmax: detail.max_abs, zmid: 0,
       colorscale: DIVERGING, showscale: false, hovertemplate: "pixel (row %{y}, col %{x}): weight %{z:.4f}<extra></extra>" }],
     squareLayout("weights W[j] as 28×28"), CONFIG);
 
@@ -87,6 +94,7 @@ export function createInspector(root, { request, getAnswer, onSelect, columns, c
         annotations: [{ text: "draw a digit", showarrow: false, x: 0.5, y: 0.5, xref: "paper", yref: "paper" }] }, CONFIG);
     }
 
+    if (!neuronChanged) return;
     const { edges, counts } = detail.histogram;
     const centres = counts.map((_, i) => (edges[i] + edges[i + 1]) / 2);
     Plotly.react(plots.histogram, [{ type: "bar", x: centres, y: counts, marker: { color: centres.map((c) => (c < 0 ? "#4a8ad4" : "#d8604a")) },
@@ -160,10 +168,11 @@ export function createInspector(root, { request, getAnswer, onSelect, columns, c
   part("next").addEventListener("click", () => move(1));
   part("close").addEventListener("click", close);
 
+  const refreshSoon = throttled(() => { if (index != null) load(); }, 200);
   return {
     open,
     onKey,
-    refresh() { if (index != null) load(); },
+    refresh: refreshSoon,
     selected: () => index,
   };
 }
