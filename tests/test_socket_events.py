@@ -236,9 +236,8 @@ def test_model_fields_while_a_run_is_under_way_are_refused_and_change_nothing(si
 
 
 def test_step_when_the_run_is_done_is_refused(sio_client, session):
-    sio_client.emit("train:step", {"batches": 1000}, callback=True)
-    session.update_config({"epochs": 1})
-    assert session.status == "done"
+    sio_client.emit("config:update", {"epochs": 1, "batch_size": 100}, callback=True)
+    assert sio_client.emit("train:step", {"batches": 1000}, callback=True)["state"]["status"] == "done"
     before = stable(session.state())
 
     answer = sio_client.emit("train:step", callback=True)
