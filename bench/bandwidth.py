@@ -12,94 +12,23 @@ message on its own (zlib), an upper bound of what the browser receives.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-import threading
 import time
-import zlib
 from pathlib import Path
-
-import websocket
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Viewer, close_all, emit_json, machine_note, server_process, start_run  # noqa: E402
-
-PACKET = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
-
-
-class CountingViewer:
-    def __init__(self, url: str):
-        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = websocket.create_connection(ws_url, timeout=10, origin=url)
-        self.ws.recv()  # Engine.IO open
-        self.ws.send("40")
-        self.lock = threading.Lock()
-        self.bytes: dict[str, int] = {}
-        self.deflated: dict[str, int] = {}
-        self.messages: dict[str, int] = {}
-        self.counting = False
-        self.pending_event = None
-        self.pending_attachments = 0
-        self.closed = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _add(self, event: str, data, new_message: bool):
-        if not self.counting:
-            return
-        raw = data.encode() if isinstance(data, str) else data
-        with self.lock:
-            self.bytes[event] = self.bytes.get(event, 0) + len(raw)
-            self.deflated[event] = self.deflated.get(event, 0) + len(zlib.compress(raw, 6))
-            if new_message:
-                self.messages[event] = self.messages.get(event, 0) + 1
-
-    def _read(self):
-        while not self.closed:
-            try:
-                frame = self.ws.recv()
-            except Exception:
-                return
-            if isinstance(frame, bytes):  # a binary attachment of the last packet
-                self._add(self.pending_event or "?", frame, False)
-                self.pending_attachments -= 1
-                continue
-            if frame == "2":
-                self.ws.send("3")  # pong
-                continue
-            match = PACKET.match(frame)
-            if not match:
-                continue
-            kind, attachments, _namespace, ack_id, body = match.groups()
-            if kind not in ("2", "5"):
-                continue
-            event = body.split('"', 2)[1] if body.startswith('["') else "?"
-            self.pending_event = event
-            self.pending_attachments = int(attachments[:-1]) if attachments else 0
-            self._add(event, frame, True)
-            if ack_id:
-                self.ws.send(f"43{ack_id}[true]")  # acknowledge, as the page does after drawing
-
-    def snapshot(self):
-        with self.lock:
-            return dict(self.bytes), dict(self.deflated), dict(self.messages)
-
-    def close(self):
-        self.closed = True
-        try:
-            self.ws.close(timeout=1)
-        except Exception:
-            pass
-        self.ws.shutdown()
+from bench.common import (LightViewer, Viewer, close_all, emit_json, machine_note, server_process,  # noqa: E402
+                          start_run)
 
 
 def measure(seconds: float = 10.0, paces=(50, None)) -> dict:
     results = {}
     with server_process() as (url, pid):
         controller = Viewer(url)
-        counter = CountingViewer(url)
+        counter = LightViewer(url, count_deflated=True)
+        counter.counting = False
         try:
             for pace in paces:
                 start_run(controller, steps_per_second=pace)
@@ -110,11 +39,7 @@ def measure(seconds: float = 10.0, paces=(50, None)) -> dict:
                 counter.counting = False
                 elapsed = time.perf_counter() - started
                 controller.call("train:pause")
-                sizes, deflated, messages = counter.snapshot()
-                with counter.lock:
-                    counter.bytes.clear()
-                    counter.deflated.clear()
-                    counter.messages.clear()
+                sizes, deflated, messages = counter.snapshot(reset=True)
                 label = f"{pace} steps/s" if pace else "full speed"
                 results[label] = {
                     event: {"bytes_per_second": sizes[event] / elapsed,
