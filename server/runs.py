@@ -64,6 +64,16 @@ class RunError(SessionError):
     """A runs request that cannot be done (unknown run, bad name), in words for people."""
 
 
+MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER
+
+
+def checked_id(run_id: int) -> int:
+    """An id SQLite can hold; any other cannot name a run (and must not reach the driver)."""
+    if not isinstance(run_id, int) or not 1 <= run_id <= MAX_RUN_ID:
+        raise RunError(f"there is no run #{run_id}")
+    return run_id
+
+
 def finite(value) -> Optional[float]:
     if value is None:
         return None
@@ -152,6 +162,7 @@ class RunStore:
                        (run_id, step, time.time(), data))
 
     def rename(self, run_id: int, name: str) -> dict:
+        run_id = checked_id(run_id)
         name = " ".join(name.split())
         if not name:
             raise RunError("a run's name cannot be empty")
@@ -163,6 +174,7 @@ class RunStore:
         return self.get(run_id, curves=False)
 
     def delete(self, run_id: int) -> None:
+        run_id = checked_id(run_id)
         with self._db() as db:
             if db.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount != 1:
                 raise RunError(f"there is no run #{run_id}")
@@ -186,6 +198,7 @@ class RunStore:
         return [self._summary(row, row["checkpoint_step"]) for row in rows]
 
     def get(self, run_id: int, *, curves: bool = True) -> dict:
+        run_id = checked_id(run_id)
         with self._db() as db:
             row = db.execute(
                 f"SELECT {', '.join('r.' + c for c in SUMMARY_COLUMNS)}, r.history, r.epochs, c.step AS checkpoint_step "
@@ -200,6 +213,7 @@ class RunStore:
 
     def checkpoint(self, run_id: int) -> tuple[int, bytes]:
         """(step, torch.save bytes) of a run's last saved weights."""
+        run_id = checked_id(run_id)
         with self._db() as db:
             if db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise RunError(f"there is no run #{run_id}")

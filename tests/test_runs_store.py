@@ -214,3 +214,10 @@ def test_a_watch_only_viewer_can_list_runs_but_not_change_them(app, session, sio
     run = call(sio_client, "runs:get", {"id": run_id})["run"]
     assert run["name"] != "mine" and session.trainer.global_step == 2
     viewer.disconnect()
+
+
+def test_ids_beyond_what_sqlite_holds_are_unknown_runs_not_errors(client, sio_client):
+    huge = 2**63
+    assert client.get(f"/api/runs/{huge}/checkpoint").json == {"error": f"there is no run #{huge}"}
+    answer = sio_client.emit("runs:get", {"id": huge}, callback=True)
+    assert answer["ok"] is False and "id: Input should be less than or equal to" in answer["error"]

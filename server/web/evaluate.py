@@ -26,7 +26,7 @@ from ..checkpoints import (MAX_CHECKPOINT_BYTES, CheckpointError, export_source,
                            read_state_dict, check_fits, state_dict_bytes)
 from ..config import ConfigError, TrainConfig
 from ..evaluation import DatasetBrowser, Evaluation, SAMPLES_PER_CLASS
-from ..runs import NAME_MAX, RunError, RunRecorder, RunStore
+from ..runs import MAX_RUN_ID, NAME_MAX, RunError, RunRecorder, RunStore
 from ..session import TrainingSession
 from .events import answered, parse
 from .schemas import Strict
@@ -52,11 +52,11 @@ class SamplesRequest(Strict):
 
 
 class RunRequest(Strict):
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=MAX_RUN_ID)
 
 
 class RenameRequest(Strict):
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=MAX_RUN_ID)
     name: str = Field(min_length=1, max_length=NAME_MAX * 2)
 
 
