@@ -1,6 +1,7 @@
 // The controller: wires the connection, the page state and the views together.
 import { connect } from "./connection.js";
 import { createStore } from "./store.js";
+import { HISTORY_LIMIT, thinInPlace } from "./history.js";
 import { createCurves } from "./charts.js";
 import { createDrawingCanvas } from "./canvas.js";
 import { createPredictionViews } from "./prediction.js";
@@ -97,13 +98,16 @@ function main() {
     if (!server || metrics.run_id !== server.run_id) return;
     const point = { step: metrics.step, epoch: metrics.epoch, loss: metrics.loss, accuracy: metrics.accuracy };
     server.history.push(point);
+    const thinned = thinInPlace(server.history, HISTORY_LIMIT);
     Object.assign(server, {
       step: metrics.step, progress: metrics.progress, eta_seconds: metrics.eta_seconds,
       samples_per_second: metrics.samples_per_second, total_steps: metrics.total_steps,
       epoch: Math.floor(metrics.epoch),
     });
     renderProgress(server);
-    curves.addPoint(point);
+    // Thinned: redraw from the shorter history (the charts' own traces only ever grow).
+    if (thinned) curves.render(server.history, server.epochs);
+    else curves.addPoint(point);
   });
   connection.on("epoch", (record) => {
     const server = store.get().server;
