@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.__main__ import default_torch_threads  # noqa: E402
 from bench.common import (BLANK_PIXELS, Viewer, canvas_payload, close_all, emit_json,  # noqa: E402
                           machine_note, median, percentile, server_process, start_run)
 
@@ -74,7 +75,7 @@ def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1) -> di
     merged: dict[str, dict[str, list[float]]] = {}
     for _ in range(rounds):  # variants in turns, so machine noise spreads over all of them
         for server, threads in variants:
-            key = f"{server}, torch threads {threads or 'default'}"
+            key = f"{server}, torch threads {threads or f'{default_torch_threads()} (default)'}"
             for condition, samples in measure_variant(server, threads, n).items():
                 merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
     return {"variants": {key: {c: summarize(s) for c, s in conditions.items()}
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--variants", default="werkzeug:default,werkzeug:1",
+    parser.add_argument("--variants", default="werkzeug:default,werkzeug:2",
                         help="comma-separated server:threads, e.g. werkzeug:default,werkzeug:1,gunicorn:1")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                                     seconds=4 if quick else 8, torch_threads=args.torch_threads)
     if "latency" in only:
         results["latency"] = run("latency", latency.measure, n=60 if quick else 200,
-                                 variants=(("werkzeug", args.torch_threads), ("werkzeug", 2 if args.torch_threads == 1 else 1)))
+                                 variants=(("werkzeug", args.torch_threads), ("werkzeug", 2), ("gunicorn", args.torch_threads)))
     if "bandwidth" in only:
         results["bandwidth"] = run("bandwidth", bandwidth.measure, seconds=5 if quick else 10)
     if "page" in only:

@@ -18,6 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from server.__main__ import default_torch_threads  # noqa: E402
 from bench.common import (PYTHON, Viewer, close_all, emit_json, machine_note, median,  # noqa: E402
                           server_process, start_run, throughput_from_metrics)
 
@@ -77,6 +78,8 @@ def bare_in_subprocess(seconds: float, threads: int | None, device: str) -> floa
 
 def measure(rounds: int = 3, seconds: float = 8.0, torch_threads: int | None = None, device: str = "cpu",
             server: str = "werkzeug") -> dict:
+    # The bare loop gets the threads the server trains with (its default: half the cores).
+    torch_threads = torch_threads or default_torch_threads()
     bare, served, ratios = [], [], []
     with server_process(torch_threads=torch_threads, server=server, device=device) as (url, pid):
         viewer = Viewer(url)

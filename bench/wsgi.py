@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 from server import create_app
+from server.__main__ import default_torch_threads
 
 app = create_app({
     "device": os.environ.get("PLAYGROUND_DEVICE", "cpu"),
     **({"data_dir": os.environ["PLAYGROUND_DATA_DIR"]} if "PLAYGROUND_DATA_DIR" in os.environ else {}),
-    **({"torch_threads": int(os.environ["PLAYGROUND_TORCH_THREADS"])}
-       if os.environ.get("PLAYGROUND_TORCH_THREADS") else {}),
+    "torch_threads": int(os.environ.get("PLAYGROUND_TORCH_THREADS") or default_torch_threads()),
 })

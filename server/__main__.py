@@ -36,6 +36,13 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         self.close_connection = True
 
 
+def default_torch_threads() -> int:
+    """Half the cores, at least one. PyTorch's default (every core) leaves none for the socket
+    threads and the browser on the same machine, and its threads then wait on each other: on
+    2 busy cores, 2 threads trained 20-40x slower than 1 (docs/performance.md)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     defaults = Settings()
     parser = argparse.ArgumentParser(
@@ -56,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
                         help="MNIST mirror base URL; repeat to give several, tried in order")
     parser.add_argument("--torch-threads", type=int, default=None,
-                        help="PyTorch intra-op threads (default: PyTorch's choice)")
+                        help="PyTorch intra-op threads (default: half the cores, at least 1)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow --host to be a non-loopback interface (other machines can then "
                              "watch; controlling needs the control token printed at start-up, or "
@@ -71,7 +78,7 @@ def main(argv=None) -> int:
         settings = Settings.model_validate({
             "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
             "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
-            "mirrors": args.mirrors, "torch_threads": args.torch_threads,
+            "mirrors": args.mirrors, "torch_threads": args.torch_threads or default_torch_threads(),
             "allow_remote": args.allow_remote,
             "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         })
