@@ -38,7 +38,7 @@ function formToChanges(form) {
   return changes;
 }
 
-export function createControls(root, { store, request, notify }) {
+export function createControls(root, { store, request, ask, notify }) {
   const buttons = Object.fromEntries(
     [...root.querySelectorAll("[data-action]")].map((b) => [b.dataset.action, b]));
   const form = root.querySelector("[data-testid=setup]");
@@ -55,16 +55,7 @@ export function createControls(root, { store, request, notify }) {
   // pending the form shows the link's setup, not the server's, and the address keeps the link.
   let link = null;
 
-  async function send(event, payload) {
-    try {
-      const answer = await request(event, payload);
-      if (!answer.ok) notify(answer.error, "error");
-      return answer;
-    } catch (err) {
-      notify(err.message, "error");
-      return { ok: false, error: err.message };
-    }
-  }
+  const send = ask;
 
   const actions = {
     start: () => send("train:start"),

@@ -29,10 +29,22 @@ function main() {
 
   const connection = connect({ onStatus: (status) => store.set({ connection: status }) });
   const request = (event, payload) => connection.request(event, payload);
+  // A request whose refusal or transport failure is shown as a notice; resolves with the answer
+  // ({ok: false, error} on failure) so callers only branch on answer.ok.
+  async function ask(event, payload) {
+    try {
+      const answer = await request(event, payload);
+      if (!answer.ok) notify(answer.error, "error");
+      return answer;
+    } catch (err) {
+      notify(err.message, "error");
+      return { ok: false, error: err.message };
+    }
+  }
   const curves = createCurves($("loss-chart"), $("accuracy-chart"));
   const predictionViews = createPredictionViews({
     digitElement: $("prediction"), barsElement: $("probabilities"), previewCanvas: $("preview") });
-  const controls = createControls(document, { store, request, notify });
+  const controls = createControls(document, { store, request, ask, notify });
 
   // Predictions: one request in flight; the newest drawing waits its turn, older ones are dropped.
   let inFlight = false;
@@ -129,7 +141,7 @@ function main() {
 
   // store.answer holds the latest predict answer (null when the canvas is empty);
   // store.server the latest state. Features subscribe to the store, never to each other.
-  const context = { store, connection, request, notify, canvas, $ };
+  const context = { store, connection, request, ask, notify, canvas, $ };
   for (const feature of FEATURES) feature(context);
 }
 

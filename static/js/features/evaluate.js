@@ -7,20 +7,10 @@ import { createRunsView } from "./evaluate/runs.js";
 import { createCheckpointView } from "./evaluate/checkpoints.js";
 
 export default function init(context) {
-  const { store, connection, request, notify, $ } = context;
+  const { store, connection, ask, notify, $ } = context;
   const panel = document.getElementById("evaluate-panel");
   panel.hidden = false;
 
-  async function ask(event, payload) {
-    try {
-      const answer = await request(event, payload);
-      if (!answer.ok) notify(answer.error, "error");
-      return answer;
-    } catch (err) {
-      notify(err.message, "error");
-      return { ok: false };
-    }
-  }
 
   const matrix = createMatrixView({
     matrixElement: $("confusion-matrix"), perClassElement: $("per-class-accuracy"),
@@ -40,7 +30,7 @@ export default function init(context) {
       if (answer.ok) { samplesOffset = answer.offset; dataset.renderSamples(answer.samples); }
     },
   });
-  const runs = createRunsView({ listElement: $("runs"), request, notify });
+  const runs = createRunsView({ listElement: $("runs"), ask, notify });
   createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notify });
 
   // Views off screen are not redrawn (an epoch can end every second or two): the latest

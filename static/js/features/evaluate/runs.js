@@ -8,23 +8,13 @@ const STATUS_WORDS = {
   interrupted: "interrupted (server stopped)", idle: "idle",
 };
 
-export function createRunsView({ listElement, request, notify }) {
+export function createRunsView({ listElement, ask, notify }) {
   let runs = [];
   let liveRun = null;
   const overlaid = new Map(); // run id -> colour
   const curves = new Map(); // run id -> {history, epochs}
   let deferred = null; // a list that arrived while a name was being edited
 
-  async function ask(event, payload) {
-    try {
-      const answer = await request(event, payload);
-      if (!answer.ok) notify(answer.error, "error");
-      return answer;
-    } catch (err) {
-      notify(err.message, "error");
-      return { ok: false };
-    }
-  }
 
   // A legend label: a name someone gave, else only what sets this run apart from the other
   // overlaid runs ("#1 logits" vs "#2 softmax"), so the legend stays one short line.
