@@ -53,6 +53,12 @@ def run_viewer(url: str) -> int:
     return 0
 
 
+def process_cpu_seconds(pid="self") -> float:
+    """User + system CPU time of a process (Linux /proc), all its threads together."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_hook(views, spent: list):
     def hook(session):
         started = time.perf_counter()
@@ -79,6 +85,7 @@ def throughput(server, phase_seconds: float, rounds: int) -> dict:
         session.start({"steps_per_second": None, "epochs": 200})
         time.sleep(2.0)  # warm-up
         results = {"none": [], "all": []}
+        per_cpu = {"none": [], "all": []}  # samples per CPU-second of the server process
         frames = {"weights": 0, "activations": 0, "distributions": 0}
         all_seconds = 0.0
         cost = []
@@ -90,9 +97,9 @@ def throughput(server, phase_seconds: float, rounds: int) -> dict:
                     session.step_hooks.append(hook)
                 before = delivery.client_stats(viewer_sid)["delivered"]
                 spent[0] = 0.0
-                step0, t0 = session.trainer.global_step, time.perf_counter()
+                step0, t0, cpu0 = session.trainer.global_step, time.perf_counter(), process_cpu_seconds()
                 time.sleep(phase_seconds)
-                step1, t1 = session.trainer.global_step, time.perf_counter()
+                step1, t1, cpu1 = session.trainer.global_step, time.perf_counter(), process_cpu_seconds()
                 if mode == "all":
                     session.step_hooks.remove(hook)
                     after = delivery.client_stats(viewer_sid)["delivered"]
@@ -102,7 +109,9 @@ def throughput(server, phase_seconds: float, rounds: int) -> dict:
                     cost.append(spent[0] / (t1 - t0))
                 rate = (step1 - step0) * batch / (t1 - t0)
                 results[mode].append(rate)
-                print(f"  {mode:>4}: {rate:10,.0f} samples/s", end="" if mode == "none" else "\n", flush=True)
+                per_cpu[mode].append((step1 - step0) * batch / max(1e-9, cpu1 - cpu0))
+                print(f"  {mode:>4}: {rate:10,.0f} samples/s ({per_cpu[mode][-1]:8,.0f} per CPU-second)",
+                      end="" if mode == "none" else "\n", flush=True)
         session.pause()
         weights = delivery.latest("weights")
         # each 'all' phase against the mean of the 'none' phases either side of it
@@ -111,6 +120,7 @@ def throughput(server, phase_seconds: float, rounds: int) -> dict:
             "none": results["none"], "all": results["all"],
             "ratio": statistics.mean(results["all"]) / statistics.mean(results["none"]),
             "paired_median": statistics.median(paired) if paired else None,
+            "per_cpu_ratio": statistics.mean(per_cpu["all"]) / statistics.mean(per_cpu["none"]),
             "frames_per_second": {s: n / all_seconds for s, n in frames.items()},
             "hook_share": statistics.mean(cost),
             "weights_frame_bytes": encoded_size("inside:weights", weights) if weights else None,
@@ -161,12 +171,31 @@ def describe(values) -> str:
     return f"median {statistics.median(ordered):6.1f} ms, p90 {p90:6.1f} ms ({len(ordered)} frames)"
 
 
+def report_throughput(server, args) -> dict:
+    print(f"1. training throughput at full speed, {args.rounds} x ({args.phase_seconds:g} s none, "
+          f"{args.phase_seconds:g} s all views streaming to one viewer):", flush=True)
+    result = throughput(server, args.phase_seconds, args.rounds)
+    print(f"   none: {statistics.mean(result['none']):10,.0f} samples/s (mean)")
+    print(f"   all : {statistics.mean(result['all']):10,.0f} samples/s (mean)")
+    print(f"   ratio all/none: {result['ratio']:.3f} of the means, {result['paired_median']:.3f} median of "
+          f"each 'all' phase against its neighbours (goal >= 0.95)")
+    print(f"   samples per CPU-second of the server process, all/none: {result['per_cpu_ratio']:.3f} "
+          "(steadier than wall-clock rates when other programs share the CPUs)")
+    print(f"   the live-views hook itself took {100 * result['hook_share']:.2f}% of the training thread's "
+          f"wall time in the 'all' phases")
+    fps = result["frames_per_second"]
+    print("   frames/s received by the viewer: " + ", ".join(f"{s} {v:.2f}" for s, v in fps.items())
+          + f"; a hidden-weights frame is {result['weights_frame_bytes']:,} bytes on the wire")
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase-seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--browser-seconds", type=float, default=12.0)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--viewer", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="also print the raw numbers as JSON")
     args = parser.parse_args()
@@ -179,18 +208,9 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; dataset: "
           f"{len(dataset.train)} train digits from {EMBEDDED_DIR.parent.parent.name}; default network")
     with LiveServer(app) as server:
-        print(f"1. training throughput at full speed, {args.rounds} x ({args.phase_seconds:g} s none, "
-              f"{args.phase_seconds:g} s all views streaming to one viewer):", flush=True)
-        result = throughput(server, args.phase_seconds, args.rounds)
-        print(f"   none: {statistics.mean(result['none']):10,.0f} samples/s (mean)")
-        print(f"   all : {statistics.mean(result['all']):10,.0f} samples/s (mean)")
-        print(f"   ratio all/none: {result['ratio']:.3f} of the means, {result['paired_median']:.3f} median of "
-              f"each 'all' phase against its neighbours (goal >= 0.95)")
-        print(f"   the live-views hook itself took {100 * result['hook_share']:.2f}% of the training thread's "
-              f"wall time in the 'all' phases")
-        fps = result["frames_per_second"]
-        print("   frames/s received by the viewer: " + ", ".join(f"{s} {v:.2f}" for s, v in fps.items())
-              + f"; a hidden-weights frame is {result['weights_frame_bytes']:,} bytes on the wire")
+        result = None
+        if not args.no_throughput:
+            result = report_throughput(server, args)
         browser = None
         if not args.no_browser:
             print(f"2. browser render of a hidden-weights frame (Chromium {CHROMIUM}):", flush=True)

@@ -1,38 +1,51 @@
 // Heatmaps of the weights: the first hidden layer as one mosaic of 28x28 tiles (one tile per
-// neuron, one Plotly heatmap for all of them), and the output layer with its biases.
+// neuron, all in one Plotly image trace), and the output layer with its biases (a heatmap).
 import { decodeTiles, float16 } from "./decode.js";
+import { CELL, DIVERGING, GAP, TILE, mosaicSize, paintMosaic } from "./mosaic.js";
 
-export const DIVERGING = [
-  [0, "#1f4e9c"], [0.2, "#4a8ad4"], [0.4, "#bcd6f0"], [0.5, "#f8f8f8"],
-  [0.6, "#f5c2b0"], [0.8, "#d8604a"], [1, "#a11a1f"],
-];
+export { DIVERGING };
 const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
-const TILE = 28;
 
 const fmt = (v, digits = 4) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
 
-const GAP = 1; // white pixels between tiles
-const CELL = TILE + GAP;
-
-// 256 colours of the diverging scale: code 0 = -limit, 128 = 0, 255 = +limit.
-function makeLookup(colorscale) {
-  const parse = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-  const table = new Uint8Array(256 * 4);
-  for (let k = 0; k < 256; k += 1) {
-    const t = k / 255;
-    let s = 1;
-    while (s < colorscale.length - 1 && colorscale[s][0] < t) s += 1;
-    const [t0, c0] = colorscale[s - 1];
-    const [t1, c1] = colorscale[s];
-    const f = t1 > t0 ? (t - t0) / (t1 - t0) : 0;
-    const a = parse(c0);
-    const b = parse(c1);
-    for (let ch = 0; ch < 3; ch += 1) table[k * 4 + ch] = Math.round(a[ch] + f * (b[ch] - a[ch]));
-    table[k * 4 + 3] = 255;
+// The mosaic is painted in a worker when the browser can (OffscreenCanvas), else right here.
+function createPainter() {
+  let worker = null;
+  try {
+    if (typeof OffscreenCanvas === "function") {
+      worker = new Worker(new URL("./mosaic-worker.js", import.meta.url), { type: "module" });
+    }
+  } catch (err) {
+    worker = null;
   }
-  return table;
+  const waiting = new Map();
+  let nextId = 0;
+  if (worker) {
+    worker.onmessage = ({ data }) => {
+      const job = waiting.get(data.id);
+      waiting.delete(data.id);
+      if (data.error) job.reject(new Error(data.error)); else job.resolve(data.url);
+    };
+  }
+  const canvas = document.createElement("canvas");
+  return (job) => {
+    if (worker) {
+      return new Promise((resolve, reject) => {
+        const id = (nextId += 1);
+        waiting.set(id, { resolve, reject });
+        worker.postMessage({ ...job, id });
+      });
+    }
+    const { width, height } = mosaicSize(job.n, job.columns);
+    canvas.width = width;
+    canvas.height = height;
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(width, height);
+    paintMosaic(image.data, job);
+    context.putImageData(image, 0, 0);
+    return Promise.resolve(canvas.toDataURL("image/png"));
+  };
 }
-const LOOKUP = makeLookup(DIVERGING);
 
 function selectionShape(index, columns) {
   const x0 = (index % columns) * CELL - 0.5;
@@ -49,41 +62,7 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
   let mode = "shared";
   let selected = null;
   let hoverLabels = null;
-  let pending = Promise.resolve();
-  const canvas = document.createElement("canvas");
-  const context = canvas.getContext("2d");
-
-  function paint() {
-    const { n, codes, scales, zero, levels } = tiles;
-    const columns = meta.columns;
-    const rows = Math.ceil(n / columns);
-    const width = columns * CELL - GAP;
-    const height = rows * CELL - GAP;
-    if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
-    const image = context.createImageData(width, height);
-    const pixels = image.data;
-    pixels.fill(255); // gaps and empty tiles stay white
-    const limit = Math.max(meta.max_abs, 1e-12);
-    for (let j = 0; j < n; j += 1) {
-      const top = Math.floor(j / columns) * CELL;
-      const left = (j % columns) * CELL;
-      // shared scale: code -> weight -> colour index; per tile: the code is the index.
-      const factor = mode === "per-tile" ? 1 : scales[j] / limit;
-      const base = j * 784;
-      for (let y = 0; y < TILE; y += 1) {
-        let out = ((top + y) * width + left) * 4;
-        const offset = base + y * TILE;
-        for (let x = 0; x < TILE; x += 1, out += 4) {
-          const code = codes[offset + x];
-          const k = factor === 1 ? code : Math.round(zero + (code - zero) * factor);
-          const c = k * 4;
-          pixels[out] = LOOKUP[c]; pixels[out + 1] = LOOKUP[c + 1]; pixels[out + 2] = LOOKUP[c + 2];
-        }
-      }
-    }
-    context.putImageData(image, 0, 0);
-    return { columns, rows, width, height };
-  }
+  const paint = createPainter();
 
   function labels(columns, rows, width) {
     // Hover names the neuron: one label array per row of tiles, shared by its pixel rows.
@@ -106,8 +85,12 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
   async function render() {
     if (!tiles) return;
     const started = performance.now();
-    const { columns, rows, width, height } = paint();
-    const url = canvas.toDataURL("image/png"); // Plotly's image trace takes data: URIs only
+    const columns = meta.columns;
+    const { rows, width, height } = mosaicSize(tiles.n, columns);
+    // A PNG data: URI (Plotly's image trace takes no other source), painted off the main thread.
+    const url = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns, zero: tiles.zero,
+      mode, maxAbs: meta.max_abs });
+    const mainStarted = performance.now();
     hoverLabels = labels(columns, rows, width);
     const limit = mode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
     const traces = [
@@ -129,15 +112,30 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
     const drawn = Plotly.react(element, traces, layout, CONFIG);
     // Main-thread time of the render (paint, PNG, the Plotly call), then until Plotly has
     // loaded the image (which also counts whatever else the page ran meanwhile).
-    performance.measure("inside:hidden-weights-render-sync", { start: started, duration: performance.now() - started });
+    performance.measure("inside:hidden-weights-render-sync", { start: mainStarted, duration: performance.now() - mainStarted });
     await drawn;
     const elapsed = performance.now() - started;
     performance.measure("inside:hidden-weights-render", { start: started, duration: elapsed });
     onRender?.(elapsed);
   }
 
-  // One render at a time, in order (each waits for its PNG); the newest state is drawn last.
-  const rerender = () => { pending = pending.then(render, render); return pending; };
+  // One render at a time (each waits for its PNG); state that changes meanwhile is drawn by one
+  // more render at the end, never queued: the newest state wins.
+  let dirty = false;
+  let running = null;
+  const rerender = () => {
+    dirty = true;
+    if (!running) {
+      running = (async () => {
+        try {
+          while (dirty) { dirty = false; await render(); }
+        } finally {
+          running = null;
+        }
+      })();
+    }
+    return running;
+  };
 
   function tileAt(point) {
     const column = Math.floor(point.x / CELL);
