@@ -63,8 +63,8 @@ export default function init({ store, connection, request, $ }) {
   }
 
   const draw = {
-    async weights(frame) {
-      await weights.show(frame); // first and alone: its render time is measured
+    weights(frame) {
+      weights.show(frame); // painted off the main thread, plotted when ready
       outputWeights.show(frame);
       diagram.showWeights(frame, weights.tiles());
       describeFrame(frame);
@@ -74,20 +74,17 @@ export default function init({ store, connection, request, $ }) {
     distributions(frame) { distributions.show(frame); },
   };
 
-  // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one.
+  // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one. A
+  // frame is acknowledged when the page starts drawing it (at an animation frame, so a busy or
+  // hidden page slows the stream down), and the next one travels while this one is drawn.
   const waiting = new Map();
   let scheduled = false;
   function drawWaiting() {
     scheduled = false;
     for (const [stream, { frame, ack }] of [...waiting]) {
       waiting.delete(stream);
-      const done = () => { if (typeof ack === "function") ack(); };
-      try {
-        Promise.resolve(draw[stream](frame)).then(done, (err) => { done(); throw err; });
-      } catch (err) {
-        done();
-        throw err;
-      }
+      if (typeof ack === "function") ack();
+      draw[stream](frame);
     }
   }
   for (const [stream, event] of Object.entries(EVENTS)) {

@@ -56,17 +56,24 @@ function selectionShape(index, columns) {
 // The mosaic is drawn as a Plotly image trace: the colours come from a 256-entry lookup of the
 // uint8 codes (one pass over 200,704 bytes), so a frame costs a few milliseconds where a
 // 448x448 heatmap trace spends tens of ms mapping each cell through its colour scale.
+// A two-stage pipeline, newest state wins at each stage: (1) paint + PNG (worker), (2) the
+// Plotly call. A new frame is painted while the previous one is being plotted.
 export function createHiddenWeights(element, { onSelect, onRender, readout }) {
-  let tiles = null; // the decoded latest frame
-  let meta = null;
+  let latest = null; // { tiles, meta, step, runId }: the newest frame received
+  let shown = null; // the same for the picture on screen (hover and clicks read this one)
   let mode = "shared";
   let selected = null;
-  let hoverLabels = null;
   const paint = createPainter();
+  let paintWanted = false;
+  let painting = false;
+  let ready = null; // a painted picture waiting for stage 2
+  let plotting = false;
+  let lastPlotted = null;
 
-  function labels(columns, rows, width) {
+  function labels({ tiles, meta }, rows, width) {
     // Hover names the neuron: one label array per row of tiles, shared by its pixel rows.
     const { n, bias, scales } = tiles;
+    const columns = meta.columns;
     const perRow = [];
     for (let t = 0; t < rows; t += 1) {
       const row = new Array(width).fill("");
@@ -82,25 +89,54 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
     return text;
   }
 
-  async function render() {
-    if (!tiles) return;
-    const started = performance.now();
+  // Stage 1: a PNG data: URI (Plotly's image trace takes no other source), off the main thread.
+  async function runPaint() {
+    painting = true;
+    try {
+      while (paintWanted) {
+        paintWanted = false;
+        const frame = latest;
+        const started = performance.now();
+        const { tiles, meta } = frame;
+        const url = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns: meta.columns,
+          zero: tiles.zero, mode, maxAbs: meta.max_abs });
+        ready = { frame, url, mode, started };
+        if (!plotting) runPlot();
+      }
+    } finally {
+      painting = false;
+    }
+  }
+
+  // Stage 2: the Plotly call (also re-run alone when only the selection changes).
+  async function runPlot() {
+    plotting = true;
+    try {
+      while (ready) {
+        const job = ready;
+        ready = null;
+        await plot(job);
+        lastPlotted = job;
+      }
+    } finally {
+      plotting = false;
+    }
+  }
+
+  async function plot({ frame, url, mode: jobMode, started }) {
+    const { tiles, meta } = frame;
+    const mainStarted = performance.now();
     const columns = meta.columns;
     const { rows, width, height } = mosaicSize(tiles.n, columns);
-    // A PNG data: URI (Plotly's image trace takes no other source), painted off the main thread.
-    const url = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns, zero: tiles.zero,
-      mode, maxAbs: meta.max_abs });
-    const mainStarted = performance.now();
-    hoverLabels = labels(columns, rows, width);
-    const limit = mode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
+    const limit = jobMode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
     const traces = [
-      { type: "image", source: url, x0: 0, y0: 0, dx: 1, dy: 1, hovertext: hoverLabels,
+      { type: "image", source: url, x0: 0, y0: 0, dx: 1, dy: 1, hovertext: labels(frame, rows, width),
         hovertemplate: "%{hovertext}<extra></extra>", zsmooth: false,
         hoverlabel: { bgcolor: "#ffffff", bordercolor: "#333333", font: { color: "#111111" } } },
       // The colour bar: an image trace has none, so a one-cell heatmap off-screen carries it.
       { type: "heatmap", z: [[-limit, limit]], x: [-10, -9], y: [-10, -10], zmin: -limit, zmax: limit,
         colorscale: DIVERGING, hoverinfo: "skip",
-        colorbar: { thickness: 10, len: 0.8, title: { text: mode === "per-tile" ? "w / max|w|" : "weight", side: "right" } } },
+        colorbar: { thickness: 10, len: 0.8, title: { text: jobMode === "per-tile" ? "w / max|w|" : "weight", side: "right" } } },
     ];
     const layout = {
       margin: { l: 4, r: 4, t: 4, b: 4 },
@@ -110,39 +146,36 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
       plot_bgcolor: "#ffffff", paper_bgcolor: "#ffffff", hovermode: "closest",
     };
     const drawn = Plotly.react(element, traces, layout, CONFIG);
-    // Main-thread time of the render (paint, PNG, the Plotly call), then until Plotly has
-    // loaded the image (which also counts whatever else the page ran meanwhile).
+    // Main-thread time of the Plotly call (the hover labels included); then the whole render,
+    // from the start of painting until Plotly has the image (other work of the page included).
     performance.measure("inside:hidden-weights-render-sync", { start: mainStarted, duration: performance.now() - mainStarted });
     await drawn;
-    const elapsed = performance.now() - started;
-    performance.measure("inside:hidden-weights-render", { start: started, duration: elapsed });
-    onRender?.(elapsed);
+    shown = frame;
+    bindEvents();
+    element.dataset.step = String(frame.step);
+    element.dataset.runId = String(frame.runId);
+    element.dataset.neurons = String(meta.n_shown);
+    element.dataset.mode = jobMode;
+    if (started != null) {
+      const elapsed = performance.now() - started;
+      performance.measure("inside:hidden-weights-render", { start: started, duration: elapsed });
+      onRender?.(elapsed);
+    }
   }
 
-  // One render at a time (each waits for its PNG); state that changes meanwhile is drawn by one
-  // more render at the end, never queued: the newest state wins.
-  let dirty = false;
-  let running = null;
-  const rerender = () => {
-    dirty = true;
-    if (!running) {
-      running = (async () => {
-        try {
-          while (dirty) { dirty = false; await render(); }
-        } finally {
-          running = null;
-        }
-      })();
-    }
-    return running;
-  };
+  function repaint() {
+    paintWanted = true;
+    if (!painting) runPaint();
+  }
 
   function tileAt(point) {
+    if (!shown) return null;
+    const { tiles, meta } = shown;
     const column = Math.floor(point.x / CELL);
     const row = Math.floor(point.y / CELL);
     if (point.x % CELL >= TILE || point.y % CELL >= TILE || column >= meta.columns) return null;
     const index = row * meta.columns + column;
-    return index < tiles.n ? { index, pixel: (point.y % CELL) * TILE + (point.x % CELL) } : null;
+    return index < tiles.n ? { index, pixel: (point.y % CELL) * TILE + (point.x % CELL), tiles } : null;
   }
 
   // Plotly gives the element .on() at its first render; bind the events once after it.
@@ -150,37 +183,34 @@ export function createHiddenWeights(element, { onSelect, onRender, readout }) {
     if (element.dataset.eventsBound) return;
     element.dataset.eventsBound = "1";
     element.on("plotly_click", (event) => {
-      const point = event.points?.[0];
-      const hit = point && tiles ? tileAt(point) : null;
+      const hit = event.points?.[0] ? tileAt(event.points[0]) : null;
       if (hit) onSelect(hit.index);
     });
     element.on("plotly_hover", (event) => {
-      const point = event.points?.[0];
-      const hit = point && tiles ? tileAt(point) : null;
+      const hit = event.points?.[0] ? tileAt(event.points[0]) : null;
       if (!hit || !readout) return;
       const row = Math.floor(hit.pixel / TILE);
       const col = hit.pixel % TILE;
       readout.textContent = `neuron ${hit.index}: weight from pixel (row ${row}, col ${col}) = ` +
-        `${fmt(tiles.weight(hit.index, hit.pixel))}, bias ${fmt(tiles.bias[hit.index])}`;
+        `${fmt(hit.tiles.weight(hit.index, hit.pixel))}, bias ${fmt(hit.tiles.bias[hit.index])}`;
     });
   }
 
   return {
-    async show(frame) {
-      meta = frame.hidden;
-      tiles = decodeTiles(frame.hidden);
-      await rerender();
-      bindEvents();
-      element.dataset.step = String(frame.step);
-      element.dataset.runId = String(frame.run_id);
-      element.dataset.neurons = String(meta.n_shown);
+    show(frame) {
+      latest = { tiles: decodeTiles(frame.hidden), meta: frame.hidden, step: frame.step, runId: frame.run_id };
+      repaint();
     },
-    setMode(next) { mode = next; element.dataset.mode = next; return rerender(); },
-    select(index) { selected = index; return rerender(); },
-    tiles: () => tiles,
-    meta: () => meta,
-    // For tests: the weight shown at (tile, pixel) after decoding.
-    weightAt: (index, pixel) => tiles.weight(index, pixel),
+    setMode(next) { mode = next; if (latest) repaint(); },
+    select(index) {
+      selected = index;
+      if (lastPlotted && !ready) {
+        ready = { ...lastPlotted, started: null }; // same picture, new selection box
+        if (!plotting) runPlot();
+      }
+    },
+    tiles: () => latest?.tiles ?? null,
+    meta: () => latest?.meta ?? null,
   };
 }
 
