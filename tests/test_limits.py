@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from server.web.limits import PREDICT_BURST, PREDICT_PER_SECOND, TokenBucket
+from server.web.limits import EVENTS_BURST, PREDICT_BURST, PREDICT_PER_SECOND, TokenBucket
 from tests.helpers import REPO, socketio_client
 
 BLANK = {"pixels": [0.0] * 784}
@@ -134,3 +134,18 @@ def test_an_http_body_past_the_limit_is_refused_with_json(app, client):
     response = client.post("/api/linear", data=b"{" + b" " * (limit + 1), content_type="application/json")
     assert response.status_code == 413
     assert response.get_json() == {"error": f"the request is too large: at most {limit:,} bytes"}
+
+
+def test_a_flood_of_any_events_is_answered_too_many_requests_and_others_are_served(app):
+    socketio = app.extensions["playground"]["socketio"]
+    flooder = socketio.test_client(app, flask_test_client=app.test_client())
+    other = socketio.test_client(app, flask_test_client=app.test_client())
+    answers = [flooder.emit(event, None, callback=True)
+               for event in ["no-such-event", "train:pause", "inside:subscribe"] * (EVENTS_BURST // 2)]
+    refused = [a for a in answers if isinstance(a, dict) and not a.get("ok")
+               and a.get("error", "").startswith("too many requests")]
+    assert len(refused) >= len(answers) - EVENTS_BURST - 10, "past the burst, events are refused"
+    assert refused[0]["error"] == ("too many requests: at most 60 per second from one viewer; "
+                                   "this one was not handled")
+    assert other.emit("predict", BLANK, callback=True)["ok"], "the limit is per viewer"
+    assert flooder.is_connected()

@@ -7,6 +7,7 @@
   the cap to simple-websocket, which closes the connection (1009, message too big) as soon as
   a message grows past it, before it is held in memory. Only that connection closes.
 - Binary attachments: at most MAX_ATTACHMENTS per Socket.IO packet (`cap_attachments`).
+- Events: at most EVENTS_PER_SECOND per connection, all events together (`cap_event_rate`).
 - Rates: `throttle(name, per_second, burst)` is a per-client token bucket. A Socket.IO client's
   buckets live in its connection's WSGI environ (gone when it disconnects); HTTP clients are
   keyed by address in a bounded table.
@@ -19,6 +20,7 @@ import time
 from collections import OrderedDict
 
 from flask import Flask, jsonify, request
+from socketio import packet as socketio_packet
 from werkzeug.exceptions import HTTPException
 
 from ..session import SessionError
@@ -27,6 +29,10 @@ from ..session import SessionError
 # bursts of 40 leaves room for fast drawing and a slow link catching up.
 PREDICT_PER_SECOND = 20.0
 PREDICT_BURST = 40
+# All events of one connection together: the page sends at most ~30 a second while drawing
+# (predictions, the explainer's and the inspector's arithmetic).
+EVENTS_PER_SECOND = 60.0
+EVENTS_BURST = 120
 MAX_ATTACHMENTS = 4  # binary attachments one Socket.IO packet may declare
 HTTP_CLIENTS_TRACKED = 4096  # oldest HTTP client buckets are forgotten past this
 
@@ -119,9 +125,37 @@ def cap_attachments(socketio) -> None:
     server.packet_class = AttachmentCappedPacket
 
 
+def cap_event_rate(socketio) -> None:
+    """Every event from one connection, whatever its name, counts against one bucket before a
+    handler thread is started for it: a client that floods (any event, known or not) is
+    answered "too many requests" instead of making the server start a thread per message."""
+    server = socketio.server
+    handle_event = server._handle_event
+
+    def handle_event_within_rate(eio_sid, namespace, id, data):
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            return  # not an event (a malformed packet): nothing to answer
+        environ = server.environ.get(eio_sid)
+        if environ is not None:
+            bucket = environ.get("playground.rate.events")
+            if bucket is None:
+                bucket = environ["playground.rate.events"] = TokenBucket(EVENTS_PER_SECOND, EVENTS_BURST)
+            if not bucket.take():
+                if id is not None:
+                    server._send_packet(eio_sid, server.packet_class(
+                        socketio_packet.ACK, namespace=namespace or "/", id=id, data=[{
+                            "ok": False, "error": f"too many requests: at most {EVENTS_PER_SECOND:g} per "
+                                                  f"second from one viewer; this one was not handled"}]))
+                return
+        return handle_event(eio_sid, namespace, id, data)
+
+    server._handle_event = handle_event_within_rate
+
+
 def init_app(app: Flask, socketio) -> None:
     cap_websocket_messages(socketio)
     cap_attachments(socketio)
+    cap_event_rate(socketio)
 
     @app.errorhandler(413)
     def too_large(err):
