@@ -49,11 +49,11 @@ def answered(handler):
     return wrapper
 
 
-def pixels_from(request: PredictRequest):
-    if request.image is not None:
-        image = request.image
+def pixels_from(body: PredictRequest):
+    if body.image is not None:
+        image = body.image
         return preprocess_canvas(image.width, image.height, image.data)
-    return preprocess_pixels(request.pixels)
+    return preprocess_pixels(body.pixels)
 
 
 def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) -> None:
@@ -73,15 +73,15 @@ def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) 
     @answered
     def on_predict(payload=None):
         throttle_predict()
-        request = parse(PredictRequest, payload)
-        return session.predict(pixels_from(request))
+        body = parse(PredictRequest, payload)
+        return session.predict(pixels_from(body))
 
     @socketio.on("train:start")
     @answered
     def on_start(payload=None):
         require_control()
-        request = parse(ConfigRequest, payload, optional=True)
-        return {"state": session.start(request.config)}
+        body = parse(ConfigRequest, payload, optional=True)
+        return {"state": session.start(body.config)}
 
     @socketio.on("train:pause")
     @answered
@@ -93,15 +93,15 @@ def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) 
     @answered
     def on_step(payload=None):
         require_control()
-        request = parse(StepRequest, payload, optional=True)
-        return {"state": session.step(request.batches)}
+        body = parse(StepRequest, payload, optional=True)
+        return {"state": session.step(body.batches)}
 
     @socketio.on("train:reset")
     @answered
     def on_reset(payload=None):
         require_control()
-        request = parse(ConfigRequest, payload, optional=True)
-        return {"state": session.reset(request.config)}
+        body = parse(ConfigRequest, payload, optional=True)
+        return {"state": session.reset(body.config)}
 
     @socketio.on("config:update")
     @answered
