@@ -87,5 +87,14 @@ def socketio_client(url: str, *, record=("state", "metrics", "epoch"), **connect
     return client
 
 
+def disconnect_all(clients) -> None:
+    """Disconnect in parallel: each python-socketio client waits for its reader thread."""
+    threads = [threading.Thread(target=client.disconnect) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
 def seeded_tensor(*shape, seed=0):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from server.web.limits import EVENTS_BURST, PREDICT_BURST, PREDICT_PER_SECOND, TokenBucket
-from tests.helpers import REPO, socketio_client
+from tests.helpers import REPO, disconnect_all, socketio_client
 
 BLANK = {"pixels": [0.0] * 784}
 MESSAGE_CAP = 2 * 1024 * 1024  # the app's max_http_buffer_size
@@ -22,14 +22,6 @@ class FakeClock:
 
     def __call__(self):
         return self.now
-
-
-def disconnect_all(clients):
-    threads = [threading.Thread(target=client.disconnect) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 # ---- rates ----------------------------------------------------------------------------------

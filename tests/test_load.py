@@ -12,21 +12,13 @@ import time
 
 import pytest
 
-from tests.helpers import socketio_client
+from tests.helpers import disconnect_all, socketio_client
 
 VIEWERS = 12  # bench/load.py runs 50
 PREDICT_EVERY_S = 0.2
 SECONDS = 4
 BLANK = {"pixels": [0.0] * 784}
 FULL_SPEED = {"config": {"steps_per_second": None, "epochs": 200}}
-
-
-def disconnect_all(clients):
-    threads = [threading.Thread(target=client.disconnect) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 def drawing_viewer(client, seconds, answers, failures):

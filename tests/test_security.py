@@ -23,7 +23,7 @@ from server.__main__ import main, parse_args
 from server.settings import Settings
 from server.web.access import (CONTROL_TOKEN_HEADER, NO_TOKEN_MESSAGE, WRONG_TOKEN_MESSAGE,
                                is_local_environ, require_control)
-from tests.helpers import REPO, socketio_client
+from tests.helpers import REPO, disconnect_all, socketio_client
 
 TOKEN = "a-test-control-token-0123456789"
 REMOTE = "203.0.113.7"  # TEST-NET-3: an address that is certainly not this machine
@@ -79,15 +79,6 @@ def test_settings_refuse_a_remote_host_unless_asked():
         Settings(host="192.0.2.10")
     assert Settings(host="192.0.2.10", allow_remote=True).host == "192.0.2.10"
     assert Settings(host="::1").is_local
-
-
-def disconnect_all(clients):
-    """Disconnect in parallel: each python-socketio client waits for its reader thread."""
-    threads = [threading.Thread(target=client.disconnect) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 def free_port() -> int:
