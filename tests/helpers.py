@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import engineio
@@ -85,6 +86,16 @@ def socketio_client(url: str, *, record=("state", "metrics", "epoch"), **connect
         client.on(event, handler)
     client.connect(url, transports=["websocket"], wait_timeout=10, **connect_kwargs)
     return client
+
+
+def wait_for(condition, timeout=20.0, what="the condition"):
+    """Poll `condition` until it holds; fail the test, naming `what`, after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def disconnect_all(clients) -> None:

@@ -10,16 +10,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tests.helpers import socketio_client
+from tests.helpers import socketio_client, wait_for
 
-
-def wait_for(condition, timeout=20.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def latest(client, event):

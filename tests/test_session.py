@@ -13,7 +13,7 @@ import torch
 from server.config import ConfigError, TrainConfig
 from server.model import build_network
 from server.session import HISTORY_LIMIT, METRICS_INTERVAL_S, SessionError, TrainingSession, thin_history
-from tests.helpers import subset
+from tests.helpers import subset, wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")
 
@@ -54,14 +54,6 @@ def new_session():
     for session in sessions:
         session.close()
 
-
-def wait_for(condition, timeout=20.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_for_status(session, status, timeout=20.0):

@@ -4,10 +4,10 @@ words and changes nothing."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
+from tests.helpers import wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")
 
@@ -19,14 +19,6 @@ def stable(state: dict) -> dict:
 def received(client, name):
     return [message["args"][0] for message in client.get_received() if message["name"] == name]
 
-
-def wait_for(condition, timeout=20.0, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def vertical_stroke_canvas(width=280, height=280) -> bytes:
