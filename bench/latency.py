@@ -66,16 +66,65 @@ def measure_variant(server: str, torch_threads, n: int) -> dict:
     return results
 
 
+BROWSER_ROUND_TRIPS = """async ([n, spacing]) => {
+  const { io } = await import("/vendor/socket.io.esm.min.js");
+  const socket = io({ transports: ["websocket"] });
+  await new Promise((resolve) => socket.on("connect", resolve));
+  // A viewer like the page: it acknowledges the live views' frames, so they keep coming.
+  for (const e of ["inside:weights", "inside:activations", "inside:distributions"]) socket.on(e, (f, ack) => ack && ack(true));
+  const data = new Uint8Array(280 * 280);
+  for (let y = 60; y < 220; y += 1) for (let x = 130; x < 150; x += 1) data[y * 280 + x] = 255;
+  const times = [];
+  for (let i = 0; i < n; i += 1) {
+    const started = performance.now();
+    const answer = await socket.emitWithAck("predict", { image: { width: 280, height: 280, data } });
+    if (!answer.ok) throw new Error(answer.error);
+    times.push(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, spacing));
+  }
+  socket.close();
+  return times;
+}"""
+
+
+def measure_in_chromium(n: int) -> dict:
+    """The same round trips from Chromium's own socket.io client (what a person gets)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+
+    results = {}
+    with server_process() as (url, pid), sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        viewer = Viewer(url)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/healthz")  # same origin, nothing else running in the page
+            page.evaluate(BROWSER_ROUND_TRIPS, [20, 10])  # warm-up
+            for condition in CONDITIONS:
+                set_condition(viewer, condition)
+                results[condition] = page.evaluate(BROWSER_ROUND_TRIPS, [n, SPACING_S * 1000])
+            viewer.call("train:pause")
+        finally:
+            close_all([viewer])
+            browser.close()
+    return results
+
+
 def summarize(samples: list[float]) -> dict:
     return {"median_ms": median(samples), "p99_ms": percentile(samples, 99), "max_ms": max(samples),
             "n": len(samples)}
 
 
-def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1) -> dict:
+def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1, browser: bool = True) -> dict:
     merged: dict[str, dict[str, list[float]]] = {}
     for _ in range(rounds):  # variants in turns, so machine noise spreads over all of them
+        if browser:
+            key = f"Chromium client: werkzeug, torch threads {default_torch_threads()} (default)"
+            for condition, samples in measure_in_chromium(n).items():
+                merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
         for server, threads in variants:
-            key = f"{server}, torch threads {threads or f'{default_torch_threads()} (default)'}"
+            key = f"Python client: {server}, torch threads {threads or f'{default_torch_threads()} (default)'}"
             for condition, samples in measure_variant(server, threads, n).items():
                 merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
     return {"variants": {key: {c: summarize(s) for c, s in conditions.items()}
@@ -98,13 +147,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--variants", default="werkzeug:default,werkzeug:2",
                         help="comma-separated server:threads, e.g. werkzeug:default,werkzeug:1,gunicorn:1")
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium client")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = measure(parse_variants(args.variants), args.requests, args.rounds)
-    print(f"{'variant':34} {'condition':22} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
+    result = measure(parse_variants(args.variants), args.requests, args.rounds, not args.no_browser)
+    print(f"{'variant':58} {'condition':22} {'median ms':>10} {'p99 ms':>8} {'max ms':>8}")
     for key, conditions in result["variants"].items():
         for condition, s in conditions.items():
-            print(f"{key:34} {condition:22} {s['median_ms']:10.2f} {s['p99_ms']:8.2f} {s['max_ms']:8.1f}")
+            print(f"{key:58} {condition:22} {s['median_ms']:10.2f} {s['p99_ms']:8.2f} {s['max_ms']:8.1f}")
     print(f"goals: median < 3 ms idle, < 5 ms training; p99 < 20 ms training. {result['machine']}")
     emit_json(result, args.json)
     return 0

@@ -34,12 +34,22 @@ BATCH = 64
 PREDICT_EVERY_S = 0.2
 
 
-def connect_all(url: str, n: int) -> list[LightViewer]:
+# What the crowd's viewers subscribe to (the page: every stream). The hidden-weight heatmaps are
+# ~200 kB a frame, 2.5 frames/s: fifty viewers would make this process read 25 MB/s in Python on
+# the same 2 cores, starve itself and miss the server's pings. By default the crowd leaves them
+# out (bandwidth.py measures them per viewer; the controller still receives everything).
+CROWD_STREAMS = ["activations", "distributions"]
+
+
+def connect_all(url: str, n: int, streams=CROWD_STREAMS) -> list[LightViewer]:
     viewers, errors = [None] * n, []
 
     def connect(i):
         try:
             viewers[i] = LightViewer(url)
+            if streams is not None:
+                answer = viewers[i].call("inside:subscribe", {"streams": streams})
+                assert answer.get("ok"), answer
         except Exception as err:
             errors.append(repr(err))
 
@@ -117,7 +127,7 @@ def vanishing(url: str, pid: int, n: int = 10) -> dict:
 
 def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_threads: int | None = None,
             payload_kind: str = "canvas", draw: bool = True, server: str = "werkzeug",
-            measure_vanishing: bool = True) -> dict:
+            measure_vanishing: bool = True, full_streams: bool = False) -> dict:
     payload = canvas_payload() if payload_kind == "canvas" else BLANK_PIXELS
     solo, loaded, latencies, failures, dropped, generator_cpu, server_rss = [], [], [], [], 0, [], []
     with server_process(torch_threads=torch_threads, server=server) as (url, pid):
@@ -127,7 +137,7 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
             time.sleep(3)
             for _ in range(rounds):
                 solo.append(phase(controller, seconds))
-                crowd = connect_all(url, viewers)
+                crowd = connect_all(url, viewers, None if full_streams else CROWD_STREAMS)
                 time.sleep(2)
                 cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
                 lat, fail = [[] for _ in crowd], [[] for _ in crowd]
@@ -163,6 +173,7 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
         "load_generator_cpu_cores": median(generator_cpu), "server_rss_mb": max(server_rss, default=float("nan")),
         "vanishing_viewers": gone, "machine": machine_note(), "torch_threads": torch_threads or "default",
         "payload": payload_kind, "drawing": draw, "server": server,
+        "crowd_streams": "all" if full_streams else CROWD_STREAMS,
     }
 
 
@@ -176,10 +187,12 @@ def main(argv=None) -> int:
     parser.add_argument("--watch-only", action="store_true", help="the viewers watch but do not draw")
     parser.add_argument("--server", default="werkzeug", choices=["werkzeug", "gunicorn"])
     parser.add_argument("--no-vanishing", action="store_true")
+    parser.add_argument("--full-streams", action="store_true",
+                        help="the crowd also takes the weight heatmaps (needs a client machine that can read them)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     r = measure(args.viewers, args.seconds, args.rounds, args.torch_threads, args.payload, not args.watch_only,
-                args.server, not args.no_vanishing)
+                args.server, not args.no_vanishing, args.full_streams)
     for i, (s, l) in enumerate(zip(r["solo_samples_per_second"], r["loaded_samples_per_second"]), 1):
         print(f"round {i}: solo {s:9,.0f} samples/s   with {r['viewers']} viewers drawing {l:9,.0f} samples/s   "
               f"ratio {l / s:.2f}")

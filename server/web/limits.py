@@ -113,6 +113,19 @@ def cap_attachments(socketio) -> None:
     base = server.packet_class
 
     class AttachmentCappedPacket(base):
+        def data_is_binary(self, data):
+            """Whether `data` holds bytes anywhere. The library's version calls itself for every
+            number of every list (a predict answer has ~2,000): this one looks only into
+            containers, without recursion."""
+            pending = [data]
+            while pending:
+                item = pending.pop()
+                if isinstance(item, (bytes, bytearray)):
+                    return True
+                children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+                pending.extend([c for c in children if isinstance(c, (list, dict, bytes, bytearray))])
+            return False
+
         def decode(self, encoded_packet):
             try:
                 count = super().decode(encoded_packet)
