@@ -402,7 +402,10 @@ def test_a_failing_subscriber_does_not_stop_training_or_the_other_subscribers(ne
     session.subscribe(broken_view)
     recorder = Recorder(session)
     session.start()
-    wait_for_status(session, "done")
+    # The status turns "done" under the session's lock just before the broadcast goes out:
+    # wait for the broadcast itself, not only the status.
+    wait_for(lambda: recorder.payloads("state") and recorder.payloads("state")[-1]["status"] == "done",
+             what="the 'done' state broadcast")
 
     assert [record["epoch"] for record in recorder.payloads("epoch")] == [1, 2]
     assert recorder.payloads("state")[-1]["status"] == "done"
