@@ -6,6 +6,7 @@ import threading
 
 import torch
 from flask import Flask
+from engineio import packet as eio_packet
 from flask_socketio import SocketIO
 
 from .data import DataError, load_dataset
@@ -19,24 +20,49 @@ log = logging.getLogger(__name__)
 def serialize_packet_sends(server) -> None:
     """Send each Socket.IO packet whole. A binary event is a header frame plus attachment
     frames; two threads sending to one client (the training thread's broadcast, a handler's
-    acknowledgement) could otherwise interleave them and the client would misread the stream."""
-    lock = threading.RLock()
-    send_packet = server._send_packet
+    acknowledgement) could otherwise interleave them and the client would misread the stream.
+
+    Each client has its own lock, held only while a packet's parts are queued: encoding (JSON,
+    splitting out binary) happens outside it, and clients never wait on one another (a global
+    lock held while a 200 kB frame was encoded kept every prediction's answer waiting)."""
+    from contextlib import nullcontext
+
+    from socketio import packet as socketio_packet
+
+    def client_lock(eio_sid):
+        socket = server.eio.sockets.get(eio_sid)
+        if socket is None:  # gone (or a test client): nothing to interleave with
+            return nullcontext()
+        return socket.__dict__.setdefault("_playground_send_lock", threading.Lock())
 
     def send_packet_whole(eio_sid, pkt):
-        with lock:
-            send_packet(eio_sid, pkt)
+        encoded = pkt.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        with client_lock(eio_sid):
+            for part in parts:
+                server.eio.send(eio_sid, part)
 
     server._send_packet = send_packet_whole
     # An emit without an acknowledgement (every broadcast) skips _send_packet: the manager
-    # queues each part itself, so it takes the same lock (tests/test_load.py).
-    manager_emit = server.manager.emit
+    # queues each part itself. Same packet, encoded once, queued whole per client.
+    manager = server.manager
+    manager_emit = manager.emit
 
-    def emit_whole(*args, **kwargs):
-        with lock:
-            return manager_emit(*args, **kwargs)
+    def emit_whole(event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
+        room = to or room
+        if callback or namespace not in manager.rooms:
+            return manager_emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs)
+        data = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        encoded = server.packet_class(socketio_packet.EVENT, namespace=namespace, data=[event] + data).encode()
+        parts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in (encoded if isinstance(encoded, list) else [encoded])]
+        for sid, eio_sid in manager.get_participants(namespace, room):
+            if sid not in skip:
+                with client_lock(eio_sid):
+                    for part in parts:
+                        server._send_eio_packet(eio_sid, part)
 
-    server.manager.emit = emit_whole
+    manager.emit = emit_whole
 
 
 def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
