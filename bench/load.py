@@ -157,8 +157,10 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
                 dropped += sum(not v.connected or not v.messages.get("metrics") for v in crowd)
                 close_all(crowd)
                 time.sleep(2)
-            gone = vanishing(url, pid) if measure_vanishing else None
-            controller.call("train:pause")
+            gone = vanishing(url, pid) if measure_vanishing and controller.connected else None
+            controller_dropped = not controller.connected
+            if not controller_dropped:
+                controller.call("train:pause")
         finally:
             close_all([controller])
     expected = int(seconds / PREDICT_EVERY_S) * viewers * rounds if draw else 0
@@ -168,7 +170,7 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
         "solo_samples_per_second": solo, "loaded_samples_per_second": loaded, "ratios": ratios,
         "ratio_median": median(ratios),
         "predictions_expected": expected, "predictions_answered": len(latencies), "failures": len(failures),
-        "failure_examples": failures[:5], "viewers_dropped": dropped,
+        "failure_examples": failures[:5], "viewers_dropped": dropped, "controller_dropped": controller_dropped,
         "predict_ms": {"median": median(latencies), "p99": percentile(latencies, 99), "max": max(latencies, default=float("nan"))},
         "load_generator_cpu_cores": median(generator_cpu), "server_rss_mb": max(server_rss, default=float("nan")),
         "vanishing_viewers": gone, "machine": machine_note(), "torch_threads": torch_threads or "default",
@@ -198,6 +200,8 @@ def main(argv=None) -> int:
               f"ratio {l / s:.2f}")
     print(f"median ratio {r['ratio_median']:.2f} (goal >= 0.80); the load generator used "
           f"{r['load_generator_cpu_cores']:.2f} of the 2 cores")
+    if r["controller_dropped"]:
+        print("the controlling viewer (which also takes the heatmaps) was dropped by the server")
     print(f"predictions: {r['predictions_answered']} answered of ~{r['predictions_expected']}, {r['failures']} failed, "
           f"{r['viewers_dropped']} viewers dropped; round trip median {r['predict_ms']['median']:.1f} ms, "
           f"p99 {r['predict_ms']['p99']:.1f} ms; server RSS {r['server_rss_mb']:.0f} MB")
