@@ -107,7 +107,9 @@ class Viewer:
     broadcast and acknowledges the live-view frames (the server sends the next one only then)."""
 
     def __init__(self, url: str, *, auth=None):
-        self.client = OrderedClient(reconnection=False)
+        # UTF-8 validation of every text frame in pure Python costs websocket-client ~0.2 us a
+        # byte (3.5 ms for a predict answer); a browser does it natively. Measure the server.
+        self.client = OrderedClient(reconnection=False, websocket_extra_options={"skip_utf8_validation": True})
         self.counts: dict[str, int] = {}
         self.metrics: list[tuple[float, dict]] = []  # (arrival time, payload)
         self.states: list[dict] = []
@@ -164,7 +166,7 @@ class LightViewer:
 
     def __init__(self, url: str, *, count_deflated: bool = False):
         ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = websocket.create_connection(ws_url, timeout=30, origin=url)
+        self.ws = websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True)
         self.ws.recv()  # Engine.IO open
         self.send_lock = threading.Lock()
         self.lock = threading.Lock()

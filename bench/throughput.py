@@ -42,7 +42,8 @@ def bare_loop(seconds: float, threads: int | None, device: str = "cpu") -> float
     images, labels = dataset.train.images.to(device), dataset.train.labels.to(device)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 256), nn.Sigmoid(), nn.Linear(256, 10)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # The same optimizer as the server's (server/trainer.py make_optimizer): Adam, fused.
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     generator = torch.Generator().manual_seed(0)
 
     def run(duration: float) -> float:

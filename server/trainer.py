@@ -6,6 +6,8 @@ whole run is deterministic.
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -55,10 +57,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(model: Network, config: TrainConfig) -> torch.optim.Optimizer:
+    # fused: one kernel updates every parameter, instead of ~10 small ops per tensor. On this
+    # 2-core CPU that is 1.7x the samples/s of the default Adam, and far fewer points where the
+    # training thread lets go of the GIL and must win it back from the request threads
+    # (docs/performance.md). Same algorithm, same hyperparameters.
+    fused = {"fused": True} if next(model.parameters()).device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+                               weight_decay=config.weight_decay, **fused)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fused)
 
 
 def loss_function(model: Network, config: TrainConfig, x: torch.Tensor, y: torch.Tensor):
@@ -125,14 +132,17 @@ class Trainer:
 
     def train_batches(self, n: int = 1) -> BatchStats:
         stats = BatchStats()
-        self.model.train()
+        if not self.model.training:  # evaluate() leaves it in eval mode; .train() walks every module
+            self.model.train()
         for _ in range(n):
             if self.finished:
                 break
             index = self._order[self.position:self.position + self.config.batch_size]
             x, y = self.images[index], self.labels[index]
             loss, logits = loss_function(self.model, self.config, x, y)
-            if not torch.isfinite(loss):
+            # One sync per batch: the curve needs the value, and it says whether training diverged.
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 stats.diverged = True
                 break
             self.optimizer.zero_grad(set_to_none=True)
@@ -141,8 +151,7 @@ class Trainer:
             self.global_step += 1
             stats.batches += 1
             stats.samples += len(y)
-            # One sync per batch for the scalars; .item() on CPU is cheap.
-            stats.loss_sum += loss.item() * len(y)
+            stats.loss_sum += loss_value * len(y)
             stats.correct += int((logits.argmax(1) == y).sum().item())
             self.position += len(y)
             if self.position >= self.n_train:
