@@ -73,6 +73,8 @@ def server_process(*, torch_threads: int | None = None, server: str = "werkzeug"
         command = [PYTHON, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "100",
                    "--bind", f"127.0.0.1:{port}", "--chdir", str(REPO), "--log-level", "warning",
                    "bench.wsgi:app"]
+    elif server == "floor":  # bench/floor_server.py: the transport alone, no playground
+        command = [PYTHON, str(REPO / "bench" / "floor_server.py"), str(port)]
     else:
         raise ValueError(server)
     log = open(log_path or os.devnull, "w")

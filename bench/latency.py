@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from server.__main__ import default_torch_threads  # noqa: E402
-from bench.common import (BLANK_PIXELS, Viewer, canvas_payload, close_all, emit_json,  # noqa: E402
+from bench.common import (BLANK_PIXELS, LightViewer, Viewer, canvas_payload, close_all, emit_json,  # noqa: E402
                           machine_note, median, percentile, server_process, start_run)
 
 SPACING_S = 0.06  # the page sends at most one prediction per 60 ms while you draw
@@ -47,6 +47,18 @@ def set_condition(viewer: Viewer, condition: str):
     else:
         start_run(viewer, steps_per_second=None)
     time.sleep(1.5)  # the run settles (first snapshots, first metrics)
+
+
+def measure_floor(n: int) -> dict:
+    """The same client and payloads against bench/floor_server.py (a handler that does nothing)."""
+    with server_process(server="floor") as (url, pid):
+        viewer = LightViewer(url)
+        try:
+            round_trips(viewer, canvas_payload(), 20)
+            return {"idle": round_trips(viewer, canvas_payload(), n),
+                    "idle, 784 pixels": round_trips(viewer, BLANK_PIXELS, n // 2)}
+        finally:
+            viewer.close()
 
 
 def measure_variant(server: str, torch_threads, n: int) -> dict:
@@ -123,6 +135,9 @@ def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1, brows
             key = f"Chromium client: werkzeug, torch threads {default_torch_threads()} (default)"
             for condition, samples in measure_in_chromium(n).items():
                 merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
+        key = "Python client: floor (bare Flask-SocketIO handler, no work)"
+        for condition, samples in measure_floor(n).items():
+            merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
         for server, threads in variants:
             key = f"Python client: {server}, torch threads {threads or f'{default_torch_threads()} (default)'}"
             for condition, samples in measure_variant(server, threads, n).items():

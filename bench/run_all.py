@@ -58,6 +58,11 @@ def table(results: dict, torch_threads) -> list[tuple[str, str, str, str]]:
     lat = results.get("latency")
     if lat:
         for key, conditions in lat["variants"].items():
+            if "training full speed" not in conditions:  # the floor: idle only
+                rows.append((f"predict round trip, idle, median ({key})", f"{conditions['idle']['median_ms']:.2f} ms "
+                             f"(p99 {conditions['idle']['p99_ms']:.1f}; 784 pixels "
+                             f"{conditions['idle, 784 pixels']['median_ms']:.2f} ms)", "(floor)", "-"))
+                continue
             idle = conditions["idle"]
             paced = conditions["training 50 steps/s"]
             full = conditions["training full speed"]
