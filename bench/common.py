@@ -41,7 +41,8 @@ def free_port() -> int:
 
 
 def canvas_payload(width: int = 280, height: int = 280) -> dict:
-    """What the page sends while you draw: the raw canvas, one byte per pixel, a "7"-ish stroke."""
+    """What the page sends while you draw: a "7"-ish stroke on its 280x280 canvas, one byte per
+    pixel, cropped to the ink."""
     data = bytearray(width * height)
     for y in range(height // 5, height * 4 // 5):
         x = width * 3 // 5 - (y - height // 5) // 3
@@ -50,7 +51,12 @@ def canvas_payload(width: int = 280, height: int = 280) -> dict:
     for x in range(width // 4, width * 3 // 4):
         for dy in range(-9, 10):
             data[(height // 5 + dy) * width + x] = 255
-    return {"image": {"width": width, "height": height, "data": bytes(data)}}
+    # The page sends the ink's bounding box only (static/js/canvas.js).
+    rows = [y for y in range(height) if any(data[y * width:(y + 1) * width])]
+    cols = [x for x in range(width) if any(data[y * width + x] for y in rows)]
+    top, left, crop_w, crop_h = rows[0], cols[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+    crop = b"".join(bytes(data[(top + y) * width + left:(top + y) * width + left + crop_w]) for y in range(crop_h))
+    return {"image": {"width": crop_w, "height": crop_h, "data": crop}}
 
 
 @contextmanager

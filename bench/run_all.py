@@ -141,8 +141,8 @@ def main(argv=None) -> int:
     started_load = load_average()
     results = {}
     if "throughput" in only:
-        results["throughput"] = run("throughput", throughput.measure, rounds=2 if quick else 3,
-                                    seconds=4 if quick else 8, torch_threads=args.torch_threads)
+        results["throughput"] = run("throughput", throughput.measure, rounds=2 if quick else 8,
+                                    seconds=4 if quick else 5, torch_threads=args.torch_threads)
     if "latency" in only:
         results["latency"] = run("latency", latency.measure, n=60 if quick else 200,
                                  variants=(("werkzeug", args.torch_threads), ("werkzeug", 2), ("gunicorn", args.torch_threads)))

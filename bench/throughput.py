@@ -2,7 +2,8 @@
 epochs, the live views' weights/activations/distributions frames, evaluation), as a ratio to a
 bare PyTorch loop with the same network, batch size and optimizer. The two are measured in turns
 in one run (bare, server, bare, server, ...) so a busy shared machine slows both alike; the
-ratio is the median of the rounds' ratios.
+ratio is the median of the rounds' ratios. This machine's speed drifts by +-20% from one
+phase to the next, so use many short rounds (--rounds 8) rather than a few long ones.
 
     .venv/bin/python bench/throughput.py [--rounds 3] [--seconds 8] [--torch-threads N] [--device cpu]
 """
@@ -24,6 +25,7 @@ from bench.common import (PYTHON, Viewer, close_all, emit_json, machine_note, me
 
 BATCH = 64
 WARM_UP_S = 3.0
+RESUME_S = 0.5  # after each resume, before measuring (the first metrics of the phase)
 
 
 def bare_loop(seconds: float, threads: int | None, device: str = "cpu") -> float:
@@ -85,10 +87,13 @@ def measure(rounds: int = 3, seconds: float = 8.0, torch_threads: int | None = N
     with server_process(torch_threads=torch_threads, server=server, device=device) as (url, pid):
         viewer = Viewer(url)
         try:
+            start_run(viewer, epochs=1000)  # one run, paused between rounds: warm once
+            time.sleep(WARM_UP_S)
+            viewer.call("train:pause")
             for _ in range(rounds):
                 b = bare_in_subprocess(seconds, torch_threads, device)
-                start_run(viewer)
-                time.sleep(WARM_UP_S)
+                assert viewer.call("train:start")["ok"]
+                time.sleep(RESUME_S)
                 since = time.perf_counter()
                 time.sleep(seconds)
                 s = throughput_from_metrics(viewer, since, time.perf_counter(), BATCH)

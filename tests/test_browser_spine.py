@@ -327,3 +327,33 @@ def test_drawing_predicts_while_the_stroke_is_still_going(page, live_server):
     page.keyboard.press("c")
     page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent === ''",
                            timeout=TIMEOUT_MS)
+
+
+def test_the_page_sends_only_the_inks_bounding_box_and_the_network_sees_the_same_digit(page, live_server):
+    """The server's preprocessing starts by cropping to the ink, so the page sends just that box
+    of its 280x280 canvas: fewer bytes to send and read for every prediction, the same input."""
+    import numpy as np
+
+    from server.preprocess import preprocess_canvas
+
+    sent = []  # (header text, binary attachment) of each predict the page sends
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+    open_page(page, live_server)
+    draw(page, SEVEN)
+    settled_prediction(page)
+    full_canvas = bytes(page.evaluate(f"""() => {{
+        const canvas = document.querySelector('{by_id('canvas')}');
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        return Array.from({{ length: data.length / 4 }}, (_, i) => data[i * 4 + 3]);
+    }}"""))
+
+    headers = [i for i, frame in enumerate(sent) if isinstance(frame, str) and '"predict"' in frame]
+    assert headers, "the page sent no prediction"
+    header, crop = sent[headers[-1]], sent[headers[-1] + 1]
+    width = int(re.search(r'"width":(\d+)', header).group(1))
+    height = int(re.search(r'"height":(\d+)', header).group(1))
+    assert isinstance(crop, bytes) and len(crop) == width * height
+    assert width < 280 and height < 280 and len(crop) < 280 * 280 / 2
+    ink = np.frombuffer(crop, dtype=np.uint8).reshape(height, width)
+    assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()  # tight box
+    assert np.array_equal(preprocess_canvas(width, height, crop), preprocess_canvas(280, 280, full_canvas))

@@ -118,8 +118,9 @@ def payloads_for(event):
 
 
 def request_events(app):
-    handlers = app.extensions["playground"]["socketio"].server.handlers.get("/", {})
-    return sorted(set(handlers) - NOT_REQUESTS)
+    server = app.extensions["playground"]["socketio"].server
+    handlers = set(server.handlers.get("/", {})) | set(server.playground_inline_events)  # predict: inline
+    return sorted(handlers - NOT_REQUESTS)
 
 
 def fingerprint(session):

@@ -16,7 +16,7 @@ from ..config import ConfigError, describe_validation_error
 from ..preprocess import PreprocessError, preprocess_canvas, preprocess_pixels
 from ..session import SessionError, TrainingSession
 from .access import remember_auth, require_control
-from .limits import throttle_predict
+from .limits import answer_inline, throttle_predict
 from .schemas import ConfigRequest, PredictRequest, StepRequest
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,14 @@ def init_app(socketio: SocketIO, session: TrainingSession, connect_hooks: list) 
         for hook in list(connect_hooks):
             hook(request.sid)
 
-    @socketio.on("predict")
     @answered
-    def on_predict(payload=None):
-        throttle_predict()
+    def on_predict(environ, payload=None):
+        throttle_predict(environ)
         body = parse(PredictRequest, payload)
         return session.predict(pixels_from(body))
+
+    # Every drawing of every viewer: answered in the connection's thread (limits.answer_inline).
+    answer_inline(socketio, "predict", on_predict)
 
     @socketio.on("train:start")
     @answered

@@ -66,10 +66,11 @@ _http_buckets: "OrderedDict[tuple, TokenBucket]" = OrderedDict()
 _http_lock = threading.Lock()
 
 
-def _bucket(name: str, per_second: float, burst: int) -> TokenBucket:
+def _bucket(name: str, per_second: float, burst: int, socket_environ=None) -> TokenBucket:
+    """`socket_environ`: the Socket.IO connection's environ, for handlers outside Flask."""
     key = f"playground.rate.{name}"
-    environ = request.environ
-    if getattr(request, "sid", None) is not None:  # a Socket.IO event: per connection
+    environ = socket_environ if socket_environ is not None else request.environ
+    if socket_environ is not None or getattr(request, "sid", None) is not None:  # per connection
         bucket = environ.get(key)
         if bucket is None:
             bucket = environ[key] = TokenBucket(per_second, burst)
@@ -90,8 +91,8 @@ def throttle(name: str, per_second: float, burst: int, what: str | None = None) 
                          f"for each viewer; this one was refused, wait a moment")
 
 
-def throttle_predict() -> None:
-    if not _bucket("predict", PREDICT_PER_SECOND, PREDICT_BURST).take():
+def throttle_predict(socket_environ=None) -> None:
+    if not _bucket("predict", PREDICT_PER_SECOND, PREDICT_BURST, socket_environ).take():
         raise LimitError(f"too many predictions: at most {PREDICT_PER_SECOND:g} per second for each "
                          f"viewer; this one was skipped, the next drawing will be answered")
 
@@ -143,6 +144,15 @@ def cap_attachments(socketio) -> None:
     server.packet_class = AttachmentCappedPacket
 
 
+def answer_inline(socketio, event: str, handler) -> None:
+    """Handle `event` in the connection's own reader thread, outside Flask: `handler(environ,
+    *args)` returns the acknowledgement. Flask-SocketIO starts a thread and pushes a Flask
+    request context for every event; for `predict` (every drawing, from every viewer) that was
+    half of the server's CPU time per request. Only for short handlers that need neither
+    `flask.request` nor the session's lock: a connection's next message waits for it."""
+    socketio.server.playground_inline_events[event] = handler
+
+
 def cap_event_rate(socketio) -> None:
     """Every event from one connection, whatever its name, counts against one bucket before a
     handler thread is started for it: a client that floods (any event, known or not) is
@@ -165,8 +175,18 @@ def cap_event_rate(socketio) -> None:
                             "ok": False, "error": f"too many requests: at most {EVENTS_PER_SECOND:g} per "
                                                   f"second from one viewer; this one was not handled"}]))
                 return
+        inline = server.playground_inline_events.get(data[0])
+        if inline is not None and (namespace or "/") == "/":
+            if server.manager.sid_from_eio_sid(eio_sid, "/") is None:
+                return  # not connected to the namespace: ignored, as python-socketio does
+            answer = inline(environ if environ is not None else {}, *data[1:])
+            if id is not None:
+                server._send_packet(eio_sid, server.packet_class(socketio_packet.ACK, namespace="/", id=id,
+                                                                 data=[answer]))
+            return
         return handle_event(eio_sid, namespace, id, data)
 
+    server.playground_inline_events = {}
     server._handle_event = handle_event_within_rate
 
 

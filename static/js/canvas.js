@@ -17,11 +17,29 @@ export function createDrawingCanvas(canvas, { onInk, onClear }) {
   };
 
   // Ink is the alpha channel: the background is transparent, strokes opaque and anti-aliased.
+  // Only the ink's bounding box is sent: the server's MNIST preprocessing starts by cropping to
+  // it, so the answer is the same, and a digit is a third of the 78 kB canvas to send and read.
   function inkImage() {
-    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
-    const ink = new Uint8Array(canvas.width * canvas.height);
-    for (let i = 0; i < ink.length; i += 1) ink[i] = data[i * 4 + 3];
-    return { width: canvas.width, height: canvas.height, data: ink };
+    const { width, height } = canvas;
+    const { data } = context.getImageData(0, 0, width, height);
+    let top = height, bottom = -1, left = width, right = -1;
+    for (let y = 0; y < height; y += 1) {
+      for (let x = 0; x < width; x += 1) {
+        if (data[(y * width + x) * 4 + 3] === 0) continue;
+        if (y < top) top = y;
+        bottom = y;
+        if (x < left) left = x;
+        if (x > right) right = x;
+      }
+    }
+    if (bottom < 0) return { width: 1, height: 1, data: new Uint8Array(1) }; // no ink
+    const cropWidth = right - left + 1;
+    const cropHeight = bottom - top + 1;
+    const ink = new Uint8Array(cropWidth * cropHeight);
+    for (let y = 0; y < cropHeight; y += 1) {
+      for (let x = 0; x < cropWidth; x += 1) ink[y * cropWidth + x] = data[((top + y) * width + left + x) * 4 + 3];
+    }
+    return { width: cropWidth, height: cropHeight, data: ink };
   }
 
   function send() {
