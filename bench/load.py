@@ -104,11 +104,25 @@ def kill(viewer: LightViewer, abortive: bool):
         raw.shutdown(socket.SHUT_RDWR)
 
 
+def settled_thread_count(pid: int, timeout: float = 60.0) -> int:
+    """The server's thread count once it has not changed for 3 s (viewers that just left are
+    still being let go)."""
+    deadline = time.perf_counter() + timeout
+    count, since = thread_count(pid), time.perf_counter()
+    while time.perf_counter() < deadline:
+        time.sleep(0.5)
+        now = thread_count(pid)
+        if now != count:
+            count, since = now, time.perf_counter()
+        elif time.perf_counter() - since >= 3:
+            break
+    return count
+
+
 def vanishing(url: str, pid: int, n: int = 10) -> dict:
     """Connect n viewers during training, kill their sockets, time until the server's threads
     are back to where they were (the production ping timing)."""
-    time.sleep(2)
-    baseline = thread_count(pid)
+    baseline = settled_thread_count(pid)  # the crowd before has gone
     viewers = connect_all(url, n)
     time.sleep(3)
     peak = thread_count(pid)

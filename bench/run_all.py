@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     started_load = load_average()
     results = {}
     if "throughput" in only:
-        results["throughput"] = run("throughput", throughput.measure, rounds=2 if quick else 8,
+        results["throughput"] = run("throughput", throughput.measure, rounds=2 if quick else 6,
                                     seconds=4 if quick else 5, torch_threads=args.torch_threads)
     if "latency" in only:
         results["latency"] = run("latency", latency.measure, n=60 if quick else 200,

@@ -3,9 +3,9 @@ epochs, the live views' weights/activations/distributions frames, evaluation), a
 bare PyTorch loop with the same network, batch size and optimizer. The two are measured in turns
 in one run (bare, server, bare, server, ...) so a busy shared machine slows both alike; the
 ratio is the median of the rounds' ratios. This machine's speed drifts by +-20% from one
-phase to the next, so use many short rounds (--rounds 8) rather than a few long ones.
+phase to the next, so use several short rounds (--rounds 6) rather than a few long ones.
 
-    .venv/bin/python bench/throughput.py [--rounds 3] [--seconds 8] [--torch-threads N] [--device cpu]
+    .venv/bin/python bench/throughput.py [--rounds 6] [--seconds 5] [--torch-threads N] [--device cpu]
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def bare_in_subprocess(seconds: float, threads: int | None, device: str) -> floa
     return json.loads(out.strip().splitlines()[-1])["samples_per_second"]
 
 
-def measure(rounds: int = 3, seconds: float = 8.0, torch_threads: int | None = None, device: str = "cpu",
+def measure(rounds: int = 6, seconds: float = 5.0, torch_threads: int | None = None, device: str = "cpu",
             server: str = "werkzeug") -> dict:
     # The bare loop gets the threads the server trains with (its default: half the cores).
     torch_threads = torch_threads or default_torch_threads()
@@ -87,7 +87,7 @@ def measure(rounds: int = 3, seconds: float = 8.0, torch_threads: int | None = N
     with server_process(torch_threads=torch_threads, server=server, device=device) as (url, pid):
         viewer = Viewer(url)
         try:
-            start_run(viewer, epochs=1000)  # one run, paused between rounds: warm once
+            start_run(viewer, epochs=200)  # one run (at most 200 epochs), paused between rounds: warm once
             time.sleep(WARM_UP_S)
             viewer.call("train:pause")
             for _ in range(rounds):
@@ -113,8 +113,8 @@ def measure(rounds: int = 3, seconds: float = 8.0, torch_threads: int | None = N
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--server", default="werkzeug", choices=["werkzeug", "gunicorn"])

@@ -24,7 +24,7 @@ from .session import SessionError
 
 DB_NAME = "runs.sqlite3"
 NAME_MAX = 80
-LIST_LIMIT = 200  # the runs list shows the newest this many
+LIST_LIMIT = 100  # the runs list shows the newest this many (it goes to every viewer)
 # Runs whose server stopped while they were under way are marked so on the next start.
 UNFINISHED = ("running", "paused", "idle")
 # While training runs, epoch ends save the run (curves, weights) at most this often.

@@ -54,6 +54,31 @@ def test_the_evaluation_broadcast_at_an_epoch_end_counts_the_live_networks_answe
     assert [c["total"] for c in evaluation["per_class"]] == torch.bincount(validation.labels, minlength=10).tolist()
 
 
+def test_at_full_speed_evaluations_go_out_at_most_about_once_a_second_and_the_last_epoch_always(session, sio_client):
+    import time
+
+    from server.web.evaluate import EVALUATION_INTERVAL_S
+
+    session.reset({"batch_size": 250, "epochs": 200, "steps_per_second": None})  # epochs of 4 steps
+    session.start()
+    time.sleep(2.5)
+    session.pause()
+    received = sio_client.get_received()
+    evaluations = [m["args"][0] for m in received if m["name"] == "evaluation"]
+    epochs = [m for m in received if m["name"] == "epoch"]
+    assert len(epochs) >= 10, "the tiny run should end many epochs in 2.5 s"
+    assert 1 <= len(evaluations) <= 2.5 / EVALUATION_INTERVAL_S + 1
+    assert all(e["at_epoch_end"] for e in evaluations)
+
+    session.reset({"batch_size": 250, "epochs": 3, "steps_per_second": None})
+    session.start()
+    deadline = time.monotonic() + 30
+    while session.status != "done" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    last = [m["args"][0] for m in sio_client.get_received() if m["name"] == "evaluation"][-1]
+    assert last["epoch"] == 3 and last["run_id"] == session.run_id  # the finished network, evaluated
+
+
 def test_a_cell_lists_exactly_its_digits_with_their_probabilities(session, sio_client, small_dataset):
     session.step(20)
     summary = sio_client.emit("evaluate:get", callback=True)["evaluation"]
