@@ -10,6 +10,7 @@ Also measured: how long the server takes to let go of viewers that vanish (socke
 goodbye) with its production timing (ping interval 10 s, timeout 20 s).
 
     .venv/bin/python bench/load.py [--viewers 50] [--seconds 10] [--rounds 2]
+    .venv/bin/python bench/load.py --scaling 10,20,30,40,50 --seconds 8
 """
 from __future__ import annotations
 
@@ -119,10 +120,13 @@ def settled_thread_count(pid: int, timeout: float = 60.0) -> int:
     return count
 
 
-def vanishing(url: str, pid: int, n: int = 10) -> dict:
+def vanishing(url: str, pid: int, threads_before_crowds: int, n: int = 10) -> dict:
     """Connect n viewers during training, kill their sockets, time until the server's threads
     are back to where they were (the production ping timing)."""
-    baseline = settled_thread_count(pid)  # the crowd before has gone
+    deadline = time.perf_counter() + 60  # the crowds before have gone (closed cleanly)
+    while thread_count(pid) > threads_before_crowds and time.perf_counter() < deadline:
+        time.sleep(0.5)
+    baseline = settled_thread_count(pid)
     viewers = connect_all(url, n)
     time.sleep(3)
     peak = thread_count(pid)
@@ -149,6 +153,7 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
         try:
             start_run(controller)
             time.sleep(3)
+            threads_before_crowds = thread_count(pid)
             for _ in range(rounds):
                 solo.append(phase(controller, seconds))
                 crowd = connect_all(url, viewers, None if full_streams else CROWD_STREAMS)
@@ -171,7 +176,7 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
                 dropped += sum(not v.connected or not v.messages.get("metrics") for v in crowd)
                 close_all(crowd)
                 time.sleep(2)
-            gone = vanishing(url, pid) if measure_vanishing and controller.connected else None
+            gone = vanishing(url, pid, threads_before_crowds) if measure_vanishing and controller.connected else None
             controller_dropped = not controller.connected
             if not controller_dropped:
                 controller.call("train:pause")
@@ -205,8 +210,22 @@ def main(argv=None) -> int:
     parser.add_argument("--no-vanishing", action="store_true")
     parser.add_argument("--full-streams", action="store_true",
                         help="the crowd also takes the weight heatmaps (needs a client machine that can read them)")
+    parser.add_argument("--scaling", default=None, metavar="N,N,...",
+                        help="instead: one round per crowd size (e.g. 10,20,30,40,50), to find where it stops holding")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.scaling:
+        rows = {}
+        for n in [int(v) for v in args.scaling.split(",")]:
+            r = measure(n, args.seconds, 1, args.torch_threads, args.payload, not args.watch_only, args.server,
+                        False, args.full_streams)
+            rows[n] = r
+            print(f"{n:3d} viewers: training {r['ratio_median']:.2f} of solo; {r['predictions_answered']} of "
+                  f"~{r['predictions_expected']} predictions answered, {r['failures']} failed, {r['viewers_dropped']} "
+                  f"dropped; round trip median {r['predict_ms']['median']:.1f} ms, p99 {r['predict_ms']['p99']:.0f} ms; "
+                  f"load generator {r['load_generator_cpu_cores']:.2f} cores", flush=True)
+        emit_json(rows, args.json)
+        return 0
     r = measure(args.viewers, args.seconds, args.rounds, args.torch_threads, args.payload, not args.watch_only,
                 args.server, not args.no_vanishing, args.full_streams)
     for i, (s, l) in enumerate(zip(r["solo_samples_per_second"], r["loaded_samples_per_second"]), 1):
