@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from server.__main__ import default_torch_threads  # noqa: E402
-from bench.common import (BLANK_PIXELS, LightViewer, Viewer, canvas_payload, close_all, emit_json,  # noqa: E402
-                          machine_note, median, percentile, server_process, start_run)
+from bench.common import (BLANK_PIXELS, LightViewer, Viewer, canvas_payload, close_all, cpu_seconds,  # noqa: E402
+                          emit_json, machine_note, median, percentile, server_process, start_run)
 
 SPACING_S = 0.06  # the page sends at most one prediction per 60 ms while you draw
 CONDITIONS = ("idle", "training 50 steps/s", "training full speed")
@@ -60,6 +60,36 @@ def measure_floor(n: int) -> dict:
                     "idle, 784 pixels": round_trips(viewer, BLANK_PIXELS, n // 2)}
         finally:
             viewer.close()
+
+
+def server_cpu_per_predict(server: str = "werkzeug", viewers: int = 20, seconds: float = 8.0) -> dict:
+    """Server CPU time (from /proc) per prediction while `viewers` light viewers each draw every
+    200 ms and nothing trains: what one prediction costs the server, transport included."""
+    import threading
+
+    from bench.load import drawing
+
+    payload = canvas_payload()
+    with server_process(server=server) as (url, pid):
+        crowd = [LightViewer(url) for _ in range(viewers)]
+        try:
+            time.sleep(1)
+            before = cpu_seconds(pid)
+            latencies = [[] for _ in crowd]
+            failures = [[] for _ in crowd]
+            threads = [threading.Thread(target=drawing, args=(v, payload, seconds, latencies[i], failures[i]))
+                       for i, v in enumerate(crowd)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            used = cpu_seconds(pid) - before
+        finally:
+            close_all(crowd)
+    answered = sum(len(x) for x in latencies)
+    return {"server": server, "viewers": viewers, "predictions": answered,
+            "failures": sum(len(x) for x in failures),
+            "cpu_ms_per_prediction": 1000 * used / max(1, answered)}
 
 
 def measure_variant(server: str, torch_threads, n: int) -> dict:
@@ -144,8 +174,10 @@ def measure(variants=(("werkzeug", None),), n: int = 200, rounds: int = 1, brows
             key = f"Python client: {server}, torch threads {threads or f'{default_torch_threads()} (default)'}"
             for condition, samples in measure_variant(server, threads, n).items():
                 merged.setdefault(key, {}).setdefault(condition, []).extend(samples)
+    cpu = {server: server_cpu_per_predict(server) for server in ("floor", "werkzeug")}
     return {"variants": {key: {c: summarize(s) for c, s in conditions.items()}
                          for key, conditions in merged.items()},
+            "server_cpu_per_prediction": cpu,
             "payload": "a 7 drawn on the 280x280 canvas, cropped to the ink (140x177 = 24,780 bytes), as the page sends", "spacing_ms": SPACING_S * 1000,
             "machine": machine_note()}
 
@@ -172,6 +204,9 @@ def main(argv=None) -> int:
     for key, conditions in result["variants"].items():
         for condition, s in conditions.items():
             print(f"{key:58} {condition:22} {s['median_ms']:10.2f} {s['p99_ms']:8.2f} {s['max_ms']:8.1f}")
+    for server, c in result["server_cpu_per_prediction"].items():
+        print(f"server CPU per prediction ({server}, {c['viewers']} viewers drawing, idle): "
+              f"{c['cpu_ms_per_prediction']:.2f} ms over {c['predictions']} predictions")
     print(f"goals: median < 3 ms idle, < 5 ms training; p99 < 20 ms training. {result['machine']}")
     emit_json(result, args.json)
     return 0

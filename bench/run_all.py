@@ -73,6 +73,9 @@ def table(results: dict, torch_threads) -> list[tuple[str, str, str, str]]:
                              "< 5 ms", verdict(c["median_ms"], 5, False)))
                 rows.append((f"predict round trip, {label}, p99 ({key})", f"{c['p99_ms']:.1f} ms",
                              "< 20 ms", verdict(c["p99_ms"], 20, False)))
+        for server, c in lat.get("server_cpu_per_prediction", {}).items():
+            rows.append((f"server CPU per prediction ({server}; {c['viewers']} viewers drawing, nothing training)",
+                         f"{c['cpu_ms_per_prediction']:.2f} ms ({c['predictions']} predictions)", "(measure)", "-"))
     bw = results.get("bandwidth")
     if bw:
         for pace, events in bw["paces"].items():

@@ -28,7 +28,7 @@ WARM_UP_S = 3.0
 RESUME_S = 0.5  # after each resume, before measuring (the first metrics of the phase)
 
 
-def bare_loop(seconds: float, threads: int | None, device: str = "cpu") -> float:
+def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_options=None) -> float:
     """The baseline: nn.Linear(784,256) -> sigmoid -> nn.Linear(256,10), cross-entropy on the
     logits, Adam(lr=1e-3), batches of 64 reshuffled each epoch, on the same 9,500 digits.
     Nothing else: no metrics, no evaluation, no .item() per step."""
@@ -45,7 +45,7 @@ def bare_loop(seconds: float, threads: int | None, device: str = "cpu") -> float
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(784, 256), nn.Sigmoid(), nn.Linear(256, 10)).to(device)
     # The same optimizer as the server's (server/trainer.py make_optimizer): Adam, fused.
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **(adam_options or {"fused": True}))
     generator = torch.Generator().manual_seed(0)
 
     def run(duration: float) -> float:

@@ -148,7 +148,7 @@ def answer_inline(socketio, event: str, handler) -> None:
     """Handle `event` in the connection's own reader thread, outside Flask: `handler(environ,
     *args)` returns the acknowledgement. Flask-SocketIO starts a thread and pushes a Flask
     request context for every event; for `predict` (every drawing, from every viewer) that was
-    half of the server's CPU time per request. Only for short handlers that need neither
+    a quarter of the server's CPU time per request (bench/latency.py). Only for short handlers that need neither
     `flask.request` nor the session's lock: a connection's next message waits for it."""
     socketio.server.playground_inline_events[event] = handler
 
