@@ -85,4 +85,15 @@ def page(browser):
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
     yield page
     context.close()
-    assert not page.errors, f"the page reported errors: {page.errors}"
+    # What the page reported while the test ran: once it is over, the live server may stop
+    # before this page closes, and a request then in flight is reset (not the page's fault).
+    errors = getattr(page, "errors_during_test", page.errors)
+    assert not errors, f"the page reported errors: {errors}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield
+    page = item.funcargs.get("page")
+    if page is not None and hasattr(page, "errors"):
+        page.errors_during_test = list(page.errors)

@@ -164,3 +164,47 @@ def test_binary_messages_sent_from_several_threads_at_once_arrive_whole(live_ser
     finally:
         client_log.removeHandler(handler)
         disconnect_all([viewer])
+
+
+@pytest.mark.slow
+def test_run_after_run_the_servers_memory_stays_flat(live_server):
+    """A class starts run after run while people draw. Each run's weights and optimizer state
+    are made, used and freed by different threads; the server's memory must not grow with each
+    one (bench/endurance.py is the 30-minute form)."""
+    import os
+
+    from bench.common import rss_mb
+
+    controller = socketio_client(live_server.url, record=("state",))
+    drawers = [socketio_client(live_server.url, record=()) for _ in range(3)]
+    stop = threading.Event()
+
+    def draw(client):
+        while not stop.is_set():
+            try:
+                client.call("predict", BLANK, timeout=10)
+            except Exception:
+                pass
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=draw, args=(c,), daemon=True) for c in drawers]
+    for thread in threads:
+        thread.start()
+    rss = []
+    try:
+        for _ in range(12):
+            answer = controller.call("train:reset", {"config": {"steps_per_second": None, "epochs": 3}}, timeout=30)
+            assert answer["ok"], answer
+            assert controller.call("train:start", timeout=30)["ok"]
+            deadline = time.monotonic() + 60
+            while live_server.session.status != "done" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert live_server.session.status == "done"
+            rss.append(rss_mb(os.getpid()))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        disconnect_all([controller, *drawers])
+    growth = rss[-1] - rss[2]  # after two runs of warm-up
+    assert growth < 12, f"the server grew {growth:.1f} MB over 10 runs: {[round(r) for r in rss]}"
