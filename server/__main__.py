@@ -39,7 +39,7 @@ class NoDelayRequestHandler(WSGIRequestHandler):
 def default_torch_threads() -> int:
     """Half the cores, at least one. PyTorch's default (every core) leaves none for the socket
     threads and the browser on the same machine, and its threads then wait on each other: on
-    2 busy cores, 2 threads trained 20-40x slower than 1 (docs/performance.md)."""
+    busy cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
     return max(1, (os.cpu_count() or 2) // 2)
 
 

@@ -72,7 +72,7 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas. By default each thread that allocates can get its own arena
     (up to 8 per core); a new run's weights and optimizer state are made in one request thread,
     used by the training thread and freed in yet another, and the freed memory, scattered over
-    many arenas, is not reused: the server grew ~6 MB with every run (bench/endurance.py). With
+    many arenas, is not reused: the server grew 3-7 MB with every run (bench/endurance.py). With
     2 arenas it stays flat. False where the C library is not glibc (nothing to do there)."""
     import ctypes
     import ctypes.util

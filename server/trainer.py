@@ -57,10 +57,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(model: Network, config: TrainConfig) -> torch.optim.Optimizer:
-    # fused: one kernel updates every parameter, instead of ~10 small ops per tensor. On this
-    # 2-core CPU that is 1.7x the samples/s of the default Adam, and far fewer points where the
-    # training thread lets go of the GIL and must win it back from the request threads
-    # (docs/performance.md). Same algorithm, same hyperparameters.
+    # fused: one kernel updates every parameter, instead of ~10 small ops per tensor: ~1.2x the
+    # samples/s of the default Adam on this 2-core CPU (bench/training_loop.py), and far fewer
+    # points where the training thread lets go of the GIL and must win it back from request
+    # threads. Same algorithm, same hyperparameters.
     fused = {"fused": True} if next(model.parameters()).device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
