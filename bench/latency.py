@@ -65,30 +65,19 @@ def measure_floor(n: int) -> dict:
 def server_cpu_per_predict(server: str = "werkzeug", viewers: int = 20, seconds: float = 8.0) -> dict:
     """Server CPU time (from /proc) per prediction while `viewers` light viewers each draw every
     200 ms and nothing trains: what one prediction costs the server, transport included."""
-    import threading
+    from bench.load import draw_together
 
-    from bench.load import drawing
-
-    payload = canvas_payload()
     with server_process(server=server) as (url, pid):
         crowd = [LightViewer(url) for _ in range(viewers)]
         try:
             time.sleep(1)
             before = cpu_seconds(pid)
-            latencies = [[] for _ in crowd]
-            failures = [[] for _ in crowd]
-            threads = [threading.Thread(target=drawing, args=(v, payload, seconds, latencies[i], failures[i]))
-                       for i, v in enumerate(crowd)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            latencies, failures = draw_together(crowd, canvas_payload(), seconds)
             used = cpu_seconds(pid) - before
         finally:
             close_all(crowd)
-    answered = sum(len(x) for x in latencies)
-    return {"server": server, "viewers": viewers, "predictions": answered,
-            "failures": sum(len(x) for x in failures),
+    answered = len(latencies)
+    return {"server": server, "viewers": viewers, "predictions": answered, "failures": len(failures),
             "cpu_ms_per_prediction": 1000 * used / max(1, answered)}
 
 

@@ -84,6 +84,20 @@ def drawing(viewer: LightViewer, payload: dict, seconds: float, latencies: list,
         time.sleep(max(0.0, next_at - time.perf_counter()))
 
 
+def draw_together(crowd, payload: dict, seconds: float, draw: bool = True) -> tuple[list, list]:
+    """Every viewer of `crowd` draws every 200 ms for `seconds` (or only waits, if not `draw`);
+    returns (round trips in ms, failures) of all of them."""
+    latencies, failures = [[] for _ in crowd], [[] for _ in crowd]
+    threads = [threading.Thread(target=drawing, args=(v, payload, seconds, latencies[i], failures[i]))
+               if draw else threading.Thread(target=time.sleep, args=(seconds,))
+               for i, v in enumerate(crowd)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + 60)
+    return [x for per in latencies for x in per], [x for per in failures for x in per]
+
+
 def phase(controller: Viewer, seconds: float) -> float:
     since = time.perf_counter()
     time.sleep(seconds)
@@ -159,20 +173,13 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
                 crowd = connect_all(url, viewers, None if full_streams else CROWD_STREAMS)
                 time.sleep(2)
                 cpu_before, wall_before = own_cpu_seconds(), time.perf_counter()
-                lat, fail = [[] for _ in crowd], [[] for _ in crowd]
-                threads = [threading.Thread(target=drawing, args=(v, payload, seconds, lat[i], fail[i]))
-                           if draw else threading.Thread(target=time.sleep, args=(seconds,))
-                           for i, v in enumerate(crowd)]
                 since = time.perf_counter()
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join(timeout=seconds + 60)
+                lat, fail = draw_together(crowd, payload, seconds, draw)
                 loaded.append(throughput_from_metrics(controller, since, time.perf_counter(), BATCH))
                 generator_cpu.append((own_cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before))
                 server_rss.append(rss_mb(pid))
-                latencies += [x for per in lat for x in per]
-                failures += [x for per in fail for x in per]
+                latencies += lat
+                failures += fail
                 dropped += sum(not v.connected or not v.messages.get("metrics") for v in crowd)
                 close_all(crowd)
                 time.sleep(2)
