@@ -19,9 +19,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.config import TrainConfig  # noqa: E402
-from server.data import Split, load_embedded, read_idx  # noqa: E402
-from server.trainer import Trainer  # noqa: E402
+from server.experiment import TrainConfig  # noqa: E402
+from server.engine.data import Split, load_embedded, read_idx  # noqa: E402
+from server.engine.trainer import Trainer  # noqa: E402
 
 
 def official_test_set(folder: Path) -> Split:

@@ -14,7 +14,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.__main__ import NoDelayRequestHandler  # noqa: E402
+from tests.helpers import NoDelayRequestHandler  # noqa: E402
 
 
 def main(port: int) -> None:

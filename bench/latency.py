@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.__main__ import default_torch_threads  # noqa: E402
+from server.engine.runtime import default_torch_threads  # noqa: E402
 from bench.common import (BLANK_PIXELS, LightViewer, Viewer, canvas_payload, close_all, cpu_seconds,  # noqa: E402
                           emit_json, machine_note, median, percentile, server_process, start_run)
 

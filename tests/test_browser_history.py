@@ -1,7 +1,7 @@
 """The page keeps a long run's curve bounded, the same way the server does."""
 import pytest
 
-from server.session import HISTORY_LIMIT, thin_history
+from server.engine.history import HISTORY_LIMIT, thin_history
 
 pytestmark = pytest.mark.browser
 

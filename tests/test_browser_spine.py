@@ -155,11 +155,11 @@ def test_the_speed_control_sets_the_pace_up_to_full_speed(page, live_server):
     assert page.text_content(by_id("speed-value")) == "50 steps/s"
 
     page.locator(by_id("speed")).fill("0")
-    wait_until(lambda: live_server.session.config.steps_per_second == 1)
+    wait_until(lambda: live_server.session.pace == 1)
     assert page.text_content(by_id("speed-value")) == "1 steps/s"
 
     page.locator(by_id("speed")).fill(page.get_attribute(by_id("speed"), "max"))
-    wait_until(lambda: live_server.session.config.steps_per_second is None)
+    wait_until(lambda: live_server.session.pace is None)
     assert page.text_content(by_id("speed-value")) == "full speed"
 
 

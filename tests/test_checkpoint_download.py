@@ -36,7 +36,7 @@ def download(client, tmp_path, url="/api/checkpoint"):
 
 
 def test_the_downloaded_checkpoint_loads_into_the_questions_class_and_predicts_the_same(
-        client, session, small_dataset, tmp_path):
+        client, session, small_dataset, tmp_path, sio_client):
     session.step(25)  # trained weights, not the initial ones
     path = download(client, tmp_path)
 
@@ -55,7 +55,7 @@ def test_the_downloaded_checkpoint_loads_into_the_questions_class_and_predicts_t
     assert torch.equal(theirs.argmax(1), ours.argmax(1))
     assert torch.allclose(theirs, ours, atol=1e-6)
     # And the drawing path: the server's predict answer for one digit is the same.
-    answer = session.predict(images[0].numpy())
+    answer = sio_client.emit("predict", {"pixels": images[0].tolist()}, callback=True)
     assert answer["probabilities"] == __import__("pytest").approx(theirs[0].tolist(), abs=1e-6)
 
 

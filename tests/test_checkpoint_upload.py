@@ -11,7 +11,7 @@ import pickle
 import pytest
 import torch
 
-from server.checkpoints import MAX_CHECKPOINT_BYTES
+from server.engine.checkpoints import MAX_CHECKPOINT_BYTES
 
 OCTET = "application/octet-stream"
 

@@ -1,18 +1,19 @@
 """The setup schema: defaults are the question's network; bad values are refused in words that
-say which field is wrong and why."""
+say which field is wrong and why. The viewing pace is kept beside the setup, not in it."""
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from server.config import LIVE_FIELDS, ConfigError, TrainConfig, describe_validation_error
+from server.experiment import (DEFAULT_PACE, LIVE_FIELDS, ConfigError, TrainConfig, checked_pace,
+                               split_pace)
 
 
 def refusal(changes: dict) -> str:
     """The message people get for `changes` applied to the default setup."""
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ConfigError) as info:
         TrainConfig().updated(changes)
-    return describe_validation_error(info.value)
+    return str(info.value)
 
 
 def test_defaults_describe_the_questions_network_trained_with_adam():
@@ -22,7 +23,8 @@ def test_defaults_describe_the_questions_network_trained_with_adam():
     assert config.optimizer == "adam"
     assert config.lr == 0.001
     assert config.batch_size == 64
-    assert config.steps_per_second == 50.0
+    assert "steps_per_second" not in config.model_dump()  # the pace is how fast people watch
+    assert DEFAULT_PACE == 50.0
 
 
 def test_updated_returns_a_new_validated_config_and_leaves_the_old_one():
@@ -33,8 +35,16 @@ def test_updated_returns_a_new_validated_config_and_leaves_the_old_one():
     assert config.changed_fields(changed) == {"lr", "batch_size"}
 
 
-def test_full_speed_is_null_steps_per_second():
-    assert TrainConfig().updated({"steps_per_second": None}).steps_per_second is None
+def test_the_pace_sent_inside_the_setup_is_taken_out_of_it_and_null_is_full_speed():
+    assert split_pace({"lr": 0.01, "steps_per_second": None}) == ({"lr": 0.01}, True, None)
+    assert split_pace({"steps_per_second": 20}) == ({}, True, 20.0)
+    assert split_pace({"lr": 0.01}) == ({"lr": 0.01}, False, None)
+
+
+@pytest.mark.parametrize("pace", [0, -1, float("inf"), float("nan"), 100_001, "50", True])
+def test_a_pace_out_of_bounds_is_refused_in_words(pace):
+    with pytest.raises(ConfigError, match="steps_per_second: give a"):
+        checked_pace(pace)
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -49,7 +59,6 @@ def test_full_speed_is_null_steps_per_second():
     ({"hidden_sizes": []}, "hidden_sizes: List should have at least 1 item after validation, not 0"),
     ({"hidden_sizes": [3000]}, "hidden_sizes.0: Input should be less than or equal to 2048"),
     ({"lr": float("nan")}, "lr: Input should be a finite number"),
-    ({"steps_per_second": float("inf")}, "steps_per_second: Input should be a finite number"),
     ({"activation": "softplus"}, "activation: Input should be 'sigmoid', 'relu', 'tanh' or 'leaky_relu'"),
     ({"momentum": 1.0}, "momentum: Input should be less than 1"),
     ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
@@ -76,7 +85,7 @@ def test_config_is_frozen():
 
 
 def test_live_fields_are_those_that_do_not_need_new_weights():
-    assert LIVE_FIELDS == {"lr", "batch_size", "momentum", "weight_decay", "epochs", "steps_per_second"}
+    assert LIVE_FIELDS == {"lr", "batch_size", "momentum", "weight_decay", "epochs"}
 
 
 def test_steps_per_epoch_rounds_up():

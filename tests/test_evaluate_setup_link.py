@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from server.config import TrainConfig
-from server.web.setup_link import LINK_KEYS, LinkError, config_from_query, config_to_query
+from server.experiment import TrainConfig
+from server.experiment import LINK_KEYS, LinkError, config_from_query, config_to_query
 
 SETUP_FIELDS = set(TrainConfig.model_fields) - {"steps_per_second"}
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.config import TrainConfig
-from server.explain import code_payload, keras_code, model_code, model_code_lines
-from server.model import build_network
+from server.experiment import TrainConfig
+from server.engine.codegen import code_payload, keras_code, model_code, model_code_lines
+from server.engine.model import build_network
 
 QUESTION_CLASS = """\
 class Network(nn.Module):
@@ -55,7 +55,7 @@ def test_the_sigmoid_deprecation_note_is_a_comment_outside_the_class():
     assert "torch.sigmoid" in sigmoid_line.note  # shown beside the line, not in it
 
 
-def test_the_generated_code_loads_the_playgrounds_live_weights_and_predicts_the_same(session, small_dataset):
+def test_the_generated_code_loads_the_playgrounds_live_weights_and_predicts_the_same(session, small_dataset, sio_client):
     session.step(20)  # trained weights, not the initial ones
     network = run(model_code(session.config))["Network"]()
 
@@ -67,7 +67,7 @@ def test_the_generated_code_loads_the_playgrounds_live_weights_and_predicts_the_
         playground = session.trainer.model(x)
     torch.testing.assert_close(ours, playground)
     assert torch.equal(ours.argmax(1), playground.argmax(1))
-    answer = session.predict(x[0].numpy())
+    answer = sio_client.emit("predict", {"pixels": x[0].tolist()}, callback=True)
     torch.testing.assert_close(ours[0], torch.tensor(answer["probabilities"]))
 
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.config import TrainConfig
-from server.explain import double_softmax_floor, forward_steps, snapshot, softmax_steps
-from server.model import build_network
-from server.trainer import Trainer
+from server.experiment import TrainConfig
+from server.engine.codegen import double_softmax_floor
+from server.engine.explain import forward_steps, snapshot, softmax_steps
+from server.engine.model import build_network
+from server.engine.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from server.explain import QUESTION_PRINTED_Y, SANDBOX_DEFAULTS, linear_sandbox, random_linear
+from server.engine.explain import QUESTION_PRINTED_Y, SANDBOX_DEFAULTS, linear_sandbox, random_linear
 
 QUESTION_W = [[-0.4500, 0.5856], [-0.1807, -0.4963]]
 QUESTION_B = [0.2223, -0.6114]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import TrainConfig
-from server.explain import layer_shapes
-from server.model import build_network
+from server.experiment import TrainConfig
+from server.engine.codegen import layer_shapes
+from server.engine.model import build_network
 
 
 def test_the_questions_network_shapes_and_counts():

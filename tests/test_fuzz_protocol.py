@@ -11,7 +11,7 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.web.limits import MAX_ATTACHMENTS
+from server.web.transport import MAX_ATTACHMENTS
 from tests.helpers import socketio_client
 
 FUZZ = settings(max_examples=40, deadline=None,
@@ -126,7 +126,7 @@ def test_a_packet_cannot_declare_endless_binary_attachments(server_with_viewer):
     """The server would hold every frame until the declared count arrives; past the cap the
     header is dropped, so the frames that follow are not kept."""
     server, viewer = server_with_viewer
-    socketio = server.app.extensions["playground"]["socketio"]
+    socketio = server.app.extensions["playground"].socketio
     ws = raw_connection(server)
     try:
         ws.send(f'4{MAX_ATTACHMENTS + 1}-["predict",{{"_placeholder":true,"num":0}}]')

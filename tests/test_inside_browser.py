@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.snapshots import QUANT_LEVELS
+from server.engine.live_views import QUANT_LEVELS
 
 pytestmark = pytest.mark.browser
 

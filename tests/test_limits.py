@@ -45,7 +45,7 @@ def test_the_page_drawing_rate_is_well_under_the_predict_limit():
 
 
 def test_a_viewer_that_floods_predict_is_told_to_slow_down_and_others_are_served(app):
-    socketio = app.extensions["playground"]["socketio"]
+    socketio = app.extensions["playground"].socketio
     flooder = socketio.test_client(app, flask_test_client=app.test_client())
     other = socketio.test_client(app, flask_test_client=app.test_client())
     answers = [flooder.emit("predict", BLANK, callback=True) for _ in range(PREDICT_BURST + 30)]
@@ -129,7 +129,7 @@ def test_an_http_body_past_the_limit_is_refused_with_json(app, client):
 
 
 def test_a_flood_of_any_events_is_answered_too_many_requests_and_others_are_served(app):
-    socketio = app.extensions["playground"]["socketio"]
+    socketio = app.extensions["playground"].socketio
     flooder = socketio.test_client(app, flask_test_client=app.test_client())
     other = socketio.test_client(app, flask_test_client=app.test_client())
     answers = [flooder.emit(event, None, callback=True)

@@ -85,7 +85,7 @@ def wait_for(condition, timeout):
 @pytest.mark.slow
 def test_viewers_that_vanish_mid_stream_leave_nothing_behind(live_server):
     app = live_server.app
-    socketio = app.extensions["playground"]["socketio"]
+    socketio = app.extensions["playground"].socketio
     eio = socketio.server.eio
     # Engine.IO sweeps closed sockets out of its map once per ping_timeout (20 s in production);
     # a 2 s cycle lets the test wait seconds instead of half a minute. bench/load.py measures
@@ -109,7 +109,7 @@ def test_viewers_that_vanish_mid_stream_leave_nothing_behind(live_server):
             "the server noticed every dead socket"
         inside = app.extensions.get("inside")
         if inside is not None:  # the live views feature keeps per-viewer stream state
-            assert wait_for(lambda: not (gone & set(inside.delivery._clients)), 10), \
+            assert wait_for(lambda: not (gone & set(inside._clients)), 10), \
                 "the live views forgot the vanished viewers"
         assert wait_for(lambda: not (gone & set(socketio.server.manager.rooms.get("/", {}))), 10)
         assert wait_for(lambda: set(eio.sockets) == {survivor.eio.sid}, 20), \
@@ -131,7 +131,7 @@ def test_binary_messages_sent_from_several_threads_at_once_arrive_whole(live_ser
     """A binary message is a header frame plus attachment frames. The training thread broadcasts
     (evaluation digits), the live-views thread sends frames to each viewer, handlers answer:
     if their frames interleave, the viewer misreads the stream. Each must arrive whole."""
-    socketio = live_server.app.extensions["playground"]["socketio"]
+    socketio = live_server.app.extensions["playground"].socketio
     viewer = socketio_client(live_server.url, record=("to-all", "to-one"))
     errors = []
     handler = logging.Handler()

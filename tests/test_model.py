@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.config import TrainConfig
-from server.model import Network, build_network
+from server.experiment import TrainConfig
+from server.engine.model import Network, build_network
 from tests.helpers import seeded_tensor
 
 
@@ -101,7 +101,7 @@ def test_initial_weights_follow_nn_linear_uniform_bound():
 @pytest.mark.parametrize("activation, function", [
     ("sigmoid", torch.sigmoid), ("relu", F.relu), ("tanh", torch.tanh), ("leaky_relu", F.leaky_relu)])
 def test_other_activations_are_applied_between_the_layers(activation, function):
-    network = Network(activation=activation)
+    network = build_network(TrainConfig(activation=activation))
     x = seeded_tensor(4, 784, seed=3) - 0.5  # negative inputs too, so relu and leaky relu differ
 
     trace = network.trace(x)
@@ -117,7 +117,7 @@ def test_other_activations_are_applied_between_the_layers(activation, function):
     ([32, 16, 8, 4], ["hidden", "hidden2", "hidden3", "hidden4"]),
 ])
 def test_one_to_four_hidden_layers_are_named_hidden_hidden2_and_so_on(hidden_sizes, names):
-    network = Network(hidden_sizes=hidden_sizes)
+    network = build_network(TrainConfig(hidden_sizes=hidden_sizes))
     x = seeded_tensor(2, 784, seed=4)
 
     expected_keys = [f"{name}.{p}" for name in names + ["output"] for p in ("weight", "bias")]

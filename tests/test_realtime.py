@@ -143,7 +143,7 @@ def test_a_client_that_leaves_closes_its_connection_cleanly(live_server, caplog)
     (it logged a 400 "Bad request syntax" and the client waited 3 s for an answer)."""
     client = socketio_client(live_server.url)
     wait_for(lambda: count(client, "state") == 1, what="the state on connect")
-    eio = live_server.app.extensions["playground"]["socketio"].server.eio
+    eio = live_server.app.extensions["playground"].socketio.server.eio
 
     client.disconnect()
 

@@ -46,7 +46,7 @@ def test_a_run_is_recorded_from_its_first_step_with_setup_curves_and_scores(sess
 
 def test_runs_survive_a_restart(small_dataset, tmp_path):
     first = new_app(small_dataset, tmp_path)
-    session = first.extensions["playground"]["session"]
+    session = first.extensions["playground"].engine.handle.engine.part().run
     session.reset(FAST)
     session.step(5)
     finished_weights = {k: v.clone() for k, v in session.trainer.model.state_dict().items()}
@@ -57,7 +57,7 @@ def test_runs_survive_a_restart(small_dataset, tmp_path):
 
     second = new_app(small_dataset, tmp_path)  # a new server on the same data directory
     try:
-        client = second.extensions["playground"]["socketio"].test_client(second)
+        client = second.extensions["playground"].socketio.test_client(second)
         runs = call(client, "runs:list")["runs"]
         assert [r["id"] for r in runs] == [2, 1]
         assert runs[1]["status"] == "stopped" and runs[1]["config"]["output"] == "logits"
@@ -69,12 +69,12 @@ def test_runs_survive_a_restart(small_dataset, tmp_path):
 
         # Its weights came through the restart too: restoring gives exactly them.
         call(client, "runs:restore", {"id": 1})
-        restored = second.extensions["playground"]["session"]
+        restored = second.extensions["playground"].engine.handle.engine.part().run
         for key, tensor in finished_weights.items():
             assert torch.equal(restored.trainer.model.state_dict()[key], tensor)
         client.disconnect()
     finally:
-        second.extensions["playground"]["session"].close()
+        second.extensions["playground"].shutdown()
     assert (tmp_path / DB_NAME).exists()
 
 
@@ -205,7 +205,7 @@ def test_a_watch_only_viewer_can_list_runs_but_not_change_them(app, session, sio
     run_id = call(sio_client, "runs:list")["runs"][0]["id"]
     http = app.test_client()
     http.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another machine, no control token
-    viewer = app.extensions["playground"]["socketio"].test_client(app, flask_test_client=http)
+    viewer = app.extensions["playground"].socketio.test_client(app, flask_test_client=http)
     assert call(viewer, "runs:list")["runs"][0]["id"] == run_id
     for event, payload in [("runs:rename", {"id": run_id, "name": "mine"}), ("runs:delete", {"id": run_id}),
                            ("runs:restore", {"id": run_id})]:

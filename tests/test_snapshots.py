@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.config import TrainConfig
-from server.model import build_network
-from server.snapshots import (
+from server.experiment import TrainConfig
+from server.engine.model import build_network
+from server.engine.live_views import (
     HISTOGRAM_BINS, QUANT_LEVELS, QUANT_ZERO, FixedBins, HistogramHistory, Snapshotter,
     activation_range, contributions, dequantise_rows, linear_histogram, log_count_codes,
     mosaic_columns, quantise_rows, saturation, tile_images, top_exciting,
 )
-from server.trainer import Trainer
+from server.engine.trainer import Trainer
 from tests.helpers import seeded_tensor
 
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from tests.helpers import wait_for
+from tests.helpers import Inbox, wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")
 
@@ -45,7 +45,7 @@ def test_a_viewer_gets_the_whole_state_when_it_connects(sio_client, session):
 # ---- each control is answered ok with the state, and broadcast ------------------------------------
 
 def test_start_answers_ok_with_the_running_state_and_every_viewer_hears_it(app, sio_client, session):
-    other = app.extensions["playground"]["socketio"].test_client(app)
+    other = app.extensions["playground"].socketio.test_client(app)
     other.get_received()
     sio_client.get_received()
 
@@ -84,9 +84,10 @@ def test_a_full_speed_run_streams_metrics_and_epochs_to_the_viewer(sio_client, s
     sio_client.get_received()
     sio_client.emit("train:start", {"config": {"steps_per_second": None, "epochs": 2, "batch_size": 100}},
                     callback=True)
-    wait_for(lambda: session.status == "done", what="the run to finish")
+    inbox = Inbox(sio_client)
+    inbox.wait_for("state", lambda state: state["status"] == "done", timeout=30)  # the run finished
 
-    messages = sio_client.get_received()
+    messages = inbox.messages
     metrics = [m["args"][0] for m in messages if m["name"] == "metrics"]
     epochs = [m["args"][0] for m in messages if m["name"] == "epoch"]
     assert metrics and metrics[-1]["step"] == 20 and metrics[-1]["progress"] == 1.0

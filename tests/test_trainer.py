@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from server.config import TrainConfig
-from server.trainer import BatchStats, Trainer, loss_function, resolve_device
+from server.experiment import TrainConfig
+from server.engine.trainer import BatchStats, Trainer, loss_function, resolve_device
 
 
 def make_trainer(dataset, **config) -> Trainer:

@@ -9,8 +9,8 @@ setup changes, checkpoint uploads and restores, run management) needs one of:
   `X-Control-Token` header on HTTP requests.
 
 Feature code calls `require_control()` first thing in any handler (socket event or HTTP view)
-that changes the run; it raises `AccessError`, a `SessionError`, so the spine's `answered`
-wrapper turns it into `{"ok": false, "error": ...}`. HTTP views return it as 403 JSON.
+that changes the run; it raises `AccessError` (a `UserError`, status 403), which `answered`
+turns into `{"ok": false, "error": ...}` and HTTP views answer as 403 JSON.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import secrets
 import socket
 from typing import Optional
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 
-from ..session import SessionError
+from ..errors import AccessError
 
 CONTROL_TOKEN_HEADER = "X-Control-Token"
 # The token a Socket.IO connection presented at connect, kept in that connection's WSGI
@@ -35,10 +35,6 @@ NO_TOKEN_MESSAGE = ("this viewer can watch and draw; controls need the control t
                     "where the server started (open the page with ?token=...)")
 WRONG_TOKEN_MESSAGE = ("this viewer can watch and draw; the control token it gave is not the one "
                        "printed where the server started, so controls are refused")
-
-
-class AccessError(SessionError):
-    """A control request from a viewer that may only watch; the message says why."""
 
 
 def new_control_token() -> str:
@@ -68,7 +64,7 @@ def is_local_environ(environ: dict) -> bool:
 
 def _expected_token() -> str:
     from flask import current_app
-    return current_app.extensions["playground"]["control_token"]
+    return current_app.extensions["playground"].control_token
 
 
 def _presented_token() -> Optional[str]:
@@ -120,16 +116,11 @@ def startup_lines(settings, token: str) -> list[str]:
     ]
 
 
-def init_app(app: Flask, socketio, connect_hooks: list) -> None:
-    settings = app.config["SETTINGS"]
-    app.extensions["playground"]["control_token"] = settings.control_token or new_control_token()
-
-    @app.errorhandler(AccessError)
-    def access_refused(err):  # HTTP views that call require_control()
-        return jsonify({"error": str(err)}), 403
+def init_app(app: Flask, playground) -> None:
+    playground.control_token = playground.settings.control_token or new_control_token()
 
     def tell_viewer_access(sid):
         # Tell a watch-only viewer up front, so the page can say so before a button is pressed.
-        socketio.emit("access", access_level(), to=sid)
+        playground.socketio.emit("access", access_level(), to=sid)
 
-    connect_hooks.append(tell_viewer_access)
+    playground.on_connect.append(tell_viewer_access)

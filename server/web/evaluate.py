@@ -1,46 +1,32 @@
 """Evaluate, compare and keep: the web side of evaluation, the dataset browser, runs,
-checkpoints, export and setup links. Translates events and requests into calls on
-server/evaluation.py, server/runs.py and server/checkpoints.py, and results into messages.
+checkpoints and export. Events and requests become engine commands; the engine's `evaluation`
+and `runs` messages become broadcasts.
 
 Socket.IO (answered by acknowledgement, see docs/protocol.md):
   evaluate:get, evaluate:cell, dataset:get, dataset:samples,
-  runs:list, runs:get, runs:rename, runs:delete, runs:restore, setup:link
+  runs:list, runs:get, runs:rename, runs:delete, runs:restore
 Broadcasts: `evaluation` (each epoch end, and after a checkpoint is loaded), `runs` (the list
-changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint, GET /api/export.py,
-GET /api/setup.
+changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint, GET /api/export.py.
 """
 from __future__ import annotations
 
 import io
-import re
-import threading
-import time
-from typing import Optional
-from urllib.parse import parse_qsl
 
 from flask import Flask, jsonify, request, send_file
 from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..checkpoints import (MAX_CHECKPOINT_BYTES, CheckpointError, export_source, load_state_dict_bytes,
-                           read_state_dict, check_fits, state_dict_bytes)
-from ..config import ConfigError, TrainConfig
-from ..evaluation import DatasetBrowser, Evaluation, SAMPLES_PER_CLASS
-from ..runs import MAX_RUN_ID, NAME_MAX, RunError, RunRecorder, RunStore
-from ..session import TrainingSession
-from .events import answered, parse
+from ..errors import NotFound, UserError
+from .access import require_control
+from .answers import answered, parse
 from .schemas import Strict
-from .setup_link import LinkError, config_from_query, config_to_query
 
-from .access import require_control  # who may change the shared run
-
-RUNS_BROADCAST_INTERVAL_S = 1.0  # the runs list goes out at most once a second
-EVALUATION_INTERVAL_S = 1.0  # while a run trains, epoch-end evaluations at most this often
+MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER: no other id can name a run
+NAME_MAX = 80
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
-
-
-class LinkRequest(Strict):
-    query: str = Field(max_length=4000)  # the page's location.search, "?hidden=256&..."
+# The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+CHECKPOINT_TIMEOUT_S = 120.0  # saving or loading the biggest network takes seconds
 
 
 class CellRequest(Strict):
@@ -61,229 +47,58 @@ class RenameRequest(Strict):
     name: str = Field(min_length=1, max_length=NAME_MAX * 2)
 
 
-class Evaluations:
-    """The latest evaluation of the shared run (one at a time; a new run replaces it)."""
-
-    def __init__(self, session: TrainingSession):
-        self.session = session
-        self._latest: Optional[Evaluation] = None
-        self._lock = threading.Lock()
-
-    def set(self, evaluation: Evaluation) -> Evaluation:
-        with self._lock:
-            self._latest = evaluation
-        return evaluation
-
-    def evaluate_now(self) -> Evaluation:
-        session = self.session
-        validation = session.dataset.validation
-
-        def evaluate(model, trainer):
-            return Evaluation.of(model, validation.images, validation.labels, run_id=session.run_id,
-                                 epoch=trainer.epoch, step=trainer.global_step)
-        return self.set(session.with_model(evaluate))
-
-    def current(self) -> Evaluation:
-        """The latest evaluation of the run under way: refreshed each epoch while it runs; taken
-        now when there is none for this run, or the run is paused elsewhere than where it was taken."""
-        session = self.session
-        with self._lock:
-            latest = self._latest
-        if latest is not None and latest.run_id == session.run_id and (
-                session.status == "running" or latest.step == session.trainer.global_step):
-            return latest
-        return self.evaluate_now()
-
-    def for_cell(self) -> Evaluation:
-        with self._lock:
-            latest = self._latest
-        if latest is not None and latest.run_id == self.session.run_id:
-            return latest
-        return self.current()
+def send_weights(data: bytes, name: str):
+    response = send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
+                         download_name=name, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
-class Throttled:
-    """Call `fn` at most every `interval` seconds; a call in between is done at the end of it."""
+def init_app(app: Flask, playground) -> None:
+    socketio = playground.socketio
 
-    def __init__(self, fn, interval: float):
-        self.fn = fn
-        self.interval = interval
-        self._last = 0.0
-        self._timer: Optional[threading.Timer] = None
-        self._lock = threading.Lock()
+    def ask(command: str, args=None) -> dict:
+        return playground.request(command, args)
 
-    def __call__(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                return  # already due
-            wait = self._last + self.interval - time.monotonic()
-            if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
-            self._last = time.monotonic()
-        self.fn()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self.fn()
-
-
-def safe_filename_part(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "run"
-
-
-def checkpoint_name(config: TrainConfig, step: int, run: Optional[int] = None) -> str:
-    hidden = "-".join(str(n) for n in config.hidden_sizes)
-    prefix = f"run{run}-" if run else ""
-    return safe_filename_part(f"nn-linear-{prefix}784-{hidden}-10-{config.activation}-step{step}") + ".pt"
-
-
-def init_app(app: Flask, socketio, session: TrainingSession) -> None:
-    settings = app.config["SETTINGS"]
-    store = RunStore(settings.data_dir)
-    evaluations = Evaluations(session)
-    browser = DatasetBrowser(session.dataset)
-
-    def runs_payload() -> dict:
-        return {"runs": store.list(), "live_run": recorder.live_record_id}
-
-    broadcast_runs = Throttled(lambda: socketio.emit("runs", runs_payload()), RUNS_BROADCAST_INTERVAL_S)
-    recorder = RunRecorder(store, session, on_change=broadcast_runs)
-    app.extensions["playground"].update({"runs": store, "run_recorder": recorder, "evaluations": evaluations})
-
-    last_evaluated_at = [float("-inf")]
-
-    def on_epoch(session, record, predictions):
-        # In the training thread, under the session's lock: the model is between steps.
-        # At full speed an epoch ends every ~0.25 s: while running, evaluate (~13 ms) and send
-        # (~30 kB to each viewer) at most once a second; the last epoch and manual steps always.
-        now = time.monotonic()
-        if (session.status == "running" and not session.trainer.finished
-                and now - last_evaluated_at[0] < EVALUATION_INTERVAL_S):
-            return
-        last_evaluated_at[0] = now
-        validation = session.dataset.validation
-        evaluation = evaluations.set(Evaluation.of(
-            session.trainer.model, validation.images, validation.labels, run_id=session.run_id,
-            epoch=record["epoch"], step=record["step"], predictions=predictions, at_epoch_end=True))
-        socketio.emit("evaluation", evaluation.summary())
-
-    session.epoch_hooks.append(on_epoch)
-
-    def load_weights(state_dict, config: TrainConfig, origin: str) -> dict:
-        """A new shared run from these weights; tell every viewer (state, evaluation, runs)."""
-        state = session.start_from_weights(state_dict, config.model_dump())
-        recorder.set_origin(state["run_id"], origin)
-        socketio.emit("evaluation", evaluations.evaluate_now().summary())
-        broadcast_runs()
-        return state
+    playground.subscribe("evaluation", lambda message: socketio.emit("evaluation", message["payload"]))
+    playground.subscribe("runs", lambda message: socketio.emit("runs", message["payload"]))
 
     # ---- Socket.IO -----------------------------------------------------------------------
-    @socketio.on("evaluate:get")
-    @answered
-    def on_evaluate_get(payload=None):
-        return {"evaluation": evaluations.current().summary()}
+    def query(event: str, schema=None, build=lambda body: {}, control: bool = False):
+        @answered
+        def handler(payload=None):
+            if control:
+                require_control()
+            body = parse(schema, payload, optional=schema is SamplesRequest) if schema else None
+            return ask(event, build(body))
+        handler.__name__ = f"on_{event.replace(':', '_')}"
+        socketio.on_event(event, handler)
 
-    @socketio.on("evaluate:cell")
-    @answered
-    def on_evaluate_cell(payload=None):
-        cell = parse(CellRequest, payload)
-        return {"cell": evaluations.for_cell().cell(cell.actual, cell.predicted)}
-
-    @socketio.on("dataset:get")
-    @answered
-    def on_dataset_get(payload=None):
-        return {"dataset": browser.overview()}
-
-    @socketio.on("dataset:samples")
-    @answered
-    def on_dataset_samples(payload=None):
-        page = parse(SamplesRequest, payload, optional=True)
-        return {"offset": page.offset, "per_class": SAMPLES_PER_CLASS, "samples": browser.samples(page.offset)}
-
-    @socketio.on("runs:list")
-    @answered
-    def on_runs_list(payload=None):
-        return runs_payload()
-
-    @socketio.on("runs:get")
-    @answered
-    def on_runs_get(payload=None):
-        return {"run": store.get(parse(RunRequest, payload).id)}
-
-    @socketio.on("runs:rename")
-    @answered
-    def on_runs_rename(payload=None):
-        require_control()
-        rename = parse(RenameRequest, payload)
-        run = store.rename(rename.id, rename.name)
-        broadcast_runs()
-        return {"run": run}
-
-    @socketio.on("runs:delete")
-    @answered
-    def on_runs_delete(payload=None):
-        require_control()
-        run_id = parse(RunRequest, payload).id
-        store.delete(run_id)
-        recorder.forget(run_id)
-        broadcast_runs()
-        return {}
-
-    @socketio.on("runs:restore")
-    @answered
-    def on_runs_restore(payload=None):
-        require_control()
-        run_id = parse(RunRequest, payload).id
-        run = store.get(run_id, curves=False)
-        step, data = store.checkpoint(run_id)
-        config = TrainConfig.model_validate({**session.config.model_dump(), **run["config"],
-                                             "steps_per_second": session.config.steps_per_second})
-        try:
-            state_dict = check_fits(read_state_dict(data), config)
-        except CheckpointError as err:
-            raise RunError(f"run #{run_id}'s saved weights cannot be used: {err}") from None
-        state = load_weights(state_dict, config, f"restored from run #{run_id} at step {step}")
-        return {"state": state, "message": f"Restored run #{run_id} at step {step}: the shared run restarted from its weights."}
-
-    @socketio.on("setup:link")
-    @answered
-    def on_setup_link(payload=None):
-        # The page asks over the socket (a refusal is an answer, not a failed HTTP load).
-        link = parse(LinkRequest, payload)
-        try:
-            config, ignored = config_from_query(dict(parse_qsl(link.query.lstrip("?"), keep_blank_values=True)))
-        except LinkError as err:
-            raise ConfigError(str(err)) from None
-        return {"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored}
+    query("evaluate:get")
+    query("evaluate:cell", CellRequest, lambda body: body.model_dump())
+    query("dataset:get")
+    query("dataset:samples", SamplesRequest, lambda body: body.model_dump())
+    query("runs:list")
+    query("runs:get", RunRequest, lambda body: body.model_dump())
+    query("runs:rename", RenameRequest, lambda body: body.model_dump(), control=True)
+    query("runs:delete", RunRequest, lambda body: body.model_dump(), control=True)
+    query("runs:restore", RunRequest, lambda body: body.model_dump(), control=True)
 
     # ---- HTTP ------------------------------------------------------------------------------
-    def send_weights(data: bytes, name: str):
-        response = send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
-                             download_name=name, max_age=0)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
     @app.get("/api/checkpoint")
     def download_checkpoint():
-        def save(model, trainer):
-            return state_dict_bytes(model), trainer.config, trainer.global_step
-        data, config, step = session.with_model(save)
-        return send_weights(data, checkpoint_name(config, step))
+        answer = playground.request("checkpoint:get", timeout=CHECKPOINT_TIMEOUT_S)
+        return send_weights(answer["data"], answer["filename"])
 
     @app.get("/api/runs/<int:run_id>/checkpoint")
     def download_run_checkpoint(run_id: int):
+        if not 1 <= run_id <= MAX_RUN_ID:
+            raise NotFound(f"there is no run #{run_id}")
         try:
-            run = store.get(run_id, curves=False)
-            step, data = store.checkpoint(run_id)
-        except RunError as err:
-            return jsonify({"error": str(err)}), 404
-        config = TrainConfig.model_validate(run["config"])
-        return send_weights(data, checkpoint_name(config, step, run=run_id))
+            answer = playground.request("runs:checkpoint", {"id": run_id}, timeout=CHECKPOINT_TIMEOUT_S)
+        except UserError as err:
+            raise NotFound(str(err)) from None
+        return send_weights(answer["data"], answer["filename"])
 
     @app.post("/api/checkpoint")
     def upload_checkpoint():
@@ -300,28 +115,14 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
             return jsonify({"error": (
                 f"the file is too big: the limit is {MAX_CHECKPOINT_BYTES:,} bytes (the biggest network "
                 "the playground builds needs about 57 MB)")}), 413
-        config = session.config  # checked against, then applied: shapes cannot drift in between
-        try:
-            state_dict = load_state_dict_bytes(data, config)
-        except CheckpointError as err:
-            return jsonify({"error": f"Checkpoint refused: {str(err).rstrip('.')}. Nothing was changed."}), 400
-        state = load_weights(state_dict, config, "uploaded checkpoint")
-        n = sum(t.numel() for t in state_dict.values())
-        return jsonify({"ok": True, "run_id": state["run_id"], "parameters": n,
-                        "message": f"Loaded {n:,} weights: the shared run restarted from them (idle, step 0)."})
+        answer = playground.request("checkpoint:load", {"data": data}, timeout=CHECKPOINT_TIMEOUT_S)
+        return jsonify({"ok": True, "run_id": answer["run_id"], "parameters": answer["parameters"],
+                        "message": answer["message"]})
 
     @app.get("/api/export.py")
     def export_python():
-        source = export_source(session.config, filename="model.pt")
+        source = playground.request("export")["source"]
         response = send_file(io.BytesIO(source.encode()), mimetype="text/x-python", as_attachment=True,
                              download_name="nn_linear_playground.py", max_age=0)
         response.headers["Cache-Control"] = "no-store"
         return response
-
-    @app.get("/api/setup")
-    def read_setup_link():
-        try:
-            config, ignored = config_from_query(request.args)
-        except LinkError as err:
-            return jsonify({"error": str(err)}), 400
-        return jsonify({"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored})

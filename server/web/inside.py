@@ -1,36 +1,32 @@
-"""Live views ("look inside"): snapshots of the training network, streamed to every viewer.
+"""Live views ("look inside"): the engine's frames, delivered to the viewers who watch them.
 
-Producing. Snapshots are computed where no training step runs at the same time: in the
-training thread between steps (`session.step_hooks`), or under the session's lock right after
-a control event (step, reset, pause, end of run), so a paused network is shown exactly. A torch
-operation in a second thread while training runs halves throughput on 2 cores; the same work
-between steps costs little. Each stream has a base interval, stretched when a snapshot is
-costly (huge layers) so its share of training time stays under `Rates.max_cost_share`.
-
-Delivering. One sender thread per app emits every frame, so a client's binary frames never
-interleave. Each client has at most one frame per stream in flight; the next one goes out when
-the client acknowledges, and it is always the newest (latest wins): a slow client skips frames
-and never builds up a backlog.
+The engine makes each frame between training steps, only for streams somebody watches, and
+encodes it once (server/engine/live_views.py). Here: one sender thread sends every frame as it
+was encoded, each client with its own acknowledgement id. Each client has at most one frame per
+stream in flight; the next one goes out when the client acknowledges, and it is always the
+newest (latest wins): a slow client skips frames and never builds up a backlog. A client that
+subscribes to a stream gets its latest frame at once, and the engine is told which streams
+anyone watches (nobody watching: no frames made).
 """
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
+import numpy as np
 from flask import request
 from pydantic import Field
 
-from ..config import ConfigError
+from ..errors import UserError
+from ..link.wire import EncodedEvent, decode_event
 from ..preprocess import preprocess_pixels
-from ..snapshots import Snapshotter
-from .events import answered, parse
+from .answers import answered, parse
 from .schemas import Strict
+from .transport import is_connected, is_pending, send_encoded
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +37,8 @@ STREAMS = {
     "distributions": "inside:distributions",  # weight and gradient histograms over steps
 }
 CONNECT_GRACE_S = 1.0
+ACK_TIMEOUT_S = 10.0  # an unacknowledged frame is given up after this
 StreamName = Literal["weights", "activations", "distributions"]
-
-
-@dataclass
-class Rates:
-    """How often each stream is refreshed while training runs (seconds between snapshots)."""
-
-    weights_s: float = 0.4  # 2.5 heatmap frames per second
-    activations_s: float = 0.2  # small charts: 5 per second
-    distributions_s: float = 0.4
-    max_cost_share: float = 0.01  # per stream: snapshot time / wall time stays under this
-    ack_timeout_s: float = 10.0  # an unacknowledged frame is given up after this
-
-    def interval(self, stream: str) -> float:
-        return {"weights": self.weights_s, "activations": self.activations_s,
-                "distributions": self.distributions_s}[stream]
 
 
 class SubscribeRequest(Strict):
@@ -66,6 +48,10 @@ class SubscribeRequest(Strict):
 class NeuronRequest(Strict):
     index: int = Field(ge=0, le=4095)
     pixels: Optional[list] = Field(None, max_length=784)
+
+
+def float32_bytes(values) -> bytes:
+    return np.ascontiguousarray(np.asarray(values, dtype="<f4")).tobytes()
 
 
 # ---- delivery ------------------------------------------------------------------------------------
@@ -80,34 +66,43 @@ class _Client:
 
 
 class FrameDelivery:
-    """Latest-wins delivery of frames to each client, from one sender thread."""
+    """Latest-wins delivery of encoded frames to each client, from one sender thread.
+    `on_watched(streams)` is called whenever the set of streams anyone watches changes."""
 
-    def __init__(self, socketio, events: dict[str, str], *, ack_timeout_s: float = 10.0,
-                 clock=time.monotonic):
+    def __init__(self, socketio, events: dict[str, str], *, on_watched: Callable[[set], None] = lambda s: None,
+                 ack_timeout_s: float = ACK_TIMEOUT_S, clock=time.monotonic):
         self.socketio = socketio
         self.events = events
+        self.on_watched = on_watched
         self.ack_timeout_s = ack_timeout_s
         self.clock = clock
         self._cond = threading.Condition()
-        self._latest: dict[str, tuple[int, dict]] = {}
+        self._latest: dict[str, tuple[int, EncodedEvent]] = {}  # stream -> (local seq, frame)
         self._seq = 0
         self._published: dict[str, int] = {}  # stream -> frames published so far
         self._clients: dict[str, _Client] = {}
+        self._watched: set = set()
         self._thread: Optional[threading.Thread] = None
 
-    # -- producers
-    def publish(self, stream: str, payload: dict) -> int:
+    # -- the engine's frames
+    def publish(self, stream: str, engine_seq: int, event: EncodedEvent) -> int:
         with self._cond:
             self._seq += 1
             self._published[stream] = self._published.get(stream, 0) + 1
-            self._latest[stream] = (self._seq, {**payload, "seq": self._seq})
+            self._latest[stream] = (self._seq, event)
             self._cond.notify_all()
             return self._seq
 
+    def forget_frames(self) -> None:
+        """The engine restarted: its old frames describe a network that is gone."""
+        with self._cond:
+            self._latest.clear()
+
     def latest(self, stream: str) -> Optional[dict]:
+        """The newest frame of a stream as its viewers get it (tests and benchmarks)."""
         with self._cond:
             entry = self._latest.get(stream)
-            return entry[1] if entry else None
+        return decode_event(entry[1])[1] if entry else None
 
     def published(self, stream: str) -> int:
         with self._cond:
@@ -115,27 +110,46 @@ class FrameDelivery:
 
     def has_subscribers(self, stream: str) -> bool:
         with self._cond:
-            return any(stream in c.streams for c in self._clients.values())
+            return stream in self._watched
+
+    def watched(self) -> set:
+        with self._cond:
+            return set(self._watched)
+
+    def _update_watched(self) -> Optional[set]:
+        """(under the lock) The new set of watched streams if it changed, else None."""
+        watched = set().union(*(c.streams for c in self._clients.values())) if self._clients else set()
+        if watched == self._watched:
+            return None
+        self._watched = watched
+        return set(watched)
+
+    def _tell(self, changed: Optional[set]) -> None:
+        if changed is not None:
+            self.on_watched(changed)
 
     # -- clients
     def add_client(self, sid: str, streams) -> None:
-        with self._cond:
-            self._clients[sid] = _Client(set(streams), added_at=self.clock())
-            self._ensure_thread()
-            self._cond.notify_all()
+        self.set_streams(sid, streams, new=True)
 
-    def set_streams(self, sid: str, streams) -> None:
+    def set_streams(self, sid: str, streams, *, new: bool = False) -> None:
         with self._cond:
             client = self._clients.get(sid)
-            if client is None:
+            if client is None or new:
                 self._clients[sid] = client = _Client(set(), added_at=self.clock())
                 self._ensure_thread()
+            for stream in set(streams) - client.streams:
+                client.sent.pop(stream, None)  # (re)subscribed: the latest frame goes out at once
             client.streams = set(streams)
+            changed = self._update_watched()
             self._cond.notify_all()
+        self._tell(changed)
 
     def remove_client(self, sid: str) -> None:
         with self._cond:
             self._clients.pop(sid, None)
+            changed = self._update_watched()
+        self._tell(changed)
 
     def client_stats(self, sid: str) -> Optional[dict]:
         """What one client has been sent: for tests and benchmarks."""
@@ -169,37 +183,40 @@ class FrameDelivery:
                 jobs.append((sid, stream, entry[0], entry[1]))
         return jobs
 
-    def _sweep(self) -> None:
+    def _sweep(self) -> Optional[set]:
         """Forget clients that have gone. While its connect handler runs (greeting it), a
         client is not yet 'connected' but pending: that one stays."""
-        manager = self.socketio.server.manager
-        pending = getattr(manager, "pending_connect", {}).get("/", ())
         now = self.clock()
         for sid, client in list(self._clients.items()):
-            if now - client.added_at < CONNECT_GRACE_S or sid in pending:
+            if now - client.added_at < CONNECT_GRACE_S or is_pending(self.socketio, sid):
                 continue
-            if not manager.is_connected(sid, "/"):
+            if not is_connected(self.socketio, sid):
                 del self._clients[sid]
+        return self._update_watched()
 
     def _run(self) -> None:
         last_sweep = self.clock()
         while True:
+            changed = None
             with self._cond:
                 while True:
                     if self.clock() - last_sweep >= 1.0:
-                        self._sweep()
+                        changed = self._sweep() or changed
                         last_sweep = self.clock()
                     if not self._clients:
                         self._thread = None  # no viewers: the thread ends, a new one starts on demand
-                        return
+                        jobs = None
+                        break
                     jobs = self._due()
-                    if jobs:
+                    if jobs or changed is not None:
                         break
                     self._cond.wait(timeout=1.0)
-            for sid, stream, seq, payload in jobs:
+            self._tell(changed)
+            if jobs is None:
+                return
+            for sid, stream, seq, event in jobs:
                 try:
-                    self.socketio.emit(self.events[stream], payload, to=sid,
-                                       callback=partial(self._acknowledged, sid, stream, seq))
+                    send_encoded(self.socketio, sid, event, partial(self._acknowledged, sid, stream, seq))
                 except Exception:  # a vanished client must not stop the others' frames
                     log.exception("could not send %s to %s", stream, sid)
 
@@ -215,135 +232,44 @@ class FrameDelivery:
                 self._cond.notify_all()
 
 
-# ---- production --------------------------------------------------------------------------------------
+def init_app(app, playground) -> None:
+    """Deliver the engine's live-view frames; tell the engine which streams anyone watches."""
+    socketio = playground.socketio
 
-class LiveViews:
-    """Makes the frames (under the session's lock) and hands them to the delivery."""
+    def watch_changed(streams):
+        try:
+            playground.request("views:watch", {"streams": sorted(streams)})
+        except UserError as err:  # the engine is restarting: it is told again when it is back
+            log.info("could not tell the engine which views are watched: %s", err)
 
-    def __init__(self, session, socketio, *, rates: Optional[Rates] = None, clock=time.monotonic):
-        self.session = session
-        self.rates = rates or Rates()
-        self.clock = clock
-        validation = session.dataset.validation
-        self.snapshotter = Snapshotter(validation.images, validation.labels)
-        self.delivery = FrameDelivery(socketio, STREAMS, ack_timeout_s=self.rates.ack_timeout_s, clock=clock)
-        self._run_id: Optional[int] = None
-        self._due = {stream: 0.0 for stream in STREAMS}
-        # The last few snapshot times per stream; their median is the cost estimate, so one
-        # slow call (a cold start, a preempted thread) does not stretch the interval.
-        self._costs: dict[str, deque] = {stream: deque(maxlen=5) for stream in STREAMS}
-        self._made_at: dict[str, tuple] = {}  # stream -> (run_id, step) of its latest frame
-        self._recorded_at: Optional[tuple] = None  # (run_id, step) of the last distributions record
+    delivery = FrameDelivery(socketio, STREAMS, on_watched=watch_changed)
+    app.extensions["inside"] = delivery
 
-    # -- called with the session's lock held (training thread or a control handler)
-    def on_training_step(self, session) -> None:
-        now = self.clock()
-        for stream in STREAMS:
-            if now >= self._due[stream]:
-                self._produce(stream)
+    def on_frame(message):
+        frame = message["payload"]
+        delivery.publish(frame["stream"], frame["seq"], EncodedEvent.from_dict(frame["event"]))
 
-    def on_session_event(self, event: str, payload: dict) -> None:
-        """State broadcasts (published under the session's lock): a new run starts the
-        histories over; a paused/stepped/finished network is shown exactly, at once."""
-        if event != "state":
-            return
-        self._sync_run()
-        if payload.get("status") != "running":
-            self.refresh()
+    playground.subscribe("frame", on_frame)
 
-    def refresh(self) -> None:
-        """Bring every stream up to the current step (needs the session's lock)."""
-        self._sync_run()
-        current = self._current()
-        for stream in STREAMS:
-            if self._made_at.get(stream) != current or (
-                    stream == "distributions" and self._recorded_at != current):
-                self._produce(stream)
+    def on_engine_status(status):
+        if status["status"] == "up":
+            delivery.forget_frames()  # a new engine counts its frames from the start
+            watch_changed(delivery.watched())
 
-    def _current(self) -> tuple:
-        return (self.session.run_id, self.session.trainer.global_step)
-
-    def _sync_run(self) -> None:
-        if self.session.run_id != self._run_id:
-            self._run_id = self.session.run_id
-            self.snapshotter.new_run()
-            self._made_at.clear()
-            self._recorded_at = None
-
-    def _produce(self, stream: str) -> None:
-        self._sync_run()
-        session = self.session
-        trainer = session.trainer
-        model, step = trainer.model, trainer.global_step
-        watched = self.delivery.has_subscribers(stream)
-        started = time.perf_counter()
-        payload = None
-        if stream == "distributions":
-            # Recorded even when nobody watches, so a late viewer sees the whole run.
-            self.snapshotter.record_distributions(model, step)
-            self._recorded_at = (session.run_id, step)
-            if watched:
-                payload = self.snapshotter.distributions_frame()
-        elif watched:
-            payload = (self.snapshotter.weights_frame(model) if stream == "weights"
-                       else self.snapshotter.activations_frame(model, step))
-        self._costs[stream].append(time.perf_counter() - started)
-        costs = self._costs[stream]
-        cost = statistics.median(costs) if len(costs) >= 3 else 0.0  # the first calls run cold
-        interval = max(self.rates.interval(stream), cost / self.rates.max_cost_share)
-        self._due[stream] = self.clock() + interval
-        if payload is None:
-            return
-        self._made_at[stream] = (session.run_id, step)
-        payload.update({
-            "run_id": session.run_id,
-            "step": step,
-            "epoch": trainer.epoch_progress(),
-            "status": session.status,
-            "interval_s": interval,
-        })
-        self.delivery.publish(stream, payload)
-
-    # -- called from request handlers (no lock held)
-    def greet(self, sid: str) -> None:
-        """A new viewer: subscribed to every stream and sent the current frames at once."""
-        self.delivery.add_client(sid, STREAMS)
-        with self.session._lock:  # waits for at most one training chunk
-            self.refresh()
-
-    def subscribe(self, sid: str, streams) -> list[str]:
-        self.delivery.set_streams(sid, streams)
-        with self.session._lock:
-            self.refresh()
-        return sorted(set(streams))
-
-    def neuron(self, index: int, pixels) -> dict:
-        model = self.session.trainer.model  # a reference; a reset swaps it, never mutates it
-        n = model.hidden_layers()[0].out_features
-        if index >= n:
-            raise ConfigError(f"index: the first hidden layer has {n} neurons (0 to {n - 1}), got {index}")
-        detail = self.snapshotter.neuron(model, index, pixels)
-        detail.update({"run_id": self.session.run_id, "step": self.session.trainer.global_step})
-        return detail
-
-
-def init_app(app, socketio, session) -> None:
-    """Register the live views: the step hook, the session subscriber, events, the greeting."""
-    views = LiveViews(session, socketio)
-    app.extensions["inside"] = views
-    session.step_hooks.append(views.on_training_step)
-    session.subscribe(views.on_session_event)
-    app.extensions["playground"]["connect_hooks"].append(views.greet)
+    playground.on_engine_status.append(on_engine_status)
+    # A new viewer is subscribed to every stream and sent the current frames at once.
+    playground.on_connect.append(lambda sid: delivery.add_client(sid, STREAMS))
 
     @socketio.on("inside:subscribe")
     @answered
     def on_subscribe(payload=None):
         wanted = parse(SubscribeRequest, payload)
-        return {"streams": views.subscribe(request.sid, wanted.streams)}
+        delivery.set_streams(request.sid, wanted.streams)
+        return {"streams": sorted(set(wanted.streams))}
 
     @socketio.on("inside:neuron")
     @answered
     def on_neuron(payload=None):
         wanted = parse(NeuronRequest, payload)
-        pixels = preprocess_pixels(wanted.pixels) if wanted.pixels is not None else None
-        return views.neuron(wanted.index, pixels)
+        pixels = float32_bytes(preprocess_pixels(wanted.pixels)) if wanted.pixels is not None else None
+        return playground.request("inside:neuron", {"index": wanted.index, "pixels": pixels})

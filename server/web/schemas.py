@@ -35,3 +35,8 @@ class ConfigRequest(Strict):
 
 class StepRequest(Strict):
     batches: int = Field(1, ge=1, le=1000)
+
+
+
+class PaceRequest(Strict):
+    steps_per_second: Optional[float] = Field(..., gt=0, le=100_000, allow_inf_nan=False)

@@ -5,6 +5,8 @@
 - `Evaluation`: one evaluation of one run at one moment (the end of an epoch, or "now"). It
   keeps a frozen copy of the network as it was, so the digits behind any matrix cell are shown
   with the probabilities that network gave them, even while training moves on.
+- `EvaluationTracker`: the latest evaluation of a run, taken at epoch ends and on request, and
+  published as the `evaluation` message.
 - `DatasetBrowser`: per-class counts, sample digits and the mean digit of each class.
 
 Digits travel as 784 bytes each (0..255, 1 byte per pixel, row major, 255 = ink), a list of
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
-from .model import N_CLASSES, Network
+from ..experiment import N_CLASSES
+from .model import Network
+from .run import RunFeature
 
 MISTAKES_SHOWN = 40  # the gallery shows the most confident mistakes first
 CELL_DIGITS_SHOWN = 48  # digits listed for one confusion-matrix cell
@@ -146,6 +152,68 @@ def probabilities_of(network: Network, images: torch.Tensor, batch_size: int = 2
     if images.shape[0] == 0:
         return torch.empty(0, N_CLASSES)
     return torch.cat([network(images[i:i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+
+
+EVALUATION_INTERVAL_S = 1.0  # while a run trains, epoch-end evaluations at most this often
+
+
+class EvaluationTracker(RunFeature):
+    """The latest evaluation of one run (a new run replaces it)."""
+
+    def __init__(self, run, publish: Callable[[dict], None], *, clock=time.monotonic):
+        self.run = run
+        self.publish = publish  # the `evaluation` message's payload
+        self.clock = clock
+        self._latest: Optional[Evaluation] = None
+        self._lock = threading.Lock()
+        self._last_at = float("-inf")
+
+    def _set(self, evaluation: Evaluation) -> Evaluation:
+        with self._lock:
+            self._latest = evaluation
+        return evaluation
+
+    def on_epoch(self, run, record: dict, predictions: torch.Tensor) -> None:
+        # At full speed an epoch ends every ~0.2 s: while running, evaluate (~13 ms) and send
+        # (~30 kB to each viewer) at most once a second; the last epoch and manual steps always.
+        now = self.clock()
+        if run.status == "running" and not run.trainer.finished and now - self._last_at < EVALUATION_INTERVAL_S:
+            return
+        self._last_at = now
+        validation = run.dataset.validation
+        evaluation = self._set(Evaluation.of(
+            run.trainer.model, validation.images, validation.labels, run_id=run.run_id,
+            epoch=record["epoch"], step=record["step"], predictions=predictions, at_epoch_end=True))
+        self.publish(evaluation.summary())
+
+    def evaluate_now(self, *, announce: bool = False) -> Evaluation:
+        run = self.run
+        validation = run.dataset.validation
+        with run.between_steps():
+            evaluation = self._set(Evaluation.of(run.trainer.model, validation.images, validation.labels,
+                                                 run_id=run.run_id, epoch=run.trainer.epoch,
+                                                 step=run.step_count))
+        if announce:
+            self.publish(evaluation.summary())
+        return evaluation
+
+    def current(self) -> Evaluation:
+        """The latest evaluation of the run under way: refreshed each epoch while it runs; taken
+        now when there is none for this run, or the run is paused elsewhere than where it was taken."""
+        run = self.run
+        with self._lock:
+            latest = self._latest
+        if latest is not None and latest.run_id == run.run_id and (
+                run.status == "running" or latest.step == run.step_count):
+            return latest
+        return self.evaluate_now()
+
+    def for_cell(self) -> Evaluation:
+        with self._lock:
+            latest = self._latest
+        if latest is not None and latest.run_id == self.run.run_id:
+            return latest
+        return self.current()
 
 
 class DatasetBrowser:

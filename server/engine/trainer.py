@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from ..experiment import TrainConfig
 from .model import Network, build_network
 
 
@@ -116,6 +116,14 @@ class Trainer:
         batch = self.config.batch_size
         this_epoch = -(-(self.n_train - self.position) // batch)
         return this_epoch + (self.config.epochs - self.epoch - 1) * -(-self.n_train // batch)
+
+    def fast_forward(self, steps: int) -> None:
+        """Count `steps` as done (a recorded run carried on): epoch and position follow from them
+        at the current batch size; the order of the digits within the epoch is a new shuffle."""
+        per_epoch = -(-self.n_train // self.config.batch_size)
+        self.global_step = steps
+        self.epoch = min(self.config.epochs, steps // per_epoch)
+        self.position = 0 if self.finished else min(self.n_train - 1, (steps % per_epoch) * self.config.batch_size)
 
     def _new_order(self) -> torch.Tensor:
         return torch.randperm(self.n_train, generator=self.shuffle_generator).to(self.device)

@@ -18,18 +18,27 @@ What is computed here, and how it travels:
 
 `Snapshotter` turns a live `Network` into these, and is meant to be called in the training
 thread between steps (a torch op in a second thread halves training throughput on 2 cores).
+`LiveViews` decides when (per stream, only for streams somebody watches) and publishes each
+frame encoded once (server/link/wire.py); the web tier delivers it to each viewer.
 """
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from .model import ACTIVATION_FUNCTIONS, N_INPUTS, Network
+from ..errors import UserError
+from ..experiment import N_INPUTS
+from ..link.wire import encode_event
+from .deltas import LEVELS as DELTA_LEVELS, RowDeltas
+from .model import ACTIVATION_FUNCTIONS, Network
+from .run import RunFeature
 
 TILE_SIDE = 28
 QUANT_ZERO = 128  # the uint8 code of 0.0
@@ -213,6 +222,7 @@ class HistogramHistory:
     steps: list = field(default_factory=list)
     counts: list = field(default_factory=list)
     outside: list = field(default_factory=list)
+    thinned: int = 0  # how many times the records were thinned (a viewer's copy is then stale)
 
     def record(self, step: int, x: torch.Tensor) -> None:
         counts, outside, _ = self.bins.count(x)
@@ -229,6 +239,7 @@ class HistogramHistory:
             self.steps = [self.steps[i] for i in keep]
             self.counts = [self.counts[i] for i in keep]
             self.outside = [self.outside[i] for i in keep]
+            self.thinned += 1
 
 
 def log_count_codes(counts: np.ndarray, numel: int) -> np.ndarray:
@@ -361,12 +372,20 @@ class Snapshotter:
                         FixedBins.for_tensor(tensor), tensor.numel(), self.history_capacity)
                 history.record(step, tensor)
 
-    def distributions_frame(self) -> dict:
+    def distributions_frame(self, since: Optional[dict] = None) -> dict:
+        """Every tensor's histograms over steps. `since` (tensor name -> records a viewer holds)
+        gives only the records from the last one it holds (which may have been recorded again)."""
         tensors = []
         for (name, kind), history in self.histories.items():
             if not history.steps:
                 continue
-            codes = np.stack([log_count_codes(c, history.numel) for c in history.counts])
+            start = 0 if since is None else max(0, since.get((name, kind), 0) - 1)
+            codes = np.stack([log_count_codes(c, history.numel) for c in history.counts[start:]]) \
+                if start < len(history.counts) else np.zeros((0, history.bins.n), np.uint8)
+            if since is not None:
+                tensors.append({"name": name, "kind": kind, "from": start, "steps": list(history.steps[start:]),
+                                "outside": list(history.outside[start:]), "counts": codes.tobytes()})
+                continue
             tensors.append({
                 "name": name,
                 "layer": name.split(".")[0],
@@ -382,6 +401,11 @@ class Snapshotter:
                 "count_encoding": {"dtype": "uint8", "log1p_max": math.log1p(max(1, history.numel))},
             })
         return {"capacity": self.history_capacity, "tensors": tensors}
+
+    def distributions_state(self) -> tuple[dict, tuple]:
+        """(records held per tensor, what makes a viewer's copy stale: the tensors and their thinnings)."""
+        held = {key: len(h.steps) for key, h in self.histories.items()}
+        return held, tuple(sorted((key, h.thinned) for key, h in self.histories.items()))
 
     # -- one neuron, for the inspector
     def neuron(self, model: Network, index: int, pixels: Optional[np.ndarray]) -> dict:
@@ -427,4 +451,240 @@ class Snapshotter:
                 "images": images.numpy().tobytes(),  # (count, 784) uint8, 255 = ink
                 "out_of": len(self.validation_labels),
             }
+        return detail
+
+
+# ---- when frames are made ----------------------------------------------------------------------------
+
+# stream name -> Socket.IO event
+STREAMS = {
+    "weights": "inside:weights",  # heatmaps: hidden tiles, output weights (whole frames)
+    "activations": "inside:activations",  # hidden activations over a fixed validation batch
+    "distributions": "inside:distributions",  # weight and gradient histograms over steps
+    # The same pictures, small: a key frame, then only what changed (deltas.py). The page uses these.
+    "weights-delta": "inside:weights-delta",
+    "distributions-delta": "inside:distributions-delta",
+}
+CHAINED = frozenset({"weights-delta", "distributions-delta"})  # each frame builds on the one before
+KEY_FRAME_EVERY_S = 10.0  # a chain starts over at least this often (a late viewer's catch-up stays short)
+WEIGHTS_BYTES_PER_S = 40_000  # heatmap deltas: frames come slower when they are big...
+MAX_CHAIN_INTERVAL_S = 1.0  # ...but at least once a second while the weights move
+
+
+class WeightsChain:
+    """The heatmaps as a key frame and deltas: the first hidden layer's rows (the tiles) and the
+    output layer's rows, as viewers of the chain hold them."""
+
+    def __init__(self, max_tiles: int):
+        self.max_tiles = max_tiles
+        self.hidden = RowDeltas()
+        self.output = RowDeltas()
+
+    def frame(self, model: Network, *, key: bool, exact: bool) -> tuple[dict, bool]:
+        """(payload, whether anything changed)."""
+        first = model.hidden_layers()[0]
+        shown = min(first.out_features, self.max_tiles)
+        with torch.no_grad():
+            hidden = first.weight[:shown].detach().to("cpu", torch.float32).numpy()
+            bias = first.bias[:shown].detach().to("cpu", torch.float32).numpy()
+            output = model.output.weight.detach().to("cpu", torch.float32).numpy()
+            output_bias = model.output.bias.detach().to("cpu", torch.float32).numpy()
+        if key:
+            hidden_part, output_part = self.hidden.key(hidden), self.output.key(output)
+            changed = True
+        else:
+            hidden_part = self.hidden.delta(hidden, exact=exact)
+            output_part = self.output.delta(output, exact=exact)
+            changed = bool(self.hidden.last_changed or self.output.last_changed)
+        payload = {
+            "kind": "key" if key else "delta",
+            "levels": DELTA_LEVELS,
+            "hidden": {
+                "layer": model.layer_names[0], "n_neurons": first.out_features, "n_shown": shown,
+                "inputs": N_INPUTS, "tile": [TILE_SIDE, TILE_SIDE], "columns": mosaic_columns(shown),
+                "bias": float32_bytes(np.nan_to_num(bias)),
+                "max_abs": float(np.abs(np.nan_to_num(hidden)).max()) if shown else 0.0,
+                **hidden_part,
+            },
+            "output": {
+                "layer": "output", "from_layer": model.layer_names[-1], "shape": list(output.shape),
+                "bias": [float(b) for b in np.nan_to_num(output_bias)],
+                "max_abs": float(np.abs(np.nan_to_num(output)).max()),
+                **output_part,
+            },
+        }
+        return payload, changed
+
+
+@dataclass
+class Rates:
+    """How often each stream is refreshed while training runs (seconds between snapshots)."""
+
+    weights_s: float = 0.4  # 2.5 heatmap frames per second
+    activations_s: float = 0.2  # small charts: 5 per second
+    distributions_s: float = 0.4
+    max_cost_share: float = 0.01  # per stream: snapshot time / wall time stays under this
+
+    def interval(self, stream: str) -> float:
+        return {"weights": self.weights_s, "activations": self.activations_s,
+                "distributions": self.distributions_s}[stream.removesuffix("-delta")]
+
+
+class LiveViews(RunFeature):
+    """Makes a run's frames between training steps and publishes them, encoded once.
+
+    Only streams somebody watches are made (`watch`), except that distributions are recorded
+    all along (a late viewer sees the whole run). Each stream has a base interval, stretched when
+    a snapshot is costly (huge layers) so its share of training time stays under
+    `Rates.max_cost_share`. A paused, stepped or finished network is shown exactly, at once."""
+
+    def __init__(self, run, publish_frame: Callable[[str, dict], None], *, rates: Optional[Rates] = None,
+                 clock=time.monotonic):
+        self.run = run
+        self.publish_frame = publish_frame  # (stream, {"seq", "step", "event": EncodedEvent dict})
+        self.rates = rates or Rates()
+        self.clock = clock
+        validation = run.dataset.validation
+        self.snapshotter = Snapshotter(validation.images, validation.labels)
+        self.watched: set[str] = set()
+        self._seq = 0
+        self._run_id: Optional[int] = None
+        self._due = {stream: 0.0 for stream in STREAMS}
+        # The last few snapshot times per stream; their median is the cost estimate, so one
+        # slow call (a cold start, a preempted thread) does not stretch the interval.
+        self._costs: dict[str, deque] = {stream: deque(maxlen=5) for stream in STREAMS}
+        self._made_at: dict[str, tuple] = {}  # stream -> (run_id, step) of its latest frame
+        self._recorded_at: Optional[tuple] = None  # (run_id, step) of the last distributions record
+        # chains (CHAINED streams): the last frame's seq, bytes since the key frame, its size and time
+        self._chain_seq: dict[str, int] = {}
+        self._chain_bytes: dict[str, int] = {}
+        self._key_bytes: dict[str, int] = {}
+        self._key_at: dict[str, float] = {}
+        self._last_chain_at: dict[str, float] = {}
+        self._weights_chain = WeightsChain(self.snapshotter.max_tiles)
+        self._distributions_held: dict = {}
+        self._distributions_stale: tuple = ()
+
+    # -- RunFeature: in the training thread or under the run's lock
+    def on_step(self, run) -> None:
+        now = self.clock()
+        for stream in STREAMS:
+            if now >= self._due[stream]:
+                self._produce(stream)
+
+    def on_state(self, run, state: dict) -> None:
+        """A new run starts the histories over; a still network is shown exactly, at once."""
+        self._sync_run()
+        if state.get("status") != "running":
+            self.refresh()
+
+    # -- engine commands (take the run's lock)
+    def watch(self, streams) -> None:
+        """The streams somebody watches now; newly watched ones get a current frame at once
+        (a chain that nobody watched starts over: the viewers' copies stopped with it)."""
+        with self.run.between_steps():
+            added = set(streams) - self.watched
+            self.watched = set(streams)
+            for stream in added & CHAINED:
+                self._chain_seq.pop(stream, None)
+            if added:
+                self.refresh(only=added)
+
+    def refresh(self, only=None) -> None:
+        """Bring streams up to the current step (needs the run's lock)."""
+        self._sync_run()
+        current = (self.run.run_id, self.run.step_count)
+        for stream in STREAMS if only is None else only:
+            if (self._made_at.get(stream) != current or (stream in CHAINED and stream not in self._chain_seq)
+                    or (stream.startswith("distributions") and self._recorded_at != current)):
+                self._produce(stream)
+
+    def _sync_run(self) -> None:
+        if self.run.run_id != self._run_id:
+            self._run_id = self.run.run_id
+            self.snapshotter.new_run()
+            self._made_at.clear()
+            self._recorded_at = None
+            self._chain_seq.clear()  # a new run: every chain starts with a key frame
+
+    def _produce(self, stream: str) -> None:
+        self._sync_run()
+        run = self.run
+        trainer = run.trainer
+        model, step = trainer.model, trainer.global_step
+        watched = stream in self.watched
+        started = time.perf_counter()
+        payload, kind, base = None, None, None
+        if stream in ("distributions", "distributions-delta") and self._recorded_at != (run.run_id, step):
+            # Recorded even when nobody watches, so a late viewer sees the whole run.
+            self.snapshotter.record_distributions(model, step)
+            self._recorded_at = (run.run_id, step)
+        if watched and stream in CHAINED:
+            payload, kind = self._chain_frame(stream, model)
+            base = self._chain_seq.get(stream) if kind == "delta" else None
+        elif watched:
+            payload = (self.snapshotter.distributions_frame() if stream == "distributions"
+                       else self.snapshotter.weights_frame(model) if stream == "weights"
+                       else self.snapshotter.activations_frame(model, step))
+        event = None
+        if payload is not None:
+            self._seq += 1
+            payload.update({"run_id": run.run_id, "step": step, "epoch": trainer.epoch_progress(),
+                            "status": run.status, "interval_s": self._interval(stream), "seq": self._seq})
+            if base is not None:
+                payload["base"] = base
+            event = encode_event(STREAMS[stream], payload)
+        self._costs[stream].append(time.perf_counter() - started)
+        interval = self._interval(stream)
+        if event is not None and stream == "weights-delta":  # big frames come slower, up to 1 s apart
+            interval = max(interval, min(MAX_CHAIN_INTERVAL_S, event.size / WEIGHTS_BYTES_PER_S))
+        self._due[stream] = self.clock() + interval
+        if event is None:
+            return
+        self._made_at[stream] = (run.run_id, step)
+        if stream in CHAINED:
+            self._chain_seq[stream] = self._seq
+            self._chain_bytes[stream] = event.size + (0 if kind == "key" else self._chain_bytes.get(stream, 0))
+            if kind == "key":
+                self._key_bytes[stream], self._key_at[stream] = event.size, self.clock()
+        self.publish_frame(stream, {"seq": self._seq, "run_id": run.run_id, "step": step, "kind": kind,
+                                    "base": base, "event": event.as_dict()})
+
+    def _needs_key(self, stream: str) -> bool:
+        """A chain starts over for a new run, every KEY_FRAME_EVERY_S, and once its deltas add
+        up to more than a key frame (a late viewer then catches up with one frame)."""
+        return (stream not in self._chain_seq or self.clock() - self._key_at.get(stream, 0.0) >= KEY_FRAME_EVERY_S
+                or self._chain_bytes.get(stream, 0) > 2 * self._key_bytes.get(stream, 0))
+
+    def _chain_frame(self, stream: str, model) -> tuple[Optional[dict], str]:
+        key = self._needs_key(stream)
+        still = self.run.status != "running"
+        if stream == "weights-delta":
+            payload, changed = self._weights_chain.frame(model, key=key, exact=still)
+            if not changed and not still and self.clock() - self._last_chain_at.get(stream, 0.0) < MAX_CHAIN_INTERVAL_S:
+                return None, "delta"  # the weights barely moved: nothing to send yet
+        else:
+            held, stale = self.snapshotter.distributions_state()
+            key = key or stale != self._distributions_stale
+            payload = self.snapshotter.distributions_frame(since=None if key else self._distributions_held)
+            payload["kind"] = "key" if key else "delta"
+            self._distributions_held, self._distributions_stale = held, stale
+        self._last_chain_at[stream] = self.clock()
+        return payload, "key" if key else "delta"
+
+    def _interval(self, stream: str) -> float:
+        costs = self._costs[stream]
+        cost = statistics.median(costs) if len(costs) >= 3 else 0.0  # the first calls run cold
+        return max(self.rates.interval(stream), cost / self.rates.max_cost_share)
+
+    def neuron(self, index: int, pixels) -> dict:
+        """One neuron of the first hidden layer, for the inspector."""
+        run = self.run
+        with run.between_steps():
+            model = run.trainer.model
+            n = model.hidden_layers()[0].out_features
+            if index >= n:
+                raise UserError(f"index: the first hidden layer has {n} neurons (0 to {n - 1}), got {index}")
+            detail = self.snapshotter.neuron(model, index, pixels)
+            detail.update({"run_id": run.run_id, "step": run.step_count})
         return detail

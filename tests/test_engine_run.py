@@ -1,5 +1,6 @@
-"""The one shared training run: a state machine (idle -> running -> paused -> done) driven by
-anyone's controls, training in a background thread and publishing state, metrics and epochs."""
+"""A training run in the engine, with no web at all: a state machine (idle -> running ->
+paused -> done) driven by anyone's controls, training in a background thread and publishing
+state, metrics and epochs; engine features called between steps."""
 from __future__ import annotations
 
 import itertools
@@ -10,21 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from server.config import ConfigError, TrainConfig
-from server.model import build_network
-from server.session import HISTORY_LIMIT, METRICS_INTERVAL_S, SessionError, TrainingSession, thin_history
+from server.experiment import ConfigError, TrainConfig
+from server.engine.model import build_network
+from server.engine.history import HISTORY_LIMIT, thin_history
+from server.engine.run import METRICS_INTERVAL_S, RunError, RunFeature, TrainingRun
 from tests.helpers import subset, wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")
 
 
 class Recorder:
-    """Subscribes to a session and keeps every published (time, event, payload)."""
+    """Takes what a run publishes and keeps every (time, event, payload)."""
 
-    def __init__(self, session):
+    def __init__(self, run):
         self.events = []
         self.lock = threading.Lock()
-        session.subscribe(self)
+        run.publish = self
 
     def __call__(self, event, payload):
         with self.lock:
@@ -41,18 +43,18 @@ def tiny_dataset(small_dataset):
 
 
 @pytest.fixture
-def new_session():
-    """Makes sessions on real digits and closes their training threads afterwards."""
-    sessions = []
+def new_run():
+    """Makes runs on real digits and closes their training threads afterwards."""
+    runs = []
 
-    def make(dataset, **config):
-        session = TrainingSession(dataset, device="cpu", config=TrainConfig(**config))
-        sessions.append(session)
-        return session
+    def make(dataset, steps_per_second=50.0, **config):
+        run = TrainingRun(dataset, device="cpu", config=TrainConfig(**config), pace=steps_per_second)
+        runs.append(run)
+        return run
 
     yield make
-    for session in sessions:
-        session.close()
+    for run in runs:
+        run.close()
 
 
 
@@ -66,8 +68,8 @@ def stable(state: dict) -> dict:
 
 # ---- the state machine -------------------------------------------------------------------------
 
-def test_a_run_goes_idle_running_paused_running_done(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)  # 40 steps, ~4 s
+def test_a_run_goes_idle_running_paused_running_done(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)  # 40 steps, ~4 s
     recorder = Recorder(session)
     assert session.state()["status"] == "idle" and session.state()["step"] == 0
 
@@ -93,15 +95,15 @@ def test_a_run_goes_idle_running_paused_running_done(new_session, tiny_dataset):
     assert "running" in statuses[2:]
 
 
-def test_start_while_running_changes_nothing(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
+def test_start_while_running_changes_nothing(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
     first = session.start()
     again = session.start()
     assert again["status"] == "running" and again["run_id"] == first["run_id"]
 
 
-def test_step_at_idle_trains_exactly_that_many_batches_and_pauses(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, batch_size=10)
+def test_step_at_idle_trains_exactly_that_many_batches_and_pauses(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, batch_size=10)
 
     state = session.step(5)
 
@@ -110,8 +112,8 @@ def test_step_at_idle_trains_exactly_that_many_batches_and_pauses(new_session, t
     assert session.step(1)["step"] == 6
 
 
-def test_step_pauses_a_running_run(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
+def test_step_pauses_a_running_run(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
     session.start()
     wait_for(lambda: session.trainer.global_step >= 1, what="a step")
 
@@ -122,19 +124,19 @@ def test_step_pauses_a_running_run(new_session, tiny_dataset):
     assert session.state()["step"] == state["step"]  # nothing runs after the step
 
 
-def test_step_to_the_end_finishes_the_run_and_further_steps_are_refused(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=100)  # 4 steps
+def test_step_to_the_end_finishes_the_run_and_further_steps_are_refused(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=100)  # 4 steps
 
     assert session.step(10)["status"] == "done"
     assert session.state()["step"] == 4
 
-    with pytest.raises(SessionError, match="the run is finished"):
+    with pytest.raises(RunError, match="the run is finished"):
         session.step(1)
     assert session.state()["status"] == "done"
 
 
-def test_start_after_done_begins_a_new_run_with_fresh_weights(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=100, steps_per_second=None)
+def test_start_after_done_begins_a_new_run_with_fresh_weights(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=100, steps_per_second=None)
     session.step(4)
     done = session.state()
     assert done["status"] == "done"
@@ -146,8 +148,8 @@ def test_start_after_done_begins_a_new_run_with_fresh_weights(new_session, tiny_
     wait_for_status(session, "done")
 
 
-def test_reset_at_any_time_gives_idle_an_empty_history_fresh_weights_and_a_new_run_id(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
+def test_reset_at_any_time_gives_idle_an_empty_history_fresh_weights_and_a_new_run_id(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
     fresh = build_network(session.config).state_dict()
     for prepare in (lambda: None, session.start, lambda: session.step(3)):
         prepare()
@@ -165,14 +167,14 @@ def test_reset_at_any_time_gives_idle_an_empty_history_fresh_weights_and_a_new_r
     assert session.state()["step"] == 0  # the training thread does not carry on after a reset
 
 
-def test_reset_with_a_new_setup_applies_it(new_session, tiny_dataset):
-    session = new_session(tiny_dataset)
+def test_reset_with_a_new_setup_applies_it(new_run, tiny_dataset):
+    session = new_run(tiny_dataset)
     state = session.reset({"hidden_sizes": [32], "activation": "relu"})
     assert state["model"]["shape"] == [784, 32, 10] and state["config"]["activation"] == "relu"
 
 
-def test_reset_with_a_bad_setup_changes_nothing(new_session, tiny_dataset):
-    session = new_session(tiny_dataset)
+def test_reset_with_a_bad_setup_changes_nothing(new_run, tiny_dataset):
+    session = new_run(tiny_dataset)
     session.step(2)
     before = stable(session.state())
     with pytest.raises(ConfigError, match="lr: Input should be greater than 0"):
@@ -182,8 +184,8 @@ def test_reset_with_a_bad_setup_changes_nothing(new_session, tiny_dataset):
 
 # ---- changing the setup ------------------------------------------------------------------------
 
-def test_live_fields_change_the_running_network(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=2, batch_size=10, steps_per_second=10)
+def test_live_fields_change_the_running_network(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=2, batch_size=10, steps_per_second=10)
     session.start()
     wait_for(lambda: session.trainer.global_step >= 1, what="a step")
     model = session.trainer.model
@@ -201,23 +203,23 @@ def test_live_fields_change_the_running_network(new_session, tiny_dataset):
     assert session.trainer.position - position == 20 * (session.trainer.global_step - steps)
 
 
-def test_model_fields_are_refused_while_a_run_is_under_way_and_nothing_changes(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
+def test_model_fields_are_refused_while_a_run_is_under_way_and_nothing_changes(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=10, steps_per_second=10)
     session.start()
     wait_for(lambda: session.trainer.global_step >= 1, what="a step")
     session.pause()
     before = stable(session.state())
     model = session.trainer.model
 
-    with pytest.raises(SessionError, match="hidden_sizes can only change with a new model"):
+    with pytest.raises(RunError, match="hidden_sizes can only change with a new model"):
         session.update_config({"hidden_sizes": [32], "lr": 0.01})
 
     assert stable(session.state()) == before  # not even the live lr that came with it
     assert session.trainer.model is model
 
 
-def test_model_fields_at_idle_rebuild_the_network(new_session, tiny_dataset):
-    session = new_session(tiny_dataset)
+def test_model_fields_at_idle_rebuild_the_network(new_run, tiny_dataset):
+    session = new_run(tiny_dataset)
 
     state = session.update_config({"hidden_sizes": [64, 32], "seed": 9})
 
@@ -227,8 +229,8 @@ def test_model_fields_at_idle_rebuild_the_network(new_session, tiny_dataset):
     assert torch.equal(session.trainer.model.hidden.weight, expected.hidden.weight)
 
 
-def test_raising_epochs_after_done_pauses_the_run_so_it_can_carry_on(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=1, batch_size=100, steps_per_second=None)
+def test_raising_epochs_after_done_pauses_the_run_so_it_can_carry_on(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=1, batch_size=100, steps_per_second=None)
     session.start()
     wait_for_status(session, "done")
     run_id = session.run_id
@@ -244,22 +246,22 @@ def test_raising_epochs_after_done_pauses_the_run_so_it_can_carry_on(new_session
     assert [record["epoch"] for record in state["epochs"]] == [1, 2]
 
 
-def test_lowering_epochs_below_the_progress_finishes_the_run(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=3, batch_size=100)
+def test_lowering_epochs_below_the_progress_finishes_the_run(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=3, batch_size=100)
     session.step(5)  # into the second epoch
     assert session.update_config({"epochs": 1})["status"] == "done"
 
 
-def test_a_bad_config_update_changes_nothing(new_session, tiny_dataset):
-    session = new_session(tiny_dataset)
+def test_a_bad_config_update_changes_nothing(new_run, tiny_dataset):
+    session = new_run(tiny_dataset)
     before = stable(session.state())
     with pytest.raises(ConfigError, match="lr: Input should be a valid number"):
         session.update_config({"lr": "fast"})
     assert stable(session.state()) == before
 
 
-def test_a_diverging_run_pauses_with_a_notice_suggesting_a_smaller_learning_rate(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, optimizer="sgd", lr=10.0, activation="leaky_relu",
+def test_a_diverging_run_pauses_with_a_notice_suggesting_a_smaller_learning_rate(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, optimizer="sgd", lr=10.0, activation="leaky_relu",
                           hidden_sizes=[256, 256], steps_per_second=None)
     recorder = Recorder(session)
     session.start()
@@ -275,8 +277,8 @@ def test_a_diverging_run_pauses_with_a_notice_suggesting_a_smaller_learning_rate
 
 # ---- what the session publishes ----------------------------------------------------------------
 
-def test_every_change_is_broadcast_as_state(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, batch_size=10, steps_per_second=10)
+def test_every_change_is_broadcast_as_state(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, batch_size=10, steps_per_second=10)
     recorder = Recorder(session)
     session.step(1)
     session.update_config({"lr": 0.01})
@@ -285,8 +287,8 @@ def test_every_change_is_broadcast_as_state(new_session, tiny_dataset):
     assert statuses == [("paused", 0.001), ("paused", 0.01), ("idle", 0.01)]
 
 
-def test_metrics_are_published_at_most_about_ten_times_a_second(new_session, small_dataset):
-    session = new_session(small_dataset, epochs=4, batch_size=8, steps_per_second=None)  # 500 steps
+def test_metrics_are_published_at_most_about_ten_times_a_second(new_run, small_dataset):
+    session = new_run(small_dataset, epochs=4, batch_size=8, steps_per_second=None)  # 500 steps
     recorder = Recorder(session)
     started = time.monotonic()
     session.start()
@@ -305,8 +307,8 @@ def test_metrics_are_published_at_most_about_ten_times_a_second(new_session, sma
             "eta_seconds", "total_steps", "epoch"} <= set(metrics[0])
 
 
-def test_epoch_records_have_train_and_validation_metrics(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
+def test_epoch_records_have_train_and_validation_metrics(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
     recorder = Recorder(session)
     session.start()
     wait_for_status(session, "done")
@@ -328,12 +330,11 @@ def test_a_long_runs_history_stays_within_the_limit_and_covers_the_run_evenly(mo
     run in between at an even resolution (not a jump from the start to the recent part).
     The limit is lowered from 2,000 to 100 so that a short run overflows it several times."""
     limit, steps_wanted = 100, 900
-    monkeypatch.setattr("server.session.HISTORY_LIMIT", limit)
+    monkeypatch.setattr("server.engine.history.HISTORY_LIMIT", limit)
     ticks = itertools.count()
     # A clock that moves 1 s per reading: every training step publishes one metrics point.
-    session = TrainingSession(tiny_dataset, config=TrainConfig(batch_size=4, epochs=50, hidden_sizes=[8],
-                                                                  steps_per_second=None),
-                              clock=lambda: float(next(ticks)))
+    session = TrainingRun(tiny_dataset, config=TrainConfig(batch_size=4, epochs=50, hidden_sizes=[8]),
+                          pace=None, clock=lambda: float(next(ticks)))
     try:
         session.start()
         wait_for(lambda: session.trainer.global_step >= steps_wanted or session.status != "running",
@@ -362,12 +363,13 @@ def test_thinning_halves_the_points_keeping_the_first_and_the_newest():
     assert thin_history(list(range(2001)), limit=3000) == list(range(2001))
 
 
-def test_state_describes_the_run_the_model_and_the_data(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, batch_size=100, epochs=2)
+def test_state_describes_the_run_the_model_and_the_data(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, batch_size=100, epochs=2)
 
     state = session.state()
 
-    assert state["config"] == TrainConfig(batch_size=100, epochs=2).model_dump()
+    assert state["config"] == {**TrainConfig(batch_size=100, epochs=2).model_dump(), "steps_per_second": 50.0}
+    assert state["pace"] == 50.0
     assert state["total_steps"] == 8 and state["eta_seconds"] == pytest.approx(8 / 50)
     assert state["model"]["parameters"] == 203_530
     assert [layer["name"] for layer in state["model"]["layers"]] == ["hidden", "output"]
@@ -376,32 +378,19 @@ def test_state_describes_the_run_the_model_and_the_data(new_session, tiny_datase
     assert "lr" in state["live_fields"] and "hidden_sizes" not in state["live_fields"]
 
 
-def test_predict_runs_the_live_network_on_one_drawing(new_session, tiny_dataset):
-    session = new_session(tiny_dataset)
-    digit = tiny_dataset.train.images[0].numpy()
-
-    answer = session.predict(digit)
-
-    # Values travel rounded to six decimals (server.session.ANSWER_DECIMALS).
-    assert len(answer["probabilities"]) == 10 and sum(answer["probabilities"]) == pytest.approx(1, abs=1e-5)
-    assert answer["prediction"] == int(np.argmax(answer["probabilities"]))
-    assert len(answer["logits"]) == 10 and len(answer["hidden"]) == 256
-    assert answer["input"] == pytest.approx(digit.tolist(), abs=1e-6)
-    assert all(len(repr(v)) <= len("0.123456") for v in answer["hidden"])  # short on the wire
-    with torch.no_grad():
-        expected = session.trainer.model(torch.as_tensor(digit).reshape(1, -1))[0]
-    assert answer["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
-
-
 # ---- failures elsewhere do not stop the run --------------------------------------------------------
 
-def test_a_failing_subscriber_does_not_stop_training_or_the_other_subscribers(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
+def test_a_failing_feature_does_not_stop_training_or_what_the_run_publishes(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
 
     def broken_view(event, payload):
         raise ValueError(f"a feature failed on {event}")
 
-    session.subscribe(broken_view)
+    class BrokenFeature(RunFeature):
+        def on_state(self, run, state):
+            broken_view("state", state)
+
+    session.features.append(BrokenFeature())
     recorder = Recorder(session)
     session.start()
     # The status turns "done" under the session's lock just before the broadcast goes out:
@@ -413,16 +402,22 @@ def test_a_failing_subscriber_does_not_stop_training_or_the_other_subscribers(ne
     assert recorder.payloads("state")[-1]["status"] == "done"
 
 
-def test_failing_step_and_epoch_hooks_do_not_stop_training(new_session, tiny_dataset):
-    session = new_session(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
+def test_features_failing_between_steps_and_at_epoch_ends_do_not_stop_training(new_run, tiny_dataset):
+    session = new_run(tiny_dataset, epochs=2, batch_size=50, steps_per_second=None)
     calls = []
 
     def broken_hook(*args):
         calls.append(len(args))
         raise RuntimeError("a feature's hook failed")
 
-    session.step_hooks.append(broken_hook)
-    session.epoch_hooks.append(broken_hook)
+    class BrokenFeature(RunFeature):
+        def on_step(self, run):
+            broken_hook(run)
+
+        def on_epoch(self, run, record, predictions):
+            broken_hook(run, record, predictions)
+
+    session.features.append(BrokenFeature())
     session.start()
     wait_for_status(session, "done")
 
@@ -430,9 +425,9 @@ def test_failing_step_and_epoch_hooks_do_not_stop_training(new_session, tiny_dat
     assert 1 in calls and 3 in calls  # both kinds of hook were called, and failed, every time
 
 
-def test_an_error_in_a_training_step_pauses_the_run_with_a_notice(new_session, tiny_dataset):
+def test_an_error_in_a_training_step_pauses_the_run_with_a_notice(new_run, tiny_dataset):
     """Not a run that says "running" forever with no thread behind it."""
-    session = new_session(tiny_dataset, epochs=1, batch_size=400, steps_per_second=None)
+    session = new_run(tiny_dataset, epochs=1, batch_size=400, steps_per_second=None)
     labels = session.trainer.labels.clone()  # a copy: the digits are shared by every test
     labels[7] = 10  # no such class: cross_entropy raises inside the step
     session.trainer.labels = labels
@@ -446,4 +441,4 @@ def test_an_error_in_a_training_step_pauses_the_run_with_a_notice(new_session, t
     assert "IndexError" in state["notice"] or "RuntimeError" in state["notice"]
     assert recorder.payloads("state")[-1]["status"] == "paused"
     session.reset()
-    session.step(1)  # the session still works
+    session.step(1)  # the run still works

@@ -27,6 +27,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 N_PIXELS = 28 * 28
 N_CLASSES = 10
 
@@ -55,7 +57,7 @@ EMBEDDED_CACHE_VERSION = 1
 Progress = Callable[[str, int, Optional[int]], None]
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A data set that cannot be loaded, with a message meant for people."""
 
 

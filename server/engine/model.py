@@ -22,19 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_INPUTS = 28 * 28
-N_CLASSES = 10
+from ..experiment import ACTIVATIONS, N_CLASSES, N_INPUTS, Architecture, TrainConfig
 
+# The activations as PyTorch computes them (names and spellings: server/experiment.py).
 ACTIVATION_FUNCTIONS = {
     "sigmoid": torch.sigmoid,
     "relu": F.relu,
     "tanh": torch.tanh,
     "leaky_relu": F.leaky_relu,
 }
-
-
-def hidden_layer_names(n_layers: int) -> list[str]:
-    return ["hidden"] + [f"hidden{i}" for i in range(2, n_layers + 1)]
+assert set(ACTIVATION_FUNCTIONS) == set(ACTIVATIONS)
 
 
 @dataclass
@@ -49,16 +46,15 @@ class ForwardTrace:
 
 
 class Network(nn.Module):
-    def __init__(self, hidden_sizes=(256,), activation: str = "sigmoid"):
+    def __init__(self, architecture: Architecture | None = None):
         super().__init__()
-        self.hidden_sizes = list(hidden_sizes)
-        self.activation_name = activation
-        self.activation = ACTIVATION_FUNCTIONS[activation]
-        sizes = [N_INPUTS] + self.hidden_sizes
-        self.layer_names = hidden_layer_names(len(self.hidden_sizes))
-        for name, n_in, n_out in zip(self.layer_names, sizes[:-1], sizes[1:]):
-            setattr(self, name, nn.Linear(n_in, n_out))
-        self.output = nn.Linear(sizes[-1], N_CLASSES)
+        self.architecture = architecture or Architecture.of(TrainConfig())
+        self.activation_name = self.architecture.activation
+        self.activation = ACTIVATION_FUNCTIONS[self.activation_name]
+        self.layer_names = self.architecture.hidden_names
+        self.hidden_sizes = list(self.architecture.sizes[1:-1])
+        for layer in self.architecture.layers:
+            setattr(self, layer.name, nn.Linear(layer.in_features, layer.out_features))
 
     def hidden_layers(self) -> list[nn.Linear]:
         return [getattr(self, name) for name in self.layer_names]
@@ -87,31 +83,15 @@ class Network(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def summary(self) -> dict:
-        layers = []
-        for name in self.layer_names + ["output"]:
-            layer: nn.Linear = getattr(self, name)
-            layers.append({
-                "name": name,
-                "in_features": layer.in_features,
-                "out_features": layer.out_features,
-                "weight_shape": list(layer.weight.shape),
-                "bias_shape": list(layer.bias.shape),
-                "parameters": layer.weight.numel() + layer.bias.numel(),
-            })
-        return {
-            "layers": layers,
-            "activation": self.activation_name,
-            "parameters": self.parameter_count(),
-            "shape": [N_INPUTS] + self.hidden_sizes + [N_CLASSES],
-        }
+        return self.architecture.summary()
 
 
-def build_network(config) -> Network:
+def build_network(config: TrainConfig) -> Network:
     """A freshly initialised network for `config` (seeded, so the same setup gives the same
     initial weights)."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(config.seed)
     try:
-        return Network(config.hidden_sizes, config.activation)
+        return Network(Architecture.of(config))
     finally:
         torch.random.set_rng_state(generator_state)

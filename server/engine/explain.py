@@ -1,8 +1,6 @@
 """The nn.Linear explainer: what exactly is `self.hidden`? (pure PyTorch, no web imports)
 
-- `model_code(config)`: the PyTorch source of the network on screen, line by line, each line
-  with the page views it makes; for the default setup the class is the question's, verbatim.
-- `layer_shapes(config)`: weight/bias shapes and parameter counts of every nn.Linear.
+The network as code (its source, Keras, shapes) is in codegen.py.
 - `forward_steps(model, x, ...)`: one forward pass written out, with one neuron's weighted sum
   term by term and the softmax in its three steps.
 - `linear_sandbox(x, weight, bias)` / `random_linear(...)`: a real nn.Linear on small numbers.
@@ -12,167 +10,16 @@ from __future__ import annotations
 import copy
 import math
 import secrets
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .model import N_CLASSES, N_INPUTS, Network, hidden_layer_names
-
-# How each activation is written in the generated code. F.sigmoid is the question's spelling:
-# it still works (it calls Tensor.sigmoid) but the docs deprecate it for torch.sigmoid.
-ACTIVATION_CODE = {
-    "sigmoid": "F.sigmoid",
-    "relu": "F.relu",
-    "tanh": "torch.tanh",
-    "leaky_relu": "F.leaky_relu",
-}
-KERAS_ACTIVATION = {"sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh", "leaky_relu": "leaky_relu"}
-SIGMOID_NOTE = "# Note: F.sigmoid is deprecated in favour of torch.sigmoid (the same function)."
+from ..errors import UserError
+from .model import Network
 
 SANDBOX_MAX_SIZE = 8  # rows of x, in_features and out_features
 SANDBOX_MAX_ABS = 1e6  # larger numbers are refused: this is a calculator for people, not a fuzzer
 TOP_TERMS_MAX = 32
-
-
-@dataclass
-class CodeLine:
-    """One line of generated code and the page elements (data-testid) it makes or feeds."""
-
-    text: str
-    targets: list[str] = field(default_factory=list)
-    makes: str = ""  # what the line makes, in words (shown when the line is clicked)
-    note: str = ""  # a remark shown beside the line, outside the code text
-
-
-def _linear_line(name: str, n_in: int, n_out: int) -> CodeLine:
-    testid = "hidden-weights" if name == "hidden" else "output-weights" if name == "output" else None
-    targets = ([testid] if testid else []) + ["network-diagram", f"shapes-{name}"]
-    return CodeLine(
-        f"        self.{name} = nn.Linear({n_in}, {n_out})", targets,
-        f"{name}.weight of shape ({n_out}, {n_in}) and {name}.bias of shape ({n_out},): "
-        f"{n_out * n_in:,} + {n_out:,} parameters")
-
-
-def _logits_expression(config: TrainConfig) -> str:
-    """forward() without its final softmax, as one expression on `model`."""
-    expression = "x"
-    for name in hidden_layer_names(len(config.hidden_sizes)):
-        expression = f"{ACTIVATION_CODE[config.activation]}(model.{name}({expression}))"
-    return f"model.output({expression})"
-
-
-def model_code_lines(config: TrainConfig) -> list[CodeLine]:
-    """The network of `config` as PyTorch source. The class part is exactly the question's
-    for the default setup; the notes around it are comments, so the whole text runs."""
-    activation = ACTIVATION_CODE[config.activation]
-    names = hidden_layer_names(len(config.hidden_sizes))
-    sizes = [N_INPUTS] + list(config.hidden_sizes)
-    lines = [
-        CodeLine("import torch"),
-        CodeLine("import torch.nn.functional as F"),
-        CodeLine("from torch import nn"),
-        CodeLine(""),
-    ]
-    if config.activation == "sigmoid":
-        lines.append(CodeLine(SIGMOID_NOTE))
-    lines += [
-        CodeLine("class Network(nn.Module):", ["network-diagram", "architecture", "explain-shapes"],
-                 "the network: a module holding its layers as attributes"),
-        CodeLine("    def __init__(self):", ["explain-shapes"], "the layers and their parameters"),
-        CodeLine("        super().__init__()", [], "registers the layers set below as sub-modules"),
-    ]
-    for name, n_in, n_out in zip(names, sizes[:-1], sizes[1:]):
-        lines.append(_linear_line(name, n_in, n_out))
-    lines.append(_linear_line("output", sizes[-1], N_CLASSES))
-    lines.append(CodeLine("    def forward(self, x):", ["forward-steps"],
-                          "the computation, step by step, for the drawing"))
-    for index, name in enumerate(names):
-        targets = ["forward-hidden", "neuron-arithmetic"]
-        if index == 0:
-            targets = ["activation-histogram"] + targets
-        lines.append(CodeLine(
-            f"        x = {activation}(self.{name}(x))", targets,
-            f"{name}'s pre-activation z = x W^T + b, then {config.activation}: "
-            f"shape (batch_size, {sizes[index + 1]})",
-            "F.sigmoid is deprecated: torch.sigmoid is the same function" if config.activation == "sigmoid" else ""))
-    lines += [
-        CodeLine("        x = F.softmax(self.output(x), dim=1)", ["probabilities", "forward-softmax"],
-                 "the 10 logits, then softmax: probabilities that sum to 1"),
-        CodeLine("        return x", ["prediction", "probabilities"], "the probabilities; the prediction is the largest"),
-        CodeLine(""),
-    ]
-    training = ["loss-chart", "accuracy-chart", "softmax-trap"]
-    if config.output == "logits":
-        lines += [
-            CodeLine("# How the playground trains it (output=\"logits\"): the loss takes the logits, not", training,
-                     "the loss behind the learning curves"),
-            CodeLine("# forward()'s probabilities, because F.cross_entropy applies log-softmax itself:", training),
-            CodeLine(f"#     loss = F.cross_entropy({_logits_expression(config)}, y)", training),
-        ]
-    else:
-        lines += [
-            CodeLine("# How the playground trains it (output=\"softmax\", the question's forward as written):",
-                     training, "the loss behind the learning curves"),
-            CodeLine("#     loss = F.cross_entropy(model(x), y)", training),
-            CodeLine("# cross_entropy applies its own softmax to these probabilities: softmax twice.", training),
-        ]
-    return lines
-
-
-def model_code(config: TrainConfig) -> str:
-    return "\n".join(line.text for line in model_code_lines(config)) + "\n"
-
-
-def keras_code(config: TrainConfig) -> str:
-    """The same network in Keras: Dense(n) is nn.Linear(·, n); activations written per layer."""
-    activation = KERAS_ACTIVATION[config.activation]
-    names = hidden_layer_names(len(config.hidden_sizes))
-    lines = ["from tensorflow import keras", "from tensorflow.keras import layers", "",
-             "model = keras.Sequential([", f"    keras.Input(shape=({N_INPUTS},)),"]
-    for name, n_out in zip(names, config.hidden_sizes):
-        lines.append(f"    layers.Dense({n_out}, activation=\"{activation}\"),  # self.{name} + {ACTIVATION_CODE[config.activation]}")
-    lines.append(f"    layers.Dense({N_CLASSES}, activation=\"softmax\"),  # self.output + F.softmax")
-    lines.append("])")
-    return "\n".join(lines) + "\n"
-
-
-def code_payload(config: TrainConfig) -> dict:
-    """Everything the code view shows for `config`."""
-    return {
-        "config": config.model_dump(),
-        "code": model_code(config),
-        "lines": [asdict(line) for line in model_code_lines(config)],
-        "keras": keras_code(config),
-        "shapes": layer_shapes(config),
-        "double_softmax_floor": double_softmax_floor(N_CLASSES),
-    }
-
-
-# ---- shapes and counts ---------------------------------------------------------------------------
-def layer_shapes(config: TrainConfig) -> dict:
-    """For every nn.Linear: weight (out, in), bias (out,), counts; and the batch's shapes."""
-    names = hidden_layer_names(len(config.hidden_sizes)) + ["output"]
-    sizes = [N_INPUTS] + list(config.hidden_sizes) + [N_CLASSES]
-    layers = []
-    for name, n_in, n_out in zip(names, sizes[:-1], sizes[1:]):
-        layers.append({
-            "name": name,
-            "in_features": n_in,
-            "out_features": n_out,
-            "weight_shape": [n_out, n_in],
-            "bias_shape": [n_out],
-            "weight_count": n_out * n_in,
-            "bias_count": n_out,
-            "parameters": n_out * n_in + n_out,
-        })
-    return {
-        "layers": layers,
-        "parameters": sum(layer["parameters"] for layer in layers),
-        "batch_shapes": [["batch_size", n] for n in sizes],
-        "batch_shapes_text": " -> ".join(f"(batch_size, {n})" for n in sizes),
-    }
 
 
 # ---- the forward pass, step by step --------------------------------------------------------------
@@ -200,13 +47,7 @@ def softmax_steps(logits: torch.Tensor) -> dict:
     }
 
 
-def double_softmax_floor(n_classes: int = N_CLASSES) -> float:
-    """The smallest loss CrossEntropyLoss can reach when fed probabilities (softmax twice):
-    even a perfect one-hot answer becomes e / (e + n - 1) after the loss's own softmax."""
-    return math.log(1 + (n_classes - 1) / math.e)
-
-
-class ExplainError(ValueError):
+class ExplainError(UserError):
     """A request the explainer cannot answer, with a message for people."""
 
 
@@ -280,7 +121,7 @@ def forward_steps(model: Network, x: torch.Tensor, *, layer: str = "hidden",
 
 
 # ---- the Linear sandbox --------------------------------------------------------------------------
-class SandboxError(ValueError):
+class SandboxError(UserError):
     """Numbers nn.Linear cannot use; the message says why in words, with PyTorch's own."""
 
 

@@ -21,7 +21,9 @@ from typing import Optional
 
 import torch
 
-from .model import N_CLASSES, N_INPUTS, Network, hidden_layer_names
+from ..errors import UserError
+from ..experiment import Architecture
+from .model import Network
 
 # The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -30,7 +32,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 WRAPPER_KEYS = ("state_dict", "model_state_dict")  # {"state_dict": {...}} is common; accept it
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used, with a message meant for people."""
 
 
@@ -47,19 +49,8 @@ def shape_text(shape) -> str:
 
 def architecture_of(state_dict: Mapping) -> Optional[list[int]]:
     """[784, h1, ..., 10] when the keys and shapes form one of our networks, else None."""
-    for n_layers in range(1, 5):
-        names = hidden_layer_names(n_layers) + ["output"]
-        keys = {f"{name}.{part}" for name in names for part in ("weight", "bias")}
-        if set(state_dict) != keys:
-            continue
-        sizes = [N_INPUTS]
-        for name in names:
-            weight, bias = state_dict[f"{name}.weight"], state_dict[f"{name}.bias"]
-            if weight.ndim != 2 or weight.shape[1] != sizes[-1] or tuple(bias.shape) != (weight.shape[0],):
-                return None
-            sizes.append(int(weight.shape[0]))
-        return sizes if sizes[-1] == N_CLASSES else None
-    return None
+    found = Architecture.from_shapes({k: tuple(v.shape) for k, v in state_dict.items()})
+    return list(found.sizes) if found else None
 
 
 def _read_torch_file(data: bytes):
@@ -123,12 +114,7 @@ def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
 
 def expected_shapes(config) -> dict[str, tuple[int, ...]]:
     """The state_dict names and shapes of the network `config` builds (without building it)."""
-    sizes = [N_INPUTS] + list(config.hidden_sizes) + [N_CLASSES]
-    shapes = {}
-    for name, n_in, n_out in zip(hidden_layer_names(len(config.hidden_sizes)) + ["output"], sizes[:-1], sizes[1:]):
-        shapes[f"{name}.weight"] = (n_out, n_in)
-        shapes[f"{name}.bias"] = (n_out,)
-    return shapes
+    return Architecture.of(config).state_dict_shapes()
 
 
 def check_fits(state_dict: Mapping, config) -> dict[str, torch.Tensor]:
@@ -146,7 +132,7 @@ def check_fits(state_dict: Mapping, config) -> dict[str, torch.Tensor]:
         if key in state_dict and tuple(state_dict[key].shape) != shape:
             problems.append(f"{key} is {shape_text(state_dict[key].shape)}, the network needs {shape_text(shape)}")
     if problems:
-        wanted = " → ".join(str(n) for n in [N_INPUTS, *config.hidden_sizes, N_CLASSES])
+        wanted = Architecture.of(config).text()
         message = f"this checkpoint does not fit the current network ({wanted}): " + "; ".join(problems) + "."
         found = architecture_of(state_dict)
         if found:
@@ -160,75 +146,3 @@ def check_fits(state_dict: Mapping, config) -> dict[str, torch.Tensor]:
 def load_state_dict_bytes(data: bytes, config) -> dict[str, torch.Tensor]:
     """Read and check an uploaded checkpoint against the network of `config`; changes nothing."""
     return check_fits(read_state_dict(data), config)
-
-
-EXPORT_ACTIVATIONS = {
-    "sigmoid": "F.sigmoid",
-    "relu": "F.relu",
-    "tanh": "torch.tanh",
-    "leaky_relu": "F.leaky_relu",  # negative slope 0.01, PyTorch's default, as in training
-}
-
-
-def export_source(config, *, filename: str = "model.pt") -> str:
-    """A self-contained Python file: the network class (the question's, with this setup's sizes
-    and activation) and a loader for the checkpoint that GET /api/checkpoint gives."""
-    sizes = [N_INPUTS] + list(config.hidden_sizes) + [N_CLASSES]
-    names = hidden_layer_names(len(config.hidden_sizes))
-    activation = EXPORT_ACTIVATIONS[config.activation]
-    layers = "\n".join(f"        self.{name} = nn.Linear({n_in}, {n_out})"
-                       for name, n_in, n_out in zip(names, sizes[:-2], sizes[1:-1]))
-    forward = "\n".join(f"        x = {activation}(self.{name}(x))" for name in names)
-    architecture = " -> ".join([str(sizes[0])] + [f"{n} {config.activation}" for n in sizes[1:-1]] + ["10 softmax"])
-    trained_on = ("CrossEntropyLoss on the softmax output, as the question's forward() is written"
-                  if config.output == "softmax" else "CrossEntropyLoss on the logits (self.output(x))")
-    return f'''"""The network trained in the nn.Linear playground, as plain PyTorch.
-
-Network: {architecture}
-Trained with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}); loss: {trained_on}.
-
-Input: x of shape (N, 784), floats 0..1 with 1 = ink, a 28x28 digit row by row (MNIST / 255).
-forward() returns the probabilities of the digits 0..9, shape (N, 10).
-
-Use it (the checkpoint is what the playground's "Download .pt" gives):
-    python nn_linear_playground.py {filename}     # loads it and predicts a blank image
-or in Python:
-    model = load("{filename}")
-    probabilities = model(x)
-"""
-import sys
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-
-class Network(nn.Module):
-    def __init__(self):
-        super().__init__()
-{layers}
-        self.output = nn.Linear({sizes[-2]}, {sizes[-1]})
-
-    def forward(self, x):
-{forward}
-        x = F.softmax(self.output(x), dim=1)
-        return x
-
-
-def load(path="{filename}"):
-    """The network with the checkpoint's weights (weights_only: the file cannot run code)."""
-    model = Network()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model.eval()
-    return model
-
-
-if __name__ == "__main__":
-    model = load(sys.argv[1] if len(sys.argv) > 1 else "{filename}")
-    n_parameters = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        probabilities = model(torch.zeros(1, 784))[0]
-    print(f"loaded {{n_parameters:,}} parameters")
-    print("a blank image looks most like", int(probabilities.argmax()),
-          "with probability", round(float(probabilities.max()), 3))
-'''

@@ -1,0 +1,199 @@
+"""The engine process: an `Engine` served over one connection to the web tier.
+
+Threads: the main thread reads commands; a few command threads run them (a slow one, such as
+a checkpoint of a big network, never holds up a pause); one sender thread writes answers and
+messages in order, and live-view frames latest-first (a slow reader gets the newest frame of
+each stream, never a backlog); a housekeeping thread does what was put off. The training
+threads belong to the runs (server/engine/run.py).
+
+It stops, recording every run up to its last step, when the web tier says `shutdown`, when the
+connection closes (the web process is gone), on SIGTERM, or when its parent dies.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from ..errors import UserError
+from ..link.codec import pack, unpack
+
+log = logging.getLogger(__name__)
+
+COMMAND_THREADS = 4
+HOUSEKEEPING_S = 0.25
+
+
+class Outbox:
+    """Everything the engine sends, from one thread: answers and messages in the order they were
+    put, frames newest-only per (run, stream)."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self._cond = threading.Condition()
+        self._queue: deque = deque()
+        self._frames: "OrderedDict[tuple, dict]" = OrderedDict()
+        self._closed = False
+        self.broken = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="engine-sender", daemon=True)
+        self._thread.start()
+
+    def put(self, item: dict) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if item.get("kind") == "message" and item.get("topic") == "frame":
+                key = (item.get("run"), item["payload"].get("stream"))
+                self._frames.pop(key, None)
+                self._frames[key] = item
+            else:
+                self._queue.append(item)
+            self._cond.notify()
+
+    def message(self, message: dict) -> None:
+        self.put({"kind": "message", **message})
+
+    def _next(self) -> Optional[dict]:
+        with self._cond:
+            while not self._queue and not self._frames:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            if self._queue:
+                return self._queue.popleft()
+            _, item = self._frames.popitem(last=False)
+            return item
+
+    def _run(self) -> None:
+        while True:
+            item = self._next()
+            if item is None:
+                return
+            try:
+                self.connection.send_bytes(pack(item))
+            except (OSError, EOFError, ValueError):
+                self.broken.set()  # the web tier is gone: the main thread stops the engine
+                return
+            except TypeError:
+                log.exception("could not encode %s %s", item.get("kind"), item.get("topic") or item.get("id"))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+
+def answer(outbox: Outbox, engine, request: dict) -> None:
+    name, request_id = request.get("name"), request.get("id")
+    try:
+        result = engine.command(name, request.get("args") or {})
+        outbox.put({"kind": "answer", "id": request_id, "ok": True, "result": result})
+    except UserError as err:
+        outbox.put({"kind": "answer", "id": request_id, "ok": False, "error": str(err),
+                    "status": err.status, "type": type(err).__name__})
+    except Exception:
+        log.exception("engine command %s failed", name)
+        outbox.put({"kind": "answer", "id": request_id, "ok": False, "status": 500, "type": "InternalError",
+                    "error": "internal error in the training engine while handling the request (see the server log)"})
+
+
+def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) -> None:
+    """Build the engine (`make_engine(publish)`) and answer `connection` until told to stop or
+    the connection closes; then close the engine (every run recorded) and say goodbye."""
+    stop = stop or threading.Event()
+    outbox = Outbox(connection)
+    try:
+        engine = make_engine(outbox.message)
+    except UserError as err:
+        outbox.put({"kind": "fatal", "error": str(err)})
+        outbox.close()
+        return
+    except Exception as err:
+        log.exception("the engine could not start")
+        outbox.put({"kind": "fatal", "error": f"the training engine could not start: {type(err).__name__}: {err}"})
+        outbox.close()
+        return
+    outbox.put({"kind": "ready", "pid": os.getpid()})
+    commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="engine-command")
+
+    def housekeeping():
+        while not stop.wait(HOUSEKEEPING_S):
+            try:
+                engine.housekeeping()
+            except Exception:
+                log.exception("engine housekeeping failed")
+            if outbox.broken.is_set():
+                stop.set()
+
+    threading.Thread(target=housekeeping, name="engine-housekeeping", daemon=True).start()
+
+    def read():
+        while not stop.is_set():
+            try:
+                if not connection.poll(0.2):
+                    continue
+                request = unpack(connection.recv_bytes())
+            except (EOFError, OSError):
+                break  # the web tier is gone
+            except Exception:
+                log.exception("unreadable request from the web tier")
+                continue
+            if request.get("kind") == "shutdown":
+                break
+            if request.get("kind") == "command":
+                commands.submit(answer, outbox, engine, request)
+        stop.set()
+
+    reader = threading.Thread(target=read, name="engine-reader", daemon=True)
+    reader.start()
+    stop.wait()
+    log.info("the engine is stopping: recording every run up to its last step")
+    commands.shutdown(wait=True, cancel_futures=True)
+    try:
+        engine.close()
+    finally:
+        outbox.put({"kind": "bye"})
+        outbox.close()
+        try:
+            connection.close()
+        except OSError:
+            pass
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent dies, whatever kills the parent."""
+    try:
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def main(connection, options: dict) -> None:
+    """The engine process's entry point (spawned by server/link/local.py). `options`: the server
+    Settings as a plain dict."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s engine %(name)s: %(message)s")
+    _die_with_parent()
+    stop = threading.Event()
+    # Ctrl+C reaches the whole process group: the web tier decides when to stop (and tells us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    from ..settings import Settings
+    from .runtime import make_engine_factory
+
+    settings = Settings.model_validate(options)
+    # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
+    serve(connection, lambda publish: make_engine_factory(settings)(publish), stop=stop)
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)  # nothing left to wait for (daemon threads, torch's pools)

@@ -1,0 +1,70 @@
+"""Setting up the engine's process: PyTorch threads, the device, glibc's memory arenas, the
+data set, and the `Engine` itself."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+import torch
+
+from ..errors import UserError
+from .data import DataError, load_dataset
+from .trainer import resolve_device
+
+log = logging.getLogger(__name__)
+
+MALLOC_ARENAS = 2  # glibc malloc arenas for the engine process (see limit_malloc_arenas)
+
+
+def default_torch_threads() -> int:
+    """Half the cores, at least one. PyTorch's default (every core) leaves none for the web tier
+    and the browser on the same machine, and its threads then wait on each other: on busy
+    cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas. By default each thread that allocates can get its own arena
+    (up to 8 per core); a new run's weights and optimizer state are made in one thread, used by
+    the training thread and freed in yet another, and the freed memory, scattered over many
+    arenas, is not reused: the process grew with every run (bench/endurance.py). With 2 it
+    stays flat. False where the C library is not glibc (nothing to do there)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    M_ARENA_MAX = -8
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
+def make_engine_factory(settings, *, dataset=None) -> Callable:
+    """`factory(publish) -> Engine` for these settings (`dataset`: tests hand one in)."""
+    from .engine import Engine
+
+    limit_malloc_arenas()
+    torch.set_num_threads(settings.torch_threads or default_torch_threads())
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+    def factory(publish):
+        data = dataset
+        if data is None:
+            try:
+                data = load_dataset(
+                    settings.dataset, data_dir=settings.data_dir, embedded_dir=settings.embedded_dir,
+                    **({"mirrors": settings.mirrors} if settings.mirrors else {}),
+                    allow_download=settings.allow_download)
+            except DataError as err:
+                raise UserError(str(err)) from None
+        return Engine(data, data_dir=settings.data_dir, device=device, publish=publish)
+
+    return factory

@@ -1,0 +1,95 @@
+"""Where the engine runs on this machine: a process of its own (what `python -m server` does)
+or, for tests, a thread of this process. Both talk over a real pipe with the same codec, so
+the web tier cannot tell them apart."""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from typing import Callable
+
+
+def _engine_process_main(connection, options: dict) -> None:
+    # Imported in the child only: the web process never loads torch.
+    from server.engine.process import main
+    main(connection, options)
+
+
+class ProcessHandle:
+    def __init__(self, process):
+        self.process = process
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    @property
+    def exitcode(self):
+        return self.process.exitcode
+
+    def join(self, timeout=None):
+        self.process.join(timeout)
+
+    def kill(self):
+        self.process.kill()
+
+
+def engine_process_starter(options: dict) -> Callable[[], tuple]:
+    """`start()` for EngineHost: a new engine process with these Settings (a plain dict)."""
+    context = multiprocessing.get_context("spawn")
+
+    def start():
+        mine, theirs = context.Pipe(duplex=True)
+        process = context.Process(target=_engine_process_main, args=(theirs, options),
+                                  name="playground-engine", daemon=False)
+        process.start()
+        theirs.close()
+        return mine, ProcessHandle(process)
+
+    return start
+
+
+class ThreadHandle:
+    """An engine in a thread of this process (tests): it 'exits' when its serve loop returns."""
+
+    def __init__(self, thread, stop: threading.Event, built: dict):
+        self.thread, self.stop = thread, stop
+        self.pid = None
+        self._built = built
+
+    @property
+    def engine(self):
+        """The Engine object itself (tests compare what the web tier says with it)."""
+        return self._built.get("engine")
+
+    @property
+    def exitcode(self):
+        return None if self.thread.is_alive() else 0
+
+    def join(self, timeout=None):
+        self.thread.join(timeout)
+
+    def kill(self):
+        self.stop.set()
+
+
+def engine_thread_starter(make_engine: Callable) -> Callable[[], tuple]:
+    """`start()` for EngineHost: the engine served in a thread, over a real pipe.
+    `make_engine(publish)` builds it (see server/engine/runtime.py)."""
+
+    def start():
+        from server.engine.process import serve
+
+        mine, theirs = multiprocessing.Pipe(duplex=True)
+        stop = threading.Event()
+        built: dict = {}
+
+        def build(publish):
+            built["engine"] = make_engine(publish)
+            return built["engine"]
+
+        thread = threading.Thread(target=serve, args=(theirs, build), kwargs={"stop": stop},
+                                  name="engine-in-thread", daemon=True)
+        thread.start()
+        return mine, ThreadHandle(thread, stop, built)
+
+    return start

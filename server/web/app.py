@@ -1,0 +1,62 @@
+"""The Flask app factory: settings, the Socket.IO server, the engine and the web features."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from flask_socketio import SocketIO
+
+from ..errors import UserError
+from ..link.client import EngineHost
+from ..link.local import engine_process_starter, engine_thread_starter
+from ..settings import REPO_ROOT, Settings
+from .context import Playground
+
+log = logging.getLogger(__name__)
+
+
+def engine_starter(settings: Settings, dataset=None):
+    """How this app's engine runs: its own process (what users get), or, when a test hands in a
+    dataset, a thread of this process (same pipe, same codec, same commands)."""
+    if dataset is None:
+        return engine_process_starter(settings.model_dump(mode="json"))
+    from ..engine.runtime import make_engine_factory  # tests only: this process then has torch
+    return engine_thread_starter(make_engine_factory(settings, dataset=dataset))
+
+
+def create_app(config: dict | Settings | None = None, *, dataset=None, start=None) -> Flask:
+    """Build the playground. `config` holds Settings fields; `dataset` (tests) runs the engine
+    in a thread with that data; `start` (tests) is an EngineHost starter of their own."""
+    settings = config if isinstance(config, Settings) else Settings.model_validate(config or {})
+    app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
+    app.config["SETTINGS"] = settings
+    app.config["TESTING"] = settings.testing
+    # Requests bigger than this are refused before they reach a view (uploads set their own).
+    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+
+    socketio = SocketIO(
+        app,
+        async_mode="threading",  # real threads (the web tier runs no torch, but blocking I/O)
+        cors_allowed_origins=None,  # same origin only
+        max_http_buffer_size=2 * 1024 * 1024,  # one message; a 1024x1024 canvas is 1 MiB
+        ping_interval=10,
+        ping_timeout=20,
+        # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
+        # when it drops a session over a bad or oversized POST (tests/test_limits.py).
+        transports=["websocket"],
+    )
+    playground = Playground(app=app, settings=settings, socketio=socketio, engine=None)  # type: ignore[arg-type]
+    playground.engine = EngineHost(start or engine_starter(settings, dataset), on_message=playground.dispatch,
+                                   on_status=playground.engine_status)
+    app.extensions["playground"] = playground
+
+    @app.errorhandler(UserError)
+    def refused_in_words(err):  # every HTTP view: a refusal in words, with its status
+        return jsonify({"error": str(err)}), err.status
+
+    from . import access, evaluate, explain, inside, limits, spine, transport
+    transport.install(socketio, playground.inline_events)
+    for feature in (access, limits, spine, inside, explain, evaluate):
+        feature.init_app(app, playground)
+    playground.engine.start()
+    return app

@@ -1,0 +1,89 @@
+"""The one typed context every web feature gets: `init_app(app, playground)`.
+
+It holds the services a feature may use (settings, the Socket.IO server, the engine, the
+weights replica for predictions) and the places a feature plugs into (greeting a new viewer,
+the engine's messages, the engine's status, events answered inline). Features talk to the
+engine only through `playground.request(command, args)` and the messages they subscribe to.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from flask import Flask, current_app
+
+from ..link.client import EngineHost
+from ..link.replica import ReplicaReader
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Playground:
+    app: Flask
+    settings: Settings
+    socketio: Any  # flask_socketio.SocketIO
+    engine: EngineHost
+    replica: ReplicaReader = field(default_factory=ReplicaReader)
+    control_token: str = ""
+    # callables(sid) run when a viewer connects (after it got the state)
+    on_connect: list[Callable[[str], None]] = field(default_factory=list)
+    # engine message topic -> callables(message)
+    on_message: dict[str, list[Callable[[dict], None]]] = field(default_factory=lambda: defaultdict(list))
+    # callables({"status": "up"|"down", "reason", "restarts"})
+    on_engine_status: list[Callable[[dict], None]] = field(default_factory=list)
+    # Socket.IO events answered in the connection's own thread: name -> handler(environ, *args)
+    inline_events: dict[str, Callable] = field(default_factory=dict)
+    latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
+
+    def request(self, command: str, args: Optional[dict] = None, **kwargs) -> dict:
+        """Ask the engine; refusals raise UserError in words (EngineUnavailable when it is down)."""
+        return self.engine.request(command, args, **kwargs)
+
+    def subscribe(self, topic: str, handler: Callable[[dict], None]) -> None:
+        self.on_message[topic].append(handler)
+
+    def dispatch(self, message: dict) -> None:
+        """An engine message (in the engine link's reader thread): to every feature that asked."""
+        if message.get("topic") == "state" and message.get("run") == "shared":
+            self.latest_state = message["payload"]
+        for handler in list(self.on_message.get(message.get("topic"), ())):
+            try:
+                handler(message)
+            except Exception:
+                log.exception("handling the engine's %s message failed", message.get("topic"))
+
+    def engine_status(self, status: dict) -> None:
+        for handler in list(self.on_engine_status):
+            try:
+                handler(status)
+            except Exception:
+                log.exception("handling the engine's status failed")
+
+    _stopping: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: bool = False
+
+    def shutdown(self) -> None:
+        """Stop serving: every viewer is disconnected, the engine records every run up to its
+        last step and exits. Safe to call more than once, from any thread."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            from .transport import disconnect_everyone
+            try:
+                disconnect_everyone(self.socketio)
+            except Exception:
+                log.exception("disconnecting the viewers failed")
+            self.engine.close()
+            self.replica.close()
+
+    close = shutdown
+
+
+def current_playground() -> Playground:
+    return current_app.extensions["playground"]

@@ -1,0 +1,234 @@
+"""The spine: the page, its vendored libraries, health, and the shared run's controls and
+predictions. Socket events become engine commands; engine messages become broadcasts.
+
+Every handler answers by acknowledgement: {"ok": true, ...} or {"ok": false, "error": words}.
+A bad payload changes nothing. `predict` is answered here, in the connection's own thread,
+from the weights replica (server/link/replica.py): it never waits for training.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import plotly
+from flask import Flask, abort, jsonify, render_template, request, send_file
+from flask_socketio import emit
+from pydantic import Field
+
+from ..errors import EngineUnavailable, UserError
+from ..experiment import ConfigError, LinkError, TrainConfig, config_from_query, config_to_query, split_pace
+from ..link.replica import forward
+from ..preprocess import preprocess_canvas, preprocess_pixels
+from .access import remember_auth, require_control
+from .answers import answered, parse, rounded
+from .limits import throttle_predict
+from .schemas import ConfigRequest, PaceRequest, PredictRequest, StepRequest, Strict
+
+log = logging.getLogger(__name__)
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+SECURITY_HEADERS = {
+    # No inline script anywhere; Plotly injects <style> elements, hence style-src 'unsafe-inline'.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+NOT_READY = "the network is not ready yet (the training engine is starting); the drawing will be answered in a moment"
+# The shared run's broadcasts, as the engine sends them (docs/protocol.md).
+BROADCAST_TOPICS = ("state", "metrics", "epoch")
+
+
+class LinkRequest(Strict):
+    query: str = Field(max_length=4000)  # the page's location.search, "?hidden=256&..."
+
+
+def pixels_from(body: PredictRequest):
+    if body.image is not None:
+        image = body.image
+        return preprocess_canvas(image.width, image.height, image.data)
+    return preprocess_pixels(body.pixels)
+
+
+def predict_answer(playground, pixels) -> dict:
+    """The live network's answer for one 784-pixel input, from the replica."""
+    weights = playground.replica.latest()
+    if weights is None:
+        raise EngineUnavailable(NOT_READY)
+    trace = forward(weights, pixels)
+    probabilities, logits, pixels_in, *hidden_layers = rounded(
+        trace.probabilities, trace.logits, pixels, *trace.activations)
+    return {
+        "prediction": int(trace.probabilities.argmax()),
+        "probabilities": probabilities,
+        "logits": logits,
+        "hidden": hidden_layers[0],
+        "hidden_layers": hidden_layers,
+        "input": pixels_in,
+        # which weights answered: the run and the training step they are from
+        "run_id": weights.run_id,
+        "step": weights.step,
+    }
+
+
+def checked_changes(changes):
+    """Setup changes checked field by field before they go to the engine (refused in words
+    here: a value the engine line cannot even carry, such as a 70-digit integer, too)."""
+    if changes is None:
+        return None
+    if not isinstance(changes, dict):
+        raise ConfigError("config must be an object of setup fields, e.g. {\"lr\": 0.01}")
+    setup, _, _ = split_pace(changes)
+    TrainConfig().updated(setup)
+    return changes
+
+
+def setup_from_link(query: str) -> dict:
+    try:
+        config, ignored = config_from_query(dict(parse_qsl(query.lstrip("?"), keep_blank_values=True)))
+    except LinkError as err:
+        raise ConfigError(str(err)) from None
+    return {"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored}
+
+
+def init_app(app: Flask, playground) -> None:
+    settings = playground.settings
+    socketio = playground.socketio
+    vendor_files = {
+        "plotly.min.js": PLOTLY_JS,
+        "socket.io.esm.min.js": settings.node_modules / "socket.io-client" / "dist" / "socket.io.esm.min.js",
+    }
+
+    # ---- HTTP ---------------------------------------------------------------------------
+    @app.after_request
+    def add_security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.get("/")
+    def index():
+        return render_template("index.html")
+
+    @app.get("/vendor/<name>")
+    def vendor(name: str):
+        path = vendor_files.get(name)  # a fixed table: no user text reaches the filesystem
+        if path is None:
+            abort(404)
+        if not path.exists():
+            return (f"{name} is missing: run `make run` (it installs the npm packages)", 500)
+        return send_file(path, mimetype="text/javascript", max_age=3600)
+
+    @app.get("/healthz")
+    def healthz():
+        """Answered by the web tier alone, at once, whatever the engine is doing."""
+        state = playground.latest_state or {}
+        engine = playground.engine
+        return jsonify({
+            "status": "ok" if engine.status == "up" else "degraded",
+            "engine": {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts},
+            "training": state.get("status"),
+            "step": state.get("step"),
+            "device": state.get("device"),
+            "dataset": state.get("dataset"),
+            "model": state.get("model"),
+        })
+
+    @app.get("/api/setup")
+    def read_setup_link():
+        try:
+            config, ignored = config_from_query(request.args)
+        except LinkError as err:
+            return jsonify({"error": str(err)}), 400
+        return jsonify({"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored})
+
+    # ---- the engine's messages and status --------------------------------------------------
+    def broadcast(message):
+        socketio.emit(message["topic"], message["payload"])
+
+    for topic in BROADCAST_TOPICS:
+        playground.subscribe(topic, broadcast)
+    playground.subscribe("replica", lambda message: playground.replica.attach(message["payload"]["name"]))
+    playground.subscribe("storage", lambda message: socketio.emit("storage", message["payload"]))
+
+    def on_engine_status(status: dict):
+        socketio.emit("engine", status)
+        if status["status"] == "up":
+            hello = playground.request("hello")
+            playground.replica.attach(hello["replica"])
+            playground.latest_state = hello["state"]
+            if status["restarts"]:
+                socketio.emit("state", hello["state"])  # the page resyncs from the new engine
+
+    playground.on_engine_status.append(on_engine_status)
+
+    # ---- Socket.IO ------------------------------------------------------------------------
+    @socketio.on("connect")
+    def on_connect(auth=None):
+        remember_auth(auth)  # the control token, if this viewer gave one
+        # A late joiner gets the whole run so far (config, status, curve history) at once.
+        try:
+            emit("state", playground.request("state")["state"])
+        except EngineUnavailable:
+            if playground.latest_state is not None:
+                emit("state", playground.latest_state)
+        engine = playground.engine
+        if engine.status != "up":
+            emit("engine", {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts})
+        for hook in list(playground.on_connect):
+            hook(request.sid)
+
+    @answered
+    def on_predict(environ, payload=None):
+        throttle_predict(environ)
+        body = parse(PredictRequest, payload)
+        return predict_answer(playground, pixels_from(body))
+
+    # Every drawing of every viewer: answered in the connection's thread (web/transport.py).
+    playground.inline_events["predict"] = on_predict
+
+    def control(event: str, schema=None, build=lambda body: {}):
+        @answered
+        def handler(payload=None):
+            require_control()
+            body = parse(schema, payload, optional=True) if schema else None
+            return {"state": playground.request(event, build(body))["state"]}
+        handler.__name__ = f"on_{event.replace(':', '_')}"
+        socketio.on_event(event, handler)
+
+    control("train:start", ConfigRequest, lambda body: {"config": checked_changes(body.config)})
+    control("train:pause")
+    control("train:step", StepRequest, lambda body: {"batches": body.batches})
+    control("train:reset", ConfigRequest, lambda body: {"config": checked_changes(body.config)})
+
+    @socketio.on("config:update")
+    @answered
+    def on_config_update(payload=None):
+        require_control()
+        if not isinstance(payload, dict) or not payload:
+            raise ConfigError("config:update needs an object of setup fields to change, e.g. {\"lr\": 0.01}")
+        return {"state": playground.request("config:update", {"changes": checked_changes(payload)})["state"]}
+
+    @socketio.on("pace:update")
+    @answered
+    def on_pace_update(payload=None):
+        require_control()
+        body = parse(PaceRequest, payload)
+        return {"state": playground.request("pace:set", {"pace": body.steps_per_second})["state"]}
+
+    @socketio.on("setup:link")
+    @answered
+    def on_setup_link(payload=None):
+        # The page asks over the socket (a refusal is an answer, not a failed HTTP load).
+        return setup_from_link(parse(LinkRequest, payload).query)
+
+    @socketio.on_error_default
+    def on_error(err):  # pragma: no cover - answered() catches what handlers raise
+        log.exception("socket event failed: %s", err)
+
+
+__all__ = ["init_app", "predict_answer", "pixels_from", "UserError"]
