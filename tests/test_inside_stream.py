@@ -11,7 +11,7 @@ import pytest
 import socketio as socketio_package
 
 from server.engine.live_views import QUANT_LEVELS, QUANT_ZERO
-from tests.helpers import Inbox, OrderedClient, socketio_client
+from tests.helpers import Inbox, OrderedClient, socketio_client, wait_for
 
 STREAM_EVENTS = ("inside:weights", "inside:activations", "inside:distributions")
 MAX_FRAME_BYTES = 256 * 1024
@@ -223,3 +223,59 @@ def test_the_sender_thread_ends_when_the_last_viewer_leaves(live_server):
     assert not thread.is_alive()
     assert delivery._clients == {}
     assert all(t.name != "inside-sender" or t is not thread for t in threading.enumerate())
+
+
+def rebuild(frames):
+    """The first hidden layer as a viewer of the weights-delta stream holds it."""
+    from server.engine.deltas import RowDeltasReader
+    reader = None
+    previous = None
+    for frame in frames:
+        hidden = frame["hidden"]
+        if frame["kind"] == "key":
+            reader = RowDeltasReader(hidden["n_shown"], hidden["inputs"])
+        else:
+            assert reader is not None and frame["base"] == previous, "each delta builds on the frame before"
+        reader.apply(hidden)
+        previous = frame["seq"]
+    return reader
+
+
+def test_small_streams_asked_for_at_connect_come_as_a_key_frame_then_deltas(live_server):
+    session = live_server.session
+    viewer = socketio_client(live_server.url, record=("inside:weights-delta", "inside:weights",
+                                                      "inside:distributions-delta", "state"),
+                             auth={"streams": ["weights-delta", "distributions-delta"]})
+    try:
+        wait_for(lambda: viewer.received["inside:weights-delta"], what="the first frame")
+        assert viewer.call("train:start", {"config": {"steps_per_second": 50}}, timeout=10)["ok"]
+        wait_for(lambda: session.step_count >= 60, what="training")
+        paused = viewer.call("train:pause", timeout=10)["state"]
+        wait_for(lambda: viewer.received["inside:weights-delta"][-1]["step"] == paused["step"]
+                 and viewer.received["inside:weights-delta"][-1]["status"] == "paused", what="the paused frame")
+        with viewer.lock:
+            frames = list(viewer.received["inside:weights-delta"])
+        assert frames[0]["kind"] == "key" and any(f["kind"] == "delta" for f in frames)
+        assert viewer.received["inside:weights"] == []  # only what it asked for
+        reader = rebuild(frames)
+        live = session.model.hidden.weight.detach().numpy()
+        steps = np.exp2(reader.exponents.astype(np.float64))[:, None] / 31
+        assert (np.abs(reader.values() - live) / steps).max() <= 0.5 + 1e-6  # standing still: exact to the code
+        full = MAX_FRAME_BYTES
+        deltas = [encoded_size("inside:weights-delta", f) for f in frames if f["kind"] == "delta"]
+        assert max(deltas[1:]) < full / 2
+
+        # A viewer joining now gets the key frame and every delta since: the same picture.
+        late = socketio_client(live_server.url, record=("inside:weights-delta",),
+                               auth={"streams": ["weights-delta"]})
+        try:
+            wait_for(lambda: late.received["inside:weights-delta"]
+                     and late.received["inside:weights-delta"][-1]["seq"] == frames[-1]["seq"], what="catch-up")
+            with late.lock:
+                np.testing.assert_array_equal(rebuild(list(late.received["inside:weights-delta"])).codes, reader.codes)
+        finally:
+            late.disconnect()
+        distributions = viewer.received["inside:distributions-delta"]
+        assert distributions[0]["kind"] == "key" and distributions[-1]["status"] == "paused"
+    finally:
+        viewer.disconnect()

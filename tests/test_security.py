@@ -15,7 +15,6 @@ from html.parser import HTMLParser
 import pytest
 import requests
 import socketio
-import torch
 
 from server import create_app
 from server.__main__ import main, parse_args

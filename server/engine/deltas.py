@@ -85,3 +85,29 @@ class RowDeltas:
         self.shown = (self.shown + change).astype(np.int8)
         self.last_changed = bool(shifts.any() or change.any())
         return {"shifts": shifts.tobytes(), "changes": pack(change.astype(np.int8))}
+
+
+class RowDeltasReader:
+    """What a viewer does with the frames (the page's static/js twin is pinned to this by a
+    browser test): apply a key frame, then each delta, and read the picture."""
+
+    def __init__(self, rows: int, cols: int):
+        self.shape = (rows, cols)
+        self.codes: np.ndarray | None = None
+        self.exponents: np.ndarray | None = None
+
+    def apply(self, part: dict) -> None:
+        if "codes" in part:  # a key frame
+            self.exponents = np.frombuffer(part["exponents"], dtype=np.int8).copy()
+            self.codes = unpack(part["codes"], self.shape).copy()
+            return
+        if self.codes is None:
+            raise ValueError("a delta needs a key frame first")
+        shifts = np.frombuffer(part["shifts"], dtype=np.uint8)
+        rows = shifts > 0
+        self.codes[rows] = self.codes[rows] >> shifts[rows, None].astype(np.int8)
+        self.exponents = (self.exponents + shifts).astype(np.int8)
+        self.codes = (self.codes + unpack(part["changes"], self.shape)).astype(np.int8)
+
+    def values(self) -> np.ndarray:
+        return decoded(self.codes, self.exponents)

@@ -316,7 +316,6 @@ class Engine:
 
     def runs_restore(self, args) -> dict:
         record = int(args["id"])
-        run = self.part().run
         saved = self.store.get(record, curves=False)
         step, data = self.store.checkpoint(record)
         try:

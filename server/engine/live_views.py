@@ -24,9 +24,8 @@ frame encoded once (server/link/wire.py); the web tier delivers it to each viewe
 from __future__ import annotations
 
 import math
-import statistics
 import time
-from collections import deque
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -39,6 +38,7 @@ from ..link.wire import encode_event
 from .deltas import LEVELS as DELTA_LEVELS, RowDeltas
 from .model import ACTIVATION_FUNCTIONS, Network
 from .run import RunFeature
+from .worker import LatestWorker
 
 TILE_SIDE = 28
 QUANT_ZERO = 128  # the uint8 code of 0.0
@@ -465,8 +465,8 @@ STREAMS = {
     "weights-delta": "inside:weights-delta",
     "distributions-delta": "inside:distributions-delta",
 }
+KEY_AFTER = 4  # a chain starts over once its deltas add up to this many key frames
 CHAINED = frozenset({"weights-delta", "distributions-delta"})  # each frame builds on the one before
-KEY_FRAME_EVERY_S = 10.0  # a chain starts over at least this often (a late viewer's catch-up stays short)
 WEIGHTS_BYTES_PER_S = 40_000  # heatmap deltas: frames come slower when they are big...
 MAX_CHAIN_INTERVAL_S = 1.0  # ...but at least once a second while the weights move
 
@@ -523,162 +523,179 @@ class Rates:
     weights_s: float = 0.4  # 2.5 heatmap frames per second
     activations_s: float = 0.2  # small charts: 5 per second
     distributions_s: float = 0.4
-    max_cost_share: float = 0.01  # per stream: snapshot time / wall time stays under this
+    # Frames are made by the views thread, on the other core: each stream may take at most this
+    # share of it (huge layers make their frames less often).
+    max_cost_share: float = 0.1
 
     def interval(self, stream: str) -> float:
         return {"weights": self.weights_s, "activations": self.activations_s,
-                "distributions": self.distributions_s}[stream.removesuffix("-delta")]
+                "distributions": self.distributions_s}[base_stream(stream)]
+
+
+def base_stream(stream: str) -> str:
+    """weights-delta -> weights: the snapshot a stream's frames are made from."""
+    return stream.removesuffix("-delta")
+
+
+BASES = ("weights", "activations", "distributions")
 
 
 class LiveViews(RunFeature):
-    """Makes a run's frames between training steps and publishes them, encoded once.
-
-    Only streams somebody watches are made (`watch`), except that distributions are recorded
-    all along (a late viewer sees the whole run). Each stream has a base interval, stretched when
-    a snapshot is costly (huge layers) so its share of training time stays under
-    `Rates.max_cost_share`. A paused, stepped or finished network is shown exactly, at once."""
+    """A run's live views: the training thread copies the weights when a stream is due (and
+    nobody-watched streams are not made, except that distributions are recorded all along, so a
+    late viewer sees the whole run); the views thread makes each frame from that copy, encodes
+    it once and publishes it. A paused, stepped or finished network is shown exactly, at once."""
 
     def __init__(self, run, publish_frame: Callable[[str, dict], None], *, rates: Optional[Rates] = None,
                  clock=time.monotonic):
         self.run = run
-        self.publish_frame = publish_frame  # (stream, {"seq", "step", "event": EncodedEvent dict})
+        self.publish_frame = publish_frame  # (stream, {"seq", "run_id", "step", "kind", "base", "event"})
         self.rates = rates or Rates()
         self.clock = clock
         validation = run.dataset.validation
         self.snapshotter = Snapshotter(validation.images, validation.labels)
         self.watched: set[str] = set()
+        self.worker = LatestWorker(f"views-{run.key}")
+        self._due = {base: 0.0 for base in BASES}
+        self._interval_s = {stream: self.rates.interval(stream) for stream in STREAMS}
+        # -- owned by the views thread
         self._seq = 0
         self._run_id: Optional[int] = None
-        self._due = {stream: 0.0 for stream in STREAMS}
-        # The last few snapshot times per stream; their median is the cost estimate, so one
-        # slow call (a cold start, a preempted thread) does not stretch the interval.
-        self._costs: dict[str, deque] = {stream: deque(maxlen=5) for stream in STREAMS}
-        self._made_at: dict[str, tuple] = {}  # stream -> (run_id, step) of its latest frame
-        self._recorded_at: Optional[tuple] = None  # (run_id, step) of the last distributions record
-        # chains (CHAINED streams): the last frame's seq, bytes since the key frame, its size and time
-        self._chain_seq: dict[str, int] = {}
-        self._chain_bytes: dict[str, int] = {}
+        self._network: Optional[Network] = None
+        self._chain_seq: dict[str, int] = {}  # chain stream -> seq of its last frame
+        self._chain_bytes: dict[str, int] = {}  # bytes since its key frame
         self._key_bytes: dict[str, int] = {}
-        self._key_at: dict[str, float] = {}
         self._last_chain_at: dict[str, float] = {}
         self._weights_chain = WeightsChain(self.snapshotter.max_tiles)
         self._distributions_held: dict = {}
         self._distributions_stale: tuple = ()
+        self._restart_chains: set[str] = set()
+        self._last_size: dict[str, int] = {}  # stream -> bytes of its last frame
 
     # -- RunFeature: in the training thread or under the run's lock
     def on_step(self, run) -> None:
         now = self.clock()
-        for stream in STREAMS:
-            if now >= self._due[stream]:
-                self._produce(stream)
+        due = [base for base in BASES if now >= self._due[base]
+               and (base == "distributions" or self._watched_variants(base))]
+        if due:
+            self._hand_over(due, now)
 
     def on_state(self, run, state: dict) -> None:
-        """A new run starts the histories over; a still network is shown exactly, at once."""
-        self._sync_run()
         if state.get("status") != "running":
-            self.refresh()
+            self._hand_over(BASES, self.clock())  # a still network is shown exactly, at once
 
-    # -- engine commands (take the run's lock)
+    def on_close(self, run) -> None:
+        self.worker.close()
+
+    # -- engine commands
     def watch(self, streams) -> None:
         """The streams somebody watches now; newly watched ones get a current frame at once
-        (a chain that nobody watched starts over: the viewers' copies stopped with it)."""
+        (a chain nobody watched starts over: its viewers' copies stopped with it)."""
         with self.run.between_steps():
             added = set(streams) - self.watched
             self.watched = set(streams)
-            for stream in added & CHAINED:
-                self._chain_seq.pop(stream, None)
-            if added:
-                self.refresh(only=added)
+            self._restart_chains |= added & CHAINED
+            bases = {base_stream(stream) for stream in added}
+            if bases:
+                self._hand_over([b for b in BASES if b in bases], self.clock())
 
-    def refresh(self, only=None) -> None:
-        """Bring streams up to the current step (needs the run's lock)."""
-        self._sync_run()
-        current = (self.run.run_id, self.run.step_count)
-        for stream in STREAMS if only is None else only:
-            if (self._made_at.get(stream) != current or (stream in CHAINED and stream not in self._chain_seq)
-                    or (stream.startswith("distributions") and self._recorded_at != current)):
-                self._produce(stream)
+    def refresh(self) -> None:
+        """Every watched stream brought to the current step (needs the run's lock)."""
+        self._hand_over(BASES, self.clock())
 
-    def _sync_run(self) -> None:
-        if self.run.run_id != self._run_id:
-            self._run_id = self.run.run_id
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait for the frames handed over so far (tests, benchmarks)."""
+        return self.worker.drain(timeout)
+
+    def _watched_variants(self, base: str) -> list[str]:
+        return [stream for stream in STREAMS if base_stream(stream) == base and stream in self.watched]
+
+    def _hand_over(self, bases, now: float) -> None:
+        """(training thread or the run's lock) Copy what the due streams need; the views
+        thread makes their frames."""
+        snapshot = self.run.snapshot(grads="distributions" in bases)
+        for base in bases:
+            variants = self._watched_variants(base)
+            if not variants and base != "distributions":
+                continue
+            self._due[base] = now + min(self._interval_s[stream] for stream in variants or [base])
+            self.worker.submit(base, partial(self._make, base, variants, snapshot))
+
+    # -- the views thread
+    def _make(self, base: str, streams: list[str], snapshot: dict) -> None:
+        if snapshot["run_id"] != self._run_id:
+            self._run_id = snapshot["run_id"]
             self.snapshotter.new_run()
-            self._made_at.clear()
-            self._recorded_at = None
             self._chain_seq.clear()  # a new run: every chain starts with a key frame
-
-    def _produce(self, stream: str) -> None:
-        self._sync_run()
-        run = self.run
-        trainer = run.trainer
-        model, step = trainer.model, trainer.global_step
-        watched = stream in self.watched
+        self._network = snapshot["weights"].into(self._network)
+        model, step = self._network, snapshot["step"]
         started = time.perf_counter()
-        payload, kind, base = None, None, None
-        if stream in ("distributions", "distributions-delta") and self._recorded_at != (run.run_id, step):
-            # Recorded even when nobody watches, so a late viewer sees the whole run.
+        if base == "distributions":
             self.snapshotter.record_distributions(model, step)
-            self._recorded_at = (run.run_id, step)
-        if watched and stream in CHAINED:
-            payload, kind = self._chain_frame(stream, model)
+        for stream in streams:
+            self._publish(stream, model, snapshot)
+        if streams:
+            cost = (time.perf_counter() - started) / len(streams)
+            for stream in streams:
+                interval = max(self.rates.interval(stream), cost / self.rates.max_cost_share)
+                if stream == "weights-delta":  # big frames come slower, but at least once a second
+                    interval = max(interval, min(MAX_CHAIN_INTERVAL_S, self._last_size.get(stream, 0) / WEIGHTS_BYTES_PER_S))
+                self._interval_s[stream] = interval
+
+    def _publish(self, stream: str, model: Network, snapshot: dict) -> None:
+        kind, base = None, None
+        if stream in CHAINED:
+            if stream in self._restart_chains:
+                self._restart_chains.discard(stream)
+                self._chain_seq.pop(stream, None)
+            payload, kind = self._chain_frame(stream, model, still=snapshot["status"] != "running")
+            if payload is None:
+                return
             base = self._chain_seq.get(stream) if kind == "delta" else None
-        elif watched:
-            payload = (self.snapshotter.distributions_frame() if stream == "distributions"
-                       else self.snapshotter.weights_frame(model) if stream == "weights"
-                       else self.snapshotter.activations_frame(model, step))
-        event = None
-        if payload is not None:
-            self._seq += 1
-            payload.update({"run_id": run.run_id, "step": step, "epoch": trainer.epoch_progress(),
-                            "status": run.status, "interval_s": self._interval(stream), "seq": self._seq})
-            if base is not None:
-                payload["base"] = base
-            event = encode_event(STREAMS[stream], payload)
-        self._costs[stream].append(time.perf_counter() - started)
-        interval = self._interval(stream)
-        if event is not None and stream == "weights-delta":  # big frames come slower, up to 1 s apart
-            interval = max(interval, min(MAX_CHAIN_INTERVAL_S, event.size / WEIGHTS_BYTES_PER_S))
-        self._due[stream] = self.clock() + interval
-        if event is None:
-            return
-        self._made_at[stream] = (run.run_id, step)
+        elif stream == "distributions":
+            payload = self.snapshotter.distributions_frame()
+        elif stream == "weights":
+            payload = self.snapshotter.weights_frame(model)
+        else:
+            payload = self.snapshotter.activations_frame(model, snapshot["step"])
+        self._seq += 1
+        payload.update({"run_id": snapshot["run_id"], "step": snapshot["step"], "epoch": snapshot["epoch"],
+                        "status": snapshot["status"], "interval_s": self._interval_s[stream], "seq": self._seq})
+        if base is not None:
+            payload["base"] = base
+        event = encode_event(STREAMS[stream], payload)
+        self._last_size[stream] = event.size
         if stream in CHAINED:
             self._chain_seq[stream] = self._seq
             self._chain_bytes[stream] = event.size + (0 if kind == "key" else self._chain_bytes.get(stream, 0))
             if kind == "key":
-                self._key_bytes[stream], self._key_at[stream] = event.size, self.clock()
-        self.publish_frame(stream, {"seq": self._seq, "run_id": run.run_id, "step": step, "kind": kind,
-                                    "base": base, "event": event.as_dict()})
+                self._key_bytes[stream] = event.size
+        self.publish_frame(stream, {"seq": self._seq, "run_id": snapshot["run_id"], "step": snapshot["step"],
+                                    "kind": kind, "base": base, "event": event.as_dict()})
 
     def _needs_key(self, stream: str) -> bool:
-        """A chain starts over for a new run, every KEY_FRAME_EVERY_S, and once its deltas add
-        up to more than a key frame (a late viewer then catches up with one frame)."""
-        return (stream not in self._chain_seq or self.clock() - self._key_at.get(stream, 0.0) >= KEY_FRAME_EVERY_S
-                or self._chain_bytes.get(stream, 0) > 2 * self._key_bytes.get(stream, 0))
+        """A chain starts over for a new run, when a viewer joins a chain nobody watched, and
+        once its deltas add up to more than KEY_AFTER key frames (a late viewer catches up with one
+        key frame and the deltas since)."""
+        return stream not in self._chain_seq or self._chain_bytes.get(stream, 0) > KEY_AFTER * self._key_bytes.get(stream, 0)
 
-    def _chain_frame(self, stream: str, model) -> tuple[Optional[dict], str]:
+    def _chain_frame(self, stream: str, model, *, still: bool) -> tuple[Optional[dict], str]:
         key = self._needs_key(stream)
-        still = self.run.status != "running"
         if stream == "weights-delta":
             payload, changed = self._weights_chain.frame(model, key=key, exact=still)
-            if not changed and not still and self.clock() - self._last_chain_at.get(stream, 0.0) < MAX_CHAIN_INTERVAL_S:
+            if not changed and not key and self.clock() - self._last_chain_at.get(stream, 0.0) < MAX_CHAIN_INTERVAL_S:
                 return None, "delta"  # the weights barely moved: nothing to send yet
         else:
             held, stale = self.snapshotter.distributions_state()
             key = key or stale != self._distributions_stale
             payload = self.snapshotter.distributions_frame(since=None if key else self._distributions_held)
-            payload["kind"] = "key" if key else "delta"
             self._distributions_held, self._distributions_stale = held, stale
+            payload["kind"] = "key" if key else "delta"
         self._last_chain_at[stream] = self.clock()
         return payload, "key" if key else "delta"
 
-    def _interval(self, stream: str) -> float:
-        costs = self._costs[stream]
-        cost = statistics.median(costs) if len(costs) >= 3 else 0.0  # the first calls run cold
-        return max(self.rates.interval(stream), cost / self.rates.max_cost_share)
-
     def neuron(self, index: int, pixels) -> dict:
-        """One neuron of the first hidden layer, for the inspector."""
+        """One neuron of the first hidden layer, for the inspector (the live weights)."""
         run = self.run
         with run.between_steps():
             model = run.trainer.model

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..experiment import ACTIVATIONS, N_CLASSES, N_INPUTS, Architecture, TrainConfig
+from ..experiment import ACTIVATIONS, Architecture, TrainConfig
 
 # The activations as PyTorch computes them (names and spellings: server/experiment.py).
 ACTIVATION_FUNCTIONS = {
@@ -95,3 +95,40 @@ def build_network(config: TrainConfig) -> Network:
         return Network(Architecture.of(config))
     finally:
         torch.random.set_rng_state(generator_state)
+
+
+@dataclass(frozen=True)
+class WeightsSnapshot:
+    """A copy of a network's weights (and, when asked for, its weight gradients), taken between
+    training steps, for work done elsewhere while training goes on."""
+
+    architecture: Architecture
+    weights: dict  # state_dict name -> CPU tensor copy
+    grads: dict | None = None  # "<layer>.weight" -> CPU tensor copy of its gradient
+
+    @classmethod
+    def of(cls, network: Network, *, grads: bool = False) -> "WeightsSnapshot":
+        with torch.no_grad():
+            weights = {name: tensor.detach().to("cpu", copy=True) for name, tensor in network.state_dict().items()}
+            copied = None
+            if grads:
+                copied = {}
+                for name in network.layer_names + ["output"]:
+                    grad = getattr(network, name).weight.grad
+                    if grad is not None:
+                        copied[f"{name}.weight"] = grad.detach().to("cpu", copy=True)
+        return cls(network.architecture, weights, copied)
+
+    def into(self, network: "Network | None" = None) -> Network:
+        """A CPU network holding these weights (and gradients): `network` reused when it has the
+        same architecture, else a new one."""
+        if network is None or network.architecture != self.architecture:
+            network = Network(self.architecture)
+        with torch.no_grad():
+            for name, tensor in network.state_dict().items():
+                tensor.copy_(self.weights[name])
+            for name in network.layer_names + ["output"]:
+                weight = getattr(network, name).weight
+                grad = (self.grads or {}).get(f"{name}.weight")
+                weight.grad = grad.clone() if grad is not None else None
+        return network

@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -48,7 +47,8 @@ class Outbox:
         with self._cond:
             if self._closed:
                 return
-            if item.get("kind") == "message" and item.get("topic") == "frame":
+            # Whole frames: only the newest matters. A chain's frames each build on the last: all go.
+            if item.get("kind") == "message" and item.get("topic") == "frame" and not item["payload"].get("kind"):
                 key = (item.get("run"), item["payload"].get("stream"))
                 self._frames.pop(key, None)
                 self._frames[key] = item

@@ -24,6 +24,7 @@ import torch
 from ..errors import UserError
 from ..experiment import DEFAULT_PACE, LIVE_FIELDS, PACE_FIELD, ConfigError, TrainConfig, checked_pace, split_pace
 from .history import CurveHistory
+from .model import WeightsSnapshot
 from .trainer import BatchStats, Trainer
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,12 @@ class TrainingRun:
     @property
     def model(self):
         return self.trainer.model
+
+    def snapshot(self, *, grads: bool = False) -> dict:
+        """The run as it is now, for work done off the training thread (call between steps):
+        {"run_id", "step", "epoch" (float), "status", "weights": WeightsSnapshot}."""
+        return {"run_id": self.run_id, "step": self.trainer.global_step, "epoch": self.trainer.epoch_progress(),
+                "status": self.status, "weights": WeightsSnapshot.of(self.trainer.model, grads=grads)}
 
     @property
     def step_count(self) -> int:

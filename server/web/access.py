@@ -74,10 +74,30 @@ def _presented_token() -> Optional[str]:
     return request.headers.get(CONTROL_TOKEN_HEADER)
 
 
+CONNECT_AUTH_KEY = "playground.connect_auth"
+
+
 def remember_auth(auth) -> None:
-    """Call in the Socket.IO connect handler: keeps the token this connection presented."""
-    token = auth.get("token") if isinstance(auth, dict) else None
+    """Call in the Socket.IO connect handler: keeps the token this connection presented, and
+    its whole connect `auth` (what else it asked for: streams, broadcasts) for the features."""
+    auth = auth if isinstance(auth, dict) else {}
+    token = auth.get("token")
     request.environ[ENVIRON_TOKEN_KEY] = token if isinstance(token, str) and token else None
+    request.environ[CONNECT_AUTH_KEY] = auth
+
+
+def connect_auth() -> dict:
+    """The connect `auth` dict of the current Socket.IO connection ({} when it gave none)."""
+    return request.environ.get(CONNECT_AUTH_KEY) or {}
+
+
+def asked_at_connect(name: str, known) -> Optional[list[str]]:
+    """What this connection asked for under `name` in its connect auth (e.g. {"streams":
+    [...]}): the known names among them, or None when it did not ask (not a list: not asked)."""
+    wanted = connect_auth().get(name)
+    if not isinstance(wanted, list):
+        return None
+    return [item for item in dict.fromkeys(wanted) if isinstance(item, str) and item in known]
 
 
 def access_level() -> dict:

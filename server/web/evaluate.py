@@ -11,13 +11,15 @@ changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint, GET /ap
 from __future__ import annotations
 
 import io
+from typing import Literal
 
 from flask import Flask, jsonify, request, send_file
+from flask_socketio import join_room, leave_room
 from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, UserError
-from .access import require_control
+from .access import asked_at_connect, require_control
 from .answers import answered, parse
 from .schemas import Strict
 
@@ -27,6 +29,17 @@ UPLOAD_CONTENT_TYPE = "application/octet-stream"
 # The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
 CHECKPOINT_TIMEOUT_S = 120.0  # saving or loading the biggest network takes seconds
+
+
+BROADCASTS = ("evaluation", "runs")
+
+
+def room(topic: str) -> str:
+    return f"broadcast:{topic}"
+
+
+class BroadcastsRequest(Strict):
+    topics: list[Literal["evaluation", "runs"]] = Field(max_length=len(BROADCASTS))
 
 
 class CellRequest(Strict):
@@ -60,8 +73,29 @@ def init_app(app: Flask, playground) -> None:
     def ask(command: str, args=None) -> dict:
         return playground.request(command, args)
 
-    playground.subscribe("evaluation", lambda message: socketio.emit("evaluation", message["payload"]))
-    playground.subscribe("runs", lambda message: socketio.emit("runs", message["payload"]))
+    # `evaluation` and `runs` go to the viewers who take them: by default everyone (the first
+    # protocol); a page says which it wants when connecting (auth {"broadcasts": [...]}) and
+    # changes its mind with broadcasts:subscribe (the page: when those panels are in view).
+    for topic in BROADCASTS:
+        playground.subscribe(topic, lambda message: socketio.emit(message["topic"], message["payload"],
+                                                                   to=room(message["topic"])))
+
+    def take(sid, topics):
+        for topic in BROADCASTS:
+            (join_room if topic in topics else leave_room)(room(topic), sid=sid, namespace="/")
+
+    def greet(sid):
+        wanted = asked_at_connect("broadcasts", BROADCASTS)
+        take(sid, BROADCASTS if wanted is None else wanted)
+
+    playground.on_connect.append(greet)
+
+    @socketio.on("broadcasts:subscribe")
+    @answered
+    def on_broadcasts_subscribe(payload=None):
+        topics = parse(BroadcastsRequest, payload).topics
+        take(request.sid, set(topics))
+        return {"topics": sorted(set(topics))}
 
     # ---- Socket.IO -----------------------------------------------------------------------
     def query(event: str, schema=None, build=lambda body: {}, control: bool = False):

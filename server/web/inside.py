@@ -24,21 +24,27 @@ from pydantic import Field
 from ..errors import UserError
 from ..link.wire import EncodedEvent, decode_event
 from ..preprocess import preprocess_pixels
+from .access import asked_at_connect
 from .answers import answered, parse
 from .schemas import Strict
 from .transport import is_connected, is_pending, send_encoded
 
 log = logging.getLogger(__name__)
 
-# stream name -> Socket.IO event
+# stream name -> Socket.IO event (the engine's server/engine/live_views.py STREAMS)
 STREAMS = {
     "weights": "inside:weights",  # heatmaps: hidden tiles, output weights
     "activations": "inside:activations",  # hidden activations over a fixed validation batch
     "distributions": "inside:distributions",  # weight and gradient histograms over steps
+    "weights-delta": "inside:weights-delta",  # the heatmaps as a key frame, then what changed
+    "distributions-delta": "inside:distributions-delta",  # the histograms, then new records only
 }
+CHAINED = frozenset({"weights-delta", "distributions-delta"})
+# A new viewer that does not say which streams it wants gets these (the first protocol's).
+DEFAULT_STREAMS = ("weights", "activations", "distributions")
 CONNECT_GRACE_S = 1.0
 ACK_TIMEOUT_S = 10.0  # an unacknowledged frame is given up after this
-StreamName = Literal["weights", "activations", "distributions"]
+StreamName = Literal["weights", "activations", "distributions", "weights-delta", "distributions-delta"]
 
 
 class SubscribeRequest(Strict):
@@ -78,6 +84,8 @@ class FrameDelivery:
         self.clock = clock
         self._cond = threading.Condition()
         self._latest: dict[str, tuple[int, EncodedEvent]] = {}  # stream -> (local seq, frame)
+        # chained streams: stream -> [(local seq, engine seq, frame)], a key frame then its deltas
+        self._chains: dict[str, list[tuple[int, int, EncodedEvent]]] = {}
         self._seq = 0
         self._published: dict[str, int] = {}  # stream -> frames published so far
         self._clients: dict[str, _Client] = {}
@@ -85,11 +93,22 @@ class FrameDelivery:
         self._thread: Optional[threading.Thread] = None
 
     # -- the engine's frames
-    def publish(self, stream: str, engine_seq: int, event: EncodedEvent) -> int:
+    def publish(self, stream: str, engine_seq: int, event: EncodedEvent, *, kind: Optional[str] = None,
+                base: Optional[int] = None) -> int:
+        """A whole frame (kind None: it replaces the last), or a chain's key frame or delta."""
         with self._cond:
             self._seq += 1
             self._published[stream] = self._published.get(stream, 0) + 1
             self._latest[stream] = (self._seq, event)
+            if kind == "key":
+                self._chains[stream] = [(self._seq, engine_seq, event)]
+            elif kind == "delta":
+                chain = self._chains.get(stream)
+                if chain and chain[-1][1] == base:
+                    chain.append((self._seq, engine_seq, event))
+                else:  # a delta on a frame we never had: wait for the next key frame
+                    self._chains.pop(stream, None)
+                    log.warning("%s: a delta arrived without its base frame; waiting for a key frame", stream)
             self._cond.notify_all()
             return self._seq
 
@@ -97,6 +116,7 @@ class FrameDelivery:
         """The engine restarted: its old frames describe a network that is gone."""
         with self._cond:
             self._latest.clear()
+            self._chains.clear()
 
     def latest(self, stream: str) -> Optional[dict]:
         """The newest frame of a stream as its viewers get it (tests and benchmarks)."""
@@ -167,20 +187,35 @@ class FrameDelivery:
             self._thread = threading.Thread(target=self._run, name="inside-sender", daemon=True)
             self._thread.start()
 
+    def _frames_for(self, client: _Client, stream: str) -> list[tuple[int, EncodedEvent]]:
+        """What `client` needs of `stream` now: the newest whole frame; for a chain, the deltas
+        after the frame it holds, or the key frame and every delta since."""
+        if stream not in self._chains and stream not in CHAINED:
+            entry = self._latest.get(stream)
+            return [entry] if entry is not None and entry[0] > client.sent.get(stream, 0) else []
+        chain = self._chains.get(stream) or []
+        held = client.sent.get(stream, 0)
+        if not chain or chain[-1][0] <= held:
+            return []
+        seqs = [seq for seq, _, _ in chain]
+        start = seqs.index(held) + 1 if held in seqs else 0
+        return [(seq, event) for seq, _, event in chain[start:]]
+
     def _due(self) -> list:
         now = self.clock()
         jobs = []
         for sid, client in self._clients.items():
             for stream in client.streams:
-                entry = self._latest.get(stream)
-                if entry is None or entry[0] <= client.sent.get(stream, 0):
+                frames = self._frames_for(client, stream)
+                if not frames:
                     continue
                 flight = client.in_flight.get(stream)
                 if flight is not None and now - flight[1] < self.ack_timeout_s:
                     continue  # wait for the acknowledgement; newer frames replace older ones meanwhile
-                client.sent[stream] = entry[0]
-                client.in_flight[stream] = (entry[0], now)
-                jobs.append((sid, stream, entry[0], entry[1]))
+                last = frames[-1][0]
+                client.sent[stream] = last
+                client.in_flight[stream] = (last, now)
+                jobs.append((sid, stream, last, [event for _, event in frames]))
         return jobs
 
     def _sweep(self) -> Optional[set]:
@@ -214,9 +249,11 @@ class FrameDelivery:
             self._tell(changed)
             if jobs is None:
                 return
-            for sid, stream, seq, event in jobs:
+            for sid, stream, seq, events in jobs:
                 try:
-                    send_encoded(self.socketio, sid, event, partial(self._acknowledged, sid, stream, seq))
+                    for event in events[:-1]:  # a chain's catch-up: only the last is acknowledged
+                        send_encoded(self.socketio, sid, event)
+                    send_encoded(self.socketio, sid, events[-1], partial(self._acknowledged, sid, stream, seq))
                 except Exception:  # a vanished client must not stop the others' frames
                     log.exception("could not send %s to %s", stream, sid)
 
@@ -247,7 +284,8 @@ def init_app(app, playground) -> None:
 
     def on_frame(message):
         frame = message["payload"]
-        delivery.publish(frame["stream"], frame["seq"], EncodedEvent.from_dict(frame["event"]))
+        delivery.publish(frame["stream"], frame["seq"], EncodedEvent.from_dict(frame["event"]),
+                         kind=frame.get("kind"), base=frame.get("base"))
 
     playground.subscribe("frame", on_frame)
 
@@ -257,8 +295,13 @@ def init_app(app, playground) -> None:
             watch_changed(delivery.watched())
 
     playground.on_engine_status.append(on_engine_status)
-    # A new viewer is subscribed to every stream and sent the current frames at once.
-    playground.on_connect.append(lambda sid: delivery.add_client(sid, STREAMS))
+    # A new viewer is subscribed to the streams it asked for when connecting (connect auth
+    # {"streams": [...]}), or else to the first protocol's three, and sent their frames at once.
+    def greet(sid):
+        wanted = asked_at_connect("streams", STREAMS)
+        delivery.add_client(sid, DEFAULT_STREAMS if wanted is None else wanted)
+
+    playground.on_connect.append(greet)
 
     @socketio.on("inside:subscribe")
     @answered

@@ -169,7 +169,7 @@ def init_app(app: Flask, playground) -> None:
     # ---- Socket.IO ------------------------------------------------------------------------
     @socketio.on("connect")
     def on_connect(auth=None):
-        remember_auth(auth)  # the control token, if this viewer gave one
+        remember_auth(auth)  # the control token, if this viewer gave one, and what it asks for
         # A late joiner gets the whole run so far (config, status, curve history) at once.
         try:
             emit("state", playground.request("state")["state"])

@@ -78,9 +78,9 @@ def send_packets_whole(server) -> None:
     manager.emit = emit_whole
 
 
-def send_encoded(socketio, sid: str, encoded: EncodedEvent, callback: Callable) -> bool:
-    """Send an encoded event to client `sid` on `/`, asking for an acknowledgement that calls
-    `callback(*answer)`. False when the client is gone."""
+def send_encoded(socketio, sid: str, encoded: EncodedEvent, callback: Callable | None = None) -> bool:
+    """Send an encoded event to client `sid` on `/`; with `callback`, asking for an
+    acknowledgement that calls `callback(*answer)`. False when the client is gone."""
     server = socketio.server
     manager = server.manager
     eio_sid = manager.eio_sid_from_sid(sid, "/")
@@ -91,9 +91,9 @@ def send_encoded(socketio, sid: str, encoded: EncodedEvent, callback: Callable) 
         event, data = decode_event(encoded)
         socketio.emit(event, data, to=sid, callback=callback)
         return True
-    ack_id = manager._generate_ack_id(sid, callback)
+    ack_id = "" if callback is None else str(manager._generate_ack_id(sid, callback))
     n = len(encoded.attachments)
-    head = (f"{socketio_packet.BINARY_EVENT}{n}-" if n else str(socketio_packet.EVENT)) + str(ack_id) + encoded.text
+    head = (f"{socketio_packet.BINARY_EVENT}{n}-" if n else str(socketio_packet.EVENT)) + ack_id + encoded.text
     with client_lock(server, eio_sid):
         server.eio.send(eio_sid, head)
         for attachment in encoded.attachments:
