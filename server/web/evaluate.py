@@ -144,7 +144,7 @@ def checkpoint_name(config: TrainConfig, step: int, run: Optional[int] = None) -
 
 def init_app(app: Flask, socketio, session: TrainingSession) -> None:
     settings = app.config["SETTINGS"]
-    store = RunStore(settings.data_dir)
+    store = RunStore(settings.data_dir, database_url=settings.database)
     evaluations = Evaluations(session)
     browser = DatasetBrowser(session.dataset)
 

@@ -1,0 +1,1 @@
+"""The engine: everything torch (runs, training, snapshots, evaluation, storage); it imports no web."""
