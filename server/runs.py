@@ -124,14 +124,13 @@ class RunRecorder:
                 return
             session = self.session
             self._note_config(session.trainer.config.model_dump(), session.trainer.global_step)
-            kept = self.store.update(
-                record_id, status=status or session.status, steps=session.trainer.global_step,
-                history=list(session.history), epochs=list(session.epochs), config=self._config,
-                config_changes=self._config_changes, note=session.notice)
+            progress = dict(status=status or session.status, steps=session.trainer.global_step,
+                            history=list(session.history), epochs=list(session.epochs), config=self._config,
+                            config_changes=self._config_changes, note=session.notice)
+            # With weights: progress and weights in one transaction (never from two moments).
+            kept = (self.store.save_progress(record_id, **progress, weights=state_dict_bytes(session.trainer.model))
+                    if with_weights else self.store.update(record_id, **progress))
             if not kept:  # deleted by a viewer: stop recording this run
                 self._record_id = None
                 return
-            if with_weights:
-                self.store.save_checkpoint(record_id, session.trainer.global_step,
-                                           state_dict_bytes(session.trainer.model))
         self.on_change()
