@@ -47,6 +47,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"  # the tables the code before migrations made
 # Engines starting together on one PostgreSQL take turns to migrate (pg_advisory_xact_lock).
 MIGRATION_LOCK_KEY = 0x6E6E4C696E  # "nnLin"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 SQLITE_TIMEOUT_S = 10  # how long a writer waits for another process's write to finish
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Alembic's `context` and `op` are module-wide proxies: one migration at a time in a process.
@@ -346,6 +347,16 @@ class RunStore:
 
         quick_check reads every page once (a second or so for a GB): done once, at start-up,
         so that damage is found now and not in the middle of a save."""
+        # The header first, without SQLite: opening a file that is not a database would make
+        # SQLite delete a journal beside it that it finds invalid, and that journal goes with
+        # the damaged file (the operator may want both).
+        try:
+            with open(path, "rb") as file:
+                header = file.read(len(SQLITE_HEADER))
+        except OSError:
+            return None  # cannot be read at all: told as unreadable, not moved
+        if header and header != SQLITE_HEADER:
+            return "file is not a database"
         target = f"file:{quote(str(path.resolve()))}" + ("" if writable else "?mode=ro")
         try:
             db = sqlite3.connect(target, uri=True, timeout=SQLITE_TIMEOUT_S)
@@ -420,8 +431,12 @@ class RunStore:
         if self.engine is None:
             yield None
             return
-        with self._lock, self.engine.connect() as db:
-            yield db
+        with self._lock:
+            try:
+                with self.engine.connect() as db:
+                    yield db
+            except DBAPIError as err:
+                raise StoreError(f"{self.where} cannot be read now ({str(err.orig).strip()})") from None
 
     # ---- writing ----------------------------------------------------------------------------
     def create(self, *, config: dict, dataset: str, origin: Optional[str] = None,
