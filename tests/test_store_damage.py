@@ -283,3 +283,21 @@ def test_the_recorder_never_keeps_steps_and_weights_from_different_moments_on_a_
         finally:
             session.close()
             store.close()
+
+
+def test_the_playground_starts_on_a_damaged_database_and_records_new_runs(tmp_path, small_dataset):
+    (tmp_path / DB_NAME).write_bytes(b"\x00garbage" * 1000)
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=small_dataset)
+    try:
+        [notice] = app.extensions["playground"]["runs"].notices
+        assert "was damaged (file is not a database): it was moved aside" in notice
+        session = app.extensions["playground"]["session"]
+        session.reset({"batch_size": 250})
+        session.step(2)
+        client = app.extensions["playground"]["socketio"].test_client(app)
+        answer = client.emit("runs:list", callback=True)
+        assert answer["ok"] and [(r["id"], r["steps"]) for r in answer["runs"]] == [(1, 2)]
+        client.disconnect()
+    finally:
+        app.extensions["playground"]["session"].close()
+        app.extensions["playground"]["runs"].close()
