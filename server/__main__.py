@@ -86,6 +86,24 @@ def main(argv=None) -> int:
         print(f"error: {describe_validation_error(err)}", file=sys.stderr)
         return 2
 
+    from .engine.datadir import DataDirInUse, DataDirLock
+
+    try:
+        # Before anything reads or writes the folder: a second server on it must not touch the
+        # first one's records. Held while this server runs.
+        data_dir_lock = DataDirLock(settings.data_dir).acquire()
+    except DataDirInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if data_dir_lock.notice:
+        print(f"Note: {data_dir_lock.notice}", flush=True)
+    try:
+        return serve(settings)
+    finally:
+        data_dir_lock.release()
+
+
+def serve(settings: Settings) -> int:
     from .app import create_app
     from .data import DataError
 

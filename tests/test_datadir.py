@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 
 import pytest
+import requests
 
 from server.engine.datadir import LOCK_NAME, DataDirInUse, DataDirLock
+from server.engine.store import DB_NAME
 from tests.disks import read_only_folder
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port, socketio_client, wait_for
 
 # The module loaded from its file: `import server...` would import torch (seconds) for nothing.
 HOLD = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('datadir', 'server/engine/datadir.py'); "
@@ -78,3 +81,65 @@ def test_a_read_only_folder_is_still_locked_when_it_has_a_lock_file_and_said_so_
         make_read_only()
         with DataDirLock(without) as lock:
             assert lock.notice.startswith(f"{without} is read-only (")
+
+
+# ---- python -m server ---------------------------------------------------------------------------
+
+def start_server(port: int, data_dir) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HOST", None)
+    env.pop("PORT", None)
+    return subprocess.Popen([sys.executable, "-m", "server", "--port", str(port), "--device", "cpu",
+                             "--data-dir", str(data_dir)], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.ConnectionError:  # not listening yet
+        return False
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_data_directory_exits_2_naming_the_first_and_leaves_its_run_alone(tmp_path):
+    first_port, second_port = free_port(), free_port()
+    with start_server(first_port, tmp_path) as first:
+        try:
+            for line in first.stdout:
+                if "The playground is at" in line:
+                    break
+            else:
+                pytest.fail(f"the first server stopped: {first.stderr.read()}")
+            url = f"http://127.0.0.1:{first_port}"
+            wait_for(lambda: answers(url + "/healthz"), what="the first server to answer")
+            viewer = socketio_client(url, record=())
+            try:
+                assert viewer.call("train:start", timeout=10)["ok"]
+                wait_for(lambda: viewer.call("runs:list", timeout=10)["runs"], what="the live run's record")
+                assert viewer.call("train:pause", timeout=10)["ok"]  # under way, paused: a live run
+                [run] = viewer.call("runs:list", timeout=10)["runs"]
+                assert run["status"] == "paused"
+
+                with start_server(second_port, tmp_path) as second:
+                    try:
+                        stdout, stderr = second.communicate(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        second.kill()
+                        stdout, stderr = second.communicate()
+                assert second.returncode == 2, (stdout, stderr)
+                assert stderr.startswith(f"error: the data directory {tmp_path} is in use by another playground "
+                                         f"server: process {first.pid} (")
+                assert f"-m server --port {first_port}" in stderr and "Traceback" not in stderr
+                assert "The playground is at" not in stdout
+
+                # The first server's records are untouched: its live run is not marked interrupted.
+                with sqlite3.connect(tmp_path / DB_NAME) as db:
+                    assert db.execute("SELECT id, status FROM runs").fetchall() == [(run["id"], "paused")]
+                db.close()
+                assert viewer.call("runs:list", timeout=10)["runs"][0]["status"] == "paused"
+            finally:
+                viewer.disconnect()
+        finally:
+            first.terminate()
+            first.wait(timeout=30)
