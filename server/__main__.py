@@ -68,6 +68,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="allow --host to be a non-loopback interface (other machines can then "
                              "watch; controlling needs the control token printed at start-up, or "
                              "env PLAYGROUND_CONTROL_TOKEN)")
+    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                        help="another name this server may be reached by (the Host in its address, e.g. a "
+                             "proxy's playground.example.org); repeat for several. Loopback names and the "
+                             "--host address always work; requests naming any other Host are refused")
     return parser.parse_args(argv)
 
 
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
             "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
             "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
             "mirrors": args.mirrors, "torch_threads": args.torch_threads or default_torch_threads(),
-            "allow_remote": args.allow_remote,
+            "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
             "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         })
     except ValidationError as err:

@@ -125,8 +125,9 @@ def create_app(config: dict | Settings | None = None, *, dataset=None) -> Flask:
     app.extensions["playground"] = {"session": session, "socketio": socketio, "settings": settings,
                                     "connect_hooks": connect_hooks}
 
-    from .web import access, evaluate, events, explain, inside, limits, routes
+    from .web import access, evaluate, events, explain, hosts, inside, limits, routes
     routes.init_app(app, session)
+    hosts.init_app(app, socketio)  # only known Hosts (DNS rebinding), only own pages' Origin on writes
     access.init_app(app, socketio, connect_hooks)  # control token, local-vs-remote viewers
     limits.init_app(app, socketio)  # message size caps, rate limits
     events.init_app(socketio, session, connect_hooks)

@@ -32,6 +32,23 @@ class Settings(BaseModel):
     # then need the control token (printed at start-up; None = a new random one) to control.
     allow_remote: bool = Field(False, validate_default=True)
     control_token: Optional[str] = Field(None, min_length=16, max_length=256)
+    # Host names the server may be reached by besides loopback and --host (server/web/hosts.py:
+    # any other Host is refused, against DNS rebinding). --allowed-host, repeatable.
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts_are_host_names(cls, hosts):
+        from .web.hosts import split_host
+
+        names = []
+        for host in hosts:
+            parsed = split_host(host)
+            if parsed is None or parsed[1] is not None:
+                raise ValueError(f"allowed host {host!r} is not a host name or address (give a name such as "
+                                 "playground.example.org, without scheme, port or path)")
+            names.append(parsed[0])
+        return names
 
     @field_validator("mirrors")
     @classmethod
