@@ -102,3 +102,26 @@ def read_only_folder(folder: Path, size: str = "16m"):
             if mounted is None:
                 for path in [folder, *folder.iterdir()]:
                     path.chmod(0o755)
+
+
+@contextmanager
+def read_only_file(path: Path):
+    """`path` (an existing file) made read-only for everyone, root included, in a folder that
+    stays writable: a read-only bind mount of the file onto itself."""
+    bound = _mount("--bind", str(path), str(path))
+    if bound.returncode != 0:
+        if os.geteuid() == 0:
+            pytest.fail(f"cannot make a read-only file here: mounting is refused ({bound.stderr.strip()}) and root "
+                        "ignores permission bits")
+        path.chmod(0o444)
+        try:
+            yield "permission bits (mount refused)"
+        finally:
+            path.chmod(0o644)
+        return
+    try:
+        result = _mount("-o", "remount,bind,ro", str(path))
+        assert result.returncode == 0, result.stderr
+        yield "a read-only bind mount of the file"
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True, timeout=30)

@@ -15,7 +15,7 @@ import pytest
 
 from server import create_app
 from server.engine.store import DB_NAME, RunError, RunStore, StoreFullError, StoreReadOnlyError
-from tests.disks import FullDisk, read_only_folder, tmpfs
+from tests.disks import FullDisk, read_only_file, read_only_folder, tmpfs
 
 CONFIG = {"hidden_sizes": [8], "activation": "relu", "optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
           "batch_size": 4, "output": "logits", "weight_decay": 0, "seed": 1}
@@ -141,6 +141,25 @@ def test_a_read_only_data_directory_is_served_read_only_and_writes_are_refused_i
         finally:
             store.close()
         assert (folder / DB_NAME).read_bytes() == before
+
+
+def test_a_read_only_database_file_in_a_writable_folder_is_served_read_only(tmp_path):
+    ids = store_with_runs(tmp_path, n=2, weights=b"kept weights")
+    before = (tmp_path / DB_NAME).read_bytes()
+    with read_only_file(tmp_path / DB_NAME) as how:
+        store = RunStore(tmp_path)
+        try:
+            [notice] = store.notices
+            assert notice.startswith(f"{tmp_path / DB_NAME} is read-only ("), how
+            assert [r["id"] for r in store.list()] == ids[::-1]
+            assert store.checkpoint(ids[1]) == (4, b"kept weights")
+            with pytest.raises(StoreReadOnlyError, match="run #1's progress at step 9 could not be saved: .* is served "
+                                                         "read-only"):
+                store.update(ids[0], **progress(9))
+        finally:
+            store.close()
+    assert (tmp_path / DB_NAME).read_bytes() == before
+    assert moved_aside(tmp_path) == []
 
 
 def test_a_read_only_folder_without_a_database_starts_with_no_runs_and_says_so(tmp_path):

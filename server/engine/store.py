@@ -315,7 +315,7 @@ class RunStore:
             self.notices.append(f"{path} holds no runs and cannot be written ({reason}): runs are not recorded")
             return
         self.notices.append(f"{path} is read-only ({reason}): the runs in it can be listed, read and "
-                            "restored, but new runs are not recorded; make it writable and restart to record them")
+                            "restored, but new runs are not recorded until that is fixed and the server restarted")
         log.warning(self.notices[-1])
 
     @staticmethod
