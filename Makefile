@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test chromium bench clean
+.PHONY: run test setup setup-test chromium services bench clean
 
 run: setup
 	$(PY) -m server
@@ -22,7 +22,7 @@ bench: setup-test
 
 setup: $(VENV)/.runtime-installed node_modules/.installed
 
-setup-test: setup $(VENV)/.dev-installed chromium
+setup-test: setup $(VENV)/.dev-installed chromium services
 
 $(VENV)/.runtime-installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ node_modules/.installed: package.json package-lock.json
 # Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# Debian's PostgreSQL 15 and Redis for the tests, which start their own servers on free ports in
+# temporary folders (the packages' own services are not used; in containers they do not start).
+PG_BIN := /usr/lib/postgresql/15/bin
+services:
+	@{ test -x $(PG_BIN)/initdb && command -v redis-server >/dev/null 2>&1; } || { \
+	  log=$$(mktemp) && { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq postgresql redis-server; } >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

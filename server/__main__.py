@@ -43,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="allow --host to be a non-loopback interface (other machines can then "
                              "watch; controlling needs the control token printed at start-up, or "
                              "env PLAYGROUND_CONTROL_TOKEN)")
+    parser.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                        help="another name this server may be reached by (the Host in its address, e.g. a "
+                             "proxy's playground.example.org); repeat for several. Loopback names and the "
+                             "--host address always work; requests naming any other Host are refused")
     return parser.parse_args(argv)
 
 
@@ -51,7 +55,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
         "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
         "mirrors": args.mirrors, "torch_threads": args.torch_threads,
-        "allow_remote": args.allow_remote,
+        "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
     })
 
@@ -81,6 +85,25 @@ def main(argv=None) -> int:
         print(f"error: {describe_validation_error(err)}", file=sys.stderr)
         return 2
 
+    from .engine.datadir import DataDirInUse, DataDirLock
+
+    try:
+        # Before anything reads or writes the folder: a second server on it must not touch the
+        # first one's records. Held while this server runs (its engine records into it).
+        data_dir_lock = DataDirLock(settings.data_dir).acquire()
+    except DataDirInUse as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if data_dir_lock.notice:
+        print(f"Note: {data_dir_lock.notice}", flush=True)
+    try:
+        return serve(settings)
+    finally:
+        data_dir_lock.release()
+
+
+def serve(settings: Settings) -> int:
+    """Serve until stopped: gunicorn's arbiter here, the web worker, the engine."""
     from .web.serve import PlaygroundServer
 
     # Why the web worker could not start, told back to this process (gunicorn only sees an

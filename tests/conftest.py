@@ -8,6 +8,7 @@ import pytest
 
 from server import create_app
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
+from tests.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +70,31 @@ def full_live_server(embedded_dataset, tmp_path):
     app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=embedded_dataset)
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL 15 server for the whole test session (started on first use)."""
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty database on the test PostgreSQL server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request):
+    """Each store test runs on both databases: None (SQLite in the data directory) or a URL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture(scope="session")

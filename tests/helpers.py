@@ -133,15 +133,17 @@ def disconnect_all(clients) -> None:
         thread.join(timeout=10)
 
 
-def seeded_tensor(*shape, seed=0):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
-
-
 def free_port() -> int:
-    import socket as _socket
-    with _socket.socket() as sock:
+    """A loopback port nothing listens on now (for a server the test starts)."""
+    import socket as sockets
+
+    with sockets.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def seeded_tensor(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 def descendants(pid: int) -> list[int]:

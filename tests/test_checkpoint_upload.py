@@ -224,3 +224,65 @@ def test_a_watch_only_viewer_can_download_but_not_upload(app, trained):
     answer = upload(remote, data)
     assert answer.status_code == 403 and "control token" in answer.json["error"]
     assert_unchanged(trained, before)
+
+
+# ---- through the real HTTP upload: values float32 cannot hold, sparse tensors -------------------
+
+def live_weights(server) -> dict:
+    import requests
+
+    answer = requests.get(server.url + "/api/checkpoint", timeout=30)
+    assert answer.status_code == 200
+    return torch.load(io.BytesIO(answer.content), weights_only=True)
+
+
+def upload_live(server, state_dict):
+    import requests
+
+    return requests.post(server.url + "/api/checkpoint", data=saved(state_dict), headers={"Content-Type": OCTET},
+                         timeout=30)
+
+
+def assert_same_weights(before, after):
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), f"{key} changed"
+
+
+def test_float64_weights_that_overflow_float32_are_refused_in_words(live_server):
+    """Issue 14: a float64 1e300 passed the NaN/inf check (before the cast) and became inf."""
+    before = live_weights(live_server)
+    huge = {k: v.to(torch.float64) for k, v in before.items()}
+    huge["output.weight"][3, 7] = 1e300
+    answer = upload_live(live_server, huge)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "Checkpoint refused: output.weight holds values too large for float32, the precision the network computes "
+        "in: the largest is 1e+300 and float32 holds at most 3.4e+38, so they would become infinite. Nothing was "
+        "changed.")
+    assert_same_weights(before, live_weights(live_server))
+    assert live_server.session.trainer.global_step == 0
+
+    # float64 values float32 can hold are fine: they are cast and used.
+    fine = {k: v.to(torch.float64) * 0.5 for k, v in before.items()}
+    assert upload_live(live_server, fine).status_code == 200
+    after = live_weights(live_server)
+    assert after["hidden.weight"].dtype == torch.float32
+    assert torch.equal(after["hidden.weight"], (before["hidden.weight"].double() * 0.5).float())
+
+
+def test_a_sparse_tensor_is_refused_in_words_not_a_server_error(live_server):
+    before = live_weights(live_server)
+    sparse = dict(before, **{"hidden.weight": before["hidden.weight"].to_sparse()})
+    answer = upload_live(live_server, sparse)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == ("Checkpoint refused: hidden.weight is a sparse tensor (sparse_coo); weights must "
+                                      "be ordinary dense tensors (save tensor.to_dense() instead). Nothing was changed.")
+    assert_same_weights(before, live_weights(live_server))
+    assert requests_get_ok(live_server.url + "/healthz")
+
+
+def requests_get_ok(url) -> bool:
+    import requests
+
+    return requests.get(url, timeout=10).json()["status"] == "ok"

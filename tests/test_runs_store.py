@@ -1,5 +1,6 @@
 """Runs: every training run is recorded (setup, curves, final scores, last weights) in SQLite in
-the data directory, kept across restarts, and can be renamed, deleted, overlaid and restored."""
+the data directory (or in PostgreSQL), kept across restarts, and can be renamed, deleted,
+overlaid and restored. Every test that takes `app` runs on both databases."""
 from __future__ import annotations
 
 import sqlite3
@@ -8,13 +9,26 @@ import pytest
 import torch
 
 from server import create_app
-from server.runs import DB_NAME, RunStore
+from server.engine.store import DB_NAME, RunStore
 
 FAST = {"batch_size": 250}  # 4 steps per epoch on the 1,000 test digits
 
 
-def new_app(small_dataset, data_dir):
-    return create_app({"testing": True, "data_dir": str(data_dir), "device": "cpu"}, dataset=small_dataset)
+def new_app(small_dataset, data_dir, database=None):
+    return create_app({"testing": True, "data_dir": str(data_dir), "device": "cpu", "database": database},
+                      dataset=small_dataset)
+
+
+def close(app):
+    app.extensions["playground"].shutdown()
+
+
+@pytest.fixture
+def app(small_dataset, tmp_path, database):
+    """The app on SQLite, then on a real PostgreSQL (the `database` fixture's two params)."""
+    app = new_app(small_dataset, tmp_path, database)
+    yield app
+    close(app)
 
 
 def call(sio_client, event, payload=None):
@@ -44,8 +58,8 @@ def test_a_run_is_recorded_from_its_first_step_with_setup_curves_and_scores(sess
     assert full["history"] == session.history
 
 
-def test_runs_survive_a_restart(small_dataset, tmp_path):
-    first = new_app(small_dataset, tmp_path)
+def test_runs_survive_a_restart(small_dataset, tmp_path, database):
+    first = new_app(small_dataset, tmp_path, database)
     session = first.extensions["playground"].engine.handle.engine.part().run
     session.reset(FAST)
     session.step(5)
@@ -53,9 +67,9 @@ def test_runs_survive_a_restart(small_dataset, tmp_path):
     finished_curves = (list(session.history), list(session.epochs))
     session.reset({**FAST, "output": "softmax"})  # ends run 1 ("stopped"), run 2 starts
     session.step(4)
-    session.close()
+    close(first)
 
-    second = new_app(small_dataset, tmp_path)  # a new server on the same data directory
+    second = new_app(small_dataset, tmp_path, database)  # a new server on the same database
     try:
         client = second.extensions["playground"].socketio.test_client(second)
         runs = call(client, "runs:list")["runs"]
@@ -74,8 +88,8 @@ def test_runs_survive_a_restart(small_dataset, tmp_path):
             assert torch.equal(restored.trainer.model.state_dict()[key], tensor)
         client.disconnect()
     finally:
-        second.extensions["playground"].shutdown()
-    assert (tmp_path / DB_NAME).exists()
+        close(second)
+    assert (tmp_path / DB_NAME).exists() == (database is None)
 
 
 def test_a_finished_run_is_marked_done(session, sio_client):

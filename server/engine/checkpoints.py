@@ -8,8 +8,8 @@ In: files from outside are untrusted. A `.pt` file is a pickle, and unpickling c
 so only `torch.load(..., weights_only=True)` touches it (PyTorch's restricted unpickler:
 tensors, dicts, lists, numbers, strings; anything else is refused before it is built). Before
 that: a size limit, and for zip archives (what torch.save writes) a limit on what they unpack
-to. After: only tensors, floating point, finite, and exactly the shapes of the network they go
-into. Any failure is a `CheckpointError` with words for people, raised before anything changes.
+to. After: only dense tensors, floating point, finite once cast to float32 (the network's
+precision), and exactly the shapes of the network they go into. Any failure is a `CheckpointError` with words for people, raised before anything changes.
 """
 from __future__ import annotations
 
@@ -104,11 +104,28 @@ def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"not a state_dict: the key {name!r} is not a parameter name")
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"not a state_dict: {name} is a {type(value).__name__}, not a tensor")
+        if value.layout != torch.strided or value.is_nested:
+            kind = "a sparse tensor" if value.is_sparse or "sparse" in str(value.layout) else "not a plain dense tensor"
+            raise CheckpointError(
+                f"{name} is {kind} ({str(value.layout).removeprefix('torch.')}"
+                f"{', nested' if value.is_nested else ''}); weights must be ordinary dense tensors "
+                "(save tensor.to_dense() instead)")
+        if value.device.type != "cpu":  # a meta tensor holds no values at all
+            raise CheckpointError(f"{name} holds no values (it is on the {value.device.type} device)")
         if not value.is_floating_point():
             raise CheckpointError(f"{name} holds {value.dtype} values; weights must be floating point")
+        state_dict[name] = value
+        # The network trains in float32: check what the weights become there, not the file's
+        # values (a float64 1e300 is finite, and infinite once cast).
+        if torch.isfinite(value.to(torch.float32)).all():
+            continue
         if not torch.isfinite(value).all():
             raise CheckpointError(f"{name} contains NaN or infinite values")
-        state_dict[name] = value
+        largest = float(value.abs().max())
+        raise CheckpointError(
+            f"{name} holds values too large for float32, the precision the network computes in: the largest "
+            f"is {largest:.3g} and float32 holds at most {torch.finfo(torch.float32).max:.3g}, so they would "
+            "become infinite")
     return state_dict
 
 

@@ -24,7 +24,7 @@ import torch
 from ..errors import NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
 from ..link.replica import ReplicaWriter
-from ..runs import RunError, RunStore
+from .store import RunError, RunStore
 from . import codegen, explain
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS, DatasetBrowser, EvaluationTracker
@@ -154,14 +154,14 @@ def pixels_array(data) -> np.ndarray:
 
 
 class Engine:
-    def __init__(self, dataset, *, data_dir, device: torch.device | str = "cpu",
+    def __init__(self, dataset, *, data_dir, database_url: Optional[str] = None, device: torch.device | str = "cpu",
                  publish: Publish = lambda message: None, pace: Optional[float] = DEFAULT_PACE,
                  clock=time.monotonic):
         self.dataset = dataset
         self.device = torch.device(device)
         self.publish = publish
         self.clock = clock
-        self.store = RunStore(data_dir)
+        self.store = RunStore(data_dir, database_url=database_url)
         self.browser = DatasetBrowser(dataset)
         self.started_at = time.time()
         self.runs: dict[str, RunParts] = {}
@@ -215,6 +215,7 @@ class Engine:
             parts.run.close()
             parts.replica.close()
         self._announce_runs.poll()
+        self.store.close()
 
     # ---- commands ------------------------------------------------------------------------
     def command(self, name: str, args: Optional[dict] = None) -> dict:

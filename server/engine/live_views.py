@@ -407,6 +407,15 @@ class Snapshotter:
         held = {key: len(h.steps) for key, h in self.histories.items()}
         return held, tuple(sorted((key, h.thinned) for key, h in self.histories.items()))
 
+    def ensure_top(self, model: Network, step: int) -> None:
+        """The validation digits that excite each neuron most, computed now if no activations
+        frame has been made for this network yet (the inspector can be asked first)."""
+        if self.top is None:
+            device = next(model.parameters()).device
+            trace = model.trace(self.validation_images.to(device))
+            self.top = (*top_exciting(trace.activations[0]), step)
+            self._top_at = time.monotonic()
+
     # -- one neuron, for the inspector
     def neuron(self, model: Network, index: int, pixels: Optional[np.ndarray]) -> dict:
         layer = model.hidden_layers()[0]
@@ -702,6 +711,9 @@ class LiveViews(RunFeature):
             n = model.hidden_layers()[0].out_features
             if index >= n:
                 raise UserError(f"index: the first hidden layer has {n} neurons (0 to {n - 1}), got {index}")
+            if self._run_id != run.run_id:  # the views thread has not seen this run yet
+                self.snapshotter.top = None
+            self.snapshotter.ensure_top(model, run.step_count)
             detail = self.snapshotter.neuron(model, index, pixels)
             detail.update({"run_id": run.run_id, "step": run.step_count})
         return detail

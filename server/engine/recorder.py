@@ -20,7 +20,7 @@ import torch
 
 from .checkpoints import state_dict_bytes
 from .run import RunFeature
-from ..runs import RunStore
+from .store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -144,16 +144,16 @@ class RunRecorder(RunFeature):
                 return
             step = run.step_count
             self._note_config(run.trainer.config.model_dump(), step)
+            progress = dict(status=status or run.status, steps=step, history=run.curve.copy(),
+                            epochs=list(run.epochs), config=self._config, config_changes=self._config_changes,
+                            note=run.notice)
             try:
-                kept = self.store.update(
-                    record_id, status=status or run.status, steps=step, history=run.curve.copy(),
-                    epochs=list(run.epochs), config=self._config, config_changes=self._config_changes,
-                    note=run.notice)
+                # With weights: progress and weights in one transaction (never from two moments).
+                kept = (self.store.save_progress(record_id, **progress, weights=state_dict_bytes(run.trainer.model))
+                        if with_weights else self.store.update(record_id, **progress))
                 if not kept:  # deleted by a viewer: stop recording this run
                     self._record_id = None
                     return
-                if with_weights:
-                    self.store.save_checkpoint(record_id, step, state_dict_bytes(run.trainer.model))
             except Exception as err:
                 self._failed(err, f"the run's progress and weights from step {step} could not be saved")
                 return

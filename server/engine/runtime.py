@@ -65,6 +65,7 @@ def make_engine_factory(settings, *, dataset=None) -> Callable:
                     allow_download=settings.allow_download)
             except DataError as err:
                 raise UserError(str(err)) from None
-        return Engine(data, data_dir=settings.data_dir, device=device, publish=publish)
+        return Engine(data, data_dir=settings.data_dir, database_url=settings.database, device=device,
+                      publish=publish)
 
     return factory

@@ -39,6 +39,7 @@ class Playground:
     # Socket.IO events answered in the connection's own thread: name -> handler(environ, *args)
     inline_events: dict[str, Callable] = field(default_factory=dict)
     latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
+    host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)
 
     def request(self, command: str, args: Optional[dict] = None, **kwargs) -> dict:
         """Ask the engine; refusals raise UserError in words (EngineUnavailable when it is down)."""
