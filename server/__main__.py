@@ -69,6 +69,7 @@ def startup_lines(playground) -> list[str]:
     lines = [f"Dataset: {info.get('name')} ({info.get('source')}); device: {state.get('device')}"]
     if info.get("fallback_reason"):
         lines.append(f"Note: using the embedded digits because: {info['fallback_reason']}")
+    lines += [f"Note: {notice}" for notice in playground.store_notices]
     lines.append(f"The playground is at http://{settings.host}:{settings.port}/  (Ctrl+C stops it)")
     return lines + access_lines(settings, playground.control_token)
 

@@ -14,6 +14,7 @@ import pytest
 from server import create_app
 from server.engine.store import DB_NAME, RunError, RunStore, StoreFullError, StoreReadOnlyError
 from tests.disks import FullDisk, read_only_file, read_only_folder, tmpfs
+from tests.helpers import Inbox
 
 CONFIG = {"hidden_sizes": [8], "activation": "relu", "optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
           "batch_size": 4, "output": "logits", "weight_decay": 0, "seed": 1}
@@ -271,15 +272,19 @@ def test_a_save_that_finds_the_disk_full_says_so_and_changes_nothing(tmp_path):
         db.close()
 
 
-def test_the_recorder_never_keeps_steps_and_weights_from_different_moments_on_a_nearly_full_disk(tmp_path, small_dataset):
-    """Issue 14: a save torn between two transactions left steps and weights from different
-    moments. With room for a run's progress but not for its weights, its record stays whole."""
+def test_on_a_nearly_full_disk_the_record_says_its_weights_are_older_than_its_steps_and_saving_retries(
+        tmp_path, small_dataset):
+    """Issue 14: a run listed as done at step 2980 kept weights from step 149 and nobody was told.
+    With room for a run's progress but not for its weights, its record says how far its steps
+    go and that no weights (or only older ones) are kept, every viewer is told in words, and the
+    next save, once there is room, keeps both."""
     folder = tmp_path / "data"
     with tmpfs(folder, "8m") as mounted:
         app = create_app({"testing": True, "data_dir": str(folder), "device": "cpu"}, dataset=small_dataset)
         store = app.extensions["playground"].engine.handle.engine.store
         session = app.extensions["playground"].engine.handle.engine.part().run
         disk = FullDisk(folder, store, real=mounted is not None)
+        viewer = app.extensions["playground"].socketio.test_client(app)
         try:
             session.reset({"batch_size": 250, "hidden_sizes": [16]})  # weights of ~50 kB
             session.step(2)
@@ -290,15 +295,21 @@ def test_the_recorder_never_keeps_steps_and_weights_from_different_moments_on_a_
             session.step(3)
             big = store.list()[0]
             assert big["id"] != small["id"]
-            assert (big["steps"], big["checkpoint_step"]) == (0, None), disk.kind  # never steps 3 without weights
+            assert (big["steps"], big["checkpoint_step"]) == (3, None), disk.kind  # steps up to date, no weights
+            assert big["note"].startswith("Saving the weights failed at step 3") and "no weights are kept" in big["note"]
+            recorder = app.extensions["playground"].engine.handle.engine.part().recorder
+            assert recorder.problem.startswith("Saving failed: the weights from step 3 could not be saved")
             assert store.checkpoint(small["id"])[0] == 2  # the run before is untouched
+            told = Inbox(viewer).wait_for("storage", lambda payload: payload["problem"])
+            assert "free some disk space" in told["problem"]  # what failed, and what to do
             disk.free()
             session.step(1)
             big = store.get(big["id"])
             assert (big["steps"], big["checkpoint_step"]) == (4, 4)
+            assert Inbox(viewer).wait_for("storage")["problem"] is None  # and that it works again
         finally:
-            session.close()
-            store.close()
+            viewer.disconnect()
+            app.extensions["playground"].shutdown()
 
 
 def test_the_playground_starts_on_a_damaged_database_and_records_new_runs(tmp_path, small_dataset):
@@ -316,3 +327,20 @@ def test_the_playground_starts_on_a_damaged_database_and_records_new_runs(tmp_pa
         client.disconnect()
     finally:
         app.extensions["playground"].shutdown()
+
+
+def test_python_m_server_on_a_damaged_database_starts_and_says_which_file_and_what_was_done(tmp_path):
+    from tests.helpers import ServerProcess, socketio_client
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / DB_NAME).write_bytes(b"\x00garbage" * 1000)
+    with ServerProcess(folder) as server:
+        said = "".join(server.stdout)
+        assert f"Note: {folder / DB_NAME} was damaged (file is not a database): it was moved aside" in said
+        viewer = socketio_client(server.url)
+        try:
+            listing = viewer.call("runs:list", timeout=10)
+            assert listing["ok"] and "was damaged" in listing["problems"][0]
+        finally:
+            viewer.disconnect()
+    assert moved_aside(folder)

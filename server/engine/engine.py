@@ -23,12 +23,13 @@ import torch
 
 from ..errors import NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
-from ..link.replica import ReplicaWriter
+from ..link.replica import ReplicaReader, ReplicaWriter, Weights
 from .store import RunError, RunStore
 from . import codegen, explain
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS, DatasetBrowser, EvaluationTracker
 from .live_views import STREAMS, LiveViews
+from .model import Network, network_of
 from .recorder import RunRecorder
 from .run import RunFeature, TrainingRun
 
@@ -51,6 +52,7 @@ class ReplicaPublisher(RunFeature):
         self.announce = announce
         self.clock = clock
         self.writer: Optional[ReplicaWriter] = None
+        self.reader = ReplicaReader()  # the engine's own queries read the same consistent copy
         self._due = 0.0
 
     @property
@@ -72,6 +74,7 @@ class ReplicaPublisher(RunFeature):
         sizes = run.config.architecture.sizes
         if self.writer is None or self.writer.sizes != tuple(sizes):
             old, self.writer = self.writer, ReplicaWriter(sizes)
+            self.reader.attach(self.writer.name)
             if old is not None:
                 old.close()  # a reader still mapping it keeps its pages until it lets go
             self.announce(self.writer.name)
@@ -83,11 +86,20 @@ class ReplicaPublisher(RunFeature):
                 arrays.append(layer.weight.detach().to("cpu").numpy())
                 arrays.append(layer.bias.detach().to("cpu").numpy())
         self.writer.write(run_id=run.run_id, step=run.step_count, status=run.status,
-                          activation=run.config.activation, arrays=arrays)
+                          activation=run.config.activation, arrays=arrays, epochs=run.trainer.epoch)
         cost = time.perf_counter() - started
         self._due = self.clock() + max(REPLICA_INTERVAL_S, cost / REPLICA_MAX_COST_SHARE)
 
+    def network(self) -> tuple[Network, Weights]:
+        """A private network holding the newest consistent weights (a copy taken between steps,
+        at most REPLICA_INTERVAL_S old while training, exact when the run stands still), without
+        waiting for the training thread: what the explainer, the inspector, evaluations and
+        downloads work on, so no request holds the run, whatever the network's size."""
+        weights = self.reader.latest()
+        return network_of(weights), weights
+
     def close(self) -> None:
+        self.reader.close()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -179,16 +191,17 @@ class Engine:
     def _add_run(self, key: str, pace: Optional[float]) -> RunParts:
         run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock)
         run.publish = lambda event, payload: self._message(event, key, payload)
+        replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
             run=run,
             views=LiveViews(run, lambda stream, frame: self._message("frame", key, {"stream": stream, **frame}),
-                            clock=self.clock),
+                            clock=self.clock, latest=replica.network),
             evaluations=EvaluationTracker(run, lambda summary: self._message("evaluation", key, summary),
-                                          clock=self.clock),
+                                          clock=self.clock, latest=replica.network),
             recorder=RunRecorder(self.store, run, on_change=self._announce_runs,
                                  on_problem=lambda words: self._message("storage", key, {"problem": words}),
                                  clock=self.clock),
-            replica=ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock),
+            replica=replica,
         )
         # Order matters only for cost: the replica first (predictions), the recorder last.
         run.features = [parts.replica, parts.views, parts.evaluations, parts.recorder]
@@ -203,7 +216,9 @@ class Engine:
         return parts
 
     def runs_payload(self) -> dict:
-        return {"runs": self.store.list(), "live_run": self.part().recorder.live_record_id}
+        listing = self.store.list_runs()
+        return {"runs": listing.runs, "live_run": self.part().recorder.live_record_id,
+                "problems": listing.problems}
 
     def housekeeping(self) -> None:
         """Called a few times a second by the process: what was put off is done now."""
@@ -228,7 +243,8 @@ class Engine:
     def hello(self, args) -> dict:
         parts = self.part(args.get("run", SHARED))
         return {"state": parts.run.state(), "replica": parts.replica.name, "streams": sorted(STREAMS),
-                "started_at": self.started_at, "storage_problem": parts.recorder.problem}
+                "started_at": self.started_at, "storage_problem": parts.recorder.problem,
+                "store_notices": list(self.store.notices)}
 
     def state(self, args) -> dict:
         return {"state": self.part(args.get("run", SHARED)).run.state()}
@@ -263,12 +279,11 @@ class Engine:
 
     # the explainer
     def forward(self, args) -> dict:
-        run = self.part().run
         pixels = torch.from_numpy(pixels_array(args["pixels"]))
-        with run.between_steps():  # every number of one explanation from one set of weights
-            model = explain.snapshot(run.model)
-        return explain.forward_steps(model, pixels, layer=args.get("layer", "hidden"),
-                                     neuron=args.get("neuron"), top=int(args.get("top", 8)))
+        model, weights = self.part().replica.network()  # every number from one set of weights
+        return {**explain.forward_steps(model, pixels, layer=args.get("layer", "hidden"),
+                                        neuron=args.get("neuron"), top=int(args.get("top", 8))),
+                "run_id": weights.run_id, "step": weights.step}
 
     def code(self, args) -> dict:
         config = self.part().run.config
@@ -337,10 +352,9 @@ class Engine:
 
     # checkpoints and export
     def checkpoint(self, args) -> dict:
-        run = self.part().run
-        with run.between_steps():
-            data, config, step = state_dict_bytes(run.model), run.config, run.step_count
-        return {"data": data, "filename": checkpoint_name(config, step)}
+        parts = self.part()
+        model, weights = parts.replica.network()
+        return {"data": state_dict_bytes(model), "filename": checkpoint_name(parts.run.config, weights.step)}
 
     def load_checkpoint(self, args) -> dict:
         data = args["data"]

@@ -160,8 +160,10 @@ EVALUATION_INTERVAL_S = 1.0  # while a run trains, epoch-end evaluations at most
 class EvaluationTracker(RunFeature):
     """The latest evaluation of one run (a new run replaces it)."""
 
-    def __init__(self, run, publish: Callable[[dict], None], *, clock=time.monotonic):
+    def __init__(self, run, publish: Callable[[dict], None], *, clock=time.monotonic, latest=None):
         self.run = run
+        # () -> (network, replica Weights): the newest consistent weights, without the run's lock
+        self.latest = latest
         self.publish = publish  # the `evaluation` message's payload
         self.clock = clock
         self._latest: Optional[Evaluation] = None
@@ -189,10 +191,15 @@ class EvaluationTracker(RunFeature):
     def evaluate_now(self, *, announce: bool = False) -> Evaluation:
         run = self.run
         validation = run.dataset.validation
-        with run.between_steps():
-            evaluation = self._set(Evaluation.of(run.trainer.model, validation.images, validation.labels,
-                                                 run_id=run.run_id, epoch=run.trainer.epoch,
-                                                 step=run.step_count))
+        if self.latest is not None:
+            network, weights = self.latest()
+            evaluation = self._set(Evaluation.of(network, validation.images, validation.labels,
+                                                 run_id=weights.run_id, epoch=weights.epochs, step=weights.step))
+        else:
+            with run.between_steps():
+                evaluation = self._set(Evaluation.of(run.trainer.model, validation.images, validation.labels,
+                                                     run_id=run.run_id, epoch=run.trainer.epoch,
+                                                     step=run.step_count))
         if announce:
             self.publish(evaluation.summary())
         return evaluation

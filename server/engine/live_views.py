@@ -556,8 +556,10 @@ class LiveViews(RunFeature):
     it once and publishes it. A paused, stepped or finished network is shown exactly, at once."""
 
     def __init__(self, run, publish_frame: Callable[[str, dict], None], *, rates: Optional[Rates] = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, latest=None):
         self.run = run
+        # () -> (network, replica Weights): the newest consistent weights, without the run's lock
+        self.latest = latest
         self.publish_frame = publish_frame  # (stream, {"seq", "run_id", "step", "kind", "base", "event"})
         self.rates = rates or Rates()
         self.clock = clock
@@ -704,16 +706,15 @@ class LiveViews(RunFeature):
         return payload, "key" if key else "delta"
 
     def neuron(self, index: int, pixels) -> dict:
-        """One neuron of the first hidden layer, for the inspector (the live weights)."""
-        run = self.run
-        with run.between_steps():
-            model = run.trainer.model
-            n = model.hidden_layers()[0].out_features
-            if index >= n:
-                raise UserError(f"index: the first hidden layer has {n} neurons (0 to {n - 1}), got {index}")
-            if self._run_id != run.run_id:  # the views thread has not seen this run yet
-                self.snapshotter.top = None
-            self.snapshotter.ensure_top(model, run.step_count)
-            detail = self.snapshotter.neuron(model, index, pixels)
-            detail.update({"run_id": run.run_id, "step": run.step_count})
+        """One neuron of the first hidden layer, for the inspector (the newest consistent
+        weights: the training thread is never waited for)."""
+        model, weights = self.latest()
+        n = model.hidden_layers()[0].out_features
+        if index >= n:
+            raise UserError(f"index: the first hidden layer has {n} neurons (0 to {n - 1}), got {index}")
+        if self._run_id != weights.run_id:  # the views thread has not seen this run yet
+            self.snapshotter.top = None
+        self.snapshotter.ensure_top(model, weights.step)
+        detail = self.snapshotter.neuron(model, index, pixels)
+        detail.update({"run_id": weights.run_id, "step": weights.step})
         return detail

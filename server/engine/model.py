@@ -132,3 +132,13 @@ class WeightsSnapshot:
                 grad = (self.grads or {}).get(f"{name}.weight")
                 weight.grad = grad.clone() if grad is not None else None
         return network
+
+
+def network_of(weights) -> Network:
+    """A CPU network holding a replica's weights (server/link/replica.Weights)."""
+    network = Network(Architecture(tuple(weights.sizes), weights.activation))
+    with torch.no_grad():
+        for layer, (weight, bias) in zip(network.architecture.layers, weights.layers):
+            getattr(network, layer.name).weight.copy_(torch.from_numpy(weight))
+            getattr(network, layer.name).bias.copy_(torch.from_numpy(bias))
+    return network.eval()

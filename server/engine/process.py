@@ -182,6 +182,7 @@ def main(connection, options: dict) -> None:
     """The engine process's entry point (spawned by server/link/local.py). `options`: the server
     Settings as a plain dict."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s engine %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its migration steps are not news
     _die_with_parent()
     stop = threading.Event()
     # Ctrl+C reaches the whole process group: the web tier decides when to stop (and tells us).

@@ -151,17 +151,41 @@ class RunRecorder(RunFeature):
                 # With weights: progress and weights in one transaction (never from two moments).
                 kept = (self.store.save_progress(record_id, **progress, weights=state_dict_bytes(run.trainer.model))
                         if with_weights else self.store.update(record_id, **progress))
-                if not kept:  # deleted by a viewer: stop recording this run
-                    self._record_id = None
-                    return
             except Exception as err:
-                self._failed(err, f"the run's progress and weights from step {step} could not be saved")
+                if not with_weights:
+                    self._failed(err, f"the run's progress at step {step} could not be saved")
+                    return
+                # The weights are the big part: the progress alone may still fit, and then the
+                # record says how far its steps go, and (checkpoint_step, note) that its weights
+                # are older. Never steps and weights from different moments without saying so.
+                kept_weights = self._checkpoint_step(record_id)
+                older = (f"the weights kept are from step {kept_weights}" if kept_weights is not None
+                         else "no weights are kept")
+                note = f"Saving the weights failed at step {step} ({err}): {older}; saving is tried again."
+                try:
+                    kept = self.store.update(record_id, **{**progress, "note": note})
+                except Exception:
+                    self._failed(err, f"the run's progress and weights from step {step} could not be saved")
+                    return
+                self._failed(err, f"the weights from step {step} could not be saved ({older}; the run's "
+                                  f"record says so)")
+                if not kept:
+                    self._record_id = None
+                return
+            if not kept:  # deleted by a viewer: stop recording this run
+                self._record_id = None
                 return
             if self.problem is not None:
                 self.problem = None
                 self._retry_at = None
                 self.on_problem(None)
         self.on_change()
+
+    def _checkpoint_step(self, record_id: int) -> Optional[int]:
+        try:
+            return self.store.get(record_id, curves=False)["checkpoint_step"]
+        except Exception:
+            return None
 
     def _failed(self, err: Exception, what: str) -> None:
         log.warning("saving the run failed: %s", err)

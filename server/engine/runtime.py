@@ -9,12 +9,12 @@ from typing import Callable
 import torch
 
 from ..errors import UserError
+from ..memory import limit_malloc_arenas
 from .data import DataError, load_dataset
 from .trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
-MALLOC_ARENAS = 2  # glibc malloc arenas for the engine process (see limit_malloc_arenas)
 
 
 def default_torch_threads() -> int:
@@ -22,26 +22,6 @@ def default_torch_threads() -> int:
     and the browser on the same machine, and its threads then wait on each other: on busy
     cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Cap glibc's malloc arenas. By default each thread that allocates can get its own arena
-    (up to 8 per core); a new run's weights and optimizer state are made in one thread, used by
-    the training thread and freed in yet another, and the freed memory, scattered over many
-    arenas, is not reused: the process grew with every run (bench/endurance.py). With 2 it
-    stays flat. False where the C library is not glibc (nothing to do there)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    M_ARENA_MAX = -8
-    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def make_engine_factory(settings, *, dataset=None) -> Callable:

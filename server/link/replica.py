@@ -13,6 +13,7 @@ Layout of one block (little-endian):
     36  activation  u32  index into ACTIVATION_NAMES
     40  n_sizes     u32  len(sizes): 784, the hidden sizes, 10
     44  sizes       u32 x MAX_SIZES
+    76  epochs      u32  completed epochs at that step
     HEADER_BYTES..  float32: for each layer its weight (out, in) then its bias (out,)
 
 The writer bumps `version` to odd, copies, then bumps it to even. A reader copies the header
@@ -59,10 +60,12 @@ class ReplicaWriter:
         self._step = np.ndarray((1,), _I64, buf, 16)
         self._written_at = np.ndarray((1,), _F64, buf, 24)
         self._small = np.ndarray((3 + MAX_SIZES,), _U32, buf, 32)
+        self._epochs = np.ndarray((1,), _U32, buf, 76)
         self._floats = np.ndarray((block_floats(self.sizes),), np.float32, buf, HEADER_BYTES)
         self._version[0] = 0
 
-    def write(self, *, run_id: int, step: int, status: str, activation: str, arrays: Sequence[np.ndarray]) -> None:
+    def write(self, *, run_id: int, step: int, status: str, activation: str, arrays: Sequence[np.ndarray],
+              epochs: int = 0) -> None:
         """`arrays`: each layer's weight then bias, float32 (views of the live tensors are fine:
         they are copied here, between training steps)."""
         self._version[0] += 1  # odd: being written
@@ -77,10 +80,11 @@ class ReplicaWriter:
         small = [STATUSES.index(status), ACTIVATION_NAMES.index(activation), len(self.sizes),
                  *self.sizes, *([0] * (MAX_SIZES - len(self.sizes)))]
         self._small[:] = small
+        self._epochs[0] = epochs
         self._version[0] += 1  # even: consistent
 
     def close(self) -> None:
-        for name in ("_version", "_run_id", "_step", "_written_at", "_small", "_floats"):
+        for name in ("_version", "_run_id", "_step", "_written_at", "_small", "_epochs", "_floats"):
             setattr(self, name, None)  # numpy views hold the buffer; let it go before closing
         try:
             self.shm.close()
@@ -101,6 +105,7 @@ class Weights:
     sizes: tuple[int, ...]
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight (out, in), bias (out,)) per layer
     version: int
+    epochs: int = 0  # completed epochs at that step
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ class ReplicaReader:
                 run_id = int(np.ndarray((1,), _U64, buf, 8)[0])
                 step = int(np.ndarray((1,), _I64, buf, 16)[0])
                 written_at = float(np.ndarray((1,), _F64, buf, 24)[0])
+                epochs = int(np.ndarray((1,), _U32, buf, 76)[0])
                 n_sizes = int(small[2])
                 sizes = tuple(int(n) for n in small[3:3 + n_sizes])
                 if n_sizes < 2 or HEADER_BYTES + 4 * block_floats(sizes) > len(buf):
@@ -210,6 +216,6 @@ class ReplicaReader:
                     offset += n_out
                     layers.append((weight, bias))
                 self._cached = Weights(run_id, step, written_at, STATUSES[small[0]], ACTIVATION_NAMES[small[1]],
-                                       sizes, tuple(layers), before)
+                                       sizes, tuple(layers), before, epochs)
                 return self._cached
             return self._cached

@@ -34,8 +34,12 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
     # Requests bigger than this are refused before they reach a view (uploads set their own).
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
 
+    from . import transport
+    socketio_logger, engineio_logger = transport.library_loggers()
     socketio = SocketIO(
         app,
+        logger=socketio_logger,  # bad input: a line a minute per connection, no tracebacks
+        engineio_logger=engineio_logger,
         async_mode="threading",  # real threads (the web tier runs no torch, but blocking I/O)
         cors_allowed_origins=None,  # same origin only
         max_http_buffer_size=2 * 1024 * 1024,  # one message; a 1024x1024 canvas is 1 MiB
@@ -54,7 +58,7 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
     def refused_in_words(err):  # every HTTP view: a refusal in words, with its status
         return jsonify({"error": str(err)}), err.status
 
-    from . import access, evaluate, explain, hosts, inside, limits, spine, transport
+    from . import access, evaluate, explain, hosts, inside, limits, spine
     transport.install(socketio, playground.inline_events)
     # hosts: only known Hosts (DNS rebinding), only the page's own Origin on writes
     for feature in (hosts, access, limits, spine, inside, explain, evaluate):

@@ -40,6 +40,8 @@ class Playground:
     inline_events: dict[str, Callable] = field(default_factory=dict)
     latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
     host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)
+    store_notices: list = field(default_factory=list)  # what was wrong with the runs database at start
+    storage_problem: Optional[str] = None  # why saving fails now (None: it works)
 
     def request(self, command: str, args: Optional[dict] = None, **kwargs) -> dict:
         """Ask the engine; refusals raise UserError in words (EngineUnavailable when it is down)."""

@@ -9,15 +9,145 @@ engine records every run up to its last step, then everything exits with status 
 from __future__ import annotations
 
 import logging
+import queue
 import signal
+import socket
 import threading
+from concurrent.futures import Future
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
+
+from ..memory import give_back_memory, limit_malloc_arenas
 
 log = logging.getLogger(__name__)
 
-THREADS = 256  # one per open websocket (threading mode), plus HTTP requests
+THREADS = 1024  # one per open websocket (threading mode), plus HTTP requests: the most viewers at once
 GRACEFUL_TIMEOUT_S = 10  # stopping waits at most this long for the engine to save
+REQUEST_HEAD_TIMEOUT_S = 15  # a request that has not arrived whole by then is dropped
+IDLE_THREAD_S = 20  # a pool thread with nothing to do this long ends (memory and threads go back)
+
+
+class ElasticPool:
+    """The worker's thread pool, for gunicorn's gthread worker (its `get_thread_pool`): like
+    concurrent.futures.ThreadPoolExecutor, but an idle thread ends after IDLE_THREAD_S. A
+    websocket holds a pool thread for its whole life; with the standard pool, 300 viewers who
+    came and went left 300 idle threads behind for good."""
+
+    def __init__(self, max_workers: int, idle_s: float = IDLE_THREAD_S):
+        self.max_workers, self.idle_s = max_workers, idle_s
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._shutdown = False
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("the pool is shut down")
+            self._jobs.put((future, fn, args, kwargs))
+            if self._idle == 0 and self._threads < self.max_workers:
+                self._threads += 1
+                threading.Thread(target=self._work, name="gunicorn-pool", daemon=True).start()
+            else:
+                self._idle = max(0, self._idle - 1)  # a waiting thread will take it
+        return future
+
+    def _work(self) -> None:
+        while True:
+            try:
+                future, fn, args, kwargs = self._jobs.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty() or self._shutdown:
+                        self._threads -= 1
+                        self._idle = max(0, self._idle - 1)
+                        ended = self._threads == 0
+                        break
+                continue
+            if future is None:  # shutdown
+                with self._lock:
+                    self._threads -= 1
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as err:
+                    future.set_exception(err)
+            with self._lock:
+                self._idle += 1
+        if ended:
+            give_back_memory()  # everyone left: hand their buffers back to the system
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            threads = self._threads
+        for _ in range(threads):
+            self._jobs.put((None, None, None, None))
+
+
+class TimedSocket(socket.socket):
+    """A client socket whose blocking reads give up after REQUEST_HEAD_TIMEOUT_S of silence
+    (gunicorn sets its sockets blocking before it reads a request, which would wait forever).
+    A websocket lifts the limit once its handshake is in (`websockets_without_timeout`)."""
+
+    unlimited = False
+    silent = False  # it timed out: closed at once, without waiting for it to hang up
+
+    def setblocking(self, flag: bool) -> None:
+        if flag and not self.unlimited:
+            self.settimeout(REQUEST_HEAD_TIMEOUT_S)
+        else:
+            super().setblocking(flag)
+
+    def recv(self, *args):
+        try:
+            return super().recv(*args)
+        except TimeoutError:
+            if self.unlimited or self.gettimeout() != REQUEST_HEAD_TIMEOUT_S:
+                raise  # someone else's time limit (gunicorn's own, when closing)
+            self.silent = True
+            return b""  # silent too long: as if it had hung up (no traceback in the log)
+
+    def shutdown(self, how):
+        if self.silent:  # gunicorn would wait for a peer that never speaks to hang up
+            raise OSError("the client went silent")
+        super().shutdown(how)
+
+
+class PlaygroundWorker(ThreadWorker):
+    """gunicorn's threaded worker, with idle threads that end (ElasticPool) and a time limit
+    on reading a request (a connection that sends half a request and waits held a thread for
+    good: TimedSocket)."""
+
+    def init_process(self):
+        limit_malloc_arenas()  # threads that come and go: memory is reused, not scattered
+        super().init_process()
+
+    def get_thread_pool(self):
+        return ElasticPool(self.cfg.threads)
+
+    def enqueue_req(self, conn):
+        if not isinstance(conn.sock, TimedSocket) and not conn.initialized:
+            plain = conn.sock
+            conn.sock = TimedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+            conn.sock.setblocking(False)
+        super().enqueue_req(conn)
+
+
+def websockets_without_timeout(wsgi_app):
+    """A websocket, once its handshake arrived whole, may stay quiet as long as it answers the
+    pings: the time limit is taken off its socket."""
+    def app(environ, start_response):
+        sock = environ.get("gunicorn.socket")
+        if isinstance(sock, TimedSocket) and environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            sock.unlimited = True
+            sock.settimeout(None)
+        return wsgi_app(environ, start_response)
+    return app
 
 
 class PlaygroundServer(BaseApplication):
@@ -34,7 +164,7 @@ class PlaygroundServer(BaseApplication):
         options = {
             "bind": f"{host}:{settings.port}",
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": "server.web.serve.PlaygroundWorker",
             "threads": self.threads,
             "worker_connections": self.threads * 4,
             "timeout": 60,  # the worker's heartbeat (a slow first start may load MNIST)
@@ -56,6 +186,7 @@ class PlaygroundServer(BaseApplication):
         from .app import create_app
         app = create_app(self.settings)
         self.playground = app.extensions["playground"]
+        app.wsgi_app = websockets_without_timeout(app.wsgi_app)
         return app
 
     # ---- gunicorn's hooks --------------------------------------------------------------------

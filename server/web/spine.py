@@ -153,7 +153,11 @@ def init_app(app: Flask, playground) -> None:
     for topic in BROADCAST_TOPICS:
         playground.subscribe(topic, broadcast)
     playground.subscribe("replica", lambda message: playground.replica.attach(message["payload"]["name"]))
-    playground.subscribe("storage", lambda message: socketio.emit("storage", message["payload"]))
+    def on_storage(message):
+        playground.storage_problem = message["payload"]["problem"]
+        socketio.emit("storage", message["payload"])
+
+    playground.subscribe("storage", on_storage)
 
     def on_engine_status(status: dict):
         socketio.emit("engine", status)
@@ -161,6 +165,8 @@ def init_app(app: Flask, playground) -> None:
             hello = playground.request("hello")
             playground.replica.attach(hello["replica"])
             playground.latest_state = hello["state"]
+            playground.store_notices = hello.get("store_notices") or []
+            playground.storage_problem = hello.get("storage_problem")
             if status["restarts"]:
                 socketio.emit("state", hello["state"])  # the page resyncs from the new engine
 
@@ -179,6 +185,8 @@ def init_app(app: Flask, playground) -> None:
         engine = playground.engine
         if engine.status != "up":
             emit("engine", {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts})
+        if playground.storage_problem:
+            emit("storage", {"problem": playground.storage_problem})
         for hook in list(playground.on_connect):
             hook(request.sid)
 

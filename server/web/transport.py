@@ -21,11 +21,19 @@ What they do:
   starts, and a few short events (`predict`) are answered in the connection's own thread.
 - `send_encoded`: send an event encoded once elsewhere (server/link/wire.py) to one client,
   with its own acknowledgement id: no re-encoding per viewer.
+- `library_loggers`: the loggers handed to python-socketio and python-engineio (so they add no
+  handler of their own), which say one line, no traceback, per connection per minute about bad
+  input (a malformed packet made two tracebacks each: 10 MB of log in 3 s).
+- `cap_queued_packets`: a client that does not read (its socket's send queue stays long) is
+  disconnected instead of holding memory without end (`engineio.Server.send_packet`,
+  `Socket.queue`, `Socket.close`).
 """
 from __future__ import annotations
 
 import functools
+import logging
 import threading
+import time
 from contextlib import nullcontext
 from typing import Callable
 
@@ -37,6 +45,12 @@ from .answers import NoBinary
 from .limits import EVENTS_BURST, EVENTS_PER_SECOND, RECEIVE_BYTES, TokenBucket
 
 MAX_ATTACHMENTS = 4  # binary attachments one Socket.IO packet may declare
+# Packets waiting to be written to one client. A reading page has a handful (frames wait for
+# acknowledgements); one that keeps more than BACKLOG_PACKETS waiting for BACKLOG_PATIENCE_S is
+# not reading, and is disconnected (at once past MAX_QUEUED_PACKETS).
+BACKLOG_PACKETS = 200
+BACKLOG_PATIENCE_S = 10.0
+MAX_QUEUED_PACKETS = 20_000
 SEND_LOCK = "_playground_send_lock"
 
 
@@ -196,6 +210,79 @@ def is_pending(socketio, sid: str) -> bool:
     return sid in getattr(socketio.server.manager, "pending_connect", {}).get("/", ())
 
 
+BAD_INPUT_LOG_INTERVAL_S = 60.0
+
+
+class OncePerConnection(logging.Filter):
+    """Warnings and errors from the transport libraries: one line per connection (each has its
+    own reader thread) per interval, without the traceback; then silence, counted."""
+
+    def __init__(self, interval_s: float = BAD_INPUT_LOG_INTERVAL_S, clock=time.monotonic):
+        super().__init__()
+        self.interval_s, self.clock = interval_s, clock
+        self._last: dict[int, list] = {}  # reader thread -> [time of the last line, lines held back]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key, now = threading.get_ident(), self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < self.interval_s:
+                last[1] += 1
+                return False
+            held_back = last[1] if last else 0
+            self._last[key] = [now, 0]
+            if len(self._last) > 4096:  # threads long gone
+                for old in [k for k, (at, _) in self._last.items() if now - at >= self.interval_s]:
+                    del self._last[old]
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            err = record.exc_info[1]
+            message += f" ({type(err).__name__}: {err})"
+        message += f"; more from this connection is not logged for {self.interval_s:g} s"
+        if held_back:
+            message += f" ({held_back} not logged before)"
+        record.msg, record.args, record.exc_info, record.exc_text, record.stack_info = message, (), None, None, None
+        return True
+
+
+def library_loggers() -> tuple[logging.Logger, logging.Logger]:
+    """(python-socketio's logger, python-engineio's logger), each with OncePerConnection."""
+    loggers = []
+    for name in ("playground.socketio", "playground.engineio"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OncePerConnection) for f in logger.filters):
+            logger.addFilter(OncePerConnection())
+        logger.setLevel(logging.WARNING)
+        loggers.append(logger)
+    return loggers[0], loggers[1]
+
+
+def cap_queued_packets(socketio, *, backlog: int = BACKLOG_PACKETS, patience_s: float = BACKLOG_PATIENCE_S,
+                       limit: int = MAX_QUEUED_PACKETS, clock=time.monotonic) -> None:
+    eio = socketio.server.eio
+    send_packet = eio.send_packet
+
+    def send_packet_if_read(sid, pkt):
+        socket = eio.sockets.get(sid)
+        if socket is not None and not socket.closed:
+            waiting = socket.queue.qsize()
+            if waiting < backlog:
+                socket.__dict__.pop("_playground_backlog_since", None)
+            else:
+                since = socket.__dict__.setdefault("_playground_backlog_since", clock())
+                if waiting >= limit or clock() - since >= patience_s:
+                    eio.logger.warning("%s: %d packets wait for a client that does not read: disconnected",
+                                       sid, waiting)
+                    socket.close(wait=False, abort=True)
+                    return
+        send_packet(sid, pkt)
+
+    eio.send_packet = send_packet_if_read
+
+
 def disconnect_everyone(socketio) -> None:
     server = socketio.server
     for sid, _ in list(server.manager.get_participants("/", None)):
@@ -207,6 +294,7 @@ def disconnect_everyone(socketio) -> None:
 
 def install(socketio, inline_events: dict) -> None:
     send_packets_whole(socketio.server)
+    cap_queued_packets(socketio)
     cap_websocket_messages(socketio)
     cap_attachments(socketio)
     gate_events(socketio, inline_events)
