@@ -61,7 +61,8 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
         for name, v in t["viewers"].items():
             rows.append((f"training with one viewer ({name}) / bare PyTorch loop, {t['rounds']} alternating rounds",
                          f"{v['ratio_median']:.2f} ({', '.join(f'{r:.2f}' for r in v['ratios'])}; last "
-                         f"{v['server_samples_per_second'][-1]:,.0f} vs {bare[-1]:,.0f} samples/s)",
+                         f"{v['server_samples_per_second'][-1]:,.0f} vs {bare[-1]:,.0f} samples/s); per CPU-second "
+                         f"{v['per_cpu_second_ratio_median']:.2f}",
                          ">= 0.95", verdict(v["ratio_median"], 0.95, True)))
             web, engine = v["cores"].get("web worker"), v["cores"].get("engine")
             rows.append((f"  cores of the web worker during those phases ({name})",

@@ -15,7 +15,10 @@ The bare loop runs in its own process while the server's run is paused; each ser
 divided by the mean of the bare phases either side of it (this machine's speed drifts by
 +-20% from one phase to the next: several short rounds beat a few long ones). During the
 server phases, the cores used by the web worker, by the engine and by this process (the
-viewer) come from /proc; the goal for the web worker is at most a third of a core.
+viewer) come from /proc; the goal for the web worker is at most a third of a core. Also the
+same ratio per CPU-second (the engine process's samples per CPU-second it used, over the bare
+loop's per CPU-second of its process): what the engine's extra work costs, whatever else takes
+the cores meanwhile.
 
     .venv/bin/python bench/throughput.py [--rounds 6] [--seconds 5] [--torch-threads N] [--device cpu|cuda]
 """
@@ -47,10 +50,11 @@ def default_torch_threads() -> int:
     return engine_default()
 
 
-def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_options=None) -> float:
+def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_options=None) -> tuple[float, float]:
     """The baseline: nn.Linear(784,256) -> sigmoid -> nn.Linear(256,10), cross-entropy on the
     logits, Adam(lr=1e-3), batches of 64 reshuffled each epoch, on the same 9,500 digits.
-    Nothing else: no metrics, no evaluation, no .item() per step."""
+    Nothing else: no metrics, no evaluation, no .item() per step. (samples/s, samples per
+    CPU-second of this process)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -67,10 +71,10 @@ def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_opt
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **(adam_options or {"fused": True}))
     generator = torch.Generator().manual_seed(0)
 
-    def run(duration: float) -> float:
+    def run(duration: float) -> tuple[float, float]:
         samples, position = 0, 0
         order = torch.randperm(len(labels), generator=generator).to(device)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         while time.perf_counter() - started < duration:
             index = order[position:position + BATCH]
             loss = F.cross_entropy(model(images[index]), labels[index])
@@ -84,18 +88,20 @@ def bare_loop(seconds: float, threads: int | None, device: str = "cpu", adam_opt
                 order = torch.randperm(len(labels), generator=generator).to(device)
         if device == "cuda":
             torch.cuda.synchronize()
-        return samples / (time.perf_counter() - started)
+        return samples / (time.perf_counter() - started), samples / max(1e-9, time.process_time() - cpu_started)
 
     run(1.0)  # warm-up: allocator, kernels
     return run(seconds)
 
 
-def bare_in_subprocess(seconds: float, threads: int | None, device: str) -> float:
+def bare_in_subprocess(seconds: float, threads: int | None, device: str) -> tuple[float, float]:
+    """(samples/s, samples per CPU-second) of the bare loop in a process of its own."""
     command = [PYTHON, str(Path(__file__)), "--bare", "--seconds", str(seconds), "--device", device]
     if threads:
         command += ["--torch-threads", str(threads)]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["samples_per_second"]
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["samples_per_second"], result["samples_per_cpu_second"]
 
 
 def served_phase(served, auth, seconds: float) -> dict:
@@ -115,13 +121,15 @@ def served_phase(served, auth, seconds: float) -> dict:
         _, _, messages = viewer.snapshot()
     finally:
         close_all([viewer])
-    return {"samples_per_second": rate, "cores": cores, "messages": messages}
+    return {"samples_per_second": rate, "cores": cores, "messages": messages,
+            "samples_per_engine_cpu_second": rate / cores["engine"] if cores.get("engine") else float("nan")}
 
 
 def measure(rounds: int = 6, seconds: float = 5.0, torch_threads: int | None = None, device: str = "cpu") -> dict:
     # The bare loop gets the threads the engine trains with (its default: half the cores).
     torch_threads = torch_threads or default_torch_threads()
     bare: list[float] = []
+    bare_per_cpu: list[float] = []
     phases: dict[str, list[dict]] = {name: [] for name in VIEWERS}
     with server_process(torch_threads=torch_threads, device=device) as served:
         warm = LightViewer(served.url, auth=VIEWER_KINDS["page"])
@@ -131,15 +139,22 @@ def measure(rounds: int = 6, seconds: float = 5.0, torch_threads: int | None = N
             checked(warm.call("train:pause"))
         finally:
             close_all([warm])
-        for _ in range(rounds):
-            bare.append(bare_in_subprocess(seconds, torch_threads, device))
+        for _ in range(rounds + 1):
+            rate, per_cpu = bare_in_subprocess(seconds, torch_threads, device)
+            bare.append(rate)
+            bare_per_cpu.append(per_cpu)
+            if len(bare) > rounds:
+                break
             for name, auth in VIEWERS.items():
                 phases[name].append(served_phase(served, auth, seconds))
-        bare.append(bare_in_subprocess(seconds, torch_threads, device))
     viewers = {}
     for name, runs in phases.items():
         rates = [p["samples_per_second"] for p in runs]
         ratios = [rate / ((bare[i] + bare[i + 1]) / 2) for i, rate in enumerate(rates)]
+        # Steadier than wall-clock rates when other programs take the cores: the engine's samples
+        # per CPU-second of its whole process (views, sender, replica included) / the bare loop's.
+        per_cpu = [p["samples_per_engine_cpu_second"] / ((bare_per_cpu[i] + bare_per_cpu[i + 1]) / 2)
+                   for i, p in enumerate(runs)]
         cores = {process: [p["cores"][process] for p in runs] for process in runs[0]["cores"]}
         messages: dict[str, int] = {}
         for p in runs:
@@ -147,13 +162,14 @@ def measure(rounds: int = 6, seconds: float = 5.0, torch_threads: int | None = N
                 messages[event] = messages.get(event, 0) + n
         viewers[name] = {
             "auth": VIEWERS[name], "server_samples_per_second": rates, "ratios": ratios,
-            "ratio_median": median(ratios),
+            "ratio_median": median(ratios), "per_cpu_second_ratios": per_cpu,
+            "per_cpu_second_ratio_median": median(per_cpu),
             "cores": {process: {"median": median(values), "max": max(values), "phases": values}
                       for process, values in cores.items()},
             "messages_per_second": {e: n / (rounds * seconds) for e, n in sorted(messages.items())},
         }
     return {
-        "bare_samples_per_second": bare, "viewers": viewers, "torch_threads": torch_threads, "device": device,
+        "bare_samples_per_second": bare, "bare_samples_per_cpu_second": bare_per_cpu, "viewers": viewers, "torch_threads": torch_threads, "device": device,
         "rounds": rounds, "seconds": seconds, "web_worker_goal_cores": WEB_WORKER_GOAL_CORES,
         "machine": machine_note(),
     }
@@ -169,7 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args(argv)
     if args.bare:
-        print(json.dumps({"samples_per_second": bare_loop(args.seconds, args.torch_threads, args.device)}))
+        rate, per_cpu = bare_loop(args.seconds, args.torch_threads, args.device)
+        print(json.dumps({"samples_per_second": rate, "samples_per_cpu_second": per_cpu}))
         return 0
     result = measure(args.rounds, args.seconds, args.torch_threads, args.device)
     bare = result["bare_samples_per_second"]
@@ -179,7 +196,8 @@ def main(argv=None) -> int:
         for i, (s, r) in enumerate(zip(row["server_samples_per_second"], row["ratios"]), 1):
             print(f"  round {i}: server {s:9,.0f} samples/s   ratio to the bare loop {r:.3f}")
         cores = ", ".join(f"{p} {c['median']:.2f} (max {c['max']:.2f})" for p, c in row["cores"].items())
-        print(f"  median ratio {row['ratio_median']:.3f} (goal >= 0.95); cores used: {cores}; "
+        print(f"  median ratio {row['ratio_median']:.3f} (goal >= 0.95); per CPU-second of the engine process "
+              f"{row['per_cpu_second_ratio_median']:.3f}; cores used: {cores}; "
               f"web worker goal <= {WEB_WORKER_GOAL_CORES:.2f}")
         print("  messages/s to the viewer: " + ", ".join(f"{e} {n:.1f}" for e, n in row["messages_per_second"].items()))
     print(f"torch threads {result['torch_threads']}, device {result['device']}; {result['machine']}")

@@ -105,7 +105,7 @@ def measure(rounds: int = 3, seconds: float = 4.0, optimizers: bool = False) -> 
     threads = default_torch_threads()
 
     def bare(adam_options=None, n_threads=threads):
-        rate = bare_loop(seconds, n_threads, adam_options=adam_options)
+        rate, _ = bare_loop(seconds, n_threads, adam_options=adam_options)
         torch.set_num_threads(threads)  # what the runs below train with
         return rate
 
