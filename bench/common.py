@@ -1,23 +1,28 @@
-"""What the benchmarks share: the real server in its own process, real Socket.IO viewers,
-percentiles, and the server's memory and CPU from /proc.
+"""What the benchmarks share: the real server in its own processes, real Socket.IO viewers,
+percentiles, and each process's memory and CPU from /proc.
 
-The server runs as `python -m server` (or gunicorn's threaded worker, see bench/wsgi.py) in a
-subprocess, so the benchmark's own clients never share its interpreter lock; they do share the
-machine's cores, which every report says."""
+The server runs as users run it, `python -m server` in a subprocess: gunicorn's arbiter, its
+web worker (Flask-SocketIO, no torch) and the training engine, a `spawn` child of the web
+worker (docs/architecture.md). `Served` finds the web worker and the engine among the
+arbiter's descendants, so every benchmark can say which process spent what. The benchmark's
+own clients share the machine's cores with them, which every report says (load average)."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import requests
 import websocket
@@ -25,13 +30,31 @@ import websocket
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import OrderedClient  # noqa: E402  (the in-order Socket.IO client)
+from tests.helpers import OrderedClient, command_line, descendants  # noqa: E402
 
 PYTHON = sys.executable
-DATA_DIR = REPO / "data"  # the embedded digits' cache (gitignored), shared with `make run`
+# The embedded digits' parsed cache (gitignored, shared with `make run`): each benchmark server
+# gets a data directory of its own (its own runs database and lock) seeded from here.
+DIGITS_CACHE = REPO / "data"
 FULL_SPEED = None  # steps_per_second: as fast as the machine trains
-INSIDE_EVENTS = ("inside:weights", "inside:activations", "inside:distributions")
+DEFAULT_PACE = 50  # steps/s: the page's default pace (server/experiment.py DEFAULT_PACE)
+BATCH = 64  # the default setup's batch size
 BLANK_PIXELS = {"pixels": [0.0] * 784}
+
+# What a viewer takes (the connect auth of docs/protocol.md; None = says nothing).
+PAGE_STREAMS = ["weights-delta", "activations", "distributions-delta"]
+PAGE_BROADCASTS = ["evaluation", "runs"]
+VIEWER_KINDS = {
+    # every stream the page takes, and both broadcasts
+    "page": {"streams": PAGE_STREAMS, "broadcasts": PAGE_BROADCASTS},
+    # a page whose live views are scrolled out of view: state, metrics and epoch only
+    "page, live views out of view": {"streams": [], "broadcasts": []},
+    # a client of the first protocol says nothing: full weights/activations/distributions, both broadcasts
+    "first protocol": None,
+}
+QUIET = {"streams": [], "broadcasts": []}  # a controlling client that watches only state and metrics
+INSIDE_EVENTS = ("inside:weights", "inside:activations", "inside:distributions",
+                 "inside:weights-delta", "inside:distributions-delta")
 
 
 def free_port() -> int:
@@ -59,60 +82,197 @@ def canvas_payload(width: int = 280, height: int = 280) -> dict:
     return {"image": {"width": crop_w, "height": crop_h, "data": crop}}
 
 
+# ---- the server's processes ----------------------------------------------------------------------
+
+def is_engine(pid: int) -> bool:
+    return "spawn_main" in command_line(pid)
+
+
+def is_multiprocessing_helper(pid: int) -> bool:
+    return "multiprocessing" in command_line(pid)  # the engine (spawn_main) or the resource tracker
+
+
+class Served(tuple):
+    """A running server: `url, pid = served` (pid: the process started, gunicorn's arbiter);
+    also `.url`, `.pid`, `.data_dir`."""
+
+    def __new__(cls, url: str, pid: int, data_dir: str = ""):
+        served = super().__new__(cls, (url, pid))
+        served.url, served.pid, served.data_dir = url, pid, data_dir
+        return served
+
+    def web_pid(self) -> Optional[int]:
+        """The web worker: the arbiter's child that is not a multiprocessing helper."""
+        for child in descendants(self.pid):
+            if not is_multiprocessing_helper(child) and Path(f"/proc/{child}").exists():
+                return child
+        return None
+
+    def engine_pid(self) -> Optional[int]:
+        """The training engine (it changes if the engine is restarted)."""
+        for child in descendants(self.pid):
+            if is_engine(child):
+                return child
+        return None
+
+    def processes(self) -> dict[str, int]:
+        """{"web worker": pid, "engine": pid} (the floor server has no engine)."""
+        found = {"web worker": self.web_pid(), "engine": self.engine_pid()}
+        return {name: pid for name, pid in found.items() if pid}
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 120.0, what: str = "the server"):
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}: {' '.join(process.args)}")
+        try:
+            answer = requests.get(url + "/healthz", timeout=2)
+            if answer.status_code == 200 and answer.json().get("status", "ok") == "ok":
+                return
+        except (requests.RequestException, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start in {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def stop_process_tree(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM (the server stops everything itself); whatever is left after `timeout` is killed."""
+    below = descendants(process.pid)
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    deadline = time.monotonic() + 5
+    for pid in below:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+
 @contextmanager
-def server_process(*, torch_threads: int | None = None, server: str = "werkzeug", device: str = "cpu",
-                   extra_env=None, log_path: Path | None = None):
-    """The playground in its own process on a free port; yields (url, pid)."""
+def server_process(*, torch_threads: int | None = None, device: str = "cpu", floor: bool = False,
+                   extra_args=(), extra_env=None, log_path: Path | None = None):
+    """The playground as `python -m server` (or, `floor=True`, bench/floor_server.py: the
+    transport alone) on a free port with a data directory of its own; yields a `Served`."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("HOST", None)
     env.pop("PORT", None)
-    if server == "werkzeug":
-        command = [PYTHON, "-m", "server", "--port", str(port), "--device", device, "--data-dir", str(DATA_DIR)]
-        if torch_threads:
-            command += ["--torch-threads", str(torch_threads)]
-    elif server == "gunicorn":
-        env["PLAYGROUND_DATA_DIR"] = str(DATA_DIR)
-        env["PLAYGROUND_DEVICE"] = device
-        if torch_threads:
-            env["PLAYGROUND_TORCH_THREADS"] = str(torch_threads)
-        command = [PYTHON, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1", "--threads", "100",
-                   "--bind", f"127.0.0.1:{port}", "--chdir", str(REPO), "--log-level", "warning",
-                   "bench.wsgi:app"]
-    elif server == "floor":  # bench/floor_server.py: the transport alone, no playground
+    data_dir = tempfile.mkdtemp(prefix="bench-data-")
+    for cached in DIGITS_CACHE.glob("*.npz") if DIGITS_CACHE.is_dir() else ():
+        shutil.copy2(cached, data_dir)
+    if floor:
         command = [PYTHON, str(REPO / "bench" / "floor_server.py"), str(port)]
     else:
-        raise ValueError(server)
-    log = open(log_path or os.devnull, "w")
+        command = [PYTHON, "-m", "server", "--port", str(port), "--device", device, "--data-dir", data_dir,
+                   *extra_args]
+        if torch_threads:
+            command += ["--torch-threads", str(torch_threads)]
+    log = open(log_path or Path(data_dir) / "server.log", "w")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with {process.returncode}: {' '.join(command)}")
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start in 120 s")
-            time.sleep(0.2)
-        yield url, process.pid
+        wait_until_healthy(url, process)
+        yield Served(url, process.pid, data_dir)
+    except BaseException:
+        log.flush()
+        tail = (Path(log.name).read_text(errors="replace")[-3000:] if log_path is None else "")
+        if tail:
+            print(f"--- the server's log (last lines) ---\n{tail}", file=sys.stderr)
+        raise
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process_tree(process)
         log.close()
+        # Keep the parsed digits for the next server (the first one made them).
+        DIGITS_CACHE.mkdir(exist_ok=True)
+        for made in Path(data_dir).glob("*.npz"):
+            if not (DIGITS_CACHE / made.name).exists():
+                shutil.copy2(made, DIGITS_CACHE)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
+
+# ---- CPU and memory from /proc -------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads together (not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class CpuMeter:
+    """Cores used by each named process (and by this one: the load generator) between
+    `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int], *, include_self: bool = True):
+        self.pids = dict(pids)
+        self.include_self = include_self
+
+    def _read(self) -> dict[str, float]:
+        values = {}
+        for name, pid in self.pids.items():
+            try:
+                values[name] = cpu_seconds(pid)
+            except OSError:
+                values[name] = float("nan")
+        if self.include_self:
+            values["benchmark (load generator)"] = own_cpu_seconds()
+        return values
+
+    def start(self) -> "CpuMeter":
+        self._t0, self._before = time.perf_counter(), self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        """Cores per process over the window; `self.used` keeps the CPU seconds, `self.elapsed` the wall time."""
+        self.elapsed, after = time.perf_counter() - self._t0, self._read()
+        self.used = {name: after[name] - self._before[name] for name in after}
+        return {name: used / self.elapsed for name, used in self.used.items()}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def thread_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def machine_note() -> str:
+    return f"{os.cpu_count()} cores, load average {load_average():.1f} at the start (shared machine)"
+
+
+# ---- viewers ------------------------------------------------------------------------------------
 
 class Viewer:
-    """One viewer as the page is one: a websocket Socket.IO connection that receives every
-    broadcast and acknowledges the live-view frames (the server sends the next one only then)."""
+    """One viewer as the page is one, decoding everything: a python-socketio websocket
+    connection that receives every broadcast and acknowledges the live-view frames (the server
+    sends the next one only then). Costly to run; LightViewer is the cheap one."""
 
     def __init__(self, url: str, *, auth=None):
         # UTF-8 validation of every text frame in pure Python costs websocket-client ~0.2 us a
@@ -167,22 +327,29 @@ PACKET = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
 
 class LightViewer:
     """A viewer that costs its own process little: a bare websocket speaking Engine.IO/Socket.IO
-    by hand. It reads every frame (counting bytes per event), answers pings, acknowledges the
-    live views' frames as the page does, and sends predictions, but decodes only the answers
-    to its own requests. Fifty python-socketio clients would spend more CPU decoding frames
-    than the server spends sending them, on the same two cores."""
+    by hand. It says at connect what it takes (`auth`, as the page does), reads every frame
+    (counting bytes per event), answers pings, acknowledges the live views' frames as the page
+    does, and sends requests; it decodes only the answers to its own requests, the metrics
+    (arrival time and step, for the training speed) and the state's status. Fifty
+    python-socketio clients would spend more CPU decoding frames than the server spends
+    sending them, on the same two cores."""
 
-    def __init__(self, url: str, *, count_deflated: bool = False):
+    def __init__(self, url: str, *, auth: Optional[dict] = None, count_deflated: bool = False,
+                 keep_metrics: bool = True):
         ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
         self.ws = websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True)
         self.ws.recv()  # Engine.IO open
         self.send_lock = threading.Lock()
         self.lock = threading.Lock()
         self.count_deflated = count_deflated
+        self.keep_metrics = keep_metrics
         self.counting = True
         self.bytes: dict[str, int] = {}
         self.deflated: dict[str, int] = {}
         self.messages: dict[str, int] = {}
+        self.metrics: list[tuple[float, dict]] = []  # (arrival time, payload)
+        self.status: Optional[str] = None  # the latest state's status
+        self.status_changed = threading.Condition(self.lock)
         self.pending: dict[int, tuple[threading.Event, list]] = {}
         self.next_id = 1000
         self.current_event = None
@@ -191,7 +358,7 @@ class LightViewer:
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         with self.send_lock:
-            self.ws.send("40")
+            self.ws.send("40" + (json.dumps(auth, separators=(",", ":")) if auth is not None else ""))
         if not self.connected_event.wait(30):
             raise RuntimeError("no Socket.IO connect answer")
 
@@ -244,6 +411,15 @@ class LightViewer:
                 if ack_id:
                     with self.send_lock:
                         self.ws.send(f"43{ack_id}[true]")  # drawn: send the next frame
+                if event == "metrics" and self.keep_metrics:
+                    payload = json.loads(body)[1]
+                    with self.lock:
+                        self.metrics.append((time.perf_counter(), payload))
+                elif event == "state":
+                    status = re.search(r'"status":\s*"(\w+)"', body)
+                    with self.lock:
+                        self.status = status.group(1) if status else None
+                        self.status_changed.notify_all()
 
     def call(self, event: str, payload=None, timeout: float = 30):
         """Send `event` with an acknowledgement id; bytes in `payload` (one level deep, under
@@ -269,7 +445,12 @@ class LightViewer:
             raise TimeoutError(f"no answer to {event} in {timeout} s")
         return waiter[1][0]
 
+    def wait_for_status(self, status: str, timeout: float) -> bool:
+        with self.lock:
+            return self.status_changed.wait_for(lambda: self.status == status, timeout)
+
     def snapshot(self, reset: bool = False):
+        """(bytes, deflated bytes, messages) received so far, per event."""
         with self.lock:
             result = dict(self.bytes), dict(self.deflated), dict(self.messages)
             if reset:
@@ -302,17 +483,34 @@ def close_all(viewers):
     client_log.setLevel(level)
 
 
-def start_run(viewer: Viewer, *, steps_per_second=FULL_SPEED, epochs: int = 200, **config):
+# ---- the run ------------------------------------------------------------------------------------
+
+def checked(answer: dict) -> dict:
+    if not answer.get("ok"):
+        raise RuntimeError(f"the server refused: {answer}")
+    return answer
+
+
+def start_run(viewer, *, steps_per_second=FULL_SPEED, epochs: int = 200, **config):
     """A fresh run (seed 0, the default network unless `config` says otherwise), started."""
-    answer = viewer.call("train:reset", {"config": {"steps_per_second": steps_per_second, "epochs": epochs,
-                                                    **config}})
-    assert answer["ok"], answer
-    answer = viewer.call("train:start")
-    assert answer["ok"], answer
-    return answer["state"]
+    checked(viewer.call("train:reset", {"config": {"steps_per_second": steps_per_second, "epochs": epochs,
+                                                   **config}}))
+    return checked(viewer.call("train:start"))["state"]
 
 
-def throughput_from_metrics(viewer: Viewer, since: float, until: float, batch_size: int) -> float:
+def resume(viewer, seconds_needed: float, *, steps_per_second=FULL_SPEED, epochs: int = 200) -> dict:
+    """Resume the paused run, or start a fresh one when it could end within `seconds_needed`
+    at its last measured speed (a finished run would measure nothing)."""
+    state = checked(viewer.call("train:pause"))["state"]
+    left = state["total_steps"] - state["step"]
+    rate = state.get("samples_per_second") or 0
+    steps_needed = seconds_needed * (rate / state["config"]["batch_size"] if rate else 2000)
+    if state["status"] == "done" or left < 1.5 * steps_needed:
+        return start_run(viewer, steps_per_second=steps_per_second, epochs=epochs)
+    return checked(viewer.call("train:start"))["state"]
+
+
+def throughput_from_metrics(viewer, since: float, until: float, batch_size: int = BATCH) -> float:
     """Samples per second the server trained between two moments, from the metrics stream
     (each message carries the step it was sent at)."""
     with viewer.lock:
@@ -325,6 +523,8 @@ def throughput_from_metrics(viewer: Viewer, since: float, until: float, batch_si
     return (s1 - s0) * batch_size / (t1 - t0) if t1 > t0 else float("nan")
 
 
+# ---- numbers ------------------------------------------------------------------------------------
+
 def percentile(values, q: float) -> float:
     values = sorted(values)
     if not values:
@@ -336,31 +536,6 @@ def percentile(values, q: float) -> float:
 
 def median(values) -> float:
     return percentile(values, 50)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
-
-def thread_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
-
-
-def load_average() -> float:
-    return os.getloadavg()[0]
-
-
-def machine_note() -> str:
-    return f"{os.cpu_count()} cores, load average {load_average():.1f} at the start (shared machine)"
 
 
 def emit_json(result: dict, path: Path | None):

@@ -1,11 +1,13 @@
 """Endurance: a long run with 5 viewers (one real Chromium page and four light viewers that
 draw a digit every second). When a run finishes the next one starts, as a class would do. Every
-`--interval` seconds: the server's resident memory, threads and open files (from /proc), and the
-page's JS heap after a forced garbage collection, its DOM nodes and event listeners (Chrome
-DevTools Protocol: HeapProfiler.collectGarbage, Performance.getMetrics).
+`--interval` seconds: the resident memory, threads and open files of the web worker and of the
+engine (from /proc), and the page's JS heap after a forced garbage collection, its DOM nodes
+and event listeners (Chrome DevTools Protocol: HeapProfiler.collectGarbage,
+Performance.getMetrics). The light viewers take what the page takes; the controlling client
+takes only state and metrics.
 
-Goal: after the warm-up, server memory grows by less than 50 MB over the run and the page's JS
-heap stays flat.
+Goal: after the warm-up, each server process's memory grows by less than 50 MB over the run
+and the page's JS heap stays flat.
 
     .venv/bin/python bench/endurance.py [--minutes 30] [--interval 15] [--warmup 60]
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import threading
 import time
@@ -22,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import (LightViewer, Viewer, canvas_payload, close_all, emit_json, machine_note,  # noqa: E402
-                          rss_mb, server_process, start_run, thread_count)
+from bench.common import (QUIET, VIEWER_KINDS, LightViewer, Viewer, canvas_payload, close_all, emit_json, machine_note,  # noqa: E402
+                          open_files, rss_mb, server_process, start_run, thread_count)
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 ARTIFACTS = REPO / "artifacts"
@@ -40,6 +41,16 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return 60 * sum((t - mean_t) * (v - mean_v) for t, v in points) / var if var else float("nan")
 
 
+PROCESSES = ("web", "engine")
+
+
+def grown(after: list[dict], samples: list[dict], key: str) -> dict:
+    """How `key` went after the warm-up: first, last, growth, max, least-squares slope."""
+    first, last = after[0][key], after[-1][key]
+    return {"after_warmup": first, "end": last, "growth": last - first, "max": max(s[key] for s in samples),
+            "slope_mb_per_min": slope_per_minute([(s["seconds"], s[key]) for s in after])}
+
+
 def measure(minutes: float = 30.0, interval: float = 15.0, warmup: float = 60.0, torch_threads=None) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -49,9 +60,10 @@ def measure(minutes: float = 30.0, interval: float = 15.0, warmup: float = 60.0,
     runs_started = [0]
     predictions = {"answered": 0, "failed": 0}
 
-    with server_process(torch_threads=torch_threads) as (url, pid), sync_playwright() as playwright:
-        controller = Viewer(url)
-        drawers = [LightViewer(url) for _ in range(4)]
+    with server_process(torch_threads=torch_threads) as served, sync_playwright() as playwright:
+        url = served.url
+        controller = Viewer(url, auth=QUIET)
+        drawers = [LightViewer(url, auth=VIEWER_KINDS["page"], keep_metrics=False) for _ in range(4)]
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page_errors = []
@@ -90,11 +102,16 @@ def measure(minutes: float = 30.0, interval: float = 15.0, warmup: float = 60.0,
                 time.sleep(interval)
                 cdp.send("HeapProfiler.collectGarbage")
                 metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                web, engine = served.web_pid(), served.engine_pid()
                 samples.append({
                     "seconds": round(time.perf_counter() - started, 1),
-                    "server_rss_mb": round(rss_mb(pid), 1),
-                    "server_threads": thread_count(pid),
-                    "server_open_files": len(os.listdir(f"/proc/{pid}/fd")),
+                    "web_rss_mb": round(rss_mb(web), 1),
+                    "engine_rss_mb": round(rss_mb(engine), 1),
+                    "engine_pid": engine,
+                    "web_threads": thread_count(web),
+                    "engine_threads": thread_count(engine),
+                    "web_open_files": open_files(web),
+                    "engine_open_files": open_files(engine),
                     "page_js_heap_mb": round(metrics["JSHeapUsedSize"] / 2**20, 2),
                     "page_dom_nodes": int(metrics["Nodes"]),
                     "page_listeners": int(metrics["JSEventListeners"]),
@@ -118,17 +135,13 @@ def measure(minutes: float = 30.0, interval: float = 15.0, warmup: float = 60.0,
     return {
         "minutes": minutes, "warmup_s": warmup, "interval_s": interval, "runs_started": runs_started[0],
         "predictions": predictions, "all_viewers_connected": all(connected), "page_errors": page_errors[:5],
-        "server_rss_mb": {"after_warmup": first["server_rss_mb"], "end": last["server_rss_mb"],
-                          "growth": last["server_rss_mb"] - first["server_rss_mb"],
-                          "max": max(s["server_rss_mb"] for s in samples),
-                          "slope_mb_per_min": slope_per_minute([(s["seconds"], s["server_rss_mb"]) for s in after])},
-        "page_js_heap_mb": {"after_warmup": first["page_js_heap_mb"], "end": last["page_js_heap_mb"],
-                            "growth": last["page_js_heap_mb"] - first["page_js_heap_mb"],
-                            "slope_mb_per_min": slope_per_minute([(s["seconds"], s["page_js_heap_mb"]) for s in after])},
+        **{f"{process}_rss_mb": grown(after, samples, f"{process}_rss_mb") for process in PROCESSES},
+        "page_js_heap_mb": grown(after, samples, "page_js_heap_mb"),
         "page_dom_nodes": {"after_warmup": first["page_dom_nodes"], "end": last["page_dom_nodes"]},
         "page_listeners": {"after_warmup": first["page_listeners"], "end": last["page_listeners"]},
-        "server_threads": {"after_warmup": first["server_threads"], "end": last["server_threads"]},
-        "server_open_files": {"after_warmup": first["server_open_files"], "end": last["server_open_files"]},
+        **{f"{process}_{what}": {"after_warmup": first[f"{process}_{what}"], "end": last[f"{process}_{what}"]}
+           for process in PROCESSES for what in ("threads", "open_files")},
+        "engine_restarts": len({s["engine_pid"] for s in samples}) - 1,
         "steps_trained": last["step"], "machine": machine_note(), "samples": samples,
     }
 
@@ -142,14 +155,16 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     r = measure(args.minutes, args.interval, args.warmup, args.torch_threads)
-    rss, heap = r["server_rss_mb"], r["page_js_heap_mb"]
+    heap = r["page_js_heap_mb"]
     print(f"{args.minutes:g} min, {r['runs_started']} runs, predictions {r['predictions']}, all viewers connected: "
-          f"{r['all_viewers_connected']}, page errors: {r['page_errors']}")
-    print(f"server RSS after warm-up {rss['after_warmup']:.0f} MB -> end {rss['end']:.0f} MB (growth {rss['growth']:+.1f} MB, "
-          f"slope {rss['slope_mb_per_min']:+.2f} MB/min; goal: < 50 MB)")
+          f"{r['all_viewers_connected']}, engine restarts {r['engine_restarts']}, page errors: {r['page_errors']}")
+    for process in PROCESSES:
+        rss = r[f"{process}_rss_mb"]
+        print(f"{process} RSS after warm-up {rss['after_warmup']:.0f} MB -> end {rss['end']:.0f} MB (growth "
+              f"{rss['growth']:+.1f} MB, slope {rss['slope_mb_per_min']:+.2f} MB/min; goal: < 50 MB); threads "
+              f"{r[f'{process}_threads']}, open files {r[f'{process}_open_files']}")
     print(f"page JS heap after warm-up {heap['after_warmup']:.1f} MB -> end {heap['end']:.1f} MB (growth {heap['growth']:+.2f} MB, "
           f"slope {heap['slope_mb_per_min']:+.3f} MB/min); DOM nodes {r['page_dom_nodes']}, listeners {r['page_listeners']}")
-    print(f"server threads {r['server_threads']}, open files {r['server_open_files']}")
     emit_json({k: v for k, v in r.items()}, args.json)
     return 0
 
