@@ -250,11 +250,11 @@ def timed_phase(served, controller: LightViewer, seconds: float, during=None) ->
 
 def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_threads: int | None = None,
             payload_kind: str = "canvas", draw: bool = True, measure_vanishing: bool = True,
-            crowd_takes: str = "page") -> dict:
+            crowd_takes: str = "page", server_args=()) -> dict:
     auth = CROWD_TAKES[crowd_takes]
     solo, loaded, solo_cores, loaded_cores, generator = [], [], [], [], []
     latencies, failures, sent, dropped, web_rss = [], [], 0, 0, []
-    with server_process(torch_threads=torch_threads) as served:
+    with server_process(torch_threads=torch_threads, extra_args=tuple(server_args)) as served:
         controller = LightViewer(served.url, auth=QUIET)
         try:
             start_run(controller)
@@ -335,6 +335,8 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--payload", choices=["canvas", "pixels"], default="canvas")
     parser.add_argument("--watch-only", action="store_true", help="the viewers watch but do not draw")
+    parser.add_argument("--server-arg", action="append", default=[], dest="server_args",
+                        help="an option for python -m server (repeat), e.g. --server-arg=--no-pin-cores")
     parser.add_argument("--no-vanishing", action="store_true")
     parser.add_argument("--crowd-takes", choices=sorted(CROWD_TAKES), default="page",
                         help="what each viewer of the crowd says it takes at connect (default: what the page takes)")
@@ -346,7 +348,7 @@ def main(argv=None) -> int:
         rows = {}
         for n in [int(v) for v in args.scaling.split(",")]:
             r = measure(n, args.seconds, 1, args.torch_threads, args.payload, not args.watch_only, False,
-                        args.crowd_takes)
+                        args.crowd_takes, args.server_args)
             rows[n] = r
             print(f"{n:3d} viewers: training {r['ratio_median']:.2f} of alone; {r['predictions_answered']} of "
                   f"{r['predictions_sent']} predictions answered, {r['failures']} failed, {r['viewers_dropped']} "
@@ -357,7 +359,7 @@ def main(argv=None) -> int:
         emit_json({"scaling": rows, "machine": machine_note()}, args.json)
         return 0
     r = measure(args.viewers, args.seconds, args.rounds, args.torch_threads, args.payload, not args.watch_only,
-                not args.no_vanishing, args.crowd_takes)
+                not args.no_vanishing, args.crowd_takes, args.server_args)
     print_result(r)
     emit_json(r, args.json)
     return 0

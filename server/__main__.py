@@ -39,6 +39,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="MNIST mirror base URL; repeat to give several, tried in order")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="PyTorch intra-op threads in the engine (default: half the cores, at least 1)")
+    parser.add_argument("--no-pin-cores", action="store_false", dest="pin_cores",
+                        help="let the operating system place every thread (default: the training "
+                             "thread on cores of its own, everything else on the others)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow --host to be a non-loopback interface (other machines can then "
                              "watch; controlling needs the control token printed at start-up, or "
@@ -51,10 +54,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from .cores import default_torch_threads, plan
+
+    split = plan(args.torch_threads or default_torch_threads()) if args.pin_cores else None
     return Settings.model_validate({
+        "training_cores": split[0] if split else None, "serving_cores": split[1] if split else None,
         "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
         "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
-        "mirrors": args.mirrors, "torch_threads": args.torch_threads,
+        "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
     })

@@ -27,6 +27,11 @@ class Settings(BaseModel):
     mirrors: Optional[list[str]] = None  # None = server.data.DEFAULT_MIRRORS
     allow_download: bool = True
     torch_threads: Optional[int] = Field(None, ge=1, le=256)
+    # Training on cores of its own, serving on the others (server/cores.py); --no-pin-cores.
+    pin_cores: bool = True
+    # The split itself, made once at start-up by python -m server (None: nothing pinned).
+    training_cores: Optional[list[int]] = None
+    serving_cores: Optional[list[int]] = None
     testing: bool = False
     # Serving on a non-loopback interface must be asked for (--allow-remote); remote viewers
     # then need the control token (printed at start-up; None = a new random one) to control.

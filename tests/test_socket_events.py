@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from tests.helpers import Inbox, wait_for
+from tests.helpers import Inbox, socketio_client, wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")
 
@@ -163,7 +163,7 @@ BAD_PAYLOADS = [
     ("predict", {"pixels": [0.0] * 783}, "pixels must have 784 values (28x28), got 783"),
     ("predict", {"pixels": [0.0] * 783 + ["ink"]}, "pixels[783] must be a number"),
     ("predict", {"pixels": [0.0] * 783 + [2.0]}, "pixels[783] is 2.0, outside 0..1"),
-    ("predict", {"pixels": [0.0] * 783 + [float("nan")]}, "pixels[783] is NaN"),
+    ("predict", {"pixels": [0.0] * 783 + [None]}, "pixels[783] must be a number, got NoneType None"),
     ("predict", {"pixels": [0.0] * 10_000}, "pixels: List should have at most 3136 items"),
     ("predict", {"pixels": "0,0,0"}, "pixels: Input should be a valid list"),
     ("predict", {"pixels": [0.0] * 784, "label": 3}, "label: unknown field"),
@@ -194,7 +194,7 @@ BAD_PAYLOADS = [
     ("config:update", {}, "config:update needs an object of setup fields"),
     ("config:update", [["lr", 0.1]], "config:update needs an object of setup fields"),
     ("config:update", {"lr": "0.1"}, "lr: Input should be a valid number"),
-    ("config:update", {"lr": float("nan")}, "lr: Input should be a finite number"),
+    ("config:update", {"lr": None}, "lr: Input should be a valid number"),
     ("config:update", {"batch_size": 10_000}, "batch_size: Input should be less than or equal to 4096"),
     ("config:update", {"colour": "red"}, "colour: unknown field"),
 ]
@@ -270,3 +270,16 @@ def test_the_vendored_front_end_libraries_are_served(client):
         response.close()
     assert client.get("/vendor/../../server/app.py").status_code == 404
     assert client.get("/vendor/jquery.js").status_code == 404
+
+
+def test_nan_and_infinity_sent_by_a_client_are_refused_in_words(live_server):
+    """Python's own json writes NaN and Infinity (not JSON): the server still reads them and
+    says what is wrong, instead of dropping the message unread."""
+    viewer = socketio_client(live_server.url)
+    try:
+        nan = viewer.call("predict", {"pixels": [0.0] * 783 + [float("nan")]}, timeout=10)
+        assert nan == {"ok": False, "error": "pixels[783] is NaN"}
+        infinite = viewer.call("config:update", {"lr": float("inf")}, timeout=10)
+        assert infinite["ok"] is False and "lr: Input should be a finite number" in infinite["error"]
+    finally:
+        viewer.disconnect()

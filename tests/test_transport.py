@@ -10,6 +10,7 @@ import socketio
 import simple_websocket
 from socketio import base_manager, manager, packet
 
+from server.link import fastjson
 from server.link.wire import decode_event, encode_event
 
 
@@ -37,11 +38,15 @@ def test_the_private_parts_the_patches_use_exist():
     assert callable(manager.Manager.emit) and flask_socketio.SocketIO
 
 
+class ServerPacket(packet.Packet):
+    json = fastjson  # what the playground's Socket.IO server encodes with (server/web/app.py)
+
+
 def test_an_event_encoded_once_is_byte_for_byte_what_python_socketio_sends():
     data = {"step": 3, "data": b"\x00\x01", "nested": [{"bias": b"\xff"}, 1.5], "name": "héllo"}
     encoded = encode_event("inside:weights", data)
 
-    theirs = packet.Packet(packet.EVENT, data=["inside:weights", data], namespace="/", id=7).encode()
+    theirs = ServerPacket(packet.EVENT, data=["inside:weights", data], namespace="/", id=7).encode()
     ours = [f"{packet.BINARY_EVENT}{len(encoded.attachments)}-7" + encoded.text, *encoded.attachments]
     assert ours == theirs
     assert decode_event(encoded) == ("inside:weights", data)
@@ -51,7 +56,7 @@ def test_an_event_without_bytes_is_a_plain_event_and_non_finite_numbers_become_n
     encoded = encode_event("metrics", {"loss": float("nan"), "step": 1})
     assert encoded.attachments == ()
     assert encoded.text == '["metrics",{"loss":null,"step":1}]'
-    theirs = packet.Packet(packet.EVENT, data=["metrics", {"loss": None, "step": 1}], namespace="/", id=2).encode()
+    theirs = ServerPacket(packet.EVENT, data=["metrics", {"loss": None, "step": 1}], namespace="/", id=2).encode()
     assert f"{packet.EVENT}2" + encoded.text == theirs
 
 
@@ -59,3 +64,8 @@ def test_engineio_sends_text_and_bytes_as_message_packets():
     text = engineio.packet.Packet(engineio.packet.MESSAGE, "2[]")
     binary = engineio.packet.Packet(engineio.packet.MESSAGE, b"\x00")
     assert text.encode() == "42[]" and binary.binary and binary.encode() == b"\x00"
+
+
+def test_the_wire_json_is_compact_and_reads_what_python_clients_write():
+    assert fastjson.dumps({"a": [1.5, None, float("nan")], "é": 1}) == '{"a":[1.5,null,null],"é":1}'
+    assert fastjson.loads('{"lr": NaN, "x": Infinity}')["x"] == float("inf")

@@ -168,8 +168,9 @@ def pixels_array(data) -> np.ndarray:
 class Engine:
     def __init__(self, dataset, *, data_dir, database_url: Optional[str] = None, device: torch.device | str = "cpu",
                  publish: Publish = lambda message: None, pace: Optional[float] = DEFAULT_PACE,
-                 clock=time.monotonic):
+                 clock=time.monotonic, training_cores: Optional[list[int]] = None):
         self.dataset = dataset
+        self.training_cores = training_cores  # the cores the training threads run on (None: any)
         self.device = torch.device(device)
         self.publish = publish
         self.clock = clock
@@ -189,7 +190,8 @@ class Engine:
             log.exception("publishing %s failed", topic)
 
     def _add_run(self, key: str, pace: Optional[float]) -> RunParts:
-        run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock)
+        run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
+                          cores=self.training_cores)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(

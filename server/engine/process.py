@@ -189,12 +189,16 @@ def main(connection, options: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    from ..cores import pin_this_thread
     from ..settings import Settings
     from .runtime import make_engine_factory
 
     settings = Settings.model_validate(options)
+    # Every thread but the training threads serves on the serving cores (server/cores.py).
+    pin_this_thread(settings.serving_cores)
     # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
-    serve(connection, lambda publish: make_engine_factory(settings)(publish), stop=stop)
+    serve(connection, lambda publish: make_engine_factory(
+        settings, training_cores=settings.training_cores)(publish), stop=stop)
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)  # nothing left to wait for (daemon threads, torch's pools)

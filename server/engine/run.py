@@ -21,6 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..cores import pin_this_thread
 from ..errors import UserError
 from ..experiment import DEFAULT_PACE, LIVE_FIELDS, PACE_FIELD, ConfigError, TrainConfig, checked_pace, split_pace
 from .history import CurveHistory
@@ -65,8 +66,10 @@ class RunFeature:
 
 class TrainingRun:
     def __init__(self, dataset, *, device: torch.device | str = "cpu", config: Optional[TrainConfig] = None,
-                 pace: Optional[float] = DEFAULT_PACE, key: str = "shared", clock=time.monotonic):
-        self.key = key  # which run this is for the web tier ("shared": the one everyone watches)
+                 pace: Optional[float] = DEFAULT_PACE, key: str = "shared", clock=time.monotonic,
+                 cores: Optional[list[int]] = None):
+        self.key = key
+        self.cores = cores  # the CPU cores its training thread runs on (None: wherever)  # which run this is for the web tier ("shared": the one everyone watches)
         self.dataset = dataset
         self.device = torch.device(device)
         self.config = config or TrainConfig()
@@ -343,6 +346,7 @@ class TrainingRun:
         return self.status == "running" or (self.status == "paused" and self._steps_wanted > 0)
 
     def _loop(self) -> None:
+        pin_this_thread(self.cores)
         next_step_at = self.clock()
         while True:
             with self._wake:

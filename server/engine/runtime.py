@@ -3,12 +3,12 @@ data set, and the `Engine` itself."""
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 import torch
 
 from ..errors import UserError
+from ..cores import default_torch_threads
 from ..memory import limit_malloc_arenas
 from .data import DataError, load_dataset
 from .trainer import resolve_device
@@ -17,15 +17,9 @@ log = logging.getLogger(__name__)
 
 
 
-def default_torch_threads() -> int:
-    """Half the cores, at least one. PyTorch's default (every core) leaves none for the web tier
-    and the browser on the same machine, and its threads then wait on each other: on busy
-    cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def make_engine_factory(settings, *, dataset=None) -> Callable:
-    """`factory(publish) -> Engine` for these settings (`dataset`: tests hand one in)."""
+def make_engine_factory(settings, *, dataset=None, training_cores=None) -> Callable:
+    """`factory(publish) -> Engine` for these settings (`dataset`: tests hand one in;
+    `training_cores`: the cores its training threads run on, None: wherever)."""
     from .engine import Engine
 
     limit_malloc_arenas()
@@ -46,6 +40,6 @@ def make_engine_factory(settings, *, dataset=None) -> Callable:
             except DataError as err:
                 raise UserError(str(err)) from None
         return Engine(data, data_dir=settings.data_dir, database_url=settings.database, device=device,
-                      publish=publish)
+                      publish=publish, training_cores=training_cores)
 
     return factory

@@ -8,9 +8,10 @@ cannot tell the difference. JSON has no NaN or infinity: a non-finite number is 
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
+
+from . import fastjson
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _deconstruct(data, attachments: list):
 def encode_event(event: str, data) -> EncodedEvent:
     attachments: list[bytes] = []
     body = _deconstruct([event, data], attachments)
-    return EncodedEvent(json.dumps(body, separators=(",", ":"), allow_nan=False), tuple(attachments))
+    return EncodedEvent(fastjson.dumps(body), tuple(attachments))
 
 
 def finite_or_none(data):
@@ -72,5 +73,5 @@ def _reconstruct(data, attachments):
 
 def decode_event(encoded: EncodedEvent) -> tuple[str, object]:
     """(event, data) back from an encoded event (for clients that are not a real socket)."""
-    event, data = _reconstruct(json.loads(encoded.text), list(encoded.attachments))
+    event, data = _reconstruct(fastjson.loads(encoded.text), list(encoded.attachments))
     return event, data

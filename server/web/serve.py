@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from ..cores import pin_this_thread
 from ..memory import give_back_memory, limit_malloc_arenas
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class PlaygroundWorker(ThreadWorker):
 
     def init_process(self):
         limit_malloc_arenas()  # threads that come and go: memory is reused, not scattered
+        pin_this_thread(self.app.settings.serving_cores)  # the cores the training threads leave free
         super().init_process()
 
     def get_thread_pool(self):

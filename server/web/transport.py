@@ -15,8 +15,9 @@ What they do:
   Each client has its own lock, held only while a packet's parts are queued.
 - `cap_websocket_messages`: simple-websocket closes a connection as soon as one message grows
   past the cap (before it is held in memory), and reads 64 KiB at a time.
-- `cap_attachments`: at most MAX_ATTACHMENTS binary attachments per packet, and a binary scan
-  that does not look into every number of a prediction's answer.
+- `cap_attachments`: at most MAX_ATTACHMENTS binary attachments per packet, a binary scan
+  that does not look into every number of a prediction's answer, and orjson for the packets'
+  JSON (`Server.packet_class`, `Packet.json`).
 - `gate_events`: every event of a connection counts against one rate before a handler thread
   starts, and a few short events (`predict`) are answered in the connection's own thread.
 - `send_encoded`: send an event encoded once elsewhere (server/link/wire.py) to one client,
@@ -40,6 +41,7 @@ from typing import Callable
 from engineio import packet as eio_packet
 from socketio import packet as socketio_packet
 
+from ..link import fastjson
 from ..link.wire import EncodedEvent, decode_event
 from .answers import NoBinary
 from .limits import EVENTS_BURST, EVENTS_PER_SECOND, RECEIVE_BYTES, TokenBucket
@@ -135,6 +137,11 @@ def cap_attachments(socketio) -> None:
     base = server.packet_class
 
     class AttachmentCappedPacket(base):
+        # orjson writes the packets (a prediction's answer in a tenth of the time). Set on this
+        # class only: python-socketio's own `json=` option would change every Packet in the
+        # process, clients included.
+        json = fastjson
+
         def data_is_binary(self, data):
             """Whether `data` holds bytes anywhere. The library's version calls itself for every
             number of every list (a predict answer has ~2,000): this one looks only into

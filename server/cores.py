@@ -1,0 +1,39 @@
+"""Which CPU cores train and which serve. On a machine of a few cores the training thread gets
+its own (as many as PyTorch threads), and everything else (the web worker, the engine's other
+threads, the browser...) the rest: the training thread then never waits behind a burst of
+predictions, nor a prediction behind a training step (docs/performance.md: with 50 people
+drawing on 2 cores, training kept 0.35 of its speed unpinned). Linux only; elsewhere nothing
+is pinned. No torch, no web."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+def default_torch_threads() -> int:
+    """Half the cores, at least one. PyTorch's default (every core) leaves none for the web tier
+    and the browser on the same machine, and its threads then wait on each other: on busy
+    cores, 2 threads trained at 0.04-0.11 of 1 (bench/training_loop.py, docs/performance.md)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def plan(torch_threads: int) -> Optional[tuple[list[int], list[int]]]:
+    """(training cores, the other cores), or None when there are too few to split."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    n = max(1, min(torch_threads, len(cores) - 1))
+    return cores[-n:], cores[:-n]
+
+
+def pin_this_thread(cores) -> bool:
+    """Run the calling thread (and the threads it starts from now on) on these cores."""
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        os.sched_setaffinity(0, cores)  # 0: the calling thread, on Linux
+        return True
+    except OSError:
+        return False
