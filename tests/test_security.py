@@ -340,7 +340,7 @@ def test_a_remote_page_without_the_token_says_it_is_watching_only(page, token_li
     assert badge.text_content() == "watching only"
     assert badge.get_attribute("title") == NO_TOKEN_MESSAGE
     page.click('[data-testid="train-start"]')
-    notice = page.locator('[data-testid="notice"]')
+    notice = page.locator('[data-testid="notice-text"]')
     notice.wait_for(state="visible", timeout=30_000)
     assert notice.text_content() == NO_TOKEN_MESSAGE
     assert token_live_server.session.status == "idle"

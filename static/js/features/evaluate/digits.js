@@ -1,40 +1,16 @@
-// Small digit pictures: 784 bytes (255 = ink) -> a 28x28 canvas, dark ink on paper.
+// Small digit pictures (784 bytes, 255 = ink), painted by the page's one 28x28 painter.
+import { nthDigit } from "../../lib/bytes.js";
+import { pictureCanvas } from "../../lib/digit-canvas.js";
+
+export { nthDigit };
 export const DIGITS = [...Array(10).keys()];
-
-export function toBytes(pixels) {
-  return pixels instanceof Uint8Array ? pixels : new Uint8Array(pixels);
-}
-
-// The n-th 28x28 digit of a blob of digits (n x 784 bytes, as the server packs them).
-export function nthDigit(pixels, n) {
-  return toBytes(pixels).subarray(n * 784, (n + 1) * 784);
-}
 
 // {digits: [...], pixels: blob} -> the digits, each with its own 784 pixels.
 export function unpack(set) {
   return set.digits.map((digit, i) => ({ ...digit, pixels: nthDigit(set.pixels, i) }));
 }
 
-export function digitCanvas(pixels, label) {
-  const canvas = document.createElement("canvas");
-  canvas.width = 28;
-  canvas.height = 28;
-  canvas.className = "digit";
-  canvas.setAttribute("role", "img");
-  canvas.setAttribute("aria-label", label);
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(28, 28);
-  const bytes = toBytes(pixels);
-  for (let i = 0; i < 784; i += 1) {
-    const v = 255 - bytes[i];
-    image.data[i * 4] = v;
-    image.data[i * 4 + 1] = v;
-    image.data[i * 4 + 2] = v;
-    image.data[i * 4 + 3] = 255;
-  }
-  context.putImageData(image, 0, 0);
-  return canvas;
-}
+export const digitCanvas = (pixels, label) => pictureCanvas(pixels, label, { max: 255 });
 
 const percent = (p) => (p == null ? "?" : `${Math.round(p * 100)}%`);
 

@@ -1,15 +1,11 @@
 // Distributions over time: for each layer, its weights' and its gradients' histograms at every
 // recorded step (fixed bins per tensor, computed on the server; a darker cell holds more values).
-import { toBytes } from "./decode.js";
+import { toBytes } from "../../lib/bytes.js";
+import { plural, short } from "../../lib/format.js";
+import { plot } from "../../lib/plot.js";
 
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const SEQUENTIAL = [[0, "#ffffff"], [0.25, "#d6e4f5"], [0.5, "#7fa8dc"], [0.75, "#2f5fb3"], [1, "#0b1f4f"]];
 
-function short(v) {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  return a >= 1e-2 && a < 1e3 ? v.toPrecision(2) : v.toExponential(1);
-}
 
 // Bin labels, unique so they can be categories: "[-0.031, -0.025)".
 function binLabels(edges) {
@@ -31,7 +27,7 @@ export function createDistributions(element, captionElement) {
       const layout = {
         // room between rows for the x ticks above and the next title
         grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.45, xgap: 0.12 },
-        margin: { l: 96, r: 10, t: 26, b: 40 },
+        margin: { l: 110, r: 10, t: 26, b: 40 },
         annotations: [],
         height: 90 + 230 * layers.length,
       };
@@ -66,7 +62,7 @@ export function createDistributions(element, captionElement) {
           hovertemplate: `${what}<br>step %{x}<br>values %{y}: ≈ %{customdata:,} of ${tensor.numel.toLocaleString()}<extra></extra>`,
         });
         layout[`xaxis${suffix}`] = { title: { text: row === layers.length - 1 ? "training step" : "" }, zeroline: false };
-        layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 9 }, automargin: false };
+        layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 11 }, automargin: false };
         const outside = tensor.outside[tensor.outside.length - 1];
         layout.annotations.push({
           text: `<b>${what}</b> (${tensor.numel.toLocaleString()} values)`, showarrow: false, font: { size: 11 },
@@ -74,16 +70,17 @@ export function createDistributions(element, captionElement) {
         });
         if (outside > 0) notes.push(`${outside.toLocaleString()} values of ${what} lie beyond ±${short(tensor.limit)} (counted in the outer bins)`);
       });
-      Plotly.react(element, traces, layout, CONFIG);
+      const drawn = plot(element, traces, layout);
       if (!tensors.some((t) => t.kind === "gradient")) notes.push("Gradients appear after the first training step.");
       const recorded = tensors[0] ? tensors[0].steps.length : 0;
       captionElement.textContent = [
-        `${recorded} recorded steps per tensor (up to ${frame.capacity}: older records are thinned, the first is kept). ` +
+        `${plural(recorded, "recorded step")} per tensor (up to ${frame.capacity}: older records are thinned, the first is kept). ` +
         "Bins are fixed per tensor at its first record: linear near 0, logarithmic beyond, to 64× its first largest value; shading is logarithmic in the count.",
         ...notes,
       ].join(" ");
       element.dataset.step = String(frame.step);
       element.dataset.records = String(recorded);
+      return drawn;
     },
   };
 }
