@@ -102,6 +102,18 @@ PACING = """
     new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
       .observe({ type: "longtask", buffered: true });
   } catch (err) { /* no long task API */ }
+  // Where long frames went: the scripts of each long animation frame (Chromium's LoAF API).
+  window.__longScripts = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const frame of list.getEntries()) {
+        for (const s of frame.scripts || []) {
+          const file = (s.sourceURL || "").split("/").pop() || s.invokerType;
+          window.__longScripts.push([`${file} ${s.sourceFunctionName || s.invoker || ""}`.trim(), s.duration]);
+        }
+      }
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch (err) { /* no long animation frame API */ }
 })();
 """
 
@@ -192,11 +204,11 @@ def main_thread(browser, url: str, seconds: float, *, where: str = "top", drawin
         time.sleep(3.0)  # the first frames of every stream drawn
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
-        page.evaluate("() => { window.__longTasks = []; window.__frames = []; }")
+        page.evaluate("() => { window.__longTasks = []; window.__frames = []; window.__longScripts = []; }")
         busy_before, started = task_seconds(cdp), time.monotonic()
         moves = draw_circles(page, seconds) if drawing else (time.sleep(seconds) or 0)
         busy, wall = task_seconds(cdp) - busy_before, time.monotonic() - started
-        long_tasks, frames = page.evaluate("() => [window.__longTasks, window.__frames]")
+        long_tasks, frames, scripts = page.evaluate("() => [window.__longTasks, window.__frames, window.__longScripts]")
     finally:
         context.close()
     return {
@@ -206,7 +218,16 @@ def main_thread(browser, url: str, seconds: float, *, where: str = "top", drawin
         "frames_per_second": len(frames) / wall, "frame_median_ms": median(frames),
         "frame_p95_ms": percentile(frames, 95), "frame_max_ms": max(frames, default=float("nan")),
         "mouse_moves": moves,
+        "long_frame_scripts": top_scripts(scripts),
     }
+
+
+def top_scripts(scripts, count: int = 4) -> list[tuple[str, float]]:
+    """The scripts that took the most time inside long animation frames, in ms over the window."""
+    totals: dict[str, float] = {}
+    for name, duration in scripts:
+        totals[name] = totals.get(name, 0.0) + duration
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:count]
 
 
 def main_thread_figures(browser, url: str, controller, seconds: float) -> dict:
@@ -267,6 +288,9 @@ def main(argv=None) -> int:
         print(f"  {label:40} {row['busy_share']:6.1%} {row['long_tasks']:10d} {row['long_task_share']:11.1%} "
               f"{row['longest_task_ms']:10.0f} {row['frames_per_second']:8.1f} {row['frame_median_ms']:9.1f} "
               f"{row['frame_p95_ms']:7.1f} {row['frame_max_ms']:7.0f}")
+    for label, row in figures.items():
+        if row["long_frame_scripts"]:
+            print(f"  in long frames, {label}: " + "; ".join(f"{name} {ms:.0f} ms" for name, ms in row["long_frame_scripts"]))
     top, inside = figures["training, top of the page"], figures["training, scrolled to Look inside"]
     idle = figures["idle server, top of the page"]
     print(f"  ratios: busy share training/idle {top['busy_share'] / max(idle['busy_share'], 1e-9):.2f}x, "

@@ -115,7 +115,7 @@ def test_start_trains_live_and_pause_step_reset_work(page, live_server):
 
 def test_the_curves_redraw_in_batches_however_fast_metrics_arrive(page, live_server):
     """Each Plotly redraw lays out the whole chart; one per metrics message (10 a second, two
-    charts) kept the page's main thread busy, so live points are drawn at most 4 times a second."""
+    charts) kept the page's main thread busy, so live points are drawn at most 2.5 times a second."""
     live_server.session.update_config({"steps_per_second": None, "epochs": 200})
     open_page(page, live_server)
     page.evaluate("""() => {
@@ -137,7 +137,7 @@ def test_the_curves_redraw_in_batches_however_fast_metrics_arrive(page, live_ser
     loss_redraws = [r["at"] for r in redraws if r["chart"] == "loss-chart"]
     assert loss_redraws
     seconds = (loss_redraws[-1] - loss_redraws[0]) / 1000
-    assert len(loss_redraws) <= seconds * 4 + 2, (len(loss_redraws), seconds)
+    assert len(loss_redraws) <= seconds * 2.5 + 2, (len(loss_redraws), seconds)
     assert len(live_server.session.history) > len(loss_redraws)  # several points per redraw
     assert train_points(page) == len(live_server.session.history)  # none lost
 

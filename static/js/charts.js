@@ -7,7 +7,7 @@ const TRAIN = 0;
 const VALIDATION = 1;
 // Live points are drawn in batches, at most this often: every Plotly redraw lays out and measures
 // the whole chart, so one per metrics message (10/s, two charts) kept the main thread busy.
-const REDRAW_MS = 250;
+const REDRAW_MS = 400;
 
 function layout(title, yTitle, { empty, epochs, accuracy, legendRows }) {
   return {

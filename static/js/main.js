@@ -132,12 +132,19 @@ function main() {
   });
 
   let serverNotice = null; // the server's notice on show (why the run paused, say)
+  let rendered = {}; // what the controls and the network line were last drawn from
   store.subscribe((state, patch) => {
     if ("server" in patch && state.server) {
       const server = state.server;
       renderProgress(server);
-      if (state.connection === "connected") controls.render(server);
-      renderNetwork(server);
+      // Metrics (10 a second) change only the progress and the curves: the controls and the
+      // network line are drawn again when the state itself changes.
+      if (server.config !== rendered.config || server.status !== rendered.status || server.notice !== rendered.notice
+          || server.weights_origin !== rendered.weights_origin) {
+        if (state.connection === "connected") controls.render(server);
+        renderNetwork(server);
+        rendered = { config: server.config, status: server.status, notice: server.notice, weights_origin: server.weights_origin };
+      }
       curves.show(server, state.overlays);
       // The server's notice stays while it stands and goes with it (a Reset clears it).
       if (server.notice && server.notice !== serverNotice) notify(server.notice, "error");

@@ -106,11 +106,14 @@ export default function init(context) {
   }
 
   let architecture = null;
+  let config = null;
   store.subscribe((state, patch) => {
     if ("server" in patch && state.server) {
       const server = state.server;
-      trapView.setCurrent(server.config.output);
       drawTrap();
+      if (server.config === config) return; // metrics: only the curve moved
+      config = server.config;
+      trapView.setCurrent(server.config.output);
       loadCode(server.config).catch((err) => { shownConfig = null; notify(err.message, "error"); });
       const shape = JSON.stringify(server.model.shape);
       if (architecture && shape !== architecture) Object.assign(pick, { layer: "hidden", neuron: null }); // it may be gone

@@ -19,19 +19,24 @@ function fixAxes(layout) {
   return layout;
 }
 
-// Plotly (4.8 MB) loads after the page's own code, so the canvas, the controls and the
-// connection are live before it is parsed; charts draw once it is there.
+// Plotly downloads while the page's own modules load (a preload in index.html) and runs after
+// them, so the canvas, the controls and the connection never wait for it; charts draw once it
+// is there.
+const PLOTLY_SRC = "/vendor/plotly.min.js";
 let loading = null;
 export function loadPlotly() {
   if (!loading) {
     loading = new Promise((resolve, reject) => {
       if (window.Plotly) { resolve(window.Plotly); return; }
-      const script = document.createElement("script");
-      script.src = "/vendor/plotly.min.js";
-      script.async = true;
-      script.onload = () => resolve(window.Plotly);
-      script.onerror = () => reject(new Error("the charts could not be loaded (/vendor/plotly.min.js did not load)"));
-      document.head.append(script);
+      let script = document.querySelector(`script[src="${PLOTLY_SRC}"]`);
+      if (!script) {
+        script = document.createElement("script");
+        script.src = PLOTLY_SRC;
+        script.async = true;
+        document.head.append(script);
+      }
+      script.addEventListener("load", () => resolve(window.Plotly));
+      script.addEventListener("error", () => reject(new Error(`the charts could not be loaded (${PLOTLY_SRC} did not load)`)));
     });
   }
   return loading;
