@@ -46,6 +46,7 @@ function main() {
 
   const curves = createCurves({ panel: document.getElementById("curves-panel"),
     lossElement: $("loss-chart"), accuracyElement: $("accuracy-chart"), visibility });
+  const drawPanel = document.getElementById("draw-panel");
   const predictionViews = createPredictionViews({
     digitElement: $("prediction"), barsElement: $("probabilities"), previewCanvas: $("preview") });
   const controls = createControls(document, { store, request, ask, notice });
@@ -153,7 +154,10 @@ function main() {
     }
     if ("overlays" in patch && state.server) curves.show(state.server, state.overlays);
     if ("answer" in patch) {
-      if (state.answer) predictionViews.show(state.answer); else predictionViews.clear();
+      visibility.whenVisible(drawPanel, () => {
+        const { answer } = store.get();
+        if (answer) predictionViews.show(answer); else predictionViews.clear();
+      });
     }
     if ("connection" in patch) {
       const element = $("connection");
