@@ -122,6 +122,7 @@ class TrainingSession:
         self._history_count = 0  # metrics points so far in this run
         self._history_tail_extra = False  # the newest point is shown but not due to be kept
         self.epochs: list[dict] = []  # one record per finished epoch
+        self.weights_origin: Optional[str] = None  # words, when the run started from loaded weights
         self._window = BatchStats()  # batches since the last metrics message
         self._epoch_stats = BatchStats()  # batches of the current epoch
         self._window_started = self.clock()
@@ -149,6 +150,7 @@ class TrainingSession:
                 "model": trainer.model.summary(),
                 "device": str(self.device),
                 "notice": self.notice,
+                "weights_origin": self.weights_origin,
                 "history": list(self.history),
                 "epochs": list(self.epochs),
             }
@@ -240,15 +242,18 @@ class TrainingSession:
             self._new_run()
             return self._broadcast_state()
 
-    def start_from_weights(self, state_dict: dict, changes: Optional[dict] = None) -> dict:
+    def start_from_weights(self, state_dict: dict, changes: Optional[dict] = None,
+                           origin: Optional[str] = None) -> dict:
         """Like reset, but the new run starts from `state_dict` (checked by the caller to fit
-        the new setup) instead of fresh weights: an uploaded or restored checkpoint."""
+        the new setup) instead of fresh weights: an uploaded or restored checkpoint. `origin`
+        says where they came from (the page asks before a setup link replaces them)."""
         with self._lock:
             config = self._validated(changes)
             self.config = config
             self.notice = None
             self._new_run()
             self.trainer.model.load_state_dict(state_dict)
+            self.weights_origin = origin or "loaded from a checkpoint"
             return self._broadcast_state()
 
     def with_model(self, fn: Callable):

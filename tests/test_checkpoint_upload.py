@@ -224,3 +224,14 @@ def test_a_watch_only_viewer_can_download_but_not_upload(app, trained):
     answer = upload(remote, data)
     assert answer.status_code == 403 and "control token" in answer.json["error"]
     assert_unchanged(trained, before)
+
+
+def test_the_state_says_where_loaded_weights_came_from_until_the_next_reset(client, trained):
+    """The page asks before a setup link replaces weights that were loaded, not trained here."""
+    assert trained.state()["weights_origin"] is None
+    response = upload(client, saved(trained.trainer.model.state_dict()))
+    assert response.status_code == 200, response.get_json()
+    state = trained.state()
+    assert state["weights_origin"] == "uploaded checkpoint" and state["step"] == 0
+    trained.reset()
+    assert trained.state()["weights_origin"] is None

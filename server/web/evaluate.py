@@ -176,7 +176,7 @@ def init_app(app: Flask, socketio, session: TrainingSession) -> None:
 
     def load_weights(state_dict, config: TrainConfig, origin: str) -> dict:
         """A new shared run from these weights; tell every viewer (state, evaluation, runs)."""
-        state = session.start_from_weights(state_dict, config.model_dump())
+        state = session.start_from_weights(state_dict, config.model_dump(), origin)
         recorder.set_origin(state["run_id"], origin)
         socketio.emit("evaluation", evaluations.evaluate_now().summary())
         broadcast_runs()
