@@ -4,6 +4,8 @@ browser test file (like flaskr's AuthActions)."""
 from __future__ import annotations
 
 import math
+import re
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.helpers import REPO
@@ -94,3 +96,21 @@ class PlaygroundPage:
         else:
             self.page.screenshot(path=str(path), full_page=full_page, timeout=TIMEOUT_MS)
         return path
+
+
+@contextmanager
+def own_page(browser, *, expected_console=(), **context_options):
+    """A page in its own browser context, failing like the `page` fixture on any script error or
+    console error, except console errors matching `expected_console` (regexes): what a browser
+    logs for a failure the test causes on purpose (a server stopped, a refused upload)."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 1000}, **context_options})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
+            and not any(re.search(pattern, msg.text) for pattern in expected_console) else None)
+    try:
+        yield page
+        assert not errors, f"the page reported errors: {errors}"
+    finally:
+        context.close()

@@ -215,7 +215,7 @@ export function createControls(root, { store, request, ask, notice }) {
     fillForm(link.config);
     shareLink.value = window.location.href; // the link itself, until it is settled
     const lost = server.step > 0 ? "" : server.weights_origin
-      ? ` The shared run holds weights ${server.weights_origin}, not trained here: applying the link replaces them.` : "";
+      ? ` The shared run starts from loaded weights (${server.weights_origin}): applying the link replaces them.` : "";
     showBanner(`This link's setup differs from the running one (${describeDifferences(server.config, link.config)}). `
       + `Applying it resets the shared run: everyone watching sees fresh weights and the new setup.${lost}`, { canApply: true });
   }

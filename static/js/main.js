@@ -112,7 +112,7 @@ function main() {
     objective.querySelector('[data-role="predicts"]').textContent = predicts;
     objective.dataset.output = server.config.output;
     $("dataset-info").textContent = describeDataset(server.dataset, server.device)
-      + (server.weights_origin ? ` Weights ${server.weights_origin}.` : "");
+      + (server.weights_origin ? ` Weights: ${server.weights_origin}.` : "");
   }
 
   connection.on("state", (server) => store.set({ server }));
