@@ -100,8 +100,8 @@ export function createRunsView({ listElement, ask, notify, onOverlays }) {
         const answer = await ask("runs:restore", { id: run.id });
         if (answer.ok) notify(answer.message, "info");
       }, `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`),
-      element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: ".pt",
-        title: `Download this run's weights (step ${run.checkpoint_step})`, "aria-label": `Download run #${run.id}'s weights (.pt)` }));
+      element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: "Download .pt",
+        title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` }));
     }
     const remove = button("Delete", `run-delete-${run.id}`, async () => {
       if (!remove.dataset.armed) { // a second click confirms: no dialog to dismiss by mistake

@@ -87,7 +87,7 @@ export function createCodeView({ list, selection }) {
       // focus shows); the others are text. Each stays a list item of the numbered code.
       const content = clickable
         ? element("button", { type: "button", className: "code-button", "aria-pressed": "false",
-          "aria-label": `line ${i + 1}: ${line.text.trim()}${line.makes ? `, makes ${line.makes}` : ""}` }, text, note)
+          title: line.makes ? `line ${i + 1} makes ${line.makes}` : `line ${i + 1}` }, text, note)
         : element("span", { className: "code-content" }, text, note);
       if (clickable) content.addEventListener("click", () => select(i));
       return element("li", {
