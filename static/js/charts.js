@@ -12,13 +12,14 @@ const REDRAW_MS = 400;
 function layout(title, yTitle, { empty, epochs, accuracy, legendRows }) {
   return {
     title: { text: title, font: { size: 13 }, x: 0.01, xanchor: "left", y: 0.98, yanchor: "top" },
-    margin: { l: 44, r: 10, t: 24, b: 22 + 18 * legendRows },
+    margin: { l: 44, r: 10, t: 24, b: 24 + 18 * legendRows },
     // An empty chart still shows the run's epochs and a sensible scale, never a negative loss.
     xaxis: { zeroline: false, ...(empty ? { range: [0, Math.max(1, epochs)] } : { rangemode: "tozero" }) },
     yaxis: { title: { text: yTitle, standoff: 2 }, zeroline: false,
       ...(accuracy ? { range: [0, 1] } : empty ? { range: [0, 2.5] } : { rangemode: "tozero" }) },
-    // Below the plot, so however many runs are overlaid the title and the curves stay clear.
-    legend: { orientation: "h", x: 0, xanchor: "left", y: -0.1, yanchor: "top", font: { size: 11 } },
+    // At the foot of the chart, under the tick labels: however many runs are overlaid, the
+    // title and the curves stay clear.
+    legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 11 } },
     showlegend: true,
   };
 }

@@ -23,19 +23,23 @@ export function createDistributions(element, captionElement) {
     show(frame) {
       const tensors = frame.tensors;
       const layers = [...new Set(tensors.map((t) => t.layer))];
+      // Weights beside gradients, or (on a narrow screen) one above the other.
+      const columns = element.clientWidth < 560 ? 1 : 2;
+      const rows = layers.length * (3 - columns);
       const traces = [];
       const layout = {
         // room between rows for the x ticks above and the next title
-        grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.45, xgap: 0.12 },
+        grid: { rows, columns, pattern: "independent", ygap: 0.45, xgap: 0.12 },
         margin: { l: 110, r: 10, t: 26, b: 40 },
         annotations: [],
-        height: 90 + 230 * layers.length,
+        height: 90 + 230 * rows,
       };
       const notes = [];
       tensors.forEach((tensor) => {
-        const row = layers.indexOf(tensor.layer);
-        const column = tensor.kind === "weight" ? 0 : 1;
-        const k = row * 2 + column + 1;
+        const kind = tensor.kind === "weight" ? 0 : 1;
+        const row = columns === 2 ? layers.indexOf(tensor.layer) : layers.indexOf(tensor.layer) * 2 + kind;
+        const column = columns === 2 ? kind : 0;
+        const k = row * columns + column + 1;
         const suffix = k === 1 ? "" : String(k);
         const codes = toBytes(tensor.counts);
         const records = tensor.steps.length;
@@ -61,7 +65,7 @@ export function createDistributions(element, captionElement) {
           zsmooth: false,
           hovertemplate: `${what}<br>step %{x}<br>values %{y}: ≈ %{customdata:,} of ${tensor.numel.toLocaleString()}<extra></extra>`,
         });
-        layout[`xaxis${suffix}`] = { title: { text: row === layers.length - 1 ? "training step" : "" }, zeroline: false };
+        layout[`xaxis${suffix}`] = { title: { text: row === rows - 1 ? "training step" : "" }, zeroline: false };
         layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 11 }, automargin: false };
         const outside = tensor.outside[tensor.outside.length - 1];
         layout.annotations.push({
