@@ -118,11 +118,23 @@ PACING = """
 """
 
 
-def first_interactive(browser, url: str) -> dict:
+PLOTLY_BUNDLES = {  # what /vendor/plotly.min.js is, in each compared load (same plotly.js version)
+    "cartesian bundle (served)": REPO / "node_modules" / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js",
+    "full bundle": REPO / "node_modules" / "plotly.js-dist-min" / "plotly.min.js",
+}
+
+
+def first_interactive(browser, url: str, plotly_bundle: Path | None = None) -> dict:
+    """One cold load. With `plotly_bundle`, /vendor/plotly.min.js is answered from that file
+    (through Playwright, for every compared bundle alike)."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    if plotly_bundle is not None:
+        body = plotly_bundle.read_bytes()
+        page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(
+            status=200, body=body, headers={"Content-Type": "text/javascript", "Cache-Control": "max-age=3600"}))
     try:
         page.goto(url, wait_until="commit")
         at = page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000).json_value()
@@ -251,13 +263,18 @@ def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0) -
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         controller = Viewer(url)
         try:
-            idle = [first_interactive(browser, url) for _ in range(loads)]
+            # The bundles alternate load by load, so the machine's ups and downs hit both alike.
+            compared = {label: [] for label in PLOTLY_BUNDLES}
+            for _ in range(loads):
+                for label, bundle in PLOTLY_BUNDLES.items():
+                    compared[label].append(first_interactive(browser, url, bundle))
             start_run(controller, steps_per_second=50, epochs=20)
             time.sleep(8)  # a run under way: the page gets its history and live frames at once
             joining = [first_interactive(browser, url) for _ in range(loads)]
-            result["load"] = {
-                label: {key: median([r[key] for r in runs]) for key in runs[0]}
-                for label, runs in (("idle server", idle), ("joining a run under way", joining))}
+            runs_by_label = {f"idle server, {label}": runs for label, runs in compared.items()}
+            runs_by_label["joining a run under way"] = joining
+            result["load"] = {label: {key: median([r[key] for r in runs]) for key in runs[0]}
+                              for label, runs in runs_by_label.items()}
             result["main_thread"] = main_thread_figures(browser, url, controller, main_seconds)
             start_run(controller, steps_per_second=50, epochs=200)
             result["render"] = render_times(browser, url, seconds)
@@ -280,6 +297,8 @@ def main(argv=None) -> int:
     for label, row in result["load"].items():
         print(f"page load, {label}: first interactive frame {row['first_interactive_ms']:.0f} ms "
               f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms, load {row['load_ms']:.0f} ms), median of {args.loads}")
+    served, full = (result["load"][f"idle server, {label}"]["first_interactive_ms"] for label in PLOTLY_BUNDLES)
+    print(f"  ratio: the full Plotly bundle / the cartesian bundle the page is served: {full / served:.2f}x")
     figures = result["main_thread"]
     print(f"main thread at 1440x900, run at 50 steps/s ({args.main_seconds:.0f} s each, one after the other):")
     print(f"  {'condition':40} {'busy':>6} {'long tasks':>10} {'their share':>11} {'longest ms':>10} "

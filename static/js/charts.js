@@ -57,17 +57,19 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
   let drawn = null; // {runId, history, epochs, overlays}: what is
   let timer = null;
 
-  function redrawAll({ server, overlays }) {
-    const drawing = [];
+  // Each chart in its own task: the two together were one long task on a busy machine.
+  const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
+
+  async function redrawAll({ server, overlays }) {
     const { history, epochs } = server;
     const empty = history.length === 0 && epochs.length === 0 && overlays.length === 0;
     const legendRows = Math.ceil((2 + overlays.length) / 3);
     for (const chart of charts) {
       const data = liveTraces(history, epochs, chart.key).concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
-      drawing.push(plot(chart.element, data, layout(chart.title, chart.yTitle,
-        { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows })));
+      await plot(chart.element, data, layout(chart.title, chart.yTitle,
+        { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows }));
+      await nextTask();
     }
-    return Promise.all(drawing);
   }
 
   // Only what arrived since the last draw, when it is a pure extension of it.
@@ -99,7 +101,7 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
           update.x.push(added.records.map((r) => r.epoch)); update.y.push(added.records.map((r) => r[`val_${chart.key}`]));
           indices.push(VALIDATION);
         }
-        if (indices.length) Plotly.extendTraces(chart.element, update, indices);
+        if (indices.length) { Plotly.extendTraces(chart.element, update, indices); await nextTask(); }
       }
     } else {
       await redrawAll(job);

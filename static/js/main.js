@@ -177,7 +177,14 @@ function main() {
   // Features subscribe to the store, never to each other.
   const context = { store, connection, request, ask, notify, notice, canvas, visibility, $ };
   for (const feature of FEATURES) feature(context);
-  loadPlotly().catch((err) => notify(err.message, "error"));
+  // Plotly (preloaded) runs once the connection is up: its half second of parsing must not hold
+  // up the handshake; without a connection the charts still come, a little later.
+  const chartsLater = setTimeout(() => startCharts(), 2000);
+  function startCharts() {
+    clearTimeout(chartsLater);
+    loadPlotly().catch((err) => notify(err.message, "error"));
+  }
+  connection.socket.once("connect", startCharts);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main);

@@ -107,17 +107,25 @@ export default function init({ store, connection, request, visibility, $ }) {
 
   // Every view hands its draw to the visibility: now if in view, else when it comes into view.
   const renderDiagram = throttled(() => visibility.whenVisible(card("network-diagram"), diagram.render), 300);
+  // The big Plotly heatmaps cost 50-250 ms a draw on a busy machine: at most about once a
+  // second (their pictures change slowly; the tiles above show every frame).
+  const latestFrame = {};
+  const renderOutput = throttled(() => visibility.whenVisible(card("output-weights"),
+    () => outputWeights.show(latestFrame.weights)), 800);
+  const renderDistributions = throttled(() => visibility.whenVisible(card("distributions"),
+    () => distributions.show(latestFrame.distributions)), 1000);
   const renderHistogram = throttled(() => visibility.whenVisible(card("activation-histogram"), histogram.render), 150);
   const draw = {
     weights(frame) {
       const tiles = decodeTiles(frame.hidden);
       visibility.whenVisible(tilesPanel, () => { weights.show(frame, tiles); describeFrame(frame); });
-      visibility.whenVisible(card("output-weights"), () => outputWeights.show(frame));
+      latestFrame.weights = frame;
+      renderOutput();
       if (diagram.setWeights(frame, tiles)) renderDiagram();
       if (inspectorOpen()) refreshNeuron();
     },
     activations(frame) { histogram.setStats(frame); renderHistogram(); },
-    distributions(frame) { visibility.whenVisible(card("distributions"), () => distributions.show(frame)); },
+    distributions(frame) { latestFrame.distributions = frame; renderDistributions(); },
   };
 
   // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one.
@@ -128,7 +136,7 @@ export default function init({ store, connection, request, visibility, $ }) {
     for (const [stream, { frame, ack }] of [...waiting]) {
       waiting.delete(stream);
       if (typeof ack === "function") ack();
-      draw[stream](frame);
+      setTimeout(() => draw[stream](frame), 0); // each stream in its own task: no long frame of all of them
     }
   }
   for (const [stream, event] of Object.entries(EVENTS)) {
