@@ -177,14 +177,8 @@ function main() {
   // Features subscribe to the store, never to each other.
   const context = { store, connection, request, ask, notify, notice, canvas, visibility, $ };
   for (const feature of FEATURES) feature(context);
-  // Plotly (preloaded) runs once the connection is up: its half second of parsing must not hold
-  // up the handshake; without a connection the charts still come, a little later.
-  const chartsLater = setTimeout(() => startCharts(), 2000);
-  function startCharts() {
-    clearTimeout(chartsLater);
-    loadPlotly().catch((err) => notify(err.message, "error"));
-  }
-  connection.socket.once("connect", startCharts);
+  // Plotly (preloaded) runs now, while the socket's handshake is on the network.
+  loadPlotly().catch((err) => notify(err.message, "error"));
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main);
