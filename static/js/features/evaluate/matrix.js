@@ -2,6 +2,7 @@
 // the accuracy of each digit, and the digits behind a clicked cell.
 import { DIGITS, digitCard, unpack } from "./digits.js";
 import { plot, purge } from "../../lib/plot.js";
+import { element } from "../../lib/dom.js";
 
 // Accuracy per digit in three bands, with their legend under the chart.
 export const BANDS = [{ from: 0.9, color: "#1f7a45" }, { from: 0.7, color: "#a35c00" }, { from: 0, color: "#b42318" }];
@@ -91,10 +92,7 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       cellTitle.textContent = `${cell.count} ${what}${shown}, at step ${cell.step}`;
       cellGrid.replaceChildren(...unpack(cell).map(digitCard));
       if (!cell.count) {
-        const empty = document.createElement("p");
-        empty.className = "hint";
-        empty.textContent = "No digits in this cell.";
-        cellGrid.append(empty);
+        cellGrid.append(element("p", { className: "hint", text: "No digits in this cell." }));
       }
       cellBox.hidden = false;
       cellBox.dataset.actual = String(cell.actual);

@@ -3,8 +3,9 @@
 // saturated units in words.
 import { element } from "../../lib/dom.js";
 import { COLORS, plot } from "../../lib/plot.js";
+import { percent as share } from "../../lib/format.js";
 
-const percent = (x) => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`;
+const percent = (x) => share(x, x < 0.1 ? 1 : 0);
 
 function binned(values, edges) {
   const n = edges.length - 1;
