@@ -18,6 +18,12 @@ function binLabels(edges) {
   });
 }
 
+function stepEdges(steps) {
+  const last = steps[steps.length - 1] ?? 0;
+  const gap = steps.length > 1 ? last - steps[steps.length - 2] : 1;
+  return [...steps, last + Math.max(1, gap)];
+}
+
 export function createDistributions(element, captionElement) {
   return {
     show(frame) {
@@ -60,7 +66,9 @@ export function createDistributions(element, captionElement) {
         }
         const what = tensor.kind === "weight" ? tensor.name : `gradient of ${tensor.name}`;
         traces.push({
-          type: "heatmap", x: tensor.steps, y: binLabels(tensor.edges), z, customdata: counts,
+          // The steps as the bricks' left edges (one more edge closes the last): the axis starts
+          // at the first record, not half a gap before it.
+          type: "heatmap", x: stepEdges(tensor.steps), y: binLabels(tensor.edges), z, customdata: counts,
           xaxis: `x${suffix}`, yaxis: `y${suffix}`, colorscale: SEQUENTIAL, zmin: 0, zmax: 255, showscale: false,
           zsmooth: false,
           hovertemplate: `${what}<br>step %{x}<br>values %{y}: ≈ %{customdata:,} of ${tensor.numel.toLocaleString()}<extra></extra>`,
