@@ -34,7 +34,8 @@ export default function init(context) {
     try {
       const explained = await request("explain:forward", { pixels: answer.input, layer: pick.layer, neuron: pick.neuron, top: 8 });
       if (!store.get().answer) { forwardView.showEmpty(); return; }
-      if (explained.ok) forwardView.render(explained);
+      // The answer may come back after the steps left the window: drawn when they are back.
+      if (explained.ok) visibility.whenVisible(forwardSteps, () => forwardView.render(explained));
       else notify(explained.error, "error");
     } catch (err) {
       notify(err.message, "error");

@@ -28,6 +28,7 @@ export default function init({ store, connection, request, visibility, $ }) {
     onSelect: (index, options) => select(index, options),
     readout: el("tiles-hover", tilesPanel),
     legend: el("tiles-legend", tilesPanel),
+    whenVisible: (draw) => visibility.whenVisible($("hidden-weights"), draw),
     onRender: () => {
       if (performance.getEntriesByName("inside:hidden-weights-render").length > MAX_MEASURES) {
         performance.clearMeasures("inside:hidden-weights-render");
@@ -68,7 +69,9 @@ export default function init({ store, connection, request, visibility, $ }) {
     const drawing = pixels();
     try {
       const answer = await request("inside:neuron", { index, ...(drawing ? { pixels: drawing } : {}) });
-      if (answer.ok) inspector.show(answer); else inspector.showError(answer.error);
+      // The answer may come back after the inspector left the window: drawn when it is back.
+      if (answer.ok) visibility.whenVisible(inspectorElement, () => inspector.show(answer));
+      else inspector.showError(answer.error);
     } catch (err) {
       inspector.showError(err.message);
     }

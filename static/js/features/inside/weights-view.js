@@ -44,7 +44,7 @@ function createPainter() {
 
 // The mosaic: a canvas painted off the main thread (drawing it costs a millisecond), hover
 // and clicks mapped to a tile and pixel, a keyboard focus that walks the tiles.
-export function createHiddenWeights(element, { onSelect, onRender, readout, legend }) {
+export function createHiddenWeights(element, { onSelect, onRender, readout, legend, whenVisible = (draw) => draw() }) {
   const canvas = element.querySelector('[data-role="mosaic"]');
   const context = canvas.getContext("2d");
   const focusBox = element.querySelector('[data-role="focus-box"]');
@@ -67,6 +67,11 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
     box.hidden = false;
   }
 
+  // The picture is painted off the main thread; by the time it is ready the tiles may have
+  // left the window, so it goes on the canvas when they are in view (whenVisible), the newest
+  // picture replacing one that waits.
+  let waitingPicture = null;
+  const drop = (picture) => { if (picture && typeof picture.close === "function") picture.close(); };
   const render = latestOnly(async () => {
     const frame = latest;
     const jobMode = mode;
@@ -74,12 +79,23 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
     const { tiles, meta } = frame;
     const picture = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns: meta.columns,
       zero: tiles.zero, levels: tiles.levels, mode: jobMode, maxAbs: meta.max_abs });
+    if (waitingPicture) drop(waitingPicture);
+    waitingPicture = picture;
+    whenVisible(() => {
+      if (waitingPicture !== picture) return;
+      waitingPicture = null;
+      blit({ frame, jobMode, picture, started });
+    });
+  });
+
+  function blit({ frame, jobMode, picture, started }) {
+    const { tiles, meta } = frame;
     const mainStarted = performance.now();
     const { width, height } = mosaicSize(tiles.n, meta.columns);
     if (canvas.width !== width) canvas.width = width;
     if (canvas.height !== height) canvas.height = height;
     if (picture instanceof ImageData) context.putImageData(picture, 0, 0);
-    else { context.drawImage(picture, 0, 0); picture.close(); }
+    else { context.drawImage(picture, 0, 0); drop(picture); }
     shown = frame;
     const limit = jobMode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
     legend.replaceChildren(signedLegend(limit, jobMode === "per-tile"
@@ -91,7 +107,7 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
     performance.measure("inside:hidden-weights-render-sync", { start: mainStarted, duration: performance.now() - mainStarted });
     performance.measure("inside:hidden-weights-render", { start: started, duration: performance.now() - started });
     onRender?.();
-  });
+  }
 
   function tileAt(event) {
     if (!shown) return null;
