@@ -3,6 +3,20 @@
 // view scrolls into sight, with the latest state (a newer draw replaces a waiting one).
 const MARGIN = "150px";
 
+// A view drawn late can grow above the keyboard focus and push it out of the window: bring the
+// focused element back into sight when that happens (only when something has the focus).
+function keepingFocus(draw) {
+  const focused = document.activeElement;
+  if (!focused || focused === document.body) return draw();
+  const before = focused.getBoundingClientRect();
+  const result = draw();
+  const after = focused.getBoundingClientRect();
+  const wasInView = before.bottom > 0 && before.top < innerHeight;
+  const isInView = after.bottom > 0 && after.top < innerHeight;
+  if (wasInView && !isInView) focused.scrollIntoView({ block: "nearest" });
+  return result;
+}
+
 export function createVisibility() {
   const visible = new Set();
   const waiting = new Map(); // element -> the latest draw that waits for it
@@ -15,7 +29,7 @@ export function createVisibility() {
       if (was === entry.isIntersecting) continue;
       for (const listener of listeners.get(target) || []) listener(entry.isIntersecting);
       const draw = entry.isIntersecting && waiting.get(target);
-      if (draw) { waiting.delete(target); draw(); }
+      if (draw) { waiting.delete(target); keepingFocus(draw); }
     }
   }, { rootMargin: `${MARGIN} 0px` });
   const watched = new Set();
@@ -33,7 +47,7 @@ export function createVisibility() {
     },
     whenVisible(element, draw) {
       watch(element);
-      if (visible.has(element)) { waiting.delete(element); draw(); } else waiting.set(element, draw);
+      if (visible.has(element)) { waiting.delete(element); keepingFocus(draw); } else waiting.set(element, draw);
     },
   };
 }
