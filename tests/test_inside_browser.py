@@ -6,16 +6,14 @@ from __future__ import annotations
 import math
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from server.engine.live_views import QUANT_LEVELS
+from server.engine.deltas import LEVELS as DELTA_LEVELS
+from tests.browser import ARTIFACTS, TIMEOUT_MS, PlaygroundPage, by_id
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-TIMEOUT_MS = 60_000  # frames are drawn in a busy page on a shared 2-core machine
 TILE, CELL = 28, 29  # a tile and the white line after it, in mosaic pixels
 
 # Few points per stroke (the canvas joins them with lines): each mouse event waits for a busy page.
@@ -24,31 +22,27 @@ LOOP = [[(0.5 + 0.25 * math.sin(2 * math.pi * i / 12), 0.5 - 0.35 * math.cos(2 *
          for i in range(13)]]
 
 
-def by_id(testid: str) -> str:
-    return f'[data-testid="{testid}"]'
-
-
 def open_page(page, server):
-    page.goto(server.url)
-    page.wait_for_selector(f'{by_id("hidden-weights")}[data-step]', timeout=TIMEOUT_MS)
+    """The page with the tiles (first screen) and the activation histogram (scrolled to) drawn."""
+    PlaygroundPage(page).open(server, wait_for=(f'{by_id("hidden-weights")}[data-step]',))
+    page.locator(by_id("activation-histogram")).scroll_into_view_if_needed()
     page.wait_for_selector(f'{by_id("activation-histogram")}[data-step]', timeout=TIMEOUT_MS)
     page.locator(by_id("hidden-weights")).scroll_into_view_if_needed()
 
 
 def mosaic_image(page) -> str:
-    """The picture the heatmap shows (the image trace's data: URI)."""
-    return page.evaluate(f"() => document.querySelector('{by_id('hidden-weights')}').data[0].source")
+    """The picture the tiles show (the mosaic canvas, as a PNG data: URI)."""
+    return page.evaluate(f"() => document.querySelector('{by_id('hidden-weights')} canvas').toDataURL()")
 
 
 def screen_point(page, x: float, y: float) -> tuple[float, float]:
-    """Viewport coordinates of mosaic pixel (x, y), through Plotly's own axes (the heatmap is
-    scrolled into view first: other panels above it change height as the run goes on)."""
+    """Viewport coordinates of the centre of mosaic pixel (x, y) (the mosaic is scrolled into view
+    first: other panels change height as the run goes on)."""
     page.locator(by_id("hidden-weights")).scroll_into_view_if_needed()
     return tuple(page.evaluate(f"""([x, y]) => {{
-        const el = document.querySelector('{by_id('hidden-weights')}');
-        const box = el.getBoundingClientRect();
-        const {{ xaxis, yaxis }} = el._fullLayout;
-        return [box.left + xaxis._offset + xaxis.l2p(x), box.top + yaxis._offset + yaxis.l2p(y)];
+        const canvas = document.querySelector('{by_id('hidden-weights')} canvas');
+        const box = canvas.getBoundingClientRect();
+        return [box.left + (x + 0.5) * box.width / canvas.width, box.top + (y + 0.5) * box.height / canvas.height];
     }}""", [x, y]))
 
 
@@ -57,16 +51,7 @@ def tile_pixel(index: int, row: int, col: int, columns: int = 16) -> tuple[int, 
 
 
 def draw(page, strokes):
-    """Real mouse strokes on the canvas; points are fractions of its width and height."""
-    page.locator(by_id("canvas")).scroll_into_view_if_needed()
-    box = page.locator(by_id("canvas")).bounding_box()
-    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
-    for points in strokes:
-        page.mouse.move(*at(*points[0]))
-        page.mouse.down()
-        for x, y in points[1:]:
-            page.mouse.move(*at(x, y))
-        page.mouse.up()
+    PlaygroundPage(page).draw(strokes)
 
 
 def drawing_histogram(page) -> str:
@@ -88,7 +73,9 @@ def test_the_heatmap_moves_between_two_moments_of_training_and_shows_the_real_we
     assert after != before, "the heatmap did not change while the network trained"
     page.screenshot(path=str(ARTIFACTS / "inside-heatmap-trained.png"), full_page=False)
 
-    # Hovering a pixel of a tile reads back hidden.weight[j, pixel] (to the quantisation step).
+    # Hovering a pixel of a tile reads back hidden.weight[j, pixel] to half a code step: the page
+    # takes the small stream (5-bit codes, a power-of-two scale per row), exact to the code once
+    # the run stands still (server/engine/deltas.py).
     weight = live_server.session.trainer.model.hidden.weight.detach()
     for index, row, col in ((37, 14, 10), (200, 5, 20)):
         page.mouse.move(*screen_point(page, *tile_pixel(index, row, col)))
@@ -101,7 +88,7 @@ def test_the_heatmap_moves_between_two_moments_of_training_and_shows_the_real_we
         shown_row, shown_col, shown_weight, shown_bias = int(shown_row), int(shown_col), float(shown_weight), float(shown_bias)
         assert abs(shown_row - row) <= 1 and abs(shown_col - col) <= 1  # the pixel under the mouse
         true_weight = float(weight[index, shown_row * TILE + shown_col])
-        step_size = float(weight[index].abs().max()) / QUANT_LEVELS
+        step_size = 2.0 ** math.ceil(math.log2(float(weight[index].abs().max()))) / DELTA_LEVELS
         assert abs(shown_weight - true_weight) <= step_size / 2 + 1e-4
         assert shown_bias == pytest.approx(float(live_server.session.trainer.model.hidden.bias[index].detach()), abs=1e-4)
 
@@ -120,9 +107,8 @@ def test_clicking_a_tile_opens_the_inspector_and_arrow_keys_move_between_neurons
     assert "Neuron 37 of 256" in page.text_content('[data-testid="neuron-inspector"] [data-role="title"]')
     bias = float(live_server.session.trainer.model.hidden.bias[37].detach())
     assert f"b[37] = {bias:.4f}" in page.text_content('[data-testid="neuron-inspector"] [data-role="readout"]')
-    page.wait_for_function("""() => {
-        const el = document.querySelector('[data-testid="neuron-inspector"] [data-role="top-digits"]');
-        return el.data && el.data.length === 1; }""", timeout=TIMEOUT_MS)
+    page.wait_for_function("""() => document.querySelectorAll(
+        '[data-testid="neuron-inspector"] [data-role="top-digits"] canvas').length === 8""", timeout=TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "inside-inspector.png"))
 
     page.keyboard.press("ArrowRight")
@@ -137,8 +123,10 @@ def test_clicking_a_tile_opens_the_inspector_and_arrow_keys_move_between_neurons
 
 def test_the_activation_histogram_follows_the_digit_being_drawn(page, live_server):
     open_page(page, live_server)
+    histogram = page.locator(by_id("activation-histogram"))
     assert drawing_histogram(page) == ""
     draw(page, STRAIGHT_STROKE)
+    histogram.scroll_into_view_if_needed()  # views out of view wait until they are seen
     page.wait_for_function(f"() => document.querySelector('{by_id('activation-histogram')}').dataset.drawing !== ''",
                            timeout=TIMEOUT_MS)
     page.wait_for_timeout(500)  # the answer to the finished stroke
@@ -154,16 +142,19 @@ def test_the_activation_histogram_follows_the_digit_being_drawn(page, live_serve
         .textContent.includes('For your drawing')""", timeout=TIMEOUT_MS)
 
     page.click(by_id("clear"))
+    histogram.scroll_into_view_if_needed()
     page.wait_for_function(f"() => document.querySelector('{by_id('activation-histogram')}').dataset.drawing === ''",
                            timeout=TIMEOUT_MS)
     draw(page, LOOP)
+    histogram.scroll_into_view_if_needed()
     page.wait_for_function(
         f"""(first) => {{ const d = document.querySelector('{by_id('activation-histogram')}').dataset.drawing;
             return d !== '' && d !== first; }}""", arg=first, timeout=TIMEOUT_MS)
     time.sleep(0.5)
     second = drawing_histogram(page)
     assert second != first and sum(map(int, second.split(","))) == 256
-    assert page.get_attribute(by_id("network-diagram"), "data-lit") == "true"
+    page.locator(by_id("network-diagram")).scroll_into_view_if_needed()
+    page.wait_for_selector(f'{by_id("network-diagram")}[data-lit="true"]', timeout=TIMEOUT_MS)
     page.locator("#inside-panel").screenshot(path=str(ARTIFACTS / "inside-panel-drawing.png"))
 
 
@@ -176,9 +167,11 @@ def test_every_view_copes_with_a_deep_wide_network_and_the_per_tile_scale(page, 
     assert "Showing the first 256 of 300 neurons" in caption
     layer_select = page.locator('[data-role="layer-select"]')
     assert layer_select.is_visible() and layer_select.locator("option").count() == 3
+    page.locator(by_id("distributions")).scroll_into_view_if_needed()
     page.wait_for_function(f"""() => {{ const el = document.querySelector('{by_id('distributions')}');
         return el.data && el.data.length === 8; }}""", timeout=TIMEOUT_MS)  # 4 layers x weights, gradients
     draw(page, STRAIGHT_STROKE)
+    page.locator(by_id("network-diagram")).scroll_into_view_if_needed()
     page.wait_for_function(f"() => document.querySelector('{by_id('network-diagram')}').dataset.lit === 'true'",
                            timeout=TIMEOUT_MS)
     layer_select.select_option("2")  # the third hidden layer's 32 activations for the drawing
@@ -188,6 +181,6 @@ def test_every_view_copes_with_a_deep_wide_network_and_the_per_tile_scale(page, 
     shared = mosaic_image(page)
     page.check('input[name="tile-scale"][value="per-tile"]')
     page.wait_for_selector(f'{by_id("hidden-weights")}[data-mode="per-tile"]', timeout=TIMEOUT_MS)
-    page.wait_for_function("(before) => document.querySelector('[data-testid=\"hidden-weights\"]').data[0].source !== before",
+    page.wait_for_function("(before) => document.querySelector('[data-testid=\"hidden-weights\"] canvas').toDataURL() !== before",
                            arg=shared, timeout=TIMEOUT_MS)
     page.locator("#inside-panel").screenshot(path=str(ARTIFACTS / "inside-deep-per-tile.png"))

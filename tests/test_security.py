@@ -13,6 +13,7 @@ import time
 from html.parser import HTMLParser
 
 import pytest
+import torch
 import requests
 import socketio
 
@@ -333,7 +334,7 @@ def test_a_remote_page_without_the_token_says_it_is_watching_only(page, token_li
     assert badge.text_content() == "watching only"
     assert badge.get_attribute("title") == NO_TOKEN_MESSAGE
     page.click('[data-testid="train-start"]')
-    notice = page.locator('[data-testid="notice"]')
+    notice = page.locator('[data-testid="notice-text"]')
     notice.wait_for(state="visible", timeout=30_000)
     assert notice.text_content() == NO_TOKEN_MESSAGE
     assert token_live_server.session.status == "idle"
@@ -357,3 +358,77 @@ def test_a_remote_page_opened_with_the_token_controls_and_hides_it(page, token_l
     page.click('[data-testid="train-pause"]')
     page.wait_for_function("() => document.querySelector('[data-testid=status]').textContent === 'paused'",
                            timeout=60_000)
+
+
+def outward_address():
+    """This machine's address on its network (not loopback), or None when it has none. A UDP
+    socket 'connected' to a TEST-NET address picks the interface without sending anything."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+@pytest.fixture
+def outward_live_server(small_dataset, tmp_path):
+    """The live server on this machine's network address: Chromium reaches it from a real
+    non-loopback peer address, as a viewer on another machine does (and, like one, the page is
+    not a secure context there)."""
+    from werkzeug.serving import make_server
+
+    from tests.helpers import NoDelayRequestHandler
+    from tests.helpers import LiveServer
+
+    address = outward_address()
+    if address is None:
+        pytest.fail("this machine has no non-loopback IPv4 address to serve a 'remote' viewer from")
+    # The server is meant to be reached by that address (as --host with --allow-remote would
+    # say): its Host check accepts it.
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "control_token": TOKEN,
+                      "host": address, "allow_remote": True}, dataset=small_dataset)
+    server = LiveServer(app)
+    server.server.server_close()  # bound to loopback: serve on the network address instead
+    server.server = make_server(address, 0, app, threaded=True, request_handler=NoDelayRequestHandler)
+    server.port = server.server.server_port
+    server.url = f"http://{address}:{server.port}"
+    import threading
+    server.thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    with server:
+        yield server
+
+
+@pytest.mark.browser
+def test_a_remote_viewer_opened_with_the_token_uploads_the_downloaded_checkpoint(page, outward_live_server, tmp_path):
+    """The token leaves the address bar at start-up; the upload still carries it (X-Control-Token
+    from the one place that keeps it), so the server takes the file."""
+    from tests.browser import TIMEOUT_MS, PlaygroundPage, by_id
+
+    server = outward_live_server
+    server.session.step(3)
+    playground = PlaygroundPage(page).open(server, f"?token={TOKEN}")
+    assert "token" not in page.url
+    page.wait_for_function("() => document.body.dataset.access === 'control'", timeout=TIMEOUT_MS)
+    sent_tokens = []
+    page.on("request", lambda request: sent_tokens.append(request.headers.get(CONTROL_TOKEN_HEADER.lower()))
+            if request.url.endswith("/api/checkpoint") and request.method == "POST" else None)
+
+    download_link = playground.by_id("download-checkpoint")
+    download_link.scroll_into_view_if_needed()
+    with page.expect_download(timeout=TIMEOUT_MS) as download:
+        download_link.click()
+    checkpoint = tmp_path / "model.pt"
+    download.value.save_as(checkpoint)
+    expected = {name: tensor.clone() for name, tensor in server.session.trainer.model.state_dict().items()}
+    server.session.reset()  # fresh weights: the upload must bring the downloaded ones back
+    page.wait_for_function(f"() => document.querySelector('{by_id('step-count')}').textContent.startsWith('step 0 ')",
+                           timeout=TIMEOUT_MS)
+
+    playground.by_id("upload-checkpoint").set_input_files(str(checkpoint))
+    page.wait_for_selector(f'{by_id("checkpoint-status")}[data-kind="ok"]', timeout=TIMEOUT_MS)
+    assert sent_tokens == [TOKEN]
+    loaded = server.session.trainer.model.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in expected.items())
+    assert "model.pt" in playground.text("checkpoint-status")

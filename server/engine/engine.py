@@ -374,7 +374,7 @@ class Engine:
     def _load_weights(self, state_dict, config: TrainConfig, origin: str) -> dict:
         """A new shared run from these weights; everyone gets state, evaluation and runs."""
         parts = self.part()
-        state = parts.run.start_from_weights(state_dict, config)
+        state = parts.run.start_from_weights(state_dict, config, origin)
         parts.recorder.set_origin(state["run_id"], origin)  # taken when its first step is recorded
         parts.evaluations.evaluate_now(announce=True)
         self._announce_runs()

@@ -117,6 +117,7 @@ class TrainingRun:
         self._steps_wanted = 0
         self.curve = CurveHistory()
         self.epochs: list[dict] = []  # one record per finished epoch
+        self.weights_origin: Optional[str] = None  # words, when the run started from loaded weights
         self._window = BatchStats()  # batches since the last metrics message
         self._epoch_stats = BatchStats()  # batches of the current epoch
         self._window_started = self.clock()
@@ -164,6 +165,7 @@ class TrainingRun:
                 "model": self.config.architecture.summary(),
                 "device": str(self.device),
                 "notice": self.notice,
+                "weights_origin": self.weights_origin,
                 "history": self.curve.copy(),
                 "epochs": list(self.epochs),
             }
@@ -264,14 +266,17 @@ class TrainingRun:
             self._new_run()
             return self._broadcast_state()
 
-    def start_from_weights(self, state_dict: dict, config: Optional[TrainConfig] = None) -> dict:
+    def start_from_weights(self, state_dict: dict, config: Optional[TrainConfig] = None,
+                           origin: Optional[str] = None) -> dict:
         """Like reset, but the new run starts from `state_dict` (checked by the caller to fit
-        `config`) instead of fresh weights: an uploaded or restored checkpoint."""
+        `config`) instead of fresh weights: an uploaded or restored checkpoint. `origin` says
+        where they came from (the page asks before a setup link replaces them)."""
         with self._lock:
             self.config = config or self.config
             self.notice = None
             self._new_run()
             self.trainer.model.load_state_dict(state_dict)
+            self.weights_origin = origin or "loaded from a checkpoint"
             return self._broadcast_state()
 
     def set_pace(self, pace) -> dict:

@@ -291,10 +291,13 @@ def cap_queued_packets(socketio, *, backlog: int = BACKLOG_PACKETS, patience_s: 
 
 
 def disconnect_everyone(socketio) -> None:
-    server = socketio.server
-    for sid, _ in list(server.manager.get_participants("/", None)):
+    """Close every connection at the transport (`eio.sockets`, `Socket.close(abort=True)`): the
+    pages see the connection drop and reconnect, to this server once it is back. (A Socket.IO
+    disconnect would tell them the server sent them away, and they would not come back.)"""
+    eio = socketio.server.eio
+    for socket in list(eio.sockets.values()):
         try:
-            server.disconnect(sid, namespace="/")
+            socket.close(wait=False, abort=True)
         except Exception:
             pass
 

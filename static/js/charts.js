@@ -1,31 +1,35 @@
-// Loss and accuracy curves (Plotly). Pure views: they draw what they are given.
-// Recorded runs can be drawn over the live run (setCurveOverlays): dashed, one colour per run.
+// Loss and accuracy curves (Plotly). A view: it draws the state it is shown (the live run and
+// the recorded runs overlaid on it, dashed, one colour per run), only while it is in view.
+import { COLORS, plot } from "./lib/plot.js";
+import { latestOnly } from "./lib/latest.js";
+
 const TRAIN = 0;
 const VALIDATION = 1;
-
-const baseLayout = (title, yTitle, yRange) => ({
-  title: { text: title, font: { size: 14 }, x: 0.01, xanchor: "left" },
-  margin: { l: 48, r: 12, t: 32, b: 36 },
-  xaxis: { title: { text: "epoch" }, rangemode: "tozero", zeroline: false },
-  yaxis: { title: { text: yTitle }, range: yRange, zeroline: false },
-  legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom", font: { size: 11 } },
-  uirevision: "keep", // keep the user's zoom across updates
-});
-
-const CONFIG = { displaylogo: false, responsive: true };
 // Live points are drawn in batches, at most this often: every Plotly redraw lays out and measures
-// the whole chart (~25 ms each on a busy machine), so one per metrics message (10/s, two charts)
-// kept the page's main thread saturated.
-const REDRAW_MS = 250;
+// the whole chart, so one per metrics message (10/s, two charts) kept the main thread busy.
+const REDRAW_MS = 400;
 
-export const OVERLAY_COLORS = ["#7b3fb8", "#16a085", "#d35400", "#2c3e50", "#b7950b", "#c0392b", "#27ae60", "#8e44ad"];
+function layout(title, yTitle, { empty, epochs, accuracy, legendRows }) {
+  return {
+    title: { text: title, font: { size: 13 }, x: 0.01, xanchor: "left", y: 0.98, yanchor: "top" },
+    margin: { l: 44, r: 10, t: 24, b: 24 + 18 * legendRows },
+    // An empty chart still shows the run's epochs and a sensible scale, never a negative loss.
+    xaxis: { zeroline: false, ...(empty ? { range: [0, Math.max(1, epochs)] } : { rangemode: "tozero" }) },
+    yaxis: { title: { text: yTitle, standoff: 2 }, zeroline: false,
+      ...(accuracy ? { range: [0, 1] } : empty ? { range: [0, 2.5] } : { rangemode: "tozero" }) },
+    // At the foot of the chart, under the tick labels: however many runs are overlaid, the
+    // title and the curves stay clear.
+    legend: { orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: { size: 11 } },
+    showlegend: true,
+  };
+}
 
-function traces(history, epochs, key) {
+function liveTraces(history, epochs, key) {
   return [
     { name: "train (running average)", x: history.map((p) => p.epoch), y: history.map((p) => p[key]),
-      mode: "lines", line: { color: "#2f6fde", width: 1.5 } },
+      mode: "lines", line: { color: COLORS.train, width: 1.5 } },
     { name: "validation (end of epoch)", x: epochs.map((e) => e.epoch), y: epochs.map((e) => e[`val_${key}`]),
-      mode: "lines+markers", line: { color: "#e4572e", width: 2 } },
+      mode: "lines+markers", line: { color: COLORS.validation, width: 2 } },
   ];
 }
 
@@ -44,69 +48,78 @@ function overlayTraces(run, key) {
   ];
 }
 
-const instances = new Set();
-let overlays = []; // [{id, label, color, history, epochs}]
-
-// Draw these recorded runs over every curves view (an empty list removes them).
-export function setCurveOverlays(runs) {
-  overlays = runs;
-  for (const instance of instances) instance.redraw();
-}
-
-export function createCurves(lossElement, accuracyElement) {
+export function createCurves({ panel, lossElement, accuracyElement, visibility }) {
   const charts = [
-    { element: lossElement, key: "loss", layout: baseLayout("Loss (cross-entropy)", "loss") },
-    { element: accuracyElement, key: "accuracy", layout: baseLayout("Accuracy", "accuracy", [0, 1]) },
+    { element: lossElement, key: "loss", title: "Loss (cross-entropy) by epoch", yTitle: "loss" },
+    { element: accuracyElement, key: "accuracy", title: "Accuracy by epoch", yTitle: "accuracy" },
   ];
-  let live = { history: [], epochs: [] };
-  let pending = { points: [], records: [] }; // arrived, not drawn yet
-  let flushTimer = null;
-  const draw = () => {
-    // live.history and live.epochs are the page's arrays, pending points included.
-    pending = { points: [], records: [] };
+  let wanted = null; // {server, overlays}: what should be on screen
+  let drawn = null; // {runId, history, epochs, overlays}: what is
+  let timer = null;
+
+  // Each chart in its own task: the two together were one long task on a busy machine.
+  const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
+
+  async function redrawAll({ server, overlays }) {
+    const { history, epochs } = server;
+    const empty = history.length === 0 && epochs.length === 0 && overlays.length === 0;
+    const legendRows = Math.ceil((2 + overlays.length) / 3);
     for (const chart of charts) {
-      const data = traces(live.history, live.epochs, chart.key)
-        .concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
-      Plotly.react(chart.element, data, chart.layout, CONFIG);
-    }
-  };
-  const instance = {
-    // Redraw from the whole history (on connect and on every state change).
-    render(history, epochs) {
-      live = { history, epochs };
-      draw();
-    },
-    redraw: draw,
-    addPoint(point) {
-      pending.points.push(point);
-      scheduleFlush();
-    },
-    addEpoch(record) {
-      pending.records.push(record);
-      scheduleFlush();
-    },
-  };
-  function scheduleFlush() {
-    if (flushTimer === null) flushTimer = setTimeout(() => { flushTimer = null; flush(); }, REDRAW_MS);
-  }
-  // The live run's traces come first, so these indices hold whatever is overlaid.
-  function flush() {
-    const { points, records } = pending;
-    pending = { points: [], records: [] };
-    for (const chart of charts) {
-      const update = { x: [], y: [] };
-      const indices = [];
-      if (points.length) {
-        update.x.push(points.map((p) => p.epoch)); update.y.push(points.map((p) => p[chart.key]));
-        indices.push(TRAIN);
-      }
-      if (records.length) {
-        update.x.push(records.map((r) => r.epoch)); update.y.push(records.map((r) => r[`val_${chart.key}`]));
-        indices.push(VALIDATION);
-      }
-      if (indices.length) Plotly.extendTraces(chart.element, update, indices);
+      const data = liveTraces(history, epochs, chart.key).concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
+      await plot(chart.element, data, layout(chart.title, chart.yTitle,
+        { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows }));
+      await nextTask();
     }
   }
-  instances.add(instance);
-  return instance;
+
+  // Only what arrived since the last draw, when it is a pure extension of it.
+  function extension({ server, overlays }) {
+    if (!drawn || drawn.runId !== server.run_id || drawn.overlays !== overlays) return null;
+    const { history, epochs } = server;
+    const n = drawn.history.length;
+    const m = drawn.epochs.length;
+    if (history.length < n || (n && history[n - 1] !== drawn.history[n - 1])) return null; // thinned
+    if (epochs.length < m || (m && epochs[m - 1] !== drawn.epochs[m - 1])) return null;
+    if (n === 0 && history.length && m === 0) return null; // the first points: rescale the axes
+    return { points: history.slice(n), records: epochs.slice(m) };
+  }
+
+  // One draw at a time (the first waits for Plotly); a draw asked meanwhile runs after it.
+  const draw = latestOnly(async () => {
+    if (!wanted) return;
+    const job = wanted;
+    const added = extension(job);
+    if (added) {
+      for (const chart of charts) {
+        const update = { x: [], y: [] };
+        const indices = [];
+        if (added.points.length) {
+          update.x.push(added.points.map((p) => p.epoch)); update.y.push(added.points.map((p) => p[chart.key]));
+          indices.push(TRAIN);
+        }
+        if (added.records.length) {
+          update.x.push(added.records.map((r) => r.epoch)); update.y.push(added.records.map((r) => r[`val_${chart.key}`]));
+          indices.push(VALIDATION);
+        }
+        if (indices.length) { Plotly.extendTraces(chart.element, update, indices); await nextTask(); }
+      }
+    } else {
+      await redrawAll(job);
+    }
+    drawn = { runId: job.server.run_id, history: job.server.history, epochs: job.server.epochs, overlays: job.overlays };
+  });
+
+  function schedule(now) {
+    if (now) { clearTimeout(timer); timer = null; visibility.whenVisible(panel, draw); return; }
+    if (timer === null) timer = setTimeout(() => { timer = null; visibility.whenVisible(panel, draw); }, REDRAW_MS);
+  }
+
+  return {
+    // The state to show: new points are drawn in batches, anything else at once.
+    show(server, overlays) {
+      if (!server) return;
+      wanted = { server, overlays };
+      schedule(!extension(wanted));
+    },
+  };
 }

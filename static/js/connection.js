@@ -1,13 +1,20 @@
 // Transport only: one Socket.IO connection, requests answered by acknowledgement.
 import { io } from "/vendor/socket.io.esm.min.js";
-import { controlToken } from "./access.js";
+import { controlToken } from "./lib/access.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
+// A request that could not reach the server (not a refusal): the page says so as a
+// connection notice, which goes when the connection is back.
+export class TransportError extends Error {}
+
 export function connect({ onStatus }) {
   // Websocket first: the server runs simple-websocket, long-polling is only a fallback.
-  // auth: the control token from the page URL, for viewers on other machines (access.js).
-  const socket = io({ transports: ["websocket", "polling"], auth: { token: controlToken() } });
+  // auth: the control token from the page URL, for viewers on other machines (lib/access.js);
+  // no live views and no evaluation/runs broadcasts until the views in sight ask for them
+  // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows.
+  const socket = io({ transports: ["websocket", "polling"],
+    auth: { token: controlToken(), streams: [], broadcasts: [] } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));
@@ -15,15 +22,16 @@ export function connect({ onStatus }) {
   return {
     socket,
     on: (event, handler) => socket.on(event, handler),
-    // Resolves with the server's answer ({ok, ...}); rejects only on transport failure.
+    // Resolves with the server's answer ({ok, ...}); rejects (TransportError) only when the
+    // request could not be delivered or answered.
     request(event, payload) {
       return new Promise((resolve, reject) => {
         if (!socket.connected) {
-          reject(new Error("not connected to the server"));
+          reject(new TransportError("not connected to the server, so nothing was sent: try again once the badge says connected"));
           return;
         }
         socket.timeout(REQUEST_TIMEOUT_MS).emit(event, payload, (err, answer) => {
-          if (err) reject(new Error(`the server did not answer ${event} in time`));
+          if (err) reject(new TransportError(`the server did not answer ${event} in time`));
           else resolve(answer);
         });
       });

@@ -1,5 +1,7 @@
 // Training controls: buttons, speed, the setup form (and its link), keyboard shortcuts.
-// Reads state, sends requests.
+// Reads state, sends requests. No key press throws a run away: Space never starts over a
+// finished run, R asks for a second press, and every reset says where the old run went (the
+// Runs list) with a button to restore it.
 import {
   SETUP_FIELDS, describeDifferences, hasSetupKeys, readLink, sameSetup, setupOf, writeSetupToUrl,
 } from "./urlstate.js";
@@ -38,7 +40,10 @@ function formToChanges(form) {
   return changes;
 }
 
-export function createControls(root, { store, request, ask, notify }) {
+const CONFIRM_MS = 4000; // a second R within this confirms the reset
+
+export function createControls(root, { store, request, ask, notice }) {
+  const notify = (text, kind) => notice.show(text, kind);
   const buttons = Object.fromEntries(
     [...root.querySelectorAll("[data-action]")].map((b) => [b.dataset.action, b]));
   const form = root.querySelector("[data-testid=setup]");
@@ -50,6 +55,8 @@ export function createControls(root, { store, request, ask, notify }) {
   const dismissLink = form.querySelector("[data-testid=link-dismiss]");
   const shareLink = form.querySelector("[data-testid=share-link]");
   const copyLink = form.querySelector("[data-testid=copy-link]");
+  const setupError = form.querySelector("[data-testid=setup-error]");
+  const statusWord = root.querySelector("[data-testid=status]");
 
   // A setup link that was opened and is not settled yet: {config} or {error}. While it is
   // pending the form shows the link's setup, not the server's, and the address keeps the link.
@@ -57,11 +64,29 @@ export function createControls(root, { store, request, ask, notify }) {
 
   const send = ask;
 
+  // A reset, then where the old run went: the Runs list keeps it with its last weights.
+  async function resetRun(payload) {
+    const before = store.get();
+    // The run under way, as recorded: asked now (the runs list is only followed while in view).
+    const previous = before.server && before.server.step > 0 ? (await ask("runs:list")).live_run ?? null : null;
+    const answer = await send("train:reset", payload);
+    if (answer.ok && previous != null) {
+      notice.show(`Reset: a fresh run. The previous one is run #${previous} in Runs, with its weights.`, "info", {
+        actions: [{ label: `Restore run #${previous}`, testid: "notice-restore", run: () => restore(previous) }],
+        seconds: 20 });
+    }
+    return answer;
+  }
+  async function restore(id) {
+    const answer = await send("runs:restore", { id });
+    if (answer.ok) notify(answer.message, "info");
+  }
+
   const actions = {
     start: () => send("train:start"),
     pause: () => send("train:pause"),
     step: () => send("train:step", { batches: 1 }),
-    reset: () => send("train:reset"),
+    reset: () => resetRun(),
   };
   for (const [name, button] of Object.entries(buttons)) button.addEventListener("click", () => actions[name]());
 
@@ -120,11 +145,19 @@ export function createControls(root, { store, request, ask, notify }) {
       return;
     }
     const answer = await send("config:update", changes);
+    showSetupError(answer);
     if (!answer.ok) fillForm(store.get().server.config); // show what is really in force
   });
 
+  // A refusal of the form is said beside the form too (the person is looking at it).
+  function showSetupError(answer) {
+    setupError.textContent = answer.ok ? "" : `Not applied: ${answer.error}`;
+    setupError.hidden = answer.ok;
+  }
+
   async function resetWithForm() {
-    const answer = await send("train:reset", { config: formToChanges(form) });
+    const answer = await resetRun({ config: formToChanges(form) });
+    showSetupError(answer);
     return answer;
   }
 
@@ -156,16 +189,19 @@ export function createControls(root, { store, request, ask, notify }) {
   async function checkLink(server) {
     if (!link || !server || link.applying || !(link.config || link.error)) return;
     if (link.error) {
-      showBanner(`This link's setup cannot be used: ${link.error}. Nothing was changed.`, { canApply: false });
-      dismissLink.textContent = "Keep the running setup";
+      // The refused link leaves the address at once: reloading or sharing it would only fail again.
+      shareLink.value = writeSetupToUrl(server.config);
+      showBanner(`This link's setup cannot be used: ${link.error}. Nothing was changed; the address now holds the running setup.`,
+        { canApply: false });
+      dismissLink.textContent = "OK";
       return;
     }
     if (sameSetup(link.config, server.config)) {
       settleLink();
       return;
     }
-    if (server.status === "idle" && server.step === 0 && !link.autoTried) {
-      // Nothing has been trained yet: applying loses nothing, so the link just applies.
+    if (server.status === "idle" && server.step === 0 && !server.weights_origin && !link.autoTried) {
+      // Nothing has been trained or loaded yet: applying loses nothing, so the link just applies.
       link.autoTried = true;
       link.applying = true;
       const answer = await send("train:reset", { config: setupOf(link.config) });
@@ -179,8 +215,10 @@ export function createControls(root, { store, request, ask, notify }) {
     form.classList.add("pending-link");
     fillForm(link.config);
     shareLink.value = window.location.href; // the link itself, until it is settled
+    const lost = server.step > 0 ? "" : server.weights_origin
+      ? ` The shared run starts from loaded weights (${server.weights_origin}): applying the link replaces them.` : "";
     showBanner(`This link's setup differs from the running one (${describeDifferences(server.config, link.config)}). `
-      + "Applying it resets the shared run: everyone watching sees fresh weights and the new setup.", { canApply: true });
+      + `Applying it resets the shared run: everyone watching sees fresh weights and the new setup.${lost}`, { canApply: true });
   }
 
   applyLink.addEventListener("click", async () => {
@@ -215,22 +253,52 @@ export function createControls(root, { store, request, ask, notify }) {
     }
   });
 
+  let resetArmedUntil = 0;
   document.addEventListener("keydown", (event) => {
-    if (event.target.closest("input, select, textarea, button") || event.ctrlKey || event.metaKey || event.altKey) return;
-    const status = store.get().server?.status;
+    if (event.target.closest("input, select, textarea, button, [role=application], [role=button]")
+        || event.ctrlKey || event.metaKey || event.altKey) return;
+    const { server, connection } = store.get();
     const key = event.key.toLowerCase();
-    if (key === " ") { event.preventDefault(); (status === "running" ? actions.pause : actions.start)(); }
-    else if (key === "s") actions.step();
-    else if (key === "r") actions.reset();
+    if (![" ", "s", "r"].includes(key)) return;
+    if (key === " ") event.preventDefault();
+    if (!server || connection !== "connected") { notify("Not connected to the server: the keys work again once the badge says connected.", "connection"); return; }
+    if (key === " ") {
+      if (server.status === "running") actions.pause();
+      else if (server.status === "done") {
+        notify("This run is finished, so Space does nothing: press ▶ New run to start another (this one stays in Runs).", "info");
+      } else actions.start();
+    } else if (key === "s") actions.step();
+    else if (key === "r") {
+      const losesSomething = server.step > 0 || Boolean(server.weights_origin);
+      if (losesSomething && performance.now() > resetArmedUntil) {
+        resetArmedUntil = performance.now() + CONFIRM_MS;
+        notice.show("Press R again to reset the shared run: new weights, the curves start over "
+          + "(this run stays in Runs with its weights).", "info", { seconds: CONFIRM_MS / 1000 });
+        return;
+      }
+      resetArmedUntil = 0;
+      actions.reset();
+    }
   });
 
   return {
+    // What the page shows while the server cannot be reached: nothing can be pressed, and the
+    // status says so instead of the last thing the server said.
+    renderOffline(server) {
+      for (const button of Object.values(buttons)) button.disabled = true;
+      form.querySelector("[data-testid=apply-setup]").disabled = true;
+      statusWord.textContent = "not connected";
+      statusWord.title = server ? `last known: ${server.status}` : "";
+    },
     render(server) {
       const { status } = server;
+      statusWord.title = "";
+      form.querySelector("[data-testid=apply-setup]").disabled = false;
       buttons.start.disabled = status === "running";
       buttons.start.textContent = status === "paused" ? "▶ Resume" : status === "done" ? "▶ New run" : "▶ Start";
       buttons.pause.disabled = status !== "running";
       buttons.step.disabled = status === "done";
+      buttons.reset.disabled = false;
       renderBadges(server.live_fields || []);
       if (document.activeElement !== speed) {
         speed.value = String(speedIndex(server.config.steps_per_second));

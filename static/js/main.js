@@ -1,31 +1,33 @@
-// The controller: wires the connection, the page state and the views together.
-import { connect } from "./connection.js";
+// The controller: wires the connection, the page state and the views together. Server events
+// go into the store (store.js); views render from the store, only what is in view.
+import { connect, TransportError } from "./connection.js";
 import { createStore } from "./store.js";
-import { HISTORY_LIMIT, thinInPlace } from "./history.js";
+import { thin } from "./history.js";
 import { createCurves } from "./charts.js";
 import { createDrawingCanvas } from "./canvas.js";
 import { createPredictionViews } from "./prediction.js";
 import { createControls, speedLabel } from "./controls.js";
-import { formatDuration, describeArchitecture, describeDataset } from "./format.js";
+import { createNotice } from "./notice.js";
+import { byTestId as $ } from "./lib/dom.js";
+import { formatDuration, describeArchitecture, describeTraining, describeDataset } from "./lib/format.js";
+import { latestOnly } from "./lib/latest.js";
+import { loadPlotly } from "./lib/plot.js";
+import { createVisibility } from "./lib/visibility.js";
+import { nthDigit } from "./lib/bytes.js";
 
 import initInside from "./features/inside.js";
 import initExplain from "./features/explain.js";
 import initEvaluate from "./features/evaluate.js";
-import initAccess from "./access.js";
+import initAccess from "./features/access.js";
 
-// Feature modules ("look inside", explainer, evaluation); each gets the page context.
+// Feature modules ("look inside", explainer, evaluation, access); each gets the page context.
 const FEATURES = [initInside, initExplain, initEvaluate, initAccess];
 
-const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
-
 function main() {
-  const store = createStore({ connection: "connecting", server: null, drawing: null, answer: null });
-  const notice = $("notice");
-  const notify = (text, kind = "info") => {
-    notice.textContent = text;
-    notice.dataset.kind = kind;
-    notice.hidden = !text;
-  };
+  const store = createStore({ connection: "connecting", server: null, answer: null, runs: null, overlays: [] });
+  const notice = createNotice($("notice"));
+  const notify = (text, kind = "info") => notice.show(text, kind);
+  const visibility = createVisibility();
 
   const connection = connect({ onStatus: (status) => store.set({ connection: status }) });
   const request = (event, payload) => connection.request(event, payload);
@@ -37,37 +39,31 @@ function main() {
       if (!answer.ok) notify(answer.error, "error");
       return answer;
     } catch (err) {
-      notify(err.message, "error");
+      notify(err.message, err instanceof TransportError ? "connection" : "error");
       return { ok: false, error: err.message };
     }
   }
-  const curves = createCurves($("loss-chart"), $("accuracy-chart"));
+
+  const curves = createCurves({ panel: document.getElementById("curves-panel"),
+    lossElement: $("loss-chart"), accuracyElement: $("accuracy-chart"), visibility });
+  const drawPanel = document.getElementById("draw-panel");
   const predictionViews = createPredictionViews({
     digitElement: $("prediction"), barsElement: $("probabilities"), previewCanvas: $("preview") });
-  const controls = createControls(document, { store, request, ask, notify });
+  const controls = createControls(document, { store, request, ask, notice });
 
   // Predictions: one request in flight; the newest drawing waits its turn, older ones are dropped.
-  let inFlight = false;
-  let queued = null;
-  async function predict(image) {
-    if (inFlight) { queued = image; return; }
-    inFlight = true;
+  const predict = latestOnly(async (image) => {
     try {
       const answer = await request("predict", { image });
-      if (answer.ok && canvas.hasInk()) {
-        store.set({ answer });
-        predictionViews.show(answer);
-      } else if (!answer.ok) notify(answer.error, "error");
+      if (answer.ok && canvas.hasInk()) store.set({ answer });
+      else if (!answer.ok) notify(answer.error, "error");
     } catch (err) {
-      notify(err.message, "error");
-    } finally {
-      inFlight = false;
-      if (queued) { const next = queued; queued = null; predict(next); }
+      notify(err.message, err instanceof TransportError ? "connection" : "error");
     }
-  }
+  });
   const canvas = createDrawingCanvas($("canvas"), {
     onInk: predict,
-    onClear: () => { queued = null; store.set({ answer: null }); predictionViews.clear(); },
+    onClear: () => { predict.cancel(); $("real-digit-caption").textContent = ""; store.set({ answer: null }); },
   });
   $("clear").addEventListener("click", () => canvas.clear());
   document.addEventListener("keydown", (event) => {
@@ -76,11 +72,27 @@ function main() {
   });
   predictionViews.clear();
 
+  // The alternative to drawing: a real MNIST training digit of the chosen class on the canvas.
+  const realDigitOffset = new Array(10).fill(0);
+  $("real-digit").addEventListener("click", async () => {
+    const digit = Number($("real-digit-choice").value);
+    const answer = await ask("dataset:samples", { offset: realDigitOffset[digit] });
+    if (!answer.ok) return;
+    realDigitOffset[digit] = answer.offset + 1;
+    const { classes, pixels } = answer.samples;
+    let position = 0;
+    for (let d = 0; d < digit; d += 1) position += classes[d].indices.length;
+    if (!classes[digit].indices.length) { notify(`No training ${digit} to show.`, "error"); return; }
+    canvas.putDigit(nthDigit(pixels, position));
+    $("real-digit-caption").textContent = `A real MNIST ${digit}: training digit #${classes[digit].indices[0]}.`;
+    $("real-digit-caption").dataset.index = String(classes[digit].indices[0]);
+  });
+
   function renderProgress(server) {
     const { config } = server;
     $("status").textContent = server.status;
-    $("epoch").textContent = `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
-    if (server.status === "done" || server.status === "idle") $("epoch").textContent = `epoch ${server.epoch} / ${config.epochs}`;
+    $("epoch").textContent = server.status === "done" || server.status === "idle"
+      ? `epoch ${server.epoch} / ${config.epochs}` : `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
     $("step-count").textContent = `step ${server.step} / ${server.total_steps}`;
     const percent = Math.round(server.progress * 1000) / 10;
     $("progress").setAttribute("aria-valuenow", String(percent));
@@ -89,62 +101,85 @@ function main() {
     const rate = server.samples_per_second ? `${Math.round(server.samples_per_second).toLocaleString()} samples/s` : "";
     $("speed-readout").textContent = server.status === "running" ? rate : "";
     $("eta").textContent = server.status === "running" && server.eta_seconds != null
-      ? `about ${formatDuration(server.eta_seconds)} left at ${speedLabel(config.steps_per_second)}` : "";
+      ? `· about ${formatDuration(server.eta_seconds)} left at ${speedLabel(config.steps_per_second)}` : "";
   }
 
-  let serverNotice = null; // the server's notice on show (why the run paused, say)
-  connection.on("state", (server) => {
-    store.set({ server });
+  function renderNetwork(server) {
     $("architecture").textContent = describeArchitecture(server.config);
-    $("dataset-info").textContent = describeDataset(server.dataset, server.device);
-    controls.render(server);
-    renderProgress(server);
-    curves.render(server.history, server.epochs);
-    // The server's notice stays while it stands and goes with it (a Reset clears it).
-    if (server.notice) notify(server.notice, "error");
-    else if (serverNotice && notice.textContent === serverNotice) notify("");
-    serverNotice = server.notice;
-  });
+    const { trains, predicts } = describeTraining(server.config);
+    const objective = $("training-objective");
+    objective.querySelector('[data-role="trains"]').textContent = trains;
+    objective.querySelector('[data-role="predicts"]').textContent = predicts;
+    objective.dataset.output = server.config.output;
+    $("dataset-info").textContent = describeDataset(server.dataset, server.device)
+      + (server.weights_origin ? ` Weights: ${server.weights_origin}.` : "");
+  }
+
+  connection.on("state", (server) => store.set({ server }));
   connection.on("metrics", (metrics) => {
     const server = store.get().server;
     if (!server || metrics.run_id !== server.run_id) return;
     const point = { step: metrics.step, epoch: metrics.epoch, loss: metrics.loss, accuracy: metrics.accuracy };
-    server.history.push(point);
-    const thinned = thinInPlace(server.history, HISTORY_LIMIT);
-    Object.assign(server, {
+    store.set({ server: { ...server, history: thin(server.history.concat([point])),
       step: metrics.step, progress: metrics.progress, eta_seconds: metrics.eta_seconds,
       samples_per_second: metrics.samples_per_second, total_steps: metrics.total_steps,
-      epoch: Math.floor(metrics.epoch),
-    });
-    renderProgress(server);
-    // Thinned: redraw from the shorter history (the charts' own traces only ever grow).
-    if (thinned) curves.render(server.history, server.epochs);
-    else curves.addPoint(point);
+      epoch: Math.floor(metrics.epoch) } });
   });
   connection.on("epoch", (record) => {
     const server = store.get().server;
-    if (!server) return;
-    server.epochs.push(record);
-    curves.addEpoch(record);
+    if (!server || (record.run_id != null && record.run_id !== server.run_id)) return;
+    store.set({ server: { ...server, epochs: server.epochs.concat([record]) } });
     canvas.resend(); // the network changed: show what it says about the drawing now
   });
 
+  let serverNotice = null; // the server's notice on show (why the run paused, say)
+  let rendered = {}; // what the controls and the network line were last drawn from
   store.subscribe((state, patch) => {
-    if (!("connection" in patch)) return;
-    const element = $("connection");
-    element.dataset.state = state.connection;
-    element.textContent = state.connection === "connected" ? "connected"
-      : state.connection === "disconnected" ? "disconnected — reconnecting…" : "connecting…";
-    if (state.connection === "connected" && notice.dataset.kind === "connection") notify("");
-    if (state.connection === "disconnected") notify("Lost the connection to the server; trying again…", "connection");
+    if ("server" in patch && state.server) {
+      const server = state.server;
+      renderProgress(server);
+      // Metrics (10 a second) change only the progress and the curves: the controls and the
+      // network line are drawn again when the state itself changes.
+      if (server.config !== rendered.config || server.status !== rendered.status || server.notice !== rendered.notice
+          || server.weights_origin !== rendered.weights_origin) {
+        if (state.connection === "connected") controls.render(server);
+        renderNetwork(server);
+        rendered = { config: server.config, status: server.status, notice: server.notice, weights_origin: server.weights_origin };
+      }
+      curves.show(server, state.overlays);
+      // The server's notice stays while it stands and goes with it (a Reset clears it).
+      if (server.notice && server.notice !== serverNotice) notify(server.notice, "error");
+      else if (!server.notice && serverNotice) notice.clear(serverNotice);
+      serverNotice = server.notice;
+    }
+    if ("overlays" in patch && state.server) curves.show(state.server, state.overlays);
+    if ("answer" in patch) {
+      visibility.whenVisible(drawPanel, () => {
+        const { answer } = store.get();
+        if (answer) predictionViews.show(answer); else predictionViews.clear();
+      });
+    }
+    if ("connection" in patch) {
+      const element = $("connection");
+      element.dataset.state = state.connection;
+      element.textContent = state.connection === "connected" ? "connected"
+        : state.connection === "disconnected" ? "disconnected: reconnecting…" : "connecting…";
+      if (state.connection === "connected") {
+        if (notice.kind === "connection") notice.clear();
+        if (state.server) controls.render(state.server);
+      } else {
+        controls.renderOffline(state.server);
+        if (state.connection === "disconnected") notify("Lost the connection to the server; trying again…", "connection");
+      }
+    }
   });
 
-  // store.answer holds the latest predict answer (null when the canvas is empty);
-  // store.server the latest state. Features subscribe to the store, never to each other.
-  const context = { store, connection, request, ask, notify, canvas, $ };
+  // Features subscribe to the store, never to each other.
+  const context = { store, connection, request, ask, notify, notice, canvas, visibility, $ };
   for (const feature of FEATURES) feature(context);
+  // Plotly (preloaded) runs now, while the socket's handshake is on the network.
+  loadPlotly().catch((err) => notify(err.message, "error"));
 }
 
-// Plotly is a classic deferred script; modules run after it, but be explicit.
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main);
 else main();

@@ -1,44 +1,42 @@
-// The prediction views: the digit, the probability bars and the 28x28 preview.
-const CONFIG = { displaylogo: false, responsive: true, staticPlot: false };
-const DIGITS = [...Array(10).keys()].map(String);
+// The prediction views: the digit, the probability of each digit (ten bars, plain HTML: an
+// answer arrives every few strokes while drawing, and a chart library's redraw would cost the
+// drawing its frames) and the 28x28 input as the network sees it.
+import { element } from "./lib/dom.js";
+import { paintPicture } from "./lib/digit-canvas.js";
+
+const DIGITS = [...Array(10).keys()];
 
 export function createPredictionViews({ digitElement, barsElement, previewCanvas }) {
-  const preview = previewCanvas.getContext("2d");
-  const layout = {
-    margin: { l: 36, r: 8, t: 8, b: 28 },
-    xaxis: { type: "category", title: { text: "" } },
-    yaxis: { range: [0, 1], title: { text: "probability" } },
-    bargap: 0.15,
-  };
+  const bars = DIGITS.map((digit) => {
+    const bar = element("span", { className: "bar" });
+    barsElement.append(element("span", { className: "bar-column" }, bar, element("span", { className: "bar-label", text: String(digit) })));
+    return bar;
+  });
+  barsElement.prepend(element("span", { className: "bars-axis", "aria-hidden": "true" },
+    element("span", { text: "1" }), element("span", { text: "0.5" }), element("span", { text: "0" })));
 
   function drawBars(probabilities) {
-    const best = probabilities.indexOf(Math.max(...probabilities));
-    Plotly.react(barsElement, [{
-      type: "bar", x: DIGITS, y: probabilities,
-      marker: { color: probabilities.map((_, i) => (i === best ? "#2f6fde" : "#aab4c8")) },
-      hovertemplate: "digit %{x}: %{y:.3f}<extra></extra>",
-    }], layout, CONFIG);
-  }
-
-  function drawPreview(pixels) {
-    const image = preview.createImageData(28, 28);
-    for (let i = 0; i < 784; i += 1) {
-      const v = Math.round(pixels[i] * 255);
-      image.data.set([v, v, v, 255], i * 4);
-    }
-    preview.putImageData(image, 0, 0);
+    const best = probabilities.some((p) => p > 0) ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+    probabilities.forEach((p, digit) => {
+      bars[digit].style.height = `${(100 * p).toFixed(1)}%`;
+      bars[digit].classList.toggle("best", digit === best);
+      bars[digit].parentElement.title = `digit ${digit}: ${p.toFixed(3)}`;
+    });
+    barsElement.dataset.values = JSON.stringify(probabilities);
+    barsElement.setAttribute("aria-label", best < 0 ? "Probability of each digit: nothing drawn yet"
+      : `Probability of each digit: ${probabilities.map((p, d) => `${d}: ${p.toFixed(2)}`).join(", ")}`);
   }
 
   return {
     show(answer) {
       digitElement.textContent = String(answer.prediction);
       drawBars(answer.probabilities);
-      drawPreview(answer.input);
+      paintPicture(previewCanvas, answer.input);
     },
     clear() {
       digitElement.textContent = "";
       drawBars(new Array(10).fill(0));
-      preview.clearRect(0, 0, 28, 28);
+      previewCanvas.getContext("2d").clearRect(0, 0, previewCanvas.width, previewCanvas.height);
     },
   };
 }

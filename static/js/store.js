@@ -1,11 +1,19 @@
-// The one place for page state. Views subscribe and re-render from it; nothing else holds state.
+// The one place for the page's state. Views subscribe and re-render from it; whatever changes
+// the state goes through set() (a new object for every changed key, never a change in place),
+// so every subscriber hears of every change.
+//   connection: "connecting" | "connected" | "disconnected"
+//   server:     the latest state of the shared run (the `state` broadcast, kept up to date by
+//               `metrics` and `epoch`); null until the first one
+//   answer:     the latest predict answer (null when the canvas is empty)
+//   runs:       the runs list ({runs, live_run}); null until it arrives
+//   overlays:   recorded runs drawn over the learning curves: [{id, label, color, history, epochs}]
 export function createStore(initial) {
-  let state = initial;
+  let state = Object.freeze({ ...initial });
   const listeners = new Set();
   return {
     get: () => state,
     set(patch) {
-      state = { ...state, ...patch };
+      state = Object.freeze({ ...state, ...patch });
       for (const listener of listeners) listener(state, patch);
     },
     subscribe(listener) {

@@ -5,12 +5,12 @@ import { createMistakesView } from "./evaluate/mistakes.js";
 import { createDatasetView } from "./evaluate/dataset.js";
 import { createRunsView } from "./evaluate/runs.js";
 import { createCheckpointView } from "./evaluate/checkpoints.js";
+import { latestOnly } from "../lib/latest.js";
 
 export default function init(context) {
-  const { store, connection, ask, notify, $ } = context;
+  const { store, connection, ask, notify, notice, visibility, $ } = context;
   const panel = document.getElementById("evaluate-panel");
   panel.hidden = false;
-
 
   const matrix = createMatrixView({
     matrixElement: $("confusion-matrix"), perClassElement: $("per-class-accuracy"),
@@ -30,27 +30,15 @@ export default function init(context) {
       if (answer.ok) { samplesOffset = answer.offset; dataset.renderSamples(answer.samples); }
     },
   });
-  const runs = createRunsView({ listElement: $("runs"), ask, notify });
-  createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notify });
+  const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }) });
+  createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notice });
 
   // Views off screen are not redrawn (an epoch can end every second or two): the latest
   // data waits, and is drawn when the view scrolls into sight.
-  const deferred = new Map(); // element -> draw()
-  const onScreen = new Set();
-  const observer = new IntersectionObserver((entries) => {
-    for (const entry of entries) {
-      if (entry.isIntersecting) onScreen.add(entry.target); else onScreen.delete(entry.target);
-      const draw = entry.isIntersecting && deferred.get(entry.target);
-      if (draw) { deferred.delete(entry.target); draw(); }
-    }
-  });
-  function drawWhenSeen(element, draw) {
-    if (onScreen.has(element)) { deferred.delete(element); draw(); } else deferred.set(element, draw);
-  }
+  const drawWhenSeen = visibility.whenVisible;
   const evaluationCard = document.getElementById("evaluation-card");
   const mistakesCard = document.getElementById("mistakes-card");
   const runsCard = document.getElementById("runs-card");
-  for (const card of [evaluationCard, mistakesCard, runsCard]) observer.observe(card);
 
   // The evaluation on screen belongs to one run; a new run clears it.
   let shown = null;
@@ -65,29 +53,50 @@ export default function init(context) {
     });
     drawWhenSeen(mistakesCard, () => mistakes.render(evaluation));
   }
-  let asking = null; // one evaluate:get at a time; a request meanwhile asks once more after it
-  async function refreshEvaluation() {
-    if (asking) { asking.again = true; return; }
-    asking = { again: false };
+  // One evaluate:get at a time; a request meanwhile asks once more after it.
+  const refreshEvaluation = latestOnly(async () => {
     const answer = await ask("evaluate:get");
-    const again = asking.again;
-    asking = null;
     if (answer.ok) showEvaluation(answer.evaluation);
-    if (again) refreshEvaluation();
-  }
+  });
 
   connection.on("evaluation", showEvaluation);
-  connection.on("runs", (payload) => drawWhenSeen(runsCard, () => runs.render(payload)));
+  const runsOf = ({ runs: list, live_run: liveRun, problems }) => ({ runs: list, live_run: liveRun, problems });
+  connection.on("runs", (payload) => store.set({ runs: runsOf(payload) }));
+  const refreshRuns = latestOnly(async () => {
+    const list = await ask("runs:list");
+    if (list.ok) store.set({ runs: runsOf(list) });
+  });
+
+  // Only what is in sight: the evaluation and runs broadcasts are taken while their cards are in
+  // view (broadcasts:subscribe), and a card coming into view asks for the current ones.
+  const takes = { evaluation: [evaluationCard, mistakesCard], runs: [runsCard] };
+  let taken = null;
+  const sendBroadcasts = latestOnly(async () => {
+    if (store.get().connection !== "connected") return;
+    const topics = Object.keys(takes).filter((topic) => takes[topic].some(visibility.isVisible));
+    const key = topics.join(",");
+    if (key === taken) return;
+    const before = taken === null ? [] : taken.split(",");
+    const answer = await ask("broadcasts:subscribe", { topics });
+    if (!answer.ok) return;
+    taken = key;
+    panel.dataset.broadcasts = key;
+    if (topics.includes("evaluation") && !before.includes("evaluation")) refreshEvaluation();
+    if (topics.includes("runs") && !before.includes("runs")) refreshRuns();
+  });
+  for (const cards of Object.values(takes)) for (const card of cards) visibility.onChange(card, () => sendBroadcasts());
   connection.on("connect", async () => {
-    const [data, list] = await Promise.all([ask("dataset:get"), ask("runs:list")]);
-    if (data.ok) dataset.render(data.dataset);
-    if (list.ok) drawWhenSeen(runsCard, () => runs.render(list));
-    refreshEvaluation();
+    taken = null;
+    sendBroadcasts();
+    refreshRuns(); // once: the curves' overlays and the softmax trap read the recorded runs
+    const data = await ask("dataset:get");
+    if (data.ok) drawWhenSeen($("dataset"), () => dataset.render(data.dataset));
   });
 
   // A new run, or a run that stopped somewhere else than the evaluation on screen: ask again.
   let last = { run: null, status: null };
   store.subscribe((state, patch) => {
+    if ("runs" in patch && state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs));
     if (!("server" in patch) || !state.server) return;
     const { run_id: run, status, step } = state.server;
     const newRun = run !== last.run;

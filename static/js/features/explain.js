@@ -1,25 +1,96 @@
 // The nn.Linear explainer: the code of the network on screen tied to its views, the shapes,
 // the forward pass of the drawing step by step, a Linear sandbox, Keras and the softmax trap.
+// The feature asks the server; its views only render, and only while in view.
 import { createCodeView } from "./explain/code-view.js";
 import { createShapesView } from "./explain/shapes-view.js";
 import { createForwardView } from "./explain/forward-view.js";
 import { createSandbox } from "./explain/sandbox.js";
 import { createTrapView } from "./explain/trap-view.js";
-import { requestJSON } from "./explain/util.js";
+import { requestJSON } from "../lib/http.js";
+import { latestOnly } from "../lib/latest.js";
+
+const TRAP_REDRAW_MS = 1000;
 
 export default function init(context) {
-  const { store, connection, request, notify } = context;
+  const { store, request, ask, notify, visibility, $ } = context;
   const panel = document.getElementById("explain-panel");
-  const $ = (testid) => panel.querySelector(`[data-testid="${testid}"]`);
+  const arithmetic = document.getElementById("arithmetic-panel");
   panel.hidden = false;
+  arithmetic.hidden = false;
 
   const codeView = createCodeView({ list: $("model-code"), selection: $("code-selection") });
   const shapesView = createShapesView({ body: $("shapes-table").tBodies[0], total: $("parameter-total"), batch: $("batch-shapes") });
-  const forwardView = createForwardView(panel, { request, notify });
-  const sandbox = createSandbox($("linear-sandbox"));
-  const trapView = createTrapView(panel, { request, notify });
 
-  // The code and shapes follow the setup: fetched again whenever the config changes.
+  // ---- the forward pass of the drawing, asked for only while its steps are in view ----------
+  const pick = { layer: "hidden", neuron: null }; // neuron null: the server picks the most excited
+  const forwardView = createForwardView(arithmetic, {
+    notify,
+    onPick: (layer, neuron) => { Object.assign(pick, { layer, neuron }); explainDrawing(); },
+  });
+  const forwardSteps = $("forward-steps");
+  const loadForward = latestOnly(async () => {
+    const answer = store.get().answer;
+    if (!answer) { forwardView.showEmpty(); return; }
+    try {
+      const explained = await request("explain:forward", { pixels: answer.input, layer: pick.layer, neuron: pick.neuron, top: 8 });
+      if (!store.get().answer) { forwardView.showEmpty(); return; }
+      // The answer may come back after the steps left the window: drawn when they are back.
+      if (explained.ok) visibility.whenVisible(forwardSteps, () => forwardView.render(explained));
+      else notify(explained.error, "error");
+    } catch (err) {
+      notify(err.message, "error");
+    }
+  });
+  const explainDrawing = () => visibility.whenVisible(forwardSteps, loadForward);
+
+  // ---- the sandbox ---------------------------------------------------------------------------
+  const sandbox = createSandbox($("linear-sandbox"), {
+    defaults: () => requestJSON("GET", "/api/linear"),
+    compute: (payload) => requestJSON("POST", "/api/linear", payload),
+    random: (payload) => requestJSON("POST", "/api/linear/random", payload),
+  });
+
+  // ---- the softmax trap: the latest run of each way, live or recorded -------------------------
+  let floor = null;
+  const recorded = new Map(); // run id -> {steps, history}: curves fetched from the runs store
+  const trapView = createTrapView(arithmetic, {
+    onSwitch: async (output) => {
+      const reset = await ask("train:reset", { config: { output } });
+      if (reset.ok) await ask("train:start");
+    },
+  });
+  function trapRuns() {
+    const { server, runs } = store.get();
+    const shown = {};
+    if (!server) return shown;
+    const live = server.config.output;
+    if (server.history.length) shown[live] = { run_id: runs?.live_run ?? server.run_id, history: server.history, recorded: false };
+    for (const run of runs?.runs ?? []) {
+      const output = run.config.output;
+      if (shown[output] || run.id === runs.live_run || !run.steps) continue;
+      const curve = recorded.get(run.id);
+      if (curve && curve.steps === run.steps) shown[output] = { run_id: run.id, history: curve.history, recorded: true };
+      else { fetchRun(run); return shown; } // drawn again once it is here
+    }
+    return shown;
+  }
+  const fetchRun = latestOnly(async (run) => {
+    const answer = await ask("runs:get", { id: run.id });
+    if (!answer.ok) return;
+    recorded.set(run.id, { steps: run.steps, history: answer.run.history });
+    drawTrap();
+  });
+  let trapTimer = null;
+  const trapChart = $("trap-chart");
+  function drawTrap() {
+    if (trapTimer) return;
+    trapTimer = setTimeout(() => {
+      trapTimer = null;
+      visibility.whenVisible(trapChart, () => trapView.render(trapRuns(), floor));
+    }, trapChart.dataset.outputs == null ? 0 : TRAP_REDRAW_MS);
+  }
+
+  // ---- the code and shapes follow the setup: fetched again whenever the config changes ------
   let shownConfig = null;
   async function loadCode(config) {
     const key = JSON.stringify(config);
@@ -29,25 +100,28 @@ export default function init(context) {
     if (!answer.ok) { notify(answer.body.error, "error"); shownConfig = null; return; }
     codeView.render(answer.body.lines);
     shapesView.render(answer.body.shapes);
-    trapView.setFloor(answer.body.double_softmax_floor);
+    floor = answer.body.double_softmax_floor;
+    trapView.setFloor(floor);
     trapView.renderKeras(answer.body);
+    drawTrap();
   }
 
   let architecture = null;
-  function onServer(server) {
-    trapView.update(server);
-    loadCode(server.config).catch((err) => { shownConfig = null; notify(err.message, "error"); });
-    const shape = JSON.stringify(server.model.shape);
-    if (architecture && shape !== architecture) forwardView.resetPick();
-    architecture = shape;
-  }
-
+  let config = null;
   store.subscribe((state, patch) => {
-    if ("server" in patch && state.server) onServer(state.server);
-    if ("answer" in patch) forwardView.setInput(state.answer ? state.answer.input : null);
+    if ("server" in patch && state.server) {
+      const server = state.server;
+      drawTrap();
+      if (server.config === config) return; // metrics: only the curve moved
+      config = server.config;
+      trapView.setCurrent(server.config.output);
+      loadCode(server.config).catch((err) => { shownConfig = null; notify(err.message, "error"); });
+      const shape = JSON.stringify(server.model.shape);
+      if (architecture && shape !== architecture) Object.assign(pick, { layer: "hidden", neuron: null }); // it may be gone
+      architecture = shape;
+    }
+    if ("runs" in patch) drawTrap();
+    if ("answer" in patch) explainDrawing();
   });
-  // Metrics extend the curve in place (main.js); the trap's chart redraws from it.
-  connection.on("metrics", () => { const { server } = store.get(); if (server) trapView.update(server); });
-  if (store.get().server) onServer(store.get().server);
   sandbox.start().catch((err) => notify(err.message, "error"));
 }

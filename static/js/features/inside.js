@@ -1,24 +1,42 @@
-// "Look inside": the live views of the network (weights, activations, distributions, the
-// diagram, the neuron inspector). Frames arrive per stream; each is drawn at the next animation
-// frame and acknowledged after drawing, so the server sends the next (always the newest) frame
-// only when this page has caught up.
+// "Look inside": the live views of the network (the hidden-weight tiles, the inspector, output
+// weights, activations, distributions, the diagram). Only what a viewer looks at: the page
+// subscribes (inside:subscribe) to the streams whose views are in view, and a view scrolled
+// into view draws the stream's current frame at once. Frames arrive per stream; each is drawn
+// at the next animation frame and acknowledged then, so the server sends the next (always the
+// newest) frame only when this page has caught up. A frame of a stream nobody on this page
+// looks at is acknowledged on arrival and kept for when its view comes into sight.
 import { createHiddenWeights, createOutputWeights } from "./inside/weights-view.js";
 import { createInspector } from "./inside/inspector.js";
 import { createActivationHistogram } from "./inside/activations-view.js";
 import { createDistributions } from "./inside/distributions-view.js";
 import { createDiagram } from "./inside/diagram.js";
+import { decodeTiles } from "./inside/decode.js";
+import { createDistributionsChain, createWeightsChain, inOrder } from "./inside/chains.js";
+import { throttled } from "./inside/throttle.js";
+import { latestOnly } from "../lib/latest.js";
 
-const EVENTS = { weights: "inside:weights", activations: "inside:activations", distributions: "inside:distributions" };
+// The page takes the small streams (a key frame, then what changed: chains.js) for the weights
+// and distributions; a chain's every frame is applied as it arrives, then drawn latest-wins.
+const STREAMS = {
+  weights: { name: "weights-delta", event: "inside:weights-delta", chain: () => inOrder(createWeightsChain()) },
+  activations: { name: "activations", event: "inside:activations" },
+  distributions: { name: "distributions-delta", event: "inside:distributions-delta",
+    chain: () => inOrder(createDistributionsChain()) },
+};
 const MAX_MEASURES = 500; // render timings kept for benchmarks (performance.getEntriesByName)
 
-export default function init({ store, connection, request, $ }) {
+export default function init({ store, connection, request, visibility, $ }) {
   const panel = document.getElementById("inside-panel");
   panel.hidden = false;
-  const el = (role) => panel.querySelector(`[data-role="${role}"]`);
+  const tilesPanel = document.getElementById("tiles-panel");
+  const el = (role, root = panel) => root.querySelector(`[data-role="${role}"]`);
+  const card = (testid) => $(testid).closest(".inside-card, .panel");
 
   const weights = createHiddenWeights($("hidden-weights"), {
-    onSelect: (index) => select(index),
-    readout: el("tiles-hover"),
+    onSelect: (index, options) => select(index, options),
+    readout: el("tiles-hover", tilesPanel),
+    legend: el("tiles-legend", tilesPanel),
+    whenVisible: (draw) => visibility.whenVisible($("hidden-weights"), draw),
     onRender: () => {
       if (performance.getEntriesByName("inside:hidden-weights-render").length > MAX_MEASURES) {
         performance.clearMeasures("inside:hidden-weights-render");
@@ -26,28 +44,65 @@ export default function init({ store, connection, request, $ }) {
       }
     },
   });
-  const outputWeights = createOutputWeights($("output-weights"));
+  const outputWeights = createOutputWeights($("output-weights"), el("output-legend"));
   const histogram = createActivationHistogram($("activation-histogram"), el("saturation"), el("layer-select"));
   const distributions = createDistributions($("distributions"), el("distributions-caption"));
   const diagram = createDiagram($("network-diagram"), el("diagram-caption"));
-  const inspector = createInspector($("neuron-inspector"), {
-    request,
-    getAnswer: () => store.get().answer,
-    onSelect: (index) => select(index),
+  const inspectorElement = $("neuron-inspector");
+  const inspector = createInspector(inspectorElement, {
+    onMove: (index) => select(index),
+    onClose: () => { weights.select(null); updateSubscription(); $("hidden-weights").focus({ preventScroll: true }); },
     columns: () => weights.meta()?.columns ?? 16,
     count: () => weights.meta()?.n_neurons ?? 0,
   });
 
-  function select(index) {
+  // Which views show which stream; a stream is wanted while any of its views is in view.
+  const views = {
+    weights: [tilesPanel, card("output-weights"), card("network-diagram"), inspectorElement],
+    activations: [card("activation-histogram")],
+    distributions: [card("distributions")],
+  };
+  const inspectorOpen = () => inspector.index() != null;
+  const shows = (stream) => views[stream].some((view) =>
+    visibility.isVisible(view) && (view !== inspectorElement || inspectorOpen()));
+
+  // ---- the inspector: the feature asks, the view renders -----------------------------------
+  const pixels = () => {
+    const answer = store.get().answer;
+    return answer ? answer.input.map((v) => Math.min(1, Math.max(0, v))) : null;
+  };
+  const loadNeuron = latestOnly(async () => {
+    const index = inspector.index();
+    if (index == null) return;
+    const drawing = pixels();
+    try {
+      const answer = await request("inside:neuron", { index, ...(drawing ? { pixels: drawing } : {}) });
+      // The answer may come back after the inspector left the window: drawn when it is back.
+      if (answer.ok) visibility.whenVisible(inspectorElement, () => inspector.show(answer));
+      else inspector.showError(answer.error);
+    } catch (err) {
+      inspector.showError(err.message);
+    }
+  });
+  const refreshNeuron = throttled(() => visibility.whenVisible(inspectorElement, loadNeuron), 200);
+
+  function select(index, { focusInspector = false } = {}) {
     weights.select(index);
     if (index == null) return;
     inspector.open(index);
-    $("neuron-inspector").focus({ preventScroll: true });
+    updateSubscription();
+    visibility.whenVisible(inspectorElement, loadNeuron);
+    // The inspector sits below the tiles: bring it into sight; keys go to it from a tile's Enter.
+    inspectorElement.scrollIntoView({ block: "nearest" });
+    if (focusInspector || document.activeElement !== $("hidden-weights")) inspectorElement.focus({ preventScroll: true });
   }
-  // Arrow keys also work while the heatmap itself has focus.
-  $("hidden-weights").addEventListener("keydown", (event) => inspector.onKey(event));
+  // Arrow keys on the inspector move its neuron; the tiles follow (weights.select). Esc on the
+  // tiles closes it too.
+  $("hidden-weights").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && inspectorOpen()) { event.preventDefault(); inspector.close(); }
+  });
 
-  for (const input of panel.querySelectorAll('input[name="tile-scale"]')) {
+  for (const input of tilesPanel.querySelectorAll('input[name="tile-scale"]')) {
     input.addEventListener("change", () => { if (input.checked) weights.setMode(input.value); });
   }
 
@@ -55,28 +110,36 @@ export default function init({ store, connection, request, $ }) {
     const hidden = frame.hidden;
     const capped = hidden.n_shown < hidden.n_neurons
       ? ` Showing the first ${hidden.n_shown} of ${hidden.n_neurons} neurons (the inspector reaches all of them with the arrow keys).` : "";
-    el("tiles-caption").textContent =
-      `${hidden.layer}.weight is (${hidden.n_neurons}, 784): row j, shown as 28×28, is what neuron j looks for ` +
-      `(red: ink there raises its pre-activation, blue: lowers it). Step ${frame.step}.${capped} Click a tile to inspect it.`;
+    el("tiles-caption", tilesPanel).textContent =
+      `${hidden.layer}.weight is (${hidden.n_neurons}, 784): row j, shown as 28×28, is what neuron j looks for. Step ${frame.step}.${capped}`;
     el("status").textContent = `Live from the ${frame.status} run at step ${frame.step} (epoch ${frame.epoch.toFixed(2)}); ` +
-      `heatmaps refresh every ${frame.interval_s.toFixed(1)} s while training.`;
+      `heatmaps refresh every ${frame.interval_s.toFixed(1)} s while training, while they are in view.`;
   }
 
+  // Every view hands its draw to the visibility: now if in view, else when it comes into view.
+  const renderDiagram = throttled(() => visibility.whenVisible(card("network-diagram"), diagram.render), 300);
+  // The big Plotly heatmaps cost 50-250 ms a draw on a busy machine: at most about once a
+  // second (their pictures change slowly; the tiles above show every frame).
+  const latestFrame = {};
+  const renderOutput = throttled(() => visibility.whenVisible(card("output-weights"),
+    () => outputWeights.show(latestFrame.weights)), 800);
+  const renderDistributions = throttled(() => visibility.whenVisible(card("distributions"),
+    () => distributions.show(latestFrame.distributions)), 1000);
+  const renderHistogram = throttled(() => visibility.whenVisible(card("activation-histogram"), histogram.render), 150);
   const draw = {
     weights(frame) {
-      weights.show(frame); // painted off the main thread, plotted when ready
-      outputWeights.show(frame);
-      diagram.showWeights(frame, weights.tiles());
-      describeFrame(frame);
-      inspector.refresh();
+      const tiles = decodeTiles(frame.hidden);
+      visibility.whenVisible(tilesPanel, () => { weights.show(frame, tiles); describeFrame(frame); });
+      latestFrame.weights = frame;
+      renderOutput();
+      if (diagram.setWeights(frame, tiles)) renderDiagram();
+      if (inspectorOpen()) refreshNeuron();
     },
-    activations(frame) { histogram.showStats(frame); },
-    distributions(frame) { distributions.show(frame); },
+    activations(frame) { histogram.setStats(frame); renderHistogram(); },
+    distributions(frame) { latestFrame.distributions = frame; renderDistributions(); },
   };
 
-  // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one. A
-  // frame is acknowledged when the page starts drawing it (at an animation frame, so a busy or
-  // hidden page slows the stream down), and the next one travels while this one is drawn.
+  // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one.
   const waiting = new Map();
   let scheduled = false;
   function drawWaiting() {
@@ -84,25 +147,62 @@ export default function init({ store, connection, request, $ }) {
     for (const [stream, { frame, ack }] of [...waiting]) {
       waiting.delete(stream);
       if (typeof ack === "function") ack();
-      draw[stream](frame);
+      setTimeout(() => draw[stream](frame), 0); // each stream in its own task: no long frame of all of them
     }
   }
-  for (const [stream, event] of Object.entries(EVENTS)) {
-    connection.on(event, (frame, ack) => {
-      const previous = waiting.get(stream);
-      if (previous && typeof previous.ack === "function") previous.ack();
-      waiting.set(stream, { frame, ack });
-      if (!scheduled) { scheduled = true; requestAnimationFrame(drawWaiting); }
+  function arrived(stream, frame, ack) {
+    if (!shows(stream)) { // nobody here looks at it: ready for the next at once
+      if (typeof ack === "function") ack();
+      draw[stream](frame); // the views keep it for when they come into view
+      return;
+    }
+    const previous = waiting.get(stream);
+    if (previous && typeof previous.ack === "function") previous.ack();
+    waiting.set(stream, { frame, ack });
+    if (!scheduled) { scheduled = true; requestAnimationFrame(drawWaiting); }
+  }
+  for (const [stream, { event, chain }] of Object.entries(STREAMS)) {
+    if (!chain) { connection.on(event, (frame, ack) => arrived(stream, frame, ack)); continue; }
+    let apply = chain();
+    connection.on("connect", () => { apply = chain(); }); // a new connection starts with a key frame
+    connection.on(event, async (frame, ack) => {
+      const whole = await apply(frame); // every frame of a chain, in order
+      if (whole) arrived(stream, whole, ack);
+      else if (typeof ack === "function") ack();
     });
   }
 
+  // ---- only what a viewer looks at -------------------------------------------------------------
+  let subscribed = null; // the streams the server was last told, as "a,b"
+  const sendSubscription = latestOnly(async () => {
+    if (store.get().connection !== "connected") return;
+    const streams = Object.keys(STREAMS).filter(shows).map((stream) => STREAMS[stream].name);
+    const key = streams.join(",");
+    if (key === subscribed) return;
+    try {
+      const answer = await request("inside:subscribe", { streams });
+      if (answer.ok) subscribed = key;
+      panel.dataset.subscribed = answer.ok ? key : panel.dataset.subscribed;
+    } catch {
+      subscribed = null; // not delivered: asked again on the next change or reconnect
+    }
+  });
+  function updateSubscription() { sendSubscription(); }
+  for (const stream of Object.keys(views)) {
+    for (const view of views[stream]) visibility.onChange(view, updateSubscription);
+  }
+  // A new connection takes no stream (connect auth, connection.js): say at once which ones
+  // this page shows.
+  connection.on("connect", () => { subscribed = null; updateSubscription(); });
+
   store.subscribe((state, patch) => {
     if ("answer" in patch) {
-      histogram.showAnswer(state.answer);
-      diagram.showAnswer(state.answer);
-      inspector.refresh();
+      histogram.setAnswer(state.answer);
+      renderHistogram();
+      if (diagram.setAnswer(state.answer)) renderDiagram();
+      if (inspectorOpen()) refreshNeuron();
     }
-    if ("server" in patch && state.server) diagram.setShape(state.server.model?.shape);
+    if ("server" in patch && state.server && diagram.setShape(state.server.model?.shape)) renderDiagram();
   });
-  diagram.render();
+  renderDiagram();
 }

@@ -1,43 +1,42 @@
-// Keep the weights: upload a .pt back (downloads and the Python export are plain links).
+// Keep the weights: upload a .pt back (downloads and the Python export are plain links). The
+// upload goes through lib/http.js, which carries the control token like every HTTP request.
+import { upload } from "../../lib/http.js";
+
 export const MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024; // the server's limit too
 
-// The control token (if the page was opened with ?token=) goes along, as on the socket.
-function controlHeaders() {
-  const token = new URLSearchParams(window.location.search).get("token");
-  return token ? { "X-Control-Token": token } : {};
-}
-
-export function createCheckpointView({ fileInput, statusElement, notify }) {
+export function createCheckpointView({ fileInput, statusElement, notice }) {
   function say(text, kind) {
     statusElement.textContent = text;
     statusElement.dataset.kind = kind;
+    // A refusal is said where the person is looking: here, beside the button, at once.
+    statusElement.setAttribute("role", kind === "error" ? "alert" : "status");
   }
+  let loadedNotice = null; // the "Loaded ..." notice of the last good upload
 
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files[0];
     fileInput.value = ""; // choosing the same file again uploads it again
     if (!file) return;
+    const failed = (text) => {
+      say(text, "error");
+      if (loadedNotice) { notice.clear(loadedNotice); loadedNotice = null; } // it no longer says what holds
+    };
     if (file.size > MAX_CHECKPOINT_BYTES) {
-      say(`${file.name} is too big (${file.size.toLocaleString()} bytes; the limit is ${MAX_CHECKPOINT_BYTES.toLocaleString()}). Nothing was changed.`, "error");
+      failed(`${file.name} is too big (${file.size.toLocaleString()} bytes; the limit is ${MAX_CHECKPOINT_BYTES.toLocaleString()}). Nothing was changed.`);
       return;
     }
     say(`Uploading ${file.name}…`, "info");
     try {
-      const response = await fetch("/api/checkpoint", {
-        method: "POST", body: file,
-        headers: { "Content-Type": "application/octet-stream", Accept: "application/json", ...controlHeaders() },
-      });
-      const body = await response.json();
-      if (response.ok) {
-        say(`${file.name}: ${body.message}`, "ok");
-        notify(`Loaded ${file.name}: ${body.message}`, "info");
+      const answer = await upload("/api/checkpoint", file);
+      if (answer.ok) {
+        say(`${file.name}: ${answer.body.message}`, "ok");
+        loadedNotice = `Loaded ${file.name}: ${answer.body.message}`;
+        notice.show(loadedNotice, "info");
       } else {
-        say(`${file.name}: ${body.error}`, "error");
+        failed(`${file.name} was not loaded: ${answer.body.error}`);
       }
     } catch (err) {
-      say(`Uploading ${file.name} failed: ${err.message}`, "error");
+      failed(`Uploading ${file.name} failed: ${err.message}`);
     }
   });
-
-  return { say };
 }

@@ -1,28 +1,20 @@
 // The dataset browser: per class, the mean digit, the counts in each split, sample digits.
 import { DIGITS, digitCanvas, nthDigit } from "./digits.js";
+import { element } from "../../lib/dom.js";
 
 export function createDatasetView({ summaryElement, rowsElement, moreButton, onMore }) {
   let counts = null;
   let means = null;
 
-  function cell(content) {
-    const td = document.createElement("td");
-    if (content instanceof Node) td.append(content); else td.textContent = content;
-    return td;
-  }
+  const cell = (content) => element("td", {}, content);
 
   // samples: {classes: [{digit, indices}], pixels: the digits of class 0, then 1, ...}
   function renderRows(samples) {
     let next = 0;
     rowsElement.replaceChildren(...DIGITS.map((digit) => {
-      const row = document.createElement("tr");
-      row.dataset.digit = String(digit);
-      const head = document.createElement("th");
-      head.scope = "row";
-      head.textContent = String(digit);
-      const strip = document.createElement("div");
-      strip.className = "sample-strip";
-      strip.setAttribute("data-testid", `samples-${digit}`);
+      const row = element("tr", { "data-digit": String(digit) });
+      const head = element("th", { scope: "row", text: String(digit) });
+      const strip = element("div", { className: "sample-strip", "data-testid": `samples-${digit}` });
       for (const index of samples.classes[digit].indices) {
         strip.append(digitCanvas(nthDigit(samples.pixels, next), `a training ${digit} (#${index})`));
         next += 1;

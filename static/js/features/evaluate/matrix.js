@@ -1,8 +1,12 @@
 // The confusion matrix (Plotly heatmap: rows = true digit, columns = what the network said),
 // the accuracy of each digit, and the digits behind a clicked cell.
 import { DIGITS, digitCard, unpack } from "./digits.js";
+import { plot, purge } from "../../lib/plot.js";
+import { element } from "../../lib/dom.js";
 
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+// Accuracy per digit in three bands, with their legend under the chart.
+export const BANDS = [{ from: 0.9, color: "#1f7a45" }, { from: 0.7, color: "#a35c00" }, { from: 0, color: "#b42318" }];
+const bandColor = (a) => (a == null ? "#ccc" : BANDS.find((band) => a >= band.from).color);
 // Share of a row: the scale rises fast at first, so a 2% confusion is already visible next
 // to a 95% diagonal.
 const COLORSCALE = [[0, "#ffffff"], [0.02, "#fde3c8"], [0.1, "#f7a35c"], [0.4, "#d9541e"], [1, "#6b1d0e"]];
@@ -29,7 +33,7 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       const share = total ? ` (${((100 * n) / total).toFixed(1)}% of the ${actual}s)` : "";
       return actual === predicted ? `${n} ${actual}s read right${share}` : `${n} ${actual}s read as ${predicted}${share}`;
     }));
-    Plotly.react(matrixElement, [{
+    return plot(matrixElement, [{
       type: "heatmap", x: labels, y: labels, z: shares, zmin: 0, zmax: 1, colorscale: COLORSCALE,
       text: rows, texttemplate: "%{text}", customdata: hover, hovertemplate: "%{customdata}<extra></extra>",
       xgap: 1, ygap: 1, showscale: false,
@@ -38,22 +42,22 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       xaxis: { title: { text: "the network said" }, type: "category", side: "bottom", fixedrange: true },
       yaxis: { title: { text: "true digit" }, type: "category", autorange: "reversed", fixedrange: true },
       font: { size: 11 },
-    }, CONFIG);
-    if (!clickBound) {
+    }).then(() => {
+      if (clickBound) return;
       clickBound = true;
       matrixElement.on("plotly_click", (event) => {
         const point = event.points[0];
         onCell(Number(point.y), Number(point.x));
       });
-    }
+    });
   }
 
   function drawPerClass(evaluation) {
     const accuracies = evaluation.per_class.map((c) => c.accuracy);
-    Plotly.react(perClassElement, [{
+    return plot(perClassElement, [{
       type: "bar", orientation: "h", y: DIGITS.map(String), x: accuracies,
       text: evaluation.per_class.map((c) => `${c.correct}/${c.total}`), textposition: "outside", cliponaxis: false,
-      marker: { color: accuracies.map((a) => (a == null ? "#ccc" : a >= 0.9 ? "#1f9d55" : a >= 0.7 ? "#c77700" : "#c62828")) },
+      marker: { color: accuracies.map(bandColor) },
       hovertemplate: "digit %{y}: %{x:.1%} right (%{text})<extra></extra>",
     }], {
       title: { text: "right, per digit", font: { size: 12 } },
@@ -61,7 +65,7 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       xaxis: { range: [0, 1.35], tickvals: [0, 0.5, 1], tickformat: ".0%", fixedrange: true },
       yaxis: { type: "category", autorange: "reversed", fixedrange: true },
       font: { size: 11 },
-    }, CONFIG);
+    });
   }
 
   picker.addEventListener("submit", (event) => {
@@ -75,8 +79,8 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       drawPerClass(evaluation);
     },
     clear() {
-      Plotly.purge(matrixElement);
-      Plotly.purge(perClassElement);
+      purge(matrixElement);
+      purge(perClassElement);
       clickBound = false;
       cellBox.hidden = true;
     },
@@ -88,10 +92,7 @@ export function createMatrixView({ matrixElement, perClassElement, cellBox, cell
       cellTitle.textContent = `${cell.count} ${what}${shown}, at step ${cell.step}`;
       cellGrid.replaceChildren(...unpack(cell).map(digitCard));
       if (!cell.count) {
-        const empty = document.createElement("p");
-        empty.className = "hint";
-        empty.textContent = "No digits in this cell.";
-        cellGrid.append(empty);
+        cellGrid.append(element("p", { className: "hint", text: "No digits in this cell." }));
       }
       cellBox.hidden = false;
       cellBox.dataset.actual = String(cell.actual);

@@ -1,20 +1,21 @@
 // The runs list: every recorded run with its setup and scores; overlay runs on the learning
-// curves, rename, delete, restore a run's weights, download them.
-import { OVERLAY_COLORS, setCurveOverlays } from "../../charts.js";
+// curves, rename, delete, restore a run's weights, download them. A view of the store's `runs`;
+// the overlays it picks go back through onOverlays (the store's `overlays`, drawn by charts.js).
+import { element } from "../../lib/dom.js";
+import { percent } from "../../lib/format.js";
+import { OVERLAY_COLORS } from "../../lib/plot.js";
 
-const percent = (x) => (x == null ? "–" : `${(x * 100).toFixed(1)}%`);
 const STATUS_WORDS = {
   running: "running", paused: "paused", done: "finished", stopped: "stopped by a reset",
   interrupted: "interrupted (server stopped)", idle: "idle",
 };
 
-export function createRunsView({ listElement, ask, notify }) {
+export function createRunsView({ listElement, ask, notify, onOverlays }) {
   let runs = [];
   let liveRun = null;
   const overlaid = new Map(); // run id -> colour
   const curves = new Map(); // run id -> {history, epochs}
   let deferred = null; // a list that arrived while a name was being edited
-
 
   // A legend label: a name someone gave, else only what sets this run apart from the other
   // overlaid runs ("#1 logits" vs "#2 softmax"), so the legend stays one short line.
@@ -23,18 +24,17 @@ export function createRunsView({ listElement, ask, notify }) {
     let text = run.name;
     if (run.name === run.setup && others.length) {
       const parts = run.setup.split(" · ");
-      const distinct = parts.filter((part) => others.some((other) => !other.setup.split(" · ").includes(part)));
-      text = distinct.join(" · ");
+      text = parts.filter((part) => others.some((other) => !other.setup.split(" · ").includes(part))).join(" · ");
     }
     return text ? `#${run.id} ${text.length > MAX ? `${text.slice(0, MAX - 1)}…` : text}` : `#${run.id}`;
   }
 
   function publishOverlays() {
     const shownRuns = [...overlaid.keys()].map((id) => runs.find((r) => r.id === id)).filter((r) => r && curves.has(r.id));
-    setCurveOverlays(shownRuns.map((run) => {
-      const data = curves.get(run.id);
-      const live = runs.find((r) => r.id === liveRun); // the run on the curves already
+    const live = runs.find((r) => r.id === liveRun); // the run on the curves already
+    onOverlays(shownRuns.map((run) => {
       const others = shownRuns.concat(live ? [live] : []).filter((other) => other !== run);
+      const data = curves.get(run.id);
       return { id: run.id, label: label(run, others), color: overlaid.get(run.id), history: data.history, epochs: data.epochs };
     }));
   }
@@ -50,45 +50,31 @@ export function createRunsView({ listElement, ask, notify }) {
     overlaid.set(id, OVERLAY_COLORS.find((c) => !used.has(c)) || OVERLAY_COLORS[overlaid.size % OVERLAY_COLORS.length]);
     const answer = await ask("runs:get", { id });
     if (!answer.ok) { overlaid.delete(id); render(); return; }
-    curves.set(id, { history: answer.run.history, epochs: answer.run.epochs, updated: answer.run.updated_at });
+    curves.set(id, { history: answer.run.history, epochs: answer.run.epochs });
     publishOverlays();
     render();
   }
 
   function button(text, testid, handler, title) {
-    const element = document.createElement("button");
-    element.type = "button";
-    element.textContent = text;
-    element.setAttribute("data-testid", testid);
-    if (title) element.title = title;
-    element.addEventListener("click", handler);
-    return element;
+    const node = element("button", { type: "button", "data-testid": testid, title, text });
+    node.addEventListener("click", handler);
+    return node;
   }
 
   function runItem(run) {
-    const item = document.createElement("li");
-    item.dataset.run = String(run.id);
     const isLive = run.id === liveRun;
-    item.classList.toggle("live", isLive);
-
-    const tick = document.createElement("input");
-    tick.type = "checkbox";
-    tick.setAttribute("data-testid", `run-overlay-${run.id}`);
+    const tick = element("input", { type: "checkbox", "data-testid": `run-overlay-${run.id}`,
+      title: isLive ? "The run under way is on the curves already" : "Draw this run over the learning curves",
+      "aria-label": `overlay run #${run.id} on the learning curves` });
     tick.checked = overlaid.has(run.id);
     tick.disabled = isLive;
-    tick.title = isLive ? "The run under way is on the curves already" : "Draw this run over the learning curves";
-    tick.setAttribute("aria-label", `overlay run #${run.id} on the learning curves`);
     tick.addEventListener("change", () => overlay(run.id, tick.checked));
-    const swatch = document.createElement("span");
-    swatch.className = "swatch";
+    const swatch = element("span", { className: "swatch", "aria-hidden": "true" });
     if (overlaid.has(run.id)) swatch.style.background = overlaid.get(run.id);
 
-    const name = document.createElement("input");
-    name.className = "run-name";
-    name.value = run.name;
+    const name = element("input", { className: "run-name", value: run.name, "data-testid": `run-name-${run.id}`,
+      "aria-label": `name of run #${run.id}` });
     name.maxLength = 80;
-    name.setAttribute("data-testid", `run-name-${run.id}`);
-    name.setAttribute("aria-label", `name of run #${run.id}`);
     name.addEventListener("keydown", (event) => { if (event.key === "Enter") name.blur(); });
     name.addEventListener("change", async () => {
       const answer = await ask("runs:rename", { id: run.id, name: name.value });
@@ -96,39 +82,26 @@ export function createRunsView({ listElement, ask, notify }) {
     });
     name.addEventListener("blur", () => { if (deferred) { const next = deferred; deferred = null; render(next); } });
 
-    const head = document.createElement("div");
-    head.className = "run-head";
-    const id = document.createElement("span");
-    id.className = "run-id";
-    id.textContent = `#${run.id}`;
-    const status = document.createElement("span");
-    status.className = `run-status ${run.status}`;
-    status.textContent = isLive ? `live · ${STATUS_WORDS[run.status] || run.status}` : STATUS_WORDS[run.status] || run.status;
-    head.append(tick, swatch, id, name, status);
+    const words = STATUS_WORDS[run.status] || run.status;
+    const head = element("div", { className: "run-head" }, tick, swatch,
+      element("span", { className: "run-id", text: `#${run.id}` }), name,
+      element("span", { className: `run-status ${run.status}`, text: isLive ? `live · ${words}` : words }));
 
-    const meta = document.createElement("div");
-    meta.className = "run-meta";
     const scores = run.epochs_done
       ? `${run.epochs_done} epoch${run.epochs_done === 1 ? "" : "s"}, step ${run.steps} · validation ${percent(run.val_accuracy)} (best ${percent(run.best_val_accuracy)}), loss ${run.val_loss == null ? "–" : run.val_loss.toFixed(3)}`
       : `step ${run.steps}, no full epoch yet`;
     const changes = run.config_changes.length ? ` · changed during the run: ${run.config_changes.map((c) => `${Object.entries(c.changes).map(([k, v]) => `${k}=${v}`).join(", ")} at step ${c.step}`).join("; ")}` : "";
     const setup = run.name === run.setup ? "" : `${run.setup} · `; // the default name is the setup
-    meta.textContent = `${setup}${scores}${run.origin ? ` · ${run.origin}` : ""}${changes}`;
+    const meta = element("div", { className: "run-meta", text: `${setup}${scores}${run.origin ? ` · ${run.origin}` : ""}${changes}` });
 
-    const actions = document.createElement("div");
-    actions.className = "run-actions";
+    const actions = element("div", { className: "run-actions" });
     if (run.checkpoint_step != null) {
       actions.append(button("Restore", `run-restore-${run.id}`, async () => {
         const answer = await ask("runs:restore", { id: run.id });
         if (answer.ok) notify(answer.message, "info");
-      }, `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`));
-      const download = document.createElement("a");
-      download.className = "button";
-      download.href = `/api/runs/${run.id}/checkpoint`;
-      download.setAttribute("download", "");
-      download.textContent = ".pt";
-      download.title = `Download this run's weights (step ${run.checkpoint_step})`;
-      actions.append(download);
+      }, `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`),
+      element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: "Download .pt",
+        title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` }));
     }
     const remove = button("Delete", `run-delete-${run.id}`, async () => {
       if (!remove.dataset.armed) { // a second click confirms: no dialog to dismiss by mistake
@@ -142,8 +115,7 @@ export function createRunsView({ listElement, ask, notify }) {
     }, "Delete this run's record and weights");
     actions.append(remove);
 
-    item.append(head, meta, actions);
-    return item;
+    return element("li", { className: isLive ? "live" : "", "data-run": String(run.id) }, head, meta, actions);
   }
 
   function render(payload) {
@@ -159,10 +131,7 @@ export function createRunsView({ listElement, ask, notify }) {
       if (gone.length) publishOverlays(); // redraw the curves only when what they show changed
     }
     if (!runs.length) {
-      const empty = document.createElement("li");
-      empty.className = "hint";
-      empty.textContent = "No runs yet: press Start (or Step) and the run is recorded here.";
-      listElement.replaceChildren(empty);
+      listElement.replaceChildren(element("li", { className: "hint", text: "No runs yet: press Start (or Step) and the run is recorded here." }));
       return;
     }
     listElement.replaceChildren(...runs.map(runItem));

@@ -1,6 +1,6 @@
 // The generated code, line by line, tied to the views it makes: clicking a line highlights its
 // views (by data-testid, whichever are on the page), hovering a view points back to its line.
-import { element, code } from "./util.js";
+import { element, code } from "../../lib/dom.js";
 
 // Names of the views a line can point at; views of other features may not be on the page yet.
 export const VIEW_NAMES = {
@@ -31,9 +31,8 @@ export function createCodeView({ list, selection }) {
   let homeLine = new Map(); // view testid -> the line that makes it
   let selected = null;
   let pointedView = null;
-  const pointer = element("div", { className: "explain-pointer", "data-testid": "code-pointer", role: "tooltip" });
-  pointer.hidden = true;
-  document.body.append(pointer);
+  // "made by line N": a bar at the bottom of the window, so it never covers the view or its controls.
+  const pointer = document.querySelector('[data-testid="code-pointer"]');
 
   function indexHomes() {
     homeLine = new Map();
@@ -70,7 +69,7 @@ export function createCodeView({ list, selection }) {
     if (selected != null) {
       const node = list.children[selected];
       node.classList.add("selected");
-      node.setAttribute("aria-pressed", "true");
+      node.querySelector("button")?.setAttribute("aria-pressed", "true");
       for (const testid of lines[selected].targets) for (const view of find(testid)) view.classList.add(HIGHLIGHT);
     }
     describeSelection(selected);
@@ -84,20 +83,17 @@ export function createCodeView({ list, selection }) {
       const text = element("span", { className: "code-text", text: line.text || " " });
       const note = line.note ? element("span", { className: "code-note", "data-testid": "code-note", text: line.note }) : null;
       const clickable = line.targets.length > 0;
-      const item = element("li", {
+      // A line that makes views is a real button (Tab reaches it, Enter and Space press it, the
+      // focus shows); the others are text. Each stays a list item of the numbered code.
+      const content = clickable
+        ? element("button", { type: "button", className: "code-button", "aria-pressed": "false",
+          title: line.makes ? `line ${i + 1} makes ${line.makes}` : `line ${i + 1}` }, text, note)
+        : element("span", { className: "code-content" }, text, note);
+      if (clickable) content.addEventListener("click", () => select(i));
+      return element("li", {
         className: `code-line${clickable ? " clickable" : ""}${line.text.trim().startsWith("#") ? " comment" : ""}`,
         "data-line": String(i + 1),
-        tabindex: clickable ? "0" : null, role: clickable ? "button" : null,
-        "aria-pressed": clickable ? "false" : null,
-      }, text, note);
-      if (clickable) {
-        item.addEventListener("click", () => select(i));
-        item.addEventListener("keydown", (event) => {
-          // Space here selects the line; it must not reach the page's Space = start/pause shortcut.
-          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); event.stopPropagation(); select(i); }
-        });
-      }
-      return item;
+      }, content);
     }));
     selected = null;
     clearHighlight();
@@ -115,11 +111,7 @@ export function createCodeView({ list, selection }) {
     const index = homeLine.get(view.dataset.testid);
     const line = list.children[index];
     line.classList.add("pointed");
-    pointer.replaceChildren(`made by line ${index + 1}: `, code(lines[index].text.trim()));
-    // Above the view's top-left corner, kept on screen when the view's top is scrolled away.
-    const box = view.getBoundingClientRect();
-    pointer.style.left = `${Math.max(4, box.left + window.scrollX)}px`;
-    pointer.style.top = `${Math.max(4, box.top - 28) + window.scrollY}px`;
+    pointer.replaceChildren(`${viewName(view.dataset.testid)}: made by line ${index + 1}: `, code(lines[index].text.trim()));
     pointer.hidden = false;
   }
   document.addEventListener("mouseover", (event) => {

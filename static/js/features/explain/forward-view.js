@@ -1,20 +1,27 @@
 // The forward pass of the current drawing, step by step, with one neuron's weighted sum written
-// out term by term and the softmax in its three steps. Numbers come from explain:forward.
-import { element, code, fixed, term, drawSquare } from "./util.js";
+// out term by term and the softmax in its three steps. A view: explain.js asks explain:forward
+// and hands it the answer; picking a neuron is reported through onPick.
+import { element, code } from "../../lib/dom.js";
+import { ACTIVATION_CODE, fixed, term } from "../../lib/format.js";
+import { pictureCanvas } from "../../lib/digit-canvas.js";
+import { signedLegend } from "../../lib/legend.js";
+import { COLORS, plot } from "../../lib/plot.js";
 
-const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const ACTIVATION_FORMULA = {
   sigmoid: (z) => `1 / (1 + e^${term(-z)})`,
   relu: (z) => `max(0, ${fixed(z)})`,
   tanh: (z) => `tanh(${fixed(z)})`,
   leaky_relu: (z) => (z >= 0 ? fixed(z) : `0.01 × ${term(z)}`),
 };
-const ACTIVATION_CODE = { sigmoid: "F.sigmoid", relu: "F.relu", tanh: "torch.tanh", leaky_relu: "F.leaky_relu" };
 
-function picture(values, caption, options) {
-  const canvas = element("canvas", { className: "square", "aria-label": caption });
-  if (!drawSquare(canvas, values, options)) return null;
-  return element("figure", {}, canvas, element("figcaption", { text: caption }));
+// A square picture with its caption (and, signed, its scale in the page's one legend); null
+// when the values are not a square (a deeper layer's inputs).
+function picture(values, caption, { signed = false, target = "" } = {}) {
+  const side = Math.round(Math.sqrt(values.length));
+  if (side * side !== values.length) return null;
+  const canvas = pictureCanvas(values, caption, { signed, className: "square" });
+  return element("figure", { className: "explain-picture" }, element("figcaption", { text: caption }), canvas,
+    signed ? signedLegend(Number(canvas.dataset.limit), target) : null);
 }
 
 function where(i, n) {
@@ -22,36 +29,14 @@ function where(i, n) {
   return side * side === n ? `pixel row ${Math.floor(i / side)}, column ${i % side}` : "";
 }
 
-export function createForwardView(root, { request, notify }) {
+export function createForwardView(root, { onPick, notify }) {
   const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`);
   const empty = $("forward-empty");
   const steps = root.querySelector(".explain-steps");
   const chart = $("hidden-chart");
   const layerSelect = $("neuron-layer");
   const neuronInput = $("neuron-index");
-  let pixels = null;
-  let layer = "hidden";
-  let neuron = null; // null: the server picks the most excited neuron
-  let inFlight = false;
-  let again = false;
-  let last = null;
-
-  async function refresh() {
-    if (!pixels) return;
-    if (inFlight) { again = true; return; }
-    inFlight = true;
-    try {
-      const answer = await request("explain:forward", { pixels, layer, neuron, top: 8 });
-      if (!pixels) return;
-      if (answer.ok) render(answer);
-      else notify(answer.error, "error");
-    } catch (err) {
-      notify(err.message, "error");
-    } finally {
-      inFlight = false;
-      if (again) { again = false; refresh(); }
-    }
-  }
+  let layer = "hidden"; // the layer of the bars drawn
 
   function renderInput(answer) {
     const { input } = answer;
@@ -73,21 +58,22 @@ export function createForwardView(root, { request, notify }) {
       code(`(1, ${l.out_features})`), `, then `, code(`${act}(z)`), `: ${l.out_features} activations, `,
       element("span", { text: `${l.activation.filter((a) => a > 0.5).length} of them above 0.5.` })));
     $("forward-hidden").querySelector(".step-text").replaceChildren(...lines);
+    layer = answer.neuron.layer; // the bars show the picked neuron's layer
     const shown = layer === "output" ? { z: answer.logits, name: "output" } : answer.layers.find((l) => l.name === layer);
     const j = answer.neuron.index;
-    Plotly.react(chart, [{
+    plot(chart, [{
       type: "bar", x: shown.z.map((_, i) => i), y: shown.z,
-      marker: { color: shown.z.map((_, i) => (i === j ? "#e4572e" : "#9db4e0")) },
+      marker: { color: shown.z.map((_, i) => (i === j ? COLORS.validation : "#9db4e0")) },
       hovertemplate: `${shown.name} neuron %{x}: z = %{y:.4f}<extra>click to pick</extra>`,
     }], {
       margin: { l: 40, r: 8, t: 22, b: 28 }, bargap: 0.1,
       title: { text: `z of ${shown.name}, one bar per neuron (picked: ${j})`, font: { size: 12 }, x: 0.01, xanchor: "left" },
       xaxis: { title: { text: "" }, range: [-0.5, shown.z.length - 0.5] }, yaxis: { zeroline: true },
-    }, PLOT_CONFIG);
-    if (!chart.dataset.clickable) {
+    }).then(() => {
+      if (chart.dataset.clickable) return;
       chart.dataset.clickable = "yes";
-      chart.on("plotly_click", (event) => pick(layer, event.points[0].x));
-    }
+      chart.on("plotly_click", (event) => onPick(layer, event.points[0].x));
+    });
   }
 
   function renderNeuron(answer) {
@@ -130,8 +116,8 @@ export function createForwardView(root, { request, notify }) {
         : element("p", { "data-testid": "neuron-activation" }, element("strong", { text: "Then the activation: " }),
           code(`${ACTIVATION_CODE[answer.activation_name]}(${fixed(n.model_value)}) = ${(ACTIVATION_FORMULA[answer.activation_name] || fixed)(n.model_value)} = ${fixed(n.activation)}`)));
     $("neuron-pictures").replaceChildren(...[
-      picture(n.weights, `W[${j}]: the weights (blue +, red −)`, { signed: true }),
-      picture(n.terms, `${source} · W[${j}]: each term`, { signed: true }),
+      picture(n.weights, `W[${j}]: the weights`, { signed: true, target: `z[${j}] where there is ink` }),
+      picture(n.terms, `${source} · W[${j}]: each term`, { signed: true, target: `z[${j}]` }),
     ].filter(Boolean));
   }
 
@@ -159,7 +145,6 @@ export function createForwardView(root, { request, notify }) {
   }
 
   function render(answer) {
-    last = answer;
     empty.hidden = true;
     steps.hidden = false;
     renderInput(answer);
@@ -168,33 +153,20 @@ export function createForwardView(root, { request, notify }) {
     renderOutput(answer);
   }
 
-  function pick(newLayer, index) {
-    layer = newLayer;
-    neuron = index;
-    refresh();
-  }
-
-  layerSelect.addEventListener("change", () => pick(layerSelect.value, null));
+  layerSelect.addEventListener("change", () => onPick(layerSelect.value, null));
   neuronInput.addEventListener("change", () => {
     const j = Number(neuronInput.value);
     const max = Number(neuronInput.max);
-    if (Number.isInteger(j) && j >= 0 && (!Number.isFinite(max) || j <= max)) pick(layer, j);
-    else notify(`pick a neuron from 0 to ${neuronInput.max}`, "error");
+    if (Number.isInteger(j) && j >= 0 && (!Number.isFinite(max) || j <= max)) onPick(layerSelect.value || layer, j);
+    else notify(`Pick a neuron from 0 to ${neuronInput.max}.`, "error");
   });
-  $("neuron-most-active").addEventListener("click", () => pick(layer, null));
+  $("neuron-most-active").addEventListener("click", () => onPick(layerSelect.value || layer, null));
 
   return {
-    // A new drawing (or none): explain it with the neuron picked so far.
-    setInput(newPixels) {
-      pixels = newPixels;
-      if (pixels) refresh();
-      else {
-        empty.hidden = false;
-        steps.hidden = true;
-      }
+    render,
+    showEmpty() {
+      empty.hidden = false;
+      steps.hidden = true;
     },
-    // The network changed shape: the picked neuron may not exist any more.
-    resetPick() { layer = "hidden"; neuron = null; },
-    last: () => last,
   };
 }

@@ -1,21 +1,31 @@
 // The Linear sandbox: editable x, W and b; y computed by a real nn.Linear on the server
-// (POST /api/linear), each output cell written out as its formula.
-import { element, code, fixed, term, requestJSON } from "./util.js";
+// (POST /api/linear, through the `api` explain.js hands in), each output cell written out as
+// its formula.
+import { element, code } from "../../lib/dom.js";
+import { fixed, term } from "../../lib/format.js";
 
 const DEBOUNCE_MS = 120;
 
-// "1.5", "-2", "1e-3" are numbers; "", "abc", "1,5" are not.
+// "1.5", "-2", "1e-3" are numbers; "", "abc", "1,5" and "1e309" (beyond float range) are not.
 function parseNumber(text) {
   const trimmed = text.trim();
   if (!trimmed || !/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(trimmed)) return null;
-  return Number(trimmed);
+  const value = Number(trimmed);
+  return Number.isFinite(value) ? value : null;
+}
+
+function whyNot(text) {
+  const trimmed = String(text).trim();
+  if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(trimmed)) return `is too large: numbers here stay within ±1.8e308`;
+  return `is not a number: "${text}" (write it like 0.5, -2 or 1e-3)`;
 }
 
 function resize(matrix, rows, cols, fill = 0) {
   return Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => matrix[i]?.[j] ?? fill));
 }
 
-export function createSandbox(root) {
+// api: {defaults(), compute(payload), random(payload)}, each resolving with {ok, body}.
+export function createSandbox(root, api) {
   const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`);
   const sizes = { rows: $("sandbox-rows"), in: $("sandbox-in"), out: $("sandbox-out") };
   const errorBox = $("sandbox-error");
@@ -67,7 +77,7 @@ export function createSandbox(root) {
     const bad = [];
     const read = (name, path, text) => {
       const v = parseNumber(String(text));
-      if (v === null) bad.push(`${name}${path.map((p) => `[${p}]`).join("")} is not a number: "${text}"`);
+      if (v === null) bad.push(`${name}${path.map((p) => `[${p}]`).join("")} ${whyNot(text)}`);
       return v;
     };
     const payload = {
@@ -102,7 +112,7 @@ export function createSandbox(root) {
     const mine = ++sequence;
     let answer;
     try {
-      answer = await requestJSON("POST", "/api/linear", payload);
+      answer = await api.compute(payload);
     } catch (err) {
       if (mine === sequence) showError(`could not reach the server: ${err.message}`);
       return;
@@ -143,7 +153,7 @@ export function createSandbox(root) {
 
   $("sandbox-randomize").addEventListener("click", async () => {
     const inF = values.weight[0].length; const outF = values.weight.length;
-    const answer = await requestJSON("POST", "/api/linear/random", { in_features: inF, out_features: outF });
+    const answer = await api.random({ in_features: inF, out_features: outF });
     if (!answer.ok) { showError(answer.body.error); return; }
     values.weight = answer.body.weight.map((row) => row.map((v) => v.toFixed(4)));
     values.bias = answer.body.bias.map((v) => v.toFixed(4));
@@ -161,7 +171,7 @@ export function createSandbox(root) {
 
   return {
     async start() {
-      const answer = await requestJSON("GET", "/api/linear");
+      const answer = await api.defaults();
       if (!answer.ok) { showError(answer.body.error); return; }
       maxSize = answer.body.max_size;
       for (const input of Object.values(sizes)) input.max = String(maxSize);

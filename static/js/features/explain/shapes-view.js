@@ -1,5 +1,6 @@
 // Shapes and parameter counts of every nn.Linear, from the server's description of the setup.
-import { element, code, thousands } from "./util.js";
+import { element, code } from "../../lib/dom.js";
+import { thousands } from "../../lib/format.js";
 
 const shape = (dims) => `(${dims.join(", ")}${dims.length === 1 ? "," : ""})`;
 

@@ -1,69 +1,50 @@
-// The softmax trap (training on probabilities applies softmax twice) with a switch between the
-// two ways to train and their loss curves side by side; and the same network in Keras.
-import { element, code, fixed } from "./util.js";
+// The softmax trap (training on probabilities applies softmax twice): which way the shared run
+// trains, the two buttons, and the loss curves of the latest run of each way side by side; and
+// the same network in Keras. A view: explain.js says what to show and does the switching.
+import { element, code } from "../../lib/dom.js";
+import { fixed } from "../../lib/format.js";
+import { COLORS, plot } from "../../lib/plot.js";
 
-const PLOT_CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const LABEL = { logits: "on logits (right)", softmax: "as written: softmax twice" };
-const COLOR = { logits: "#2f6fde", softmax: "#e4572e" };
-const REDRAW_MS = 1000;
+const COLOR = { logits: COLORS.train, softmax: COLORS.validation };
 
-export function createTrapView(root, { request, notify }) {
+export function createTrapView(root, { onSwitch }) {
   const $ = (testid) => root.querySelector(`[data-testid="${testid}"]`);
   const chart = $("trap-chart");
-  const runs = {}; // output -> {run_id, history}: the latest run of each way seen on this page
-  let floor = null;
-  let timer = null;
   let current = null;
 
-  function draw() {
-    timer = null;
-    const traces = Object.entries(runs).map(([output, run]) => ({
-      name: `run ${run.run_id}, ${LABEL[output]}`, x: run.history.map((p) => p.epoch), y: run.history.map((p) => p.loss),
-      mode: run.history.length < 30 ? "lines+markers" : "lines", line: { color: COLOR[output], width: 1.5 },
-    }));
-    const shapes = floor == null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: floor, y1: floor,
-      line: { color: COLOR.softmax, dash: "dot", width: 1 } }];
-    const annotations = floor == null ? [] : [{ xref: "paper", x: 1, xanchor: "right", y: floor, yanchor: "bottom",
-      text: `floor of softmax twice: ${fixed(floor, 3)}`, showarrow: false, font: { size: 10, color: COLOR.softmax } }];
-    Plotly.react(chart, traces, {
-      margin: { l: 44, r: 10, t: 26, b: 34 }, title: { text: "training loss", font: { size: 12 }, x: 0.01, xanchor: "left" },
-      xaxis: { title: { text: "epoch" }, rangemode: "tozero" }, yaxis: { rangemode: "tozero" },
-      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom", font: { size: 10 } }, shapes, annotations,
-    }, PLOT_CONFIG);
-  }
-  const schedule = () => { if (!timer) timer = setTimeout(draw, REDRAW_MS); };
-
-  async function switchTo(output) {
-    try {
-      const reset = await request("train:reset", { config: { output } });
-      if (!reset.ok) { notify(reset.error, "error"); return; }
-      const start = await request("train:start");
-      if (!start.ok) notify(start.error, "error");
-    } catch (err) {
-      notify(err.message, "error");
-    }
-  }
   for (const button of root.querySelectorAll("[data-output]")) {
-    button.addEventListener("click", () => switchTo(button.dataset.output));
+    button.addEventListener("click", () => onSwitch(button.dataset.output));
   }
 
   return {
     setFloor(value) {
-      floor = value;
       $("trap-floor").textContent = fixed(value, 3);
       $("trap-best-probability").textContent = `e / (e + 9) = ${fixed(Math.E / (Math.E + 9), 3)}`;
-      schedule();
     },
-    // Every state and metrics message: remember the curve of the run, by the way it trains.
-    update(server) {
-      const output = server.config.output;
-      if (output !== current) {
-        current = output;
-        $("trap-current").replaceChildren(code(`output="${output}"`), ` (${LABEL[output]})`);
-        for (const button of root.querySelectorAll("[data-output]")) button.setAttribute("aria-pressed", String(button.dataset.output === output));
-      }
-      runs[output] = { run_id: server.run_id, history: server.history };
-      schedule();
+    setCurrent(output) {
+      if (output === current) return;
+      current = output;
+      $("trap-current").replaceChildren(code(`output="${output}"`), ` (${LABEL[output]})`);
+      for (const button of root.querySelectorAll("[data-output]")) button.setAttribute("aria-pressed", String(button.dataset.output === output));
+    },
+    // runs: {logits?: {run_id, history, recorded}, softmax?: ...}; floor: the softmax-twice floor.
+    render(runs, floor) {
+      const traces = Object.entries(runs).map(([output, run]) => ({
+        name: `${run.recorded ? `run #${run.run_id}` : "this run"}, ${LABEL[output]}`, meta: { output },
+        x: run.history.map((p) => p.epoch), y: run.history.map((p) => p.loss),
+        mode: run.history.length < 30 ? "lines+markers" : "lines", line: { color: COLOR[output], width: 1.5 },
+      }));
+      const shapes = floor == null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: floor, y1: floor,
+        line: { color: COLOR.softmax, dash: "dot", width: 1 } }];
+      const annotations = floor == null ? [] : [{ xref: "paper", x: 1, xanchor: "right", y: floor, yanchor: "bottom",
+        text: `floor of softmax twice: ${fixed(floor, 3)}`, showarrow: false, font: { size: 11, color: COLOR.softmax } }];
+      chart.dataset.outputs = Object.keys(runs).sort().join(",");
+      return plot(chart, traces, {
+        margin: { l: 44, r: 10, t: 26, b: 34 + 18 }, title: { text: "training loss", font: { size: 12 }, x: 0.01, xanchor: "left" },
+        xaxis: { title: { text: "epoch", standoff: 2 }, rangemode: "tozero" }, yaxis: { rangemode: "tozero" },
+        legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } }, shapes, annotations,
+      });
     },
     renderKeras(payload) {
       const lines = payload.code.split("\n");

@@ -1,10 +1,11 @@
 // Activation histograms: the hidden layer's values for the current drawing, beside their
 // distribution over a fixed validation batch (live during training), with the share of
 // saturated units in words.
-import { throttled } from "./throttle.js";
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+import { element } from "../../lib/dom.js";
+import { COLORS, plot } from "../../lib/plot.js";
+import { percent as share } from "../../lib/format.js";
 
-const percent = (x) => `${(100 * x).toFixed(x < 0.1 ? 1 : 0)}%`;
+const percent = (x) => share(x, x < 0.1 ? 1 : 0);
 
 function binned(values, edges) {
   const n = edges.length - 1;
@@ -19,7 +20,7 @@ function binned(values, edges) {
 }
 
 // Same rule as server/snapshots.py saturation(): where the slope is small.
-function saturationOf(activation, values) {
+export function saturationOf(activation, values) {
   let low = 0;
   let high = 0;
   for (const v of values) {
@@ -41,13 +42,13 @@ function describe(activation, s, who) {
   return `${who}: ${percent(s.share)} of the values are negative (leaky ReLU's slope 0.01 there).`;
 }
 
-export function createActivationHistogram(element, wordsElement, layerSelect) {
+export function createActivationHistogram(chart, wordsElement, layerSelect) {
   let stats = null; // latest inside:activations frame
   let answer = null;
   let layerIndex = 0;
 
   function render() {
-    if (!stats) return;
+    if (!stats) return null;
     const layers = stats.layers;
     layerIndex = Math.min(layerIndex, layers.length - 1);
     layerSelect.hidden = layers.length < 2;
@@ -65,36 +66,37 @@ export function createActivationHistogram(element, wordsElement, layerSelect) {
       y: layer.counts.map((c) => (100 * c) / total), width, marker: { color: "rgba(120,130,150,0.45)" },
       hovertemplate: "%{y:.1f}% of validation values near %{x:.2f}<extra></extra>",
     }];
-    const values = answer ? (answer.hidden_layers?.[layerIndex] ?? (layerIndex === 0 ? answer.hidden : null)) : null;
+    const values = answer ? answer.hidden_layers[layerIndex] ?? null : null;
     const words = [describe(stats.activation, layer.saturation, `Validation batch at step ${stats.step}`)];
     if (values) {
       const counts = binned(values, edges);
       traces.push({
         type: "bar", name: `your drawing: ${values.length} units`, x: centres, y: counts.map((c) => (100 * c) / values.length),
-        width: width * 0.55, marker: { color: "#2f6fde" },
+        width: width * 0.55, marker: { color: COLORS.accent },
         hovertemplate: "%{y:.1f}% of your drawing's units near %{x:.2f}<extra></extra>",
       });
       words.unshift(describe(stats.activation, saturationOf(stats.activation, values), "Your drawing"));
-      element.dataset.drawing = counts.join(",");
+      chart.dataset.drawing = counts.join(",");
     } else {
       words.push("Draw a digit to see its activations here.");
-      element.dataset.drawing = "";
+      chart.dataset.drawing = "";
     }
-    Plotly.react(element, traces, {
+    const drawn = plot(chart, traces, {
       barmode: "overlay", bargap: 0,
-      margin: { l: 44, r: 8, t: 8, b: 40 },
+      margin: { l: 44, r: 8, t: 30, b: 40 },
       xaxis: { title: { text: `${stats.activation} activation of ${layer.name}` }, range: [edges[0], edges[edges.length - 1]] },
       yaxis: { title: { text: "% of values" }, rangemode: "tozero" },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 } },
-    }, CONFIG);
-    wordsElement.replaceChildren(...words.map((text) => Object.assign(document.createElement("p"), { textContent: text })));
-    element.dataset.step = String(stats.step);
+    });
+    wordsElement.replaceChildren(...words.map((text) => element("p", { text })));
+    chart.dataset.step = String(stats.step);
+    return drawn;
   }
 
-  const schedule = throttled(render, 150);
   layerSelect.addEventListener("change", () => { layerIndex = Number(layerSelect.value); render(); });
   return {
-    showStats(frame) { stats = frame; render(); },
-    showAnswer(next) { answer = next; schedule(); },
+    setStats(frame) { stats = frame; },
+    setAnswer(next) { answer = next; },
+    render,
   };
 }

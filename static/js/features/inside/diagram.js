@@ -1,10 +1,8 @@
 // The network diagram: 784 inputs (the drawing as 28x28) -> hidden units -> 10 outputs. The
 // current drawing's activations light the units; the strongest signals (|input x weight|)
-// are drawn as connections, red excitatory and blue inhibitory.
-import { float16 } from "./decode.js";
-import { throttled } from "./throttle.js";
-
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
+// are drawn as connections, in the page's one palette: red raises what it feeds, blue lowers it.
+import { float16 } from "../../lib/bytes.js";
+import { COLORS, plot } from "../../lib/plot.js";
 const MAX_UNITS = 256; // units drawn per hidden column
 const INPUT_LINES = 60;
 const OUTPUT_LINES = 40;
@@ -40,7 +38,8 @@ function lineTraces(lines, toXY) {
   }
   return [...groups.values()].map((g) => ({
     type: "scatter", mode: "lines", x: g.x, y: g.y, hoverinfo: "skip", showlegend: false,
-    line: { width: g.width, color: g.positive ? "rgba(200,50,40,0.55)" : "rgba(40,90,200,0.55)" },
+    line: { width: g.width, color: g.positive ? COLORS.positive : COLORS.negative }, opacity: 0.6,
+    meta: { sign: g.positive ? "positive" : "negative" },
   }));
 }
 
@@ -68,7 +67,7 @@ export function createDiagram(element, captionElement) {
       showscale: false, hovertemplate: "input pixel: %{z:.2f}<extra></extra>" });
 
     if (answer && tiles) {
-      const first = answer.hidden_layers?.[0] ?? answer.hidden;
+      const first = answer.hidden_layers[0];
       const units = Math.min(tiles.n, drawn[0]);
       const inked = [];
       for (let i = 0; i < 784; i += 1) if (pixels[i] > 0) inked.push(i);
@@ -82,7 +81,7 @@ export function createDiagram(element, captionElement) {
       traces.push(...lineTraces(inputLines, ({ i, j }) => [
         [i % 28 + 0.5, 27 - Math.floor(i / 28)], [columnX[0], unitY(0, j)]]));
       if (output && first) {
-        const last = answer.hidden_layers?.[nLayers - 1] ?? first;
+        const last = answer.hidden_layers[nLayers - 1] ?? first;
         const [rows, columns] = output.shape;
         const units = Math.min(columns, drawn[nLayers - 1]);
         const products = new Float32Array(rows * units); // activation x weight, (digit, unit)
@@ -97,7 +96,7 @@ export function createDiagram(element, captionElement) {
     }
 
     hiddenSizes.forEach((n, layer) => {
-      const values = answer ? (answer.hidden_layers?.[layer] ?? (layer === 0 ? answer.hidden : null)) : null;
+      const values = answer ? answer.hidden_layers[layer] ?? null : null;
       const count = drawn[layer];
       const ys = [];
       for (let j = 0; j < count; j += 1) ys.push(unitY(layer, j));
@@ -128,27 +127,28 @@ export function createDiagram(element, captionElement) {
       { x: outputX, y: 29.4, text: "output<br>10" },
     ].map((a) => ({ ...a, showarrow: false, font: { size: 11 }, yanchor: "bottom" }));
 
-    Plotly.react(element, traces, {
+    const plotted = plot(element, traces, {
       margin: { l: 4, r: 4, t: 28, b: 4 },
       xaxis: { visible: false, range: [-1, outputX + 5], fixedrange: true },
       yaxis: { visible: false, range: [-1, 32], fixedrange: true },
       annotations: labels, hovermode: "closest", plot_bgcolor: "#ffffff",
-    }, CONFIG);
+    });
     captionElement.textContent = answer
       ? `The ${INPUT_LINES} strongest input→hidden signals (pixel × weight) and the ${OUTPUT_LINES} strongest hidden→output ones (activation × weight) for your drawing${nLayers > 1 ? "; connections between hidden layers are not drawn" : ""}.`
       : "Draw a digit: its pixels light the inputs, the hidden units light up by activation, the strongest connections appear.";
     element.dataset.lit = answer ? "true" : "false";
+    return plotted;
   }
 
-  const schedule = throttled(render, 300);
   return {
-    setShape(next) { if (next && next.join() !== shape.join()) { shape = next; schedule(); } },
-    showWeights(frame, decodedTiles) {
+    // Each returns whether the picture changed (and needs a render).
+    setShape(next) { if (next && next.join() !== shape.join()) { shape = next; return true; } return false; },
+    setWeights(frame, decodedTiles) {
       tiles = decodedTiles;
-      output = { shape: frame.output.shape, values: float16(frame.output.data) };
-      if (answer) schedule();
+      output = { shape: frame.output.shape, values: frame.output.values ?? float16(frame.output.data) };
+      return Boolean(answer);
     },
-    showAnswer(next) { answer = next; schedule(); },
+    setAnswer(next) { answer = next; return true; },
     render,
   };
 }

@@ -1,15 +1,11 @@
 // Distributions over time: for each layer, its weights' and its gradients' histograms at every
 // recorded step (fixed bins per tensor, computed on the server; a darker cell holds more values).
-import { toBytes } from "./decode.js";
+import { toBytes } from "../../lib/bytes.js";
+import { plural, short } from "../../lib/format.js";
+import { plot } from "../../lib/plot.js";
 
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
 const SEQUENTIAL = [[0, "#ffffff"], [0.25, "#d6e4f5"], [0.5, "#7fa8dc"], [0.75, "#2f5fb3"], [1, "#0b1f4f"]];
 
-function short(v) {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  return a >= 1e-2 && a < 1e3 ? v.toPrecision(2) : v.toExponential(1);
-}
 
 // Bin labels, unique so they can be categories: "[-0.031, -0.025)".
 function binLabels(edges) {
@@ -22,24 +18,34 @@ function binLabels(edges) {
   });
 }
 
+function stepEdges(steps) {
+  const last = steps[steps.length - 1] ?? 0;
+  const gap = steps.length > 1 ? last - steps[steps.length - 2] : 1;
+  return [...steps, last + Math.max(1, gap)];
+}
+
 export function createDistributions(element, captionElement) {
   return {
     show(frame) {
       const tensors = frame.tensors;
       const layers = [...new Set(tensors.map((t) => t.layer))];
+      // Weights beside gradients, or (on a narrow screen) one above the other.
+      const columns = element.clientWidth < 560 ? 1 : 2;
+      const rows = layers.length * (3 - columns);
       const traces = [];
       const layout = {
         // room between rows for the x ticks above and the next title
-        grid: { rows: layers.length, columns: 2, pattern: "independent", ygap: 0.45, xgap: 0.12 },
-        margin: { l: 96, r: 10, t: 26, b: 40 },
+        grid: { rows, columns, pattern: "independent", ygap: 0.45, xgap: 0.12 },
+        margin: { l: 110, r: 10, t: 26, b: 40 },
         annotations: [],
-        height: 90 + 230 * layers.length,
+        height: 90 + 230 * rows,
       };
       const notes = [];
       tensors.forEach((tensor) => {
-        const row = layers.indexOf(tensor.layer);
-        const column = tensor.kind === "weight" ? 0 : 1;
-        const k = row * 2 + column + 1;
+        const kind = tensor.kind === "weight" ? 0 : 1;
+        const row = columns === 2 ? layers.indexOf(tensor.layer) : layers.indexOf(tensor.layer) * 2 + kind;
+        const column = columns === 2 ? kind : 0;
+        const k = row * columns + column + 1;
         const suffix = k === 1 ? "" : String(k);
         const codes = toBytes(tensor.counts);
         const records = tensor.steps.length;
@@ -60,13 +66,15 @@ export function createDistributions(element, captionElement) {
         }
         const what = tensor.kind === "weight" ? tensor.name : `gradient of ${tensor.name}`;
         traces.push({
-          type: "heatmap", x: tensor.steps, y: binLabels(tensor.edges), z, customdata: counts,
+          // The steps as the bricks' left edges (one more edge closes the last): the axis starts
+          // at the first record, not half a gap before it.
+          type: "heatmap", x: stepEdges(tensor.steps), y: binLabels(tensor.edges), z, customdata: counts,
           xaxis: `x${suffix}`, yaxis: `y${suffix}`, colorscale: SEQUENTIAL, zmin: 0, zmax: 255, showscale: false,
           zsmooth: false,
           hovertemplate: `${what}<br>step %{x}<br>values %{y}: ≈ %{customdata:,} of ${tensor.numel.toLocaleString()}<extra></extra>`,
         });
-        layout[`xaxis${suffix}`] = { title: { text: row === layers.length - 1 ? "training step" : "" }, zeroline: false };
-        layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 9 }, automargin: false };
+        layout[`xaxis${suffix}`] = { title: { text: row === rows - 1 ? "training step" : "" }, zeroline: false };
+        layout[`yaxis${suffix}`] = { type: "category", nticks: 7, tickfont: { size: 11 }, automargin: false };
         const outside = tensor.outside[tensor.outside.length - 1];
         layout.annotations.push({
           text: `<b>${what}</b> (${tensor.numel.toLocaleString()} values)`, showarrow: false, font: { size: 11 },
@@ -74,16 +82,17 @@ export function createDistributions(element, captionElement) {
         });
         if (outside > 0) notes.push(`${outside.toLocaleString()} values of ${what} lie beyond ±${short(tensor.limit)} (counted in the outer bins)`);
       });
-      Plotly.react(element, traces, layout, CONFIG);
+      const drawn = plot(element, traces, layout);
       if (!tensors.some((t) => t.kind === "gradient")) notes.push("Gradients appear after the first training step.");
       const recorded = tensors[0] ? tensors[0].steps.length : 0;
       captionElement.textContent = [
-        `${recorded} recorded steps per tensor (up to ${frame.capacity}: older records are thinned, the first is kept). ` +
+        `${plural(recorded, "recorded step")} per tensor (up to ${frame.capacity}: older records are thinned, the first is kept). ` +
         "Bins are fixed per tensor at its first record: linear near 0, logarithmic beyond, to 64× its first largest value; shading is logarithmic in the count.",
         ...notes,
       ].join(" ");
       element.dataset.step = String(frame.step);
       element.dataset.records = String(recorded);
+      return drawn;
     },
   };
 }

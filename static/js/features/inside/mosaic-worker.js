@@ -1,8 +1,8 @@
-// Paints the mosaic and encodes it as a PNG data: URI (what Plotly's image trace takes) off the
-// page's main thread, which stays free for drawing and the other views.
+// Paints the mosaic off the page's main thread, which stays free for drawing and the other
+// views; the picture goes back as an ImageBitmap (transferred, not copied).
 import { mosaicSize, paintMosaic } from "./mosaic.js";
 
-self.onmessage = async ({ data: job }) => {
+self.onmessage = ({ data: job }) => {
   try {
     const { width, height } = mosaicSize(job.n, job.columns);
     const canvas = new OffscreenCanvas(width, height);
@@ -10,9 +10,8 @@ self.onmessage = async ({ data: job }) => {
     const image = context.createImageData(width, height);
     paintMosaic(image.data, job);
     context.putImageData(image, 0, 0);
-    const blob = await canvas.convertToBlob({ type: "image/png" });
-    const url = new FileReaderSync().readAsDataURL(blob);
-    self.postMessage({ id: job.id, url });
+    const bitmap = canvas.transferToImageBitmap();
+    self.postMessage({ id: job.id, bitmap }, [bitmap]);
   } catch (err) {
     self.postMessage({ id: job.id, error: String(err) });
   }

@@ -1,12 +1,12 @@
 // Heatmaps of the weights: the first hidden layer as one mosaic of 28x28 tiles (one tile per
-// neuron, all in one Plotly image trace), and the output layer with its biases (a heatmap).
-import { decodeTiles, float16 } from "./decode.js";
-import { CELL, DIVERGING, GAP, TILE, mosaicSize, paintMosaic } from "./mosaic.js";
-
-export { DIVERGING };
-const CONFIG = { displaylogo: false, responsive: true, displayModeBar: false };
-
-const fmt = (v, digits = 4) => (Number.isFinite(v) ? v.toFixed(digits) : String(v));
+// neuron) on a canvas, and the output layer with its biases (a Plotly heatmap). Views: they
+// draw what they are given.
+import { float16 } from "../../lib/bytes.js";
+import { fixed } from "../../lib/format.js";
+import { signedLegend } from "../../lib/legend.js";
+import { DIVERGING, plot } from "../../lib/plot.js";
+import { latestOnly } from "../../lib/latest.js";
+import { CELL, TILE, mosaicSize, paintMosaic } from "./mosaic.js";
 
 // The mosaic is painted in a worker when the browser can (OffscreenCanvas), else right here.
 function createPainter() {
@@ -15,7 +15,7 @@ function createPainter() {
     if (typeof OffscreenCanvas === "function") {
       worker = new Worker(new URL("./mosaic-worker.js", import.meta.url), { type: "module" });
     }
-  } catch (err) {
+  } catch {
     worker = null;
   }
   const waiting = new Map();
@@ -24,10 +24,9 @@ function createPainter() {
     worker.onmessage = ({ data }) => {
       const job = waiting.get(data.id);
       waiting.delete(data.id);
-      if (data.error) job.reject(new Error(data.error)); else job.resolve(data.url);
+      if (data.error) job.reject(new Error(data.error)); else job.resolve(data.bitmap);
     };
   }
-  const canvas = document.createElement("canvas");
   return (job) => {
     if (worker) {
       return new Promise((resolve, reject) => {
@@ -37,211 +36,189 @@ function createPainter() {
       });
     }
     const { width, height } = mosaicSize(job.n, job.columns);
-    canvas.width = width;
-    canvas.height = height;
-    const context = canvas.getContext("2d");
-    const image = context.createImageData(width, height);
+    const image = new ImageData(width, height);
     paintMosaic(image.data, job);
-    context.putImageData(image, 0, 0);
-    return Promise.resolve(canvas.toDataURL("image/png"));
+    return Promise.resolve(image);
   };
 }
 
-function selectionShape(index, columns) {
-  const x0 = (index % columns) * CELL - 0.5;
-  const y0 = Math.floor(index / columns) * CELL - 0.5;
-  return { type: "rect", x0, x1: x0 + TILE, y0, y1: y0 + TILE, layer: "above", line: { color: "#111", width: 2.5 } };
-}
-
-// The mosaic is drawn as a Plotly image trace: the colours come from a 256-entry lookup of the
-// uint8 codes (one pass over 200,704 bytes), so a frame costs a few milliseconds where a
-// 448x448 heatmap trace spends tens of ms mapping each cell through its colour scale.
-// A two-stage pipeline, newest state wins at each stage: (1) paint + PNG (worker), (2) the
-// Plotly call. A new frame is painted while the previous one is being plotted.
-export function createHiddenWeights(element, { onSelect, onRender, readout }) {
+// The mosaic: a canvas painted off the main thread (drawing it costs a millisecond), hover
+// and clicks mapped to a tile and pixel, a keyboard focus that walks the tiles.
+export function createHiddenWeights(element, { onSelect, onRender, readout, legend, whenVisible = (draw) => draw() }) {
+  const canvas = element.querySelector('[data-role="mosaic"]');
+  const context = canvas.getContext("2d");
+  const focusBox = element.querySelector('[data-role="focus-box"]');
+  const selectedBox = element.querySelector('[data-role="selected-box"]');
+  const paint = createPainter();
   let latest = null; // { tiles, meta, step, runId }: the newest frame received
-  let shown = null; // the same for the picture on screen (hover and clicks read this one)
+  let shown = null; // the frame on screen (hover and clicks read this one)
   let mode = "shared";
   let selected = null;
-  const paint = createPainter();
-  let paintWanted = false;
-  let painting = false;
-  let ready = null; // a painted picture waiting for stage 2
-  let plotting = false;
-  let lastPlotted = null;
+  let focused = null;
 
-  function labels({ tiles, meta }, rows, width) {
-    // Hover names the neuron: one label array per row of tiles, shared by its pixel rows.
-    const { n, bias, scales } = tiles;
-    const columns = meta.columns;
-    const perRow = [];
-    for (let t = 0; t < rows; t += 1) {
-      const row = new Array(width).fill("");
-      for (let c = 0; c < width; c += 1) {
-        const j = t * columns + Math.floor(c / CELL);
-        if (c % CELL < TILE && j < n) row[c] = `neuron ${j} · bias ${fmt(bias[j])} · max |w| ${fmt(scales[j])}`;
-      }
-      perRow.push(row);
-    }
-    const gapRow = new Array(width).fill("");
-    const text = [];
-    for (let y = 0; y < rows * CELL - GAP; y += 1) text.push(y % CELL < TILE ? perRow[Math.floor(y / CELL)] : gapRow);
-    return text;
+  function place(box, index) {
+    if (index == null || !shown || index >= shown.tiles.n) { box.hidden = true; return; }
+    const { width, height } = mosaicSize(shown.tiles.n, shown.meta.columns);
+    const columns = shown.meta.columns;
+    Object.assign(box.style, {
+      left: `${(100 * (index % columns) * CELL) / width}%`, top: `${(100 * Math.floor(index / columns) * CELL) / height}%`,
+      width: `${(100 * TILE) / width}%`, height: `${(100 * TILE) / height}%`,
+    });
+    box.hidden = false;
   }
 
-  // Stage 1: a PNG data: URI (Plotly's image trace takes no other source), off the main thread.
-  async function runPaint() {
-    painting = true;
-    try {
-      while (paintWanted) {
-        paintWanted = false;
-        const frame = latest;
-        const started = performance.now();
-        const { tiles, meta } = frame;
-        const url = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns: meta.columns,
-          zero: tiles.zero, mode, maxAbs: meta.max_abs });
-        ready = { frame, url, mode, started };
-        if (!plotting) runPlot();
-      }
-    } finally {
-      painting = false;
-    }
-  }
+  // The picture is painted off the main thread; by the time it is ready the tiles may have
+  // left the window, so it goes on the canvas when they are in view (whenVisible), the newest
+  // picture replacing one that waits.
+  let waitingPicture = null;
+  const drop = (picture) => { if (picture && typeof picture.close === "function") picture.close(); };
+  const render = latestOnly(async () => {
+    const frame = latest;
+    const jobMode = mode;
+    const started = performance.now();
+    const { tiles, meta } = frame;
+    const picture = await paint({ codes: tiles.codes, scales: tiles.scales, n: tiles.n, columns: meta.columns,
+      zero: tiles.zero, levels: tiles.levels, mode: jobMode, maxAbs: meta.max_abs });
+    if (waitingPicture) drop(waitingPicture);
+    waitingPicture = picture;
+    whenVisible(() => {
+      if (waitingPicture !== picture) return;
+      waitingPicture = null;
+      blit({ frame, jobMode, picture, started });
+    });
+  });
 
-  // Stage 2: the Plotly call (also re-run alone when only the selection changes).
-  async function runPlot() {
-    plotting = true;
-    try {
-      while (ready) {
-        const job = ready;
-        ready = null;
-        await plot(job);
-        lastPlotted = job;
-      }
-    } finally {
-      plotting = false;
-    }
-  }
-
-  async function plot({ frame, url, mode: jobMode, started }) {
+  function blit({ frame, jobMode, picture, started }) {
     const { tiles, meta } = frame;
     const mainStarted = performance.now();
-    const columns = meta.columns;
-    const { rows, width, height } = mosaicSize(tiles.n, columns);
-    const limit = jobMode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
-    const traces = [
-      { type: "image", source: url, x0: 0, y0: 0, dx: 1, dy: 1, hovertext: labels(frame, rows, width),
-        hovertemplate: "%{hovertext}<extra></extra>", zsmooth: false,
-        hoverlabel: { bgcolor: "#ffffff", bordercolor: "#333333", font: { color: "#111111" } } },
-      // The colour bar: an image trace has none, so a one-cell heatmap off-screen carries it.
-      { type: "heatmap", z: [[-limit, limit]], x: [-10, -9], y: [-10, -10], zmin: -limit, zmax: limit,
-        colorscale: DIVERGING, hoverinfo: "skip",
-        colorbar: { thickness: 10, len: 0.8, title: { text: jobMode === "per-tile" ? "w / max|w|" : "weight", side: "right" } } },
-    ];
-    const layout = {
-      margin: { l: 4, r: 4, t: 4, b: 4 },
-      xaxis: { visible: false, range: [-0.5, width - 0.5], fixedrange: true, constrain: "domain" },
-      yaxis: { visible: false, range: [height - 0.5, -0.5], fixedrange: true, scaleanchor: "x", constrain: "domain" },
-      shapes: selected != null && selected < tiles.n ? [selectionShape(selected, columns)] : [],
-      plot_bgcolor: "#ffffff", paper_bgcolor: "#ffffff", hovermode: "closest",
-    };
-    const drawn = Plotly.react(element, traces, layout, CONFIG);
-    // Main-thread time of the Plotly call (the hover labels included); then the whole render,
-    // from the start of painting until Plotly has the image (other work of the page included).
-    performance.measure("inside:hidden-weights-render-sync", { start: mainStarted, duration: performance.now() - mainStarted });
-    await drawn;
+    const { width, height } = mosaicSize(tiles.n, meta.columns);
+    if (canvas.width !== width) canvas.width = width;
+    if (canvas.height !== height) canvas.height = height;
+    if (picture instanceof ImageData) context.putImageData(picture, 0, 0);
+    else { context.drawImage(picture, 0, 0); drop(picture); }
     shown = frame;
-    bindEvents();
-    element.dataset.step = String(frame.step);
-    element.dataset.runId = String(frame.runId);
-    element.dataset.neurons = String(meta.n_shown);
-    element.dataset.mode = jobMode;
-    if (started != null) {
-      const elapsed = performance.now() - started;
-      performance.measure("inside:hidden-weights-render", { start: started, duration: elapsed });
-      onRender?.(elapsed);
-    }
+    const limit = jobMode === "per-tile" ? 1 : Math.max(meta.max_abs, 1e-9);
+    legend.replaceChildren(signedLegend(limit, jobMode === "per-tile"
+      ? "the neuron's pre-activation (each tile on its own scale, ±its largest |w|)" : "the neuron's pre-activation"));
+    place(selectedBox, selected);
+    place(focusBox, focused);
+    Object.assign(element.dataset, { step: String(frame.step), runId: String(frame.runId),
+      neurons: String(meta.n_shown), mode: jobMode, limit: String(limit) });
+    performance.measure("inside:hidden-weights-render-sync", { start: mainStarted, duration: performance.now() - mainStarted });
+    performance.measure("inside:hidden-weights-render", { start: started, duration: performance.now() - started });
+    onRender?.();
   }
 
-  function repaint() {
-    paintWanted = true;
-    if (!painting) runPaint();
-  }
-
-  function tileAt(point) {
+  function tileAt(event) {
     if (!shown) return null;
+    const box = canvas.getBoundingClientRect();
+    const x = Math.floor(((event.clientX - box.left) * canvas.width) / box.width);
+    const y = Math.floor(((event.clientY - box.top) * canvas.height) / box.height);
     const { tiles, meta } = shown;
-    const column = Math.floor(point.x / CELL);
-    const row = Math.floor(point.y / CELL);
-    if (point.x % CELL >= TILE || point.y % CELL >= TILE || column >= meta.columns) return null;
+    const column = Math.floor(x / CELL);
+    const row = Math.floor(y / CELL);
+    if (x < 0 || y < 0 || x % CELL >= TILE || y % CELL >= TILE || column >= meta.columns) return null;
     const index = row * meta.columns + column;
-    return index < tiles.n ? { index, pixel: (point.y % CELL) * TILE + (point.x % CELL), tiles } : null;
+    return index < tiles.n ? { index, pixel: (y % CELL) * TILE + (x % CELL), tiles } : null;
   }
 
-  // Plotly gives the element .on() at its first render; bind the events once after it.
-  function bindEvents() {
-    if (element.dataset.eventsBound) return;
-    element.dataset.eventsBound = "1";
-    element.on("plotly_click", (event) => {
-      const hit = event.points?.[0] ? tileAt(event.points[0]) : null;
-      if (hit) onSelect(hit.index);
-    });
-    element.on("plotly_hover", (event) => {
-      const hit = event.points?.[0] ? tileAt(event.points[0]) : null;
-      if (!hit || !readout) return;
-      const row = Math.floor(hit.pixel / TILE);
-      const col = hit.pixel % TILE;
-      readout.textContent = `neuron ${hit.index}: weight from pixel (row ${row}, col ${col}) = ` +
-        `${fmt(hit.tiles.weight(hit.index, hit.pixel))}, bias ${fmt(hit.tiles.bias[hit.index])}`;
-    });
+  function describeTile(index) {
+    const { tiles, meta } = shown;
+    const columns = meta.columns;
+    return `Tile ${index + 1} of ${tiles.n} (row ${Math.floor(index / columns) + 1}, column ${index % columns + 1}): `
+      + `neuron ${index}, bias ${fixed(tiles.bias[index])}, largest |w| ${fixed(tiles.largest[index])}. `
+      + (selected === index ? "Open in the inspector." : "Enter opens it in the inspector.");
   }
+
+  canvas.addEventListener("click", (event) => {
+    const hit = tileAt(event);
+    if (hit) { focused = hit.index; place(focusBox, null); onSelect(hit.index); }
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    const hit = tileAt(event);
+    if (!hit || !readout) return;
+    const row = Math.floor(hit.pixel / TILE);
+    const col = hit.pixel % TILE;
+    readout.textContent = `neuron ${hit.index}: weight from pixel (row ${row}, col ${col}) = `
+      + `${fixed(hit.tiles.weight(hit.index, hit.pixel))}, bias ${fixed(hit.tiles.bias[hit.index])}`;
+  });
+
+  // The keyboard path: focus the mosaic, walk the tiles with the arrows, Enter or Space opens
+  // the focused one (with a tile open, the inspector follows the focus).
+  element.addEventListener("keydown", (event) => {
+    if (!shown) return;
+    const columns = shown.meta.columns;
+    const n = shown.tiles.n;
+    const steps = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns, ArrowUp: -columns, Home: -n, End: n };
+    if (event.key in steps) {
+      event.preventDefault();
+      const from = focused ?? selected ?? 0;
+      focused = focused == null && selected == null ? 0 : Math.min(n - 1, Math.max(0, from + steps[event.key]));
+      place(focusBox, focused);
+      if (selected != null) onSelect(focused);
+      readout.textContent = describeTile(focused);
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      event.stopPropagation();
+      focused = focused ?? selected ?? 0;
+      place(focusBox, focused);
+      onSelect(focused, { focusInspector: true });
+      readout.textContent = describeTile(focused);
+    }
+  });
+  element.addEventListener("focus", () => {
+    if (!shown) return;
+    focused = focused ?? selected ?? 0;
+    place(focusBox, focused);
+    readout.textContent = describeTile(focused);
+  });
+  element.addEventListener("blur", () => place(focusBox, null));
 
   return {
-    show(frame) {
-      latest = { tiles: decodeTiles(frame.hidden), meta: frame.hidden, step: frame.step, runId: frame.run_id };
-      repaint();
+    show(frame, tiles) {
+      latest = { tiles, meta: frame.hidden, step: frame.step, runId: frame.run_id };
+      render();
     },
-    setMode(next) { mode = next; if (latest) repaint(); },
+    setMode(next) { mode = next; if (latest) render(); },
     select(index) {
       selected = index;
-      if (lastPlotted && !ready) {
-        ready = { ...lastPlotted, started: null }; // same picture, new selection box
-        if (!plotting) runPlot();
-      }
+      if (index != null) focused = index;
+      place(selectedBox, selected);
+      if (document.activeElement === element) place(focusBox, focused);
     },
-    tiles: () => latest?.tiles ?? null,
+    focus() { element.focus({ preventScroll: false }); },
     meta: () => latest?.meta ?? null,
   };
 }
 
-export function createOutputWeights(element) {
+export function createOutputWeights(element, legend) {
   const layout = (shape, fromLayer) => ({
-    margin: { l: 40, r: 8, t: 8, b: 36 },
+    margin: { l: 44, r: 8, t: 8, b: 36 },
     grid: { rows: 1, columns: 2 },
-    xaxis: { domain: [0, 0.9], title: { text: `${fromLayer} neuron j (${shape[1]})` }, zeroline: false },
+    xaxis: { domain: [0, 0.92], title: { text: `${fromLayer} neuron j (${shape[1]})` }, zeroline: false },
     yaxis: { title: { text: "digit k" }, tickvals: [...Array(10).keys()], autorange: "reversed", zeroline: false },
-    xaxis2: { domain: [0.93, 1], tickvals: [0], ticktext: ["bias"], zeroline: false },
+    xaxis2: { domain: [0.94, 1], tickvals: [0], ticktext: ["bias"], zeroline: false },
     yaxis2: { anchor: "x2", tickvals: [...Array(10).keys()], autorange: "reversed", showticklabels: false },
   });
   return {
     show(frame) {
       const output = frame.output;
       const [rows, columns] = output.shape;
-      const values = float16(output.data);
+      const values = output.values ?? float16(output.data); // a weights-delta frame: values rebuilt
       const z = [];
-      for (let k = 0; k < rows; k += 1) z.push(values.subarray(k * columns, (k + 1) * columns));
+      for (let k = 0; k < rows; k += 1) z.push(Array.from(values.subarray(k * columns, (k + 1) * columns)));
       const limit = Math.max(output.max_abs, 1e-9);
       const biasLimit = Math.max(...output.bias.map(Math.abs), 1e-9);
-      const traces = [
-        { type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: DIVERGING, zsmooth: false,
-          colorbar: { thickness: 8, x: 1.01, len: 0.9, title: { text: "weight", side: "right" } },
+      plot(element, [
+        { type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: DIVERGING, zsmooth: false, showscale: false,
           hovertemplate: `weight from ${output.from_layer} neuron %{x} to digit %{y}: %{z:.4f}<extra></extra>` },
         { type: "heatmap", z: output.bias.map((b) => [b]), xaxis: "x2", yaxis: "y2", zmin: -biasLimit, zmax: biasLimit,
           zmid: 0, colorscale: DIVERGING, showscale: false,
           hovertemplate: "bias of digit %{y}: %{z:.4f}<extra></extra>" },
-      ];
-      Plotly.react(element, traces, layout(output.shape, output.from_layer), CONFIG);
+      ], layout(output.shape, output.from_layer));
+      legend.replaceChildren(signedLegend(limit, "the digit's logit (the biases have their own scale)"));
       element.dataset.step = String(frame.step);
+      element.dataset.limit = String(limit);
     },
   };
 }

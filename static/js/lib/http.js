@@ -1,0 +1,26 @@
+// HTTP for the page: JSON requests and uploads, each with the control token (lib/access.js),
+// so no control endpoint can forget it. Resolves with {ok, status, body}; a refusal's body
+// carries {error} in words.
+import { controlHeaders } from "./access.js";
+
+async function answer(response) {
+  let body;
+  try { body = await response.json(); } catch { body = { error: `the server answered ${response.status}` }; }
+  return { ok: response.ok, status: response.status, body };
+}
+
+export async function requestJSON(method, url, payload) {
+  const headers = { Accept: "application/json", ...controlHeaders() };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
+  return answer(response);
+}
+
+export async function upload(url, file) {
+  const response = await fetch(url, {
+    method: "POST", body: file,
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json", ...controlHeaders() },
+  });
+  return answer(response);
+}
