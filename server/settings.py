@@ -32,6 +32,10 @@ class Settings(BaseModel):
     # The split itself, made once at start-up by python -m server (None: nothing pinned).
     training_cores: Optional[list[int]] = None
     serving_cores: Optional[list[int]] = None
+    # Engine processes on this machine: the first holds the shared run, the others private runs.
+    engines: int = Field(2, ge=1, le=64)
+    # Private runs training at once in one engine; more wait in a queue (--max-runs).
+    max_runs: int = Field(10, ge=1, le=1000)
     testing: bool = False
     # Serving on a non-loopback interface must be asked for (--allow-remote); remote viewers
     # then need the control token (printed at start-up; None = a new random one) to control.

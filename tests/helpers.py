@@ -218,9 +218,14 @@ class ServerProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def engine_pid(self) -> int | None:
+    def engine_pid(self, index: int = 0) -> int | None:
+        """The engine process number `index` (0: the one holding the shared run)."""
         for pid in descendants(self.pid):
-            if "spawn_main" in command_line(pid):
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue
+            if name == f"nnlp-engine-{index}":
                 return pid
         return None
 

@@ -4,16 +4,24 @@ with plain data and bytes, or refused with a `UserError` in words) and messages 
 plain dicts). It runs the same in a process of its own (server/engine/process.py, what `make
 run` does) or in a thread beside a test.
 
+Runs: the shared run (key "shared", the teacher's, when this engine holds it) and private runs
+(keys "p-..."), each with an owner: a control command on a private run must carry its owner
+(the web tier passes the asking viewer's), or it is refused. At most `max_runs` private runs
+train at once; a start beyond that waits in a queue (its state says its place). A private run
+whose owner has not been seen for OWNER_GONE_S is paused, recorded and freed.
+
 Messages, each `{"topic", "run", "payload"}`:
   state, metrics, epoch, evaluation (the Socket.IO events of docs/protocol.md, payload as sent);
-  runs (the runs list changed); frame (a live view, encoded once: {"stream", "seq", "event"});
-  replica (where the run's weights are in shared memory: {"name"}); storage (a save failed or
-  works again: {"problem": words or None}).
+  runs (the runs list changed; payload None from an engine without the shared run: ask it);
+  frame (a live view, encoded once: {"stream", "seq", "event"}); replica (where the run's
+  weights are in shared memory: {"name"}); storage (a save failed or works again: {"problem":
+  words or None}); run:closed (a private run was freed: {"reason", "record"}).
 """
 from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -21,9 +29,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import NotFound, UserError
+from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
-from ..link.replica import ReplicaReader, ReplicaWriter, Weights
+from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
 from .store import RunError, RunStore
 from . import codegen, explain
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
@@ -39,6 +47,13 @@ SHARED = "shared"  # the run every viewer watches (the teacher's)
 REPLICA_INTERVAL_S = 0.05  # while training, predictions' weights are at most this old...
 REPLICA_MAX_COST_SHARE = 0.01  # ...unless copying them costs more than this share of the time
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second
+PRIVATE_PREFIX = "p-"
+DEFAULT_MAX_RUNS = 10  # private runs training at once in one engine (docs/performance.md)
+RUNS_PER_PLACE = 3  # an engine holds at most this many private runs per training place
+RUNS_PER_OWNER = 3  # one viewer's private runs held at once
+OWNER_GONE_S = 600.0  # a private run whose owner is gone this long is paused, recorded, freed
+NOT_YOURS = ("this run is someone else's: you can watch it, not change it. Press \"Train my own copy\" "
+             "for a run of your own")
 Publish = Callable[[dict], None]
 
 
@@ -136,6 +151,9 @@ class RunParts:
     evaluations: EvaluationTracker
     recorder: RunRecorder
     replica: ReplicaPublisher
+    owner: Optional[str] = None  # who controls a private run (None: the shared run)
+    last_seen: float = 0.0  # when its owner was last seen (private runs)
+    queued_config: Optional[dict] = None  # the setup changes a queued start will apply
 
 
 def safe_filename_part(text: str) -> str:
@@ -168,19 +186,25 @@ def pixels_array(data) -> np.ndarray:
 class Engine:
     def __init__(self, dataset, *, data_dir, database_url: Optional[str] = None, device: torch.device | str = "cpu",
                  publish: Publish = lambda message: None, pace: Optional[float] = DEFAULT_PACE,
-                 clock=time.monotonic, training_cores: Optional[list[int]] = None):
+                 clock=time.monotonic, training_cores: Optional[list[int]] = None,
+                 engine_id: str = "local-0", holds_shared: bool = True, max_runs: int = DEFAULT_MAX_RUNS,
+                 is_stale=lambda engine: True):
         self.dataset = dataset
+        self.engine_id = engine_id
+        self.max_runs = max_runs
+        self.queue: list[str] = []  # private runs waiting for a place to train, first first
         self.training_cores = training_cores  # the cores the training threads run on (None: any)
         self.device = torch.device(device)
         self.publish = publish
         self.clock = clock
-        self.store = RunStore(data_dir, database_url=database_url)
+        self.store = RunStore(data_dir, database_url=database_url, engine_id=engine_id, is_stale=is_stale)
         self.browser = DatasetBrowser(dataset)
         self.started_at = time.time()
         self.runs: dict[str, RunParts] = {}
-        self._announce_runs = Debounced(lambda: self._message("runs", SHARED, self.runs_payload()),
-                                        RUNS_MESSAGE_INTERVAL_S, clock)
-        self._add_run(SHARED, pace)
+        self._announce_runs = Debounced(self._runs_message, RUNS_MESSAGE_INTERVAL_S, clock)
+        self.default_pace = pace
+        if holds_shared:
+            self._add_run(SHARED, pace)
 
     # ---- runs and their features ---------------------------------------------------------
     def _message(self, topic: str, run_key: str, payload) -> None:
@@ -189,9 +213,13 @@ class Engine:
         except Exception:
             log.exception("publishing %s failed", topic)
 
-    def _add_run(self, key: str, pace: Optional[float]) -> RunParts:
+    def _runs_message(self) -> None:
+        self._message("runs", SHARED, self.runs_payload() if SHARED in self.runs else None)
+
+    def _add_run(self, key: str, pace: Optional[float], *, config: Optional[TrainConfig] = None,
+                 owner: Optional[str] = None) -> RunParts:
         run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
-                          cores=self.training_cores)
+                          cores=self.training_cores, config=config)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
@@ -204,6 +232,8 @@ class Engine:
                                  on_problem=lambda words: self._message("storage", key, {"problem": words}),
                                  clock=self.clock),
             replica=replica,
+            owner=owner,
+            last_seen=self.clock(),
         )
         # Order matters only for cost: the replica first (predictions), the recorder last.
         run.features = [parts.replica, parts.views, parts.evaluations, parts.recorder]
@@ -219,20 +249,161 @@ class Engine:
 
     def runs_payload(self) -> dict:
         listing = self.store.list_runs()
-        return {"runs": listing.runs, "live_run": self.part().recorder.live_record_id,
+        shared = self.runs.get(SHARED)
+        return {"runs": listing.runs, "live_run": shared.recorder.live_record_id if shared else None,
                 "problems": listing.problems}
 
     def housekeeping(self) -> None:
         """Called a few times a second by the process: what was put off is done now."""
         self._announce_runs.poll()
+        self._put_away_abandoned()
+        self._fill_places()
 
     def close(self) -> None:
         """Stop every run after its current step, record it up to there, free shared memory."""
-        for parts in self.runs.values():
+        for parts in list(self.runs.values()):
             parts.run.close()
             parts.replica.close()
         self._announce_runs.poll()
         self.store.close()
+
+    # ---- private runs ----------------------------------------------------------------------
+    def _private(self) -> list[RunParts]:
+        return [parts for parts in list(self.runs.values()) if parts.owner is not None]
+
+    def _controlled(self, args) -> RunParts:
+        """The run a control command acts on, if the asker may control it (the shared run's
+        control is checked by the web tier; a private run's is its owner's alone)."""
+        parts = self.part(args.get("run", SHARED))
+        if parts.owner is not None:
+            if args.get("owner") != parts.owner:
+                raise AccessError(NOT_YOURS)
+            parts.last_seen = self.clock()
+        return parts
+
+    def _training_places_taken(self, but: Optional[RunParts] = None) -> int:
+        return sum(1 for parts in self._private()
+                   if parts is not but and (parts.run.status == "running" or parts.run._steps_wanted))
+
+    def _queue_position(self, key: str) -> Optional[int]:
+        return self.queue.index(key) + 1 if key in self.queue else None
+
+    def _announce_queue(self) -> None:
+        for key in list(self.queue):
+            parts = self.runs.get(key)
+            if parts is not None:
+                parts.run.queue_position = self._queue_position(key)
+                parts.run.announce()
+
+    def _leave_queue(self, parts: RunParts) -> bool:
+        if parts.run.key not in self.queue:
+            return False
+        self.queue.remove(parts.run.key)
+        parts.run.queue_position = None
+        parts.queued_config = None
+        self._announce_queue()
+        return True
+
+    def _fill_places(self) -> None:
+        """Queued private runs start as places to train come free (housekeeping thread: never
+        under a run's lock, so two runs' locks are never taken the other way round)."""
+        while self.queue and self._training_places_taken() < self.max_runs:
+            parts = self.runs.get(self.queue.pop(0))
+            if parts is None:
+                continue
+            parts.run.queue_position = None
+            try:
+                parts.run.start(parts.queued_config)
+            except UserError as err:
+                parts.run.notice = f"This run could not start: {err}"
+                parts.run.announce()
+            parts.queued_config = None
+            self._announce_queue()
+
+    def _put_away_abandoned(self) -> None:
+        now = self.clock()
+        for parts in self._private():
+            if now - parts.last_seen >= OWNER_GONE_S:
+                minutes = OWNER_GONE_S / 60
+                self.close_run(parts.run.key, f"its owner was gone for {minutes:g} minutes: it was paused, "
+                                              "recorded in the runs list and put away")
+
+    def close_run(self, key: str, reason: str) -> None:
+        """Pause a private run, record it (status paused) and free its memory."""
+        parts = self.runs.get(key)
+        if parts is None or parts.owner is None:
+            return
+        self._leave_queue(parts)
+        parts.recorder.close_status = "paused"
+        parts.run.close()
+        parts.replica.close()
+        record = parts.recorder.live_record_id
+        del self.runs[key]
+        self._message("run:closed", key, {"reason": reason, "record": record})
+        self._announce_runs()
+
+    def create_run(self, args) -> dict:
+        owner = args.get("owner")
+        if not isinstance(owner, str) or not owner:
+            raise UserError("a private run needs an owner")
+        if sum(1 for parts in self._private() if parts.owner == owner) >= RUNS_PER_OWNER:
+            raise LimitError(f"you already have {RUNS_PER_OWNER} runs of your own on this server: go back to one "
+                             "of them (its link), or wait until one is put away")
+        if len(self._private()) >= self.max_runs * RUNS_PER_PLACE:
+            raise LimitError(f"this server already holds {len(self._private())} private runs, the most it can: "
+                             "watch the shared run, or try again in a few minutes")
+        setup, has_pace, pace = split_pace(args.get("config") or {})
+        config = TrainConfig().updated(setup)
+        key = PRIVATE_PREFIX + secrets.token_hex(6)
+        state_dict = None
+        if args.get("weights") is not None:
+            try:
+                state_dict = load_state_dict_bytes(args["weights"], config)
+            except CheckpointError as err:
+                raise CheckpointError(f"the weights to copy cannot be used: {str(err).rstrip('.')}") from None
+        parts = self._add_run(key, pace if has_pace else self.default_pace, config=config, owner=owner)
+        if state_dict is not None:
+            self._load_weights(parts, state_dict, config, args.get("origin") or "copied weights")
+        return {"run": key, "state": parts.run.state(), "engine": self.engine_id}
+
+    def present(self, args) -> dict:
+        """The web tier says which owners are connected now: their runs stay."""
+        owners = set(args.get("owners") or ())
+        now = self.clock()
+        for parts in self._private():
+            if parts.owner in owners:
+                parts.last_seen = now
+        return {}
+
+    def held_runs(self, args) -> dict:
+        return {"runs": {key: {"owner": parts.owner, "status": parts.run.status}
+                         for key, parts in list(self.runs.items())},
+                "engine": self.engine_id, "max_runs": self.max_runs}
+
+    def hold_shared(self, *, restore: bool, words: str = "") -> RunParts:
+        """Take the shared run on (this engine now holds it); with `restore`, carry on its last
+        record (its setup, weights, curves and step), paused, saying so."""
+        if SHARED in self.runs:
+            return self.runs[SHARED]
+        parts = self._add_run(SHARED, self.default_pace)
+        record = self.store.latest_of(SHARED) if restore else None
+        if record is not None:
+            try:
+                saved = self.store.get(record)
+                step, data = self.store.checkpoint(record)
+                config = recorded_config(saved["config"])
+                state_dict = check_fits(read_state_dict(data), config)
+            except (UserError, CheckpointError) as err:
+                log.warning("the shared run's last record #%s cannot be carried on: %s", record, err)
+            else:
+                notice = (f"{words}Carried on from its last record (run #{record}, step {step}): "
+                          "press Train to go on.")
+                parts.run.restore(status="paused", config=config, state_dict=state_dict,
+                                  history=saved.get("history") or [], epochs=saved.get("epochs") or [],
+                                  step=step, notice=notice)
+                parts.recorder.adopt(record, parts.run.run_id, config.model_dump())
+        self._announce_runs()
+        return parts
 
     # ---- commands ------------------------------------------------------------------------
     def command(self, name: str, args: Optional[dict] = None) -> dict:
@@ -249,46 +420,75 @@ class Engine:
                 "store_notices": list(self.store.notices)}
 
     def state(self, args) -> dict:
-        return {"state": self.part(args.get("run", SHARED)).run.state()}
+        parts = self.part(args.get("run", SHARED))
+        return {"state": parts.run.state(), "owner": parts.owner}
 
     def start(self, args) -> dict:
-        return {"state": self.part().run.start(args.get("config"))}
+        parts = self._controlled(args)
+        run = parts.run
+        if parts.owner is not None and run.status != "running" and \
+                (run.key in self.queue or self._training_places_taken(but=parts) >= self.max_runs):
+            run._validated(args.get("config"))  # refused now, in words, not when its turn comes
+            if run.key not in self.queue:
+                self.queue.append(run.key)
+            parts.queued_config = args.get("config")
+            run.queue_position = self._queue_position(run.key)
+            return {"state": run.announce()}
+        return {"state": run.start(args.get("config"))}
 
     def pause(self, args) -> dict:
-        return {"state": self.part().run.pause()}
+        parts = self._controlled(args)
+        if self._leave_queue(parts):
+            return {"state": parts.run.announce()}
+        return {"state": parts.run.pause()}
 
     def step(self, args) -> dict:
-        return {"state": self.part().run.step(int(args.get("batches", 1)))}
+        parts = self._controlled(args)
+        self._leave_queue(parts)
+        return {"state": parts.run.step(int(args.get("batches", 1)))}
 
     def reset(self, args) -> dict:
-        return {"state": self.part().run.reset(args.get("config"))}
+        parts = self._controlled(args)
+        self._leave_queue(parts)
+        return {"state": parts.run.reset(args.get("config"))}
 
     def update_config(self, args) -> dict:
-        return {"state": self.part().run.update_config(args.get("changes"))}
+        return {"state": self._controlled(args).run.update_config(args.get("changes"))}
 
     def set_pace(self, args) -> dict:
-        return {"state": self.part().run.set_pace(args.get("pace"))}
+        return {"state": self._controlled(args).run.set_pace(args.get("pace"))}
+
+    def predict(self, args) -> dict:
+        """A prediction from the run's replica (for web processes on another machine, which
+        cannot map it): float32 bytes, and which weights answered."""
+        weights = self.part(args.get("run", SHARED)).replica.reader.latest()
+        if weights is None:
+            raise UserError("the network is not ready yet")
+        trace = forward(weights, pixels_array(args["pixels"]))
+        f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()
+        return {"probabilities": f32(trace.probabilities), "logits": f32(trace.logits),
+                "activations": [f32(a) for a in trace.activations], "run_id": weights.run_id, "step": weights.step}
 
     # live views
     def watch(self, args) -> dict:
         streams = [s for s in args.get("streams", []) if s in STREAMS]
-        self.part().views.watch(streams)
+        self.part(args.get("run", SHARED)).views.watch(streams)
         return {"streams": sorted(streams)}
 
     def neuron(self, args) -> dict:
         pixels = pixels_array(args["pixels"]) if args.get("pixels") is not None else None
-        return self.part().views.neuron(int(args["index"]), pixels)
+        return self.part(args.get("run", SHARED)).views.neuron(int(args["index"]), pixels)
 
     # the explainer
     def forward(self, args) -> dict:
         pixels = torch.from_numpy(pixels_array(args["pixels"]))
-        model, weights = self.part().replica.network()  # every number from one set of weights
+        model, weights = self.part(args.get("run", SHARED)).replica.network()  # one set of weights
         return {**explain.forward_steps(model, pixels, layer=args.get("layer", "hidden"),
                                         neuron=args.get("neuron"), top=int(args.get("top", 8))),
                 "run_id": weights.run_id, "step": weights.step}
 
     def code(self, args) -> dict:
-        config = self.part().run.config
+        config = self.part(args.get("run", SHARED)).run.config
         return {"payload": codegen.code_payload(config), "source": codegen.model_code(config)}
 
     def linear(self, args) -> dict:
@@ -301,10 +501,10 @@ class Engine:
 
     # evaluation and the data
     def evaluation(self, args) -> dict:
-        return {"evaluation": self.part().evaluations.current().summary()}
+        return {"evaluation": self.part(args.get("run", SHARED)).evaluations.current().summary()}
 
     def evaluation_cell(self, args) -> dict:
-        return {"cell": self.part().evaluations.for_cell().cell(int(args["actual"]), int(args["predicted"]))}
+        return {"cell": self.part(args.get("run", SHARED)).evaluations.for_cell().cell(int(args["actual"]), int(args["predicted"]))}
 
     def dataset(self, args) -> dict:
         return {"dataset": self.browser.overview()}
@@ -328,7 +528,8 @@ class Engine:
     def runs_delete(self, args) -> dict:
         record = int(args["id"])
         self.store.delete(record)
-        self.part().recorder.forget(record)
+        for parts in list(self.runs.values()):
+            parts.recorder.forget(record)
         self._announce_runs()
         return {}
 
@@ -341,9 +542,11 @@ class Engine:
             state_dict = check_fits(read_state_dict(data), config)
         except (CheckpointError, UserError) as err:
             raise RunError(f"run #{record}'s saved weights cannot be used: {err}") from None
-        state = self._load_weights(state_dict, config, f"restored from run #{record} at step {step}")
+        parts = self._controlled(args)
+        state = self._load_weights(parts, state_dict, config, f"restored from run #{record} at step {step}")
+        which = "the shared run" if parts.owner is None else "your run"
         return {"state": state,
-                "message": f"Restored run #{record} at step {step}: the shared run restarted from its weights."}
+                "message": f"Restored run #{record} at step {step}: {which} restarted from its weights."}
 
     def runs_checkpoint(self, args) -> dict:
         record = int(args["id"])
@@ -354,26 +557,28 @@ class Engine:
 
     # checkpoints and export
     def checkpoint(self, args) -> dict:
-        parts = self.part()
+        parts = self.part(args.get("run", SHARED))
         model, weights = parts.replica.network()
         return {"data": state_dict_bytes(model), "filename": checkpoint_name(parts.run.config, weights.step)}
 
     def load_checkpoint(self, args) -> dict:
         data = args["data"]
-        run = self.part().run
+        parts = self._controlled(args)
+        run = parts.run
         config = run.config  # checked against, then applied: shapes cannot drift in between
         try:
             state_dict = load_state_dict_bytes(data, config)
         except CheckpointError as err:
             raise CheckpointError(f"Checkpoint refused: {str(err).rstrip('.')}. Nothing was changed.") from None
-        state = self._load_weights(state_dict, config, "uploaded checkpoint")
+        state = self._load_weights(parts, state_dict, config, "uploaded checkpoint")
         n = sum(t.numel() for t in state_dict.values())
+        which = "the shared run" if parts.owner is None else "your run"
         return {"run_id": state["run_id"], "parameters": n, "state": state,
-                "message": f"Loaded {n:,} weights: the shared run restarted from them (idle, step 0)."}
+                "message": f"Loaded {n:,} weights: {which} restarted from them (idle, step 0)."}
 
-    def _load_weights(self, state_dict, config: TrainConfig, origin: str) -> dict:
-        """A new shared run from these weights; everyone gets state, evaluation and runs."""
-        parts = self.part()
+    def _load_weights(self, parts: RunParts, state_dict, config: TrainConfig, origin: str) -> dict:
+        """A new run from these weights; its watchers get state, evaluation and runs."""
+        self._leave_queue(parts)
         state = parts.run.start_from_weights(state_dict, config, origin)
         parts.recorder.set_origin(state["run_id"], origin)  # taken when its first step is recorded
         parts.evaluations.evaluate_now(announce=True)
@@ -381,10 +586,10 @@ class Engine:
         return state
 
     def export(self, args) -> dict:
-        return {"source": codegen.export_source(self.part().run.config, filename="model.pt")}
+        return {"source": codegen.export_source(self.part(args.get("run", SHARED)).run.config, filename="model.pt")}
 
     def architecture(self, args) -> dict:
-        return {"model": Architecture.of(self.part().run.config).summary()}
+        return {"model": Architecture.of(self.part(args.get("run", SHARED)).run.config).summary()}
 
 
 COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
@@ -396,6 +601,10 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "train:reset": Engine.reset,
     "config:update": Engine.update_config,
     "pace:set": Engine.set_pace,
+    "predict": Engine.predict,
+    "run:create": Engine.create_run,
+    "runs:present": Engine.present,
+    "runs:held": Engine.held_runs,
     "views:watch": Engine.watch,
     "inside:neuron": Engine.neuron,
     "explain:forward": Engine.forward,

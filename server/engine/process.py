@@ -168,6 +168,16 @@ def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) ->
             pass
 
 
+def _name_this_process(name: str) -> None:
+    """Linux: the process's name in ps/top (and /proc/PID/comm), e.g. "nnlp-engine-0"."""
+    try:
+        import ctypes
+        PR_SET_NAME = 15
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _die_with_parent() -> None:
     """Linux: SIGTERM this process when its parent dies, whatever kills the parent."""
     try:
@@ -178,12 +188,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(connection, options: dict) -> None:
+def main(connection, options: dict, engine_options: Optional[dict] = None) -> None:
     """The engine process's entry point (spawned by server/link/local.py). `options`: the server
-    Settings as a plain dict."""
+    Settings as a plain dict; `engine_options`: this engine's place among several (runtime.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s engine %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its migration steps are not news
     _die_with_parent()
+    _name_this_process("nnlp-engine-" + (engine_options or {}).get("engine_id", "local-0").rsplit("-", 1)[-1])
     stop = threading.Event()
     # Ctrl+C reaches the whole process group: the web tier decides when to stop (and tells us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -198,7 +209,7 @@ def main(connection, options: dict) -> None:
     pin_this_thread(settings.serving_cores)
     # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
     serve(connection, lambda publish: make_engine_factory(
-        settings, training_cores=settings.training_cores)(publish), stop=stop)
+        settings, training_cores=settings.training_cores, **(engine_options or {}))(publish), stop=stop)
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)  # nothing left to wait for (daemon threads, torch's pools)

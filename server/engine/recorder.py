@@ -46,6 +46,7 @@ class RunRecorder(RunFeature):
         self._origins: dict[int, str] = {}  # run_id -> where its first weights came from
         self._last_epoch_save_at = float("-inf")
         self.problem: Optional[str] = None
+        self.close_status = "interrupted"  # what a run still under way is recorded as on close
         self._retry_at: Optional[float] = None
 
     @property
@@ -105,7 +106,7 @@ class RunRecorder(RunFeature):
         """The engine stops: the run is recorded up to its last step, as interrupted (a new
         engine carries the shared run on from here)."""
         if self._run_id == run.run_id and self._record_id is not None:
-            status = "done" if run.trainer.finished else "interrupted"
+            status = "done" if run.trainer.finished else self.close_status
             self._save(with_weights=True, status=status)
 
     # ---- writing ------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class RunRecorder(RunFeature):
             try:
                 self._record_id = self.store.create(
                     config=config, dataset=run.dataset.info()["name"],
-                    origin=self._origins.pop(run.run_id, None), status=run.status)
+                    origin=self._origins.pop(run.run_id, None), status=run.status, run_key=run.key)
             except Exception as err:
                 self._record_id = None
                 self._failed(err, "this run could not be recorded")

@@ -85,6 +85,7 @@ class TrainingRun:
         self._steps_done_event = threading.Condition(self._lock)
         self.run_id = 0
         self.notice: Optional[str] = None
+        self.queue_position: Optional[int] = None  # a private run waiting for a place to train
         self._new_run()
 
     # ---- features and publishing -----------------------------------------------------------
@@ -165,6 +166,7 @@ class TrainingRun:
                 "model": self.config.architecture.summary(),
                 "device": str(self.device),
                 "notice": self.notice,
+                "queue_position": self.queue_position,
                 "weights_origin": self.weights_origin,
                 "history": self.curve.copy(),
                 "epochs": list(self.epochs),
@@ -193,6 +195,11 @@ class TrainingRun:
         self._publish("state", state)
         self._call("on_state", state)
         return state
+
+    def announce(self) -> dict:
+        """Tell everyone the state as it is now (e.g. after a queue moved)."""
+        with self._lock:
+            return self._broadcast_state()
 
     # ---- control ----------------------------------------------------------------------------
     def _validated(self, changes) -> tuple[TrainConfig, bool, Optional[float]]:

@@ -17,9 +17,22 @@ log = logging.getLogger(__name__)
 
 
 
-def make_engine_factory(settings, *, dataset=None, training_cores=None) -> Callable:
+def stale_engines(engine_id: str, stale: str) -> Callable:
+    """Whose unfinished runs an engine marks interrupted when it starts: "all" (the first engine
+    of a server that has the data directory to itself), "own" (an engine started again: only
+    its own), or a callable of its own (several machines: engines not alive in Redis)."""
+    if callable(stale):
+        return stale
+    if stale == "all":
+        return lambda engine: True
+    return lambda engine: engine == engine_id
+
+
+def make_engine_factory(settings, *, dataset=None, training_cores=None, engine_id: str = "local-0",
+                        holds_shared: bool = True, stale="all") -> Callable:
     """`factory(publish) -> Engine` for these settings (`dataset`: tests hand one in;
-    `training_cores`: the cores its training threads run on, None: wherever)."""
+    `training_cores`: the cores its training threads run on, None: wherever; `engine_id`,
+    `holds_shared`, `stale`: its place among several engines)."""
     from .engine import Engine
 
     limit_malloc_arenas()
@@ -40,6 +53,8 @@ def make_engine_factory(settings, *, dataset=None, training_cores=None) -> Calla
             except DataError as err:
                 raise UserError(str(err)) from None
         return Engine(data, data_dir=settings.data_dir, database_url=settings.database, device=device,
-                      publish=publish, training_cores=training_cores)
+                      publish=publish, training_cores=training_cores, engine_id=engine_id,
+                      holds_shared=holds_shared, max_runs=settings.max_runs,
+                      is_stale=stale_engines(engine_id, stale))
 
     return factory

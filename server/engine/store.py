@@ -24,7 +24,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -45,6 +45,7 @@ UNFINISHED = ("running", "paused", "idle")
 MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER, PostgreSQL's BIGINT
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"  # the tables the code before migrations made
+ADDED_AFTER_FIRST = frozenset({"engine", "run_key"})  # columns of later migrations (0002)
 # Engines starting together on one PostgreSQL take turns to migrate (pg_advisory_xact_lock).
 MIGRATION_LOCK_KEY = 0x6E6E4C696E  # "nnLin"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -79,8 +80,12 @@ runs_table = sa.Table(
     sa.Column("best_val_accuracy", sa.Float()),
     sa.Column("history", sa.Text(), nullable=False, server_default="[]"),
     sa.Column("epochs", sa.Text(), nullable=False, server_default="[]"),
+    sa.Column("engine", sa.Text()),  # the engine recording it (migration 0002)
+    sa.Column("run_key", sa.Text()),  # "shared", or a private run's key
     sqlite_autoincrement=True,  # ids of deleted runs are never reused
 )
+sa.Index("runs_by_key", runs_table.c.run_key, runs_table.c.id)
+
 checkpoints_table = sa.Table(
     "checkpoints", metadata,
     sa.Column("run_id", RunId, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True,
@@ -92,7 +97,7 @@ checkpoints_table = sa.Table(
 
 SUMMARY_COLUMNS = ("id", "name", "created_at", "updated_at", "status", "note", "origin", "dataset",
                    "config", "config_changes", "steps", "epochs_done", "train_loss", "train_accuracy",
-                   "val_loss", "val_accuracy", "best_val_accuracy")
+                   "val_loss", "val_accuracy", "best_val_accuracy", "run_key")
 # What each JSON field is, in the words a damaged record is described with.
 JSON_FIELDS = {"config": "its setup", "config_changes": "its list of live changes",
                "history": "its training curve", "epochs": "its epoch records"}
@@ -177,7 +182,7 @@ def _adopt_and_upgrade(connection: Connection, config) -> None:
         inspector = sa.inspect(connection)
         for table in (runs_table, checkpoints_table):
             found = {c["name"] for c in inspector.get_columns(table.name)} if table.name in tables else set()
-            missing = [c.name for c in table.columns if c.name not in found]
+            missing = [c.name for c in table.columns if c.name not in found and c.name not in ADDED_AFTER_FIRST]
             if missing:
                 raise StoreError(
                     f"the database has a {table.name} table the playground did not make (it lacks "
@@ -219,7 +224,13 @@ class RunStore:
     `notices` lists, in sentences the caller can show, what was wrong with the database when the
     store opened it and what was done (empty when all is well)."""
 
-    def __init__(self, data_dir: Path | str, database_url: Optional[str] = None):
+    def __init__(self, data_dir: Path | str, database_url: Optional[str] = None, *, engine_id: Optional[str] = None,
+                 is_stale: Callable[[Optional[str]], bool] = lambda engine: True):
+        # Several engines may share one database: each record says which engine records it, and
+        # at start an engine marks interrupted only the unfinished runs of engines `is_stale`
+        # says are gone (by default: every unfinished run, one engine on its own database).
+        self.engine_id = engine_id
+        self._is_stale = is_stale
         self._lock = threading.Lock()  # one writer at a time in this process (as SQLite wants)
         self.notices: list[str] = []
         self.read_only_reason: Optional[str] = None  # set: writes are refused with these words
@@ -392,10 +403,15 @@ class RunStore:
                 companion.rename(moved.with_name(moved.name + suffix))
         return moved
 
-    @staticmethod
-    def _mark_unfinished(db: Connection) -> None:
-        # A run that was under way when the server stopped will never finish now.
-        db.execute(sa.update(runs_table).where(runs_table.c.status.in_(UNFINISHED)).values(status="interrupted"))
+    def _mark_unfinished(self, db: Connection) -> None:
+        # A run that was under way when its engine stopped will never finish now.
+        unfinished = runs_table.c.status.in_(UNFINISHED)
+        holders = {row.engine for row in db.execute(sa.select(runs_table.c.engine).where(unfinished).distinct())}
+        stale = [engine for engine in holders if engine is not None and self._is_stale(engine)]
+        condition = runs_table.c.engine.in_(stale)
+        if None in holders and self._is_stale(None):
+            condition = condition | runs_table.c.engine.is_(None)
+        db.execute(sa.update(runs_table).where(unfinished & condition).values(status="interrupted"))
 
     def close(self) -> None:
         """Close pooled connections (PostgreSQL). A call that comes later (a broadcast timer
@@ -440,12 +456,13 @@ class RunStore:
 
     # ---- writing ----------------------------------------------------------------------------
     def create(self, *, config: dict, dataset: str, origin: Optional[str] = None,
-               name: Optional[str] = None, status: str = "running") -> int:
+               name: Optional[str] = None, status: str = "running", run_key: Optional[str] = None) -> int:
         now = time.time()
         with self._writing("a new run could not be recorded") as db:
             result = db.execute(sa.insert(runs_table).values(
                 name=name or describe_setup(config), created_at=now, updated_at=now, status=status,
-                origin=origin, dataset=dataset, config=json.dumps(config)))
+                origin=origin, dataset=dataset, config=json.dumps(config), engine=self.engine_id,
+                run_key=run_key))
             return int(result.inserted_primary_key[0])
 
     @staticmethod
@@ -563,6 +580,13 @@ class RunStore:
                 problems.append(f"{err}; it is left out of the runs list")
                 log.warning(problems[-1])
         return RunListing(runs, problems)
+
+    def latest_of(self, run_key: str) -> Optional[int]:
+        """The newest record of a run key ("shared": what a new holder of the shared run carries on)."""
+        with self._reading() as db:
+            if db is None:
+                return None
+            return db.execute(sa.select(sa.func.max(runs_table.c.id)).where(runs_table.c.run_key == run_key)).scalar()
 
     def list(self, limit: int = LIST_LIMIT) -> list[dict]:
         return self.list_runs(limit).runs

@@ -8,10 +8,18 @@ import threading
 from typing import Callable
 
 
-def _engine_process_main(connection, options: dict) -> None:
+def _engine_process_main(connection, options: dict, engine_options: dict) -> None:
     # Imported in the child only: the web process never loads torch.
     from server.engine.process import main
-    main(connection, options)
+    main(connection, options, engine_options)
+
+
+def engine_options(index: int, started_before: bool) -> dict:
+    """Engine `index` of this server: the first holds the shared run; the first start of the
+    first engine marks every unfinished run interrupted (the data directory is this server's),
+    any later start only the engine's own."""
+    return {"engine_id": f"local-{index}", "holds_shared": index == 0,
+            "stale": "all" if index == 0 and not started_before else "own"}
 
 
 class ProcessHandle:
@@ -33,14 +41,18 @@ class ProcessHandle:
         self.process.kill()
 
 
-def engine_process_starter(options: dict) -> Callable[[], tuple]:
-    """`start()` for EngineHost: a new engine process with these Settings (a plain dict)."""
+def engine_process_starter(options: dict, index: int = 0) -> Callable[[], tuple]:
+    """`start()` for EngineHost: a new engine process with these Settings (a plain dict), the
+    server's engine number `index`."""
     context = multiprocessing.get_context("spawn")
+    starts = [0]
 
     def start():
         mine, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_engine_process_main, args=(theirs, options),
-                                  name="playground-engine", daemon=False)
+        process = context.Process(target=_engine_process_main,
+                                  args=(theirs, options, engine_options(index, starts[0] > 0)),
+                                  name=f"playground-engine-{index}", daemon=False)
+        starts[0] += 1
         process.start()
         theirs.close()
         return mine, ProcessHandle(process)
@@ -74,9 +86,18 @@ class ThreadHandle:
 
 def engine_thread_starter(make_engine: Callable) -> Callable[[], tuple]:
     """`start()` for EngineHost: the engine served in a thread, over a real pipe.
-    `make_engine(publish)` builds it (see server/engine/runtime.py)."""
+    `make_engine(publish)` builds it (see server/engine/runtime.py); a `make_engine` that takes
+    a second argument is given engine_options(index, started before) for each start."""
+    return engine_threads_starter(lambda started_before: make_engine)
+
+
+def engine_threads_starter(make_for: Callable, index: int = 0) -> Callable[[], tuple]:
+    """As engine_thread_starter, with `make_for(options) -> make_engine` for engine `index`."""
+    starts = [0]
 
     def start():
+        make_engine = make_for(engine_options(index, starts[0] > 0))
+        starts[0] += 1
         from server.engine.process import serve
 
         mine, theirs = multiprocessing.Pipe(duplex=True)

@@ -7,21 +7,23 @@ from flask import Flask, jsonify
 from flask_socketio import SocketIO
 
 from ..errors import UserError
-from ..link.client import EngineHost
-from ..link.local import engine_process_starter, engine_thread_starter
+from ..link.local import engine_process_starter, engine_threads_starter
+from ..link.router import EngineRouter
 from ..settings import REPO_ROOT, Settings
 from .context import Playground
 
 log = logging.getLogger(__name__)
 
 
-def engine_starter(settings: Settings, dataset=None):
-    """How this app's engine runs: its own process (what users get), or, when a test hands in a
-    dataset, a thread of this process (same pipe, same codec, same commands)."""
+def engine_starters(settings: Settings, dataset=None) -> list:
+    """How this app's engines run: processes of their own (what users get), or, when a test
+    hands in a dataset, threads of this process (same pipe, same codec, same commands)."""
     if dataset is None:
-        return engine_process_starter(settings.model_dump(mode="json"))
+        options = settings.model_dump(mode="json")
+        return [engine_process_starter(options, index) for index in range(settings.engines)]
     from ..engine.runtime import make_engine_factory  # tests only: this process then has torch
-    return engine_thread_starter(make_engine_factory(settings, dataset=dataset))
+    return [engine_threads_starter(lambda opts: make_engine_factory(settings, dataset=dataset, **opts), index)
+            for index in range(settings.engines)]
 
 
 def create_app(config: dict | Settings | None = None, *, dataset=None, start=None) -> Flask:
@@ -50,18 +52,19 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
         transports=["websocket"],
     )
     playground = Playground(app=app, settings=settings, socketio=socketio, engine=None)  # type: ignore[arg-type]
-    playground.engine = EngineHost(start or engine_starter(settings, dataset), on_message=playground.dispatch,
-                                   on_status=playground.engine_status)
+    starters = [start] if start is not None else engine_starters(settings, dataset)
+    playground.engine = EngineRouter(starters, on_message=playground.dispatch, on_status=playground.engine_status,
+                                     on_runs_lost=playground.runs_lost)
     app.extensions["playground"] = playground
 
     @app.errorhandler(UserError)
     def refused_in_words(err):  # every HTTP view: a refusal in words, with its status
         return jsonify({"error": str(err)}), err.status
 
-    from . import access, evaluate, explain, hosts, inside, limits, spine
+    from . import access, evaluate, explain, hosts, inside, limits, runs, spine
     transport.install(socketio, playground.inline_events)
     # hosts: only known Hosts (DNS rebinding), only the page's own Origin on writes
-    for feature in (hosts, access, limits, spine, inside, explain, evaluate):
+    for feature in (hosts, access, limits, runs, spine, inside, explain, evaluate):
         feature.init_app(app, playground)
     playground.engine.start()
     return app

@@ -38,6 +38,14 @@ class Playground:
     on_engine_status: list[Callable[[dict], None]] = field(default_factory=list)
     # Socket.IO events answered in the connection's own thread: name -> handler(environ, *args)
     inline_events: dict[str, Callable] = field(default_factory=dict)
+    # callables(sid, old run key, new run key): a viewer moved to another run (web/runs.py)
+    on_switch: list[Callable[[str, str, str], None]] = field(default_factory=list)
+    on_disconnect: list[Callable[[str], None]] = field(default_factory=list)  # callables(sid)
+    # callables(run keys, words): an engine stopped, and these private runs with it
+    on_runs_lost: list[Callable[[list, str], None]] = field(default_factory=list)
+    viewers: Any = None  # which run each viewer watches, and who it is (web/runs.py Viewers)
+    # private runs' weights replicas for their predictions: run key -> ReplicaReader
+    replicas: dict = field(default_factory=dict)
     latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
     host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)
     store_notices: list = field(default_factory=list)  # what was wrong with the runs database at start
@@ -46,6 +54,16 @@ class Playground:
     def request(self, command: str, args: Optional[dict] = None, **kwargs) -> dict:
         """Ask the engine; refusals raise UserError in words (EngineUnavailable when it is down)."""
         return self.engine.request(command, args, **kwargs)
+
+    def replica_of(self, run: str) -> Optional[ReplicaReader]:
+        return self.replica if run == "shared" else self.replicas.get(run)
+
+    def runs_lost(self, runs: list, why: str) -> None:
+        for handler in list(self.on_runs_lost):
+            try:
+                handler(runs, why)
+            except Exception:
+                log.exception("telling the viewers of lost runs failed")
 
     def subscribe(self, topic: str, handler: Callable[[dict], None]) -> None:
         self.on_message[topic].append(handler)
@@ -84,6 +102,8 @@ class Playground:
                 log.exception("disconnecting the viewers failed")
             self.engine.close()
             self.replica.close()
+            for replica in list(self.replicas.values()):
+                replica.close()
 
     close = shutdown
 

@@ -20,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, UserError
 from .access import asked_at_connect, require_control
+from .runs import current_run, require_run_control, run_args
 from .answers import answered, parse
 from .schemas import Strict
 
@@ -34,8 +35,9 @@ CHECKPOINT_TIMEOUT_S = 120.0  # saving or loading the biggest network takes seco
 BROADCASTS = ("evaluation", "runs")
 
 
-def room(topic: str) -> str:
-    return f"broadcast:{topic}"
+def room(topic: str, run: str = "shared") -> str:
+    """`runs` is everyone's (one list of records); `evaluation` is each run's own."""
+    return f"broadcast:{topic}" if topic == "runs" or run == "shared" else f"broadcast:{topic}:{run}"
 
 
 class BroadcastsRequest(Strict):
@@ -70,25 +72,49 @@ def send_weights(data: bytes, name: str):
 def init_app(app: Flask, playground) -> None:
     socketio = playground.socketio
 
+    PER_RUN = {"evaluate:get", "evaluate:cell", "runs:restore"}  # about the run a viewer watches
+
     def ask(command: str, args=None) -> dict:
-        return playground.request(command, args)
+        args = args or {}
+        return playground.request(command, run_args(**args) if command in PER_RUN else args)
 
     # `evaluation` and `runs` go to the viewers who take them: by default everyone (the first
     # protocol); a page says which it wants when connecting (auth {"broadcasts": [...]}) and
     # changes its mind with broadcasts:subscribe (the page: when those panels are in view).
-    for topic in BROADCASTS:
-        playground.subscribe(topic, lambda message: socketio.emit(message["topic"], message["payload"],
-                                                                   to=room(message["topic"])))
+    playground.subscribe("evaluation", lambda message: socketio.emit(
+        "evaluation", message["payload"], to=room("evaluation", message["run"])))
 
-    def take(sid, topics):
+    def on_runs(message):
+        payload = message["payload"]
+        if payload is None:  # an engine without the shared run: the list comes from the one with it
+            try:
+                payload = playground.request("runs:list")
+            except UserError:
+                return
+        socketio.emit("runs", payload, to=room("runs"))
+
+    playground.subscribe("runs", on_runs)
+    taken: dict[str, set] = {}  # sid -> the broadcasts it takes
+
+    def take(sid, topics, run=None):
+        run = run or playground.viewers.run_of(sid)
+        taken[sid] = set(topics)
         for topic in BROADCASTS:
-            (join_room if topic in topics else leave_room)(room(topic), sid=sid, namespace="/")
+            (join_room if topic in topics else leave_room)(room(topic, run), sid=sid, namespace="/")
 
     def greet(sid):
         wanted = asked_at_connect("broadcasts", BROADCASTS)
         take(sid, BROADCASTS if wanted is None else wanted)
 
     playground.on_connect.append(greet)
+    playground.on_disconnect.append(lambda sid: taken.pop(sid, None))
+
+    def moved(sid, old, new):
+        topics = taken.get(sid, set(BROADCASTS))
+        leave_room(room("evaluation", old), sid=sid, namespace="/")
+        take(sid, topics, new)
+
+    playground.on_switch.append(moved)
 
     @socketio.on("broadcasts:subscribe")
     @answered
@@ -101,7 +127,9 @@ def init_app(app: Flask, playground) -> None:
     def query(event: str, schema=None, build=lambda body: {}, control: bool = False):
         @answered
         def handler(payload=None):
-            if control:
+            if control == "run":
+                require_run_control()  # restoring into the run this viewer watches
+            elif control:
                 require_control()
             body = parse(schema, payload, optional=schema is SamplesRequest) if schema else None
             return ask(event, build(body))
@@ -116,12 +144,12 @@ def init_app(app: Flask, playground) -> None:
     query("runs:get", RunRequest, lambda body: body.model_dump())
     query("runs:rename", RenameRequest, lambda body: body.model_dump(), control=True)
     query("runs:delete", RunRequest, lambda body: body.model_dump(), control=True)
-    query("runs:restore", RunRequest, lambda body: body.model_dump(), control=True)
+    query("runs:restore", RunRequest, lambda body: body.model_dump(), control="run")
 
     # ---- HTTP ------------------------------------------------------------------------------
     @app.get("/api/checkpoint")
     def download_checkpoint():
-        answer = playground.request("checkpoint:get", timeout=CHECKPOINT_TIMEOUT_S)
+        answer = playground.request("checkpoint:get", {"run": current_run()}, timeout=CHECKPOINT_TIMEOUT_S)
         return send_weights(answer["data"], answer["filename"])
 
     @app.get("/api/runs/<int:run_id>/checkpoint")
@@ -136,7 +164,7 @@ def init_app(app: Flask, playground) -> None:
 
     @app.post("/api/checkpoint")
     def upload_checkpoint():
-        require_control()
+        require_run_control()
         if request.mimetype != UPLOAD_CONTENT_TYPE:
             # A type a cross-site form cannot send: another site's page cannot swap the weights.
             return jsonify({"error": (
@@ -149,13 +177,13 @@ def init_app(app: Flask, playground) -> None:
             return jsonify({"error": (
                 f"the file is too big: the limit is {MAX_CHECKPOINT_BYTES:,} bytes (the biggest network "
                 "the playground builds needs about 57 MB)")}), 413
-        answer = playground.request("checkpoint:load", {"data": data}, timeout=CHECKPOINT_TIMEOUT_S)
+        answer = playground.request("checkpoint:load", run_args(data=data), timeout=CHECKPOINT_TIMEOUT_S)
         return jsonify({"ok": True, "run_id": answer["run_id"], "parameters": answer["parameters"],
                         "message": answer["message"]})
 
     @app.get("/api/export.py")
     def export_python():
-        source = playground.request("export")["source"]
+        source = playground.request("export", {"run": current_run()})["source"]
         response = send_file(io.BytesIO(source.encode()), mimetype="text/x-python", as_attachment=True,
                              download_name="nn_linear_playground.py", max_age=0)
         response.headers["Cache-Control"] = "no-store"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import UserError
 from ..experiment import describe_validation_error
 from ..preprocess import preprocess_pixels
+from .runs import current_run
 from .answers import answered, parse
 from .inside import float32_bytes
 from .limits import throttle
@@ -70,12 +71,12 @@ def init_app(app: Flask, playground) -> None:
     @app.get("/api/code.py")
     def code_py():
         """The network on screen as a Python file (the current setup)."""
-        return Response(playground.request("explain:code")["source"], mimetype="text/x-python",
+        return Response(playground.request("explain:code", {"run": current_run()})["source"], mimetype="text/x-python",
                         headers={"Content-Disposition": 'inline; filename="network.py"'})
 
     @app.get("/api/explain/code")
     def code_json():
-        return jsonify(playground.request("explain:code")["payload"])
+        return jsonify(playground.request("explain:code", {"run": current_run()})["payload"])
 
     @app.get("/api/linear")
     def linear_defaults():
@@ -102,5 +103,5 @@ def init_app(app: Flask, playground) -> None:
             raise UserError("explain:forward needs an object: {\"pixels\": [784 numbers], \"neuron\": j}")
         body = parse(ForwardRequest, payload, index_style=True)
         pixels = float32_bytes(preprocess_pixels(body.pixels))
-        return playground.request("explain:forward", {"pixels": pixels, "layer": body.layer,
+        return playground.request("explain:forward", {"run": current_run(), "pixels": pixels, "layer": body.layer,
                                                       "neuron": body.neuron, "top": body.top})

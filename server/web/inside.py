@@ -25,6 +25,7 @@ from ..errors import UserError
 from ..link.wire import EncodedEvent, decode_event
 from ..preprocess import preprocess_pixels
 from .access import asked_at_connect
+from .runs import run_args
 from .answers import answered, parse
 from .schemas import Strict
 from .transport import is_connected, is_pending, send_encoded
@@ -270,49 +271,80 @@ class FrameDelivery:
 
 
 def init_app(app, playground) -> None:
-    """Deliver the engine's live-view frames; tell the engine which streams anyone watches."""
+    """Deliver the engine's live-view frames, each run's to its watchers; tell each run's
+    engine which streams anyone watches."""
     socketio = playground.socketio
+    deliveries: dict[str, FrameDelivery] = {}  # run key -> its delivery
+    wanted: dict[str, list] = {}  # sid -> the streams it takes (whichever run it watches)
+    lock = threading.Lock()
 
-    def watch_changed(streams):
+    def watch_changed(run, streams):
         try:
-            playground.request("views:watch", {"streams": sorted(streams)})
+            playground.request("views:watch", {"run": run, "streams": sorted(streams)})
         except UserError as err:  # the engine is restarting: it is told again when it is back
-            log.info("could not tell the engine which views are watched: %s", err)
+            log.info("could not tell the engine which views of %s are watched: %s", run, err)
 
-    delivery = FrameDelivery(socketio, STREAMS, on_watched=watch_changed)
-    app.extensions["inside"] = delivery
+    def delivery_for(run: str) -> FrameDelivery:
+        with lock:
+            delivery = deliveries.get(run)
+            if delivery is None:
+                delivery = deliveries[run] = FrameDelivery(socketio, STREAMS, on_watched=partial(watch_changed, run))
+            return delivery
+
+    app.extensions["inside"] = delivery_for("shared")
+    app.extensions["inside.deliveries"] = deliveries
 
     def on_frame(message):
         frame = message["payload"]
-        delivery.publish(frame["stream"], frame["seq"], EncodedEvent.from_dict(frame["event"]),
-                         kind=frame.get("kind"), base=frame.get("base"))
+        delivery_for(message["run"]).publish(frame["stream"], frame["seq"], EncodedEvent.from_dict(frame["event"]),
+                                             kind=frame.get("kind"), base=frame.get("base"))
 
     playground.subscribe("frame", on_frame)
 
+    def forget_run(run):
+        with lock:
+            deliveries.pop(run, None)
+
+    playground.subscribe("run:closed", lambda message: forget_run(message["run"]))
+    playground.on_runs_lost.append(lambda runs, why: [forget_run(run) for run in runs])
+
     def on_engine_status(status):
         if status["status"] == "up":
-            delivery.forget_frames()  # a new engine counts its frames from the start
-            watch_changed(delivery.watched())
+            shared = delivery_for("shared")
+            shared.forget_frames()  # a new engine counts its frames from the start
+            watch_changed("shared", shared.watched())
 
     playground.on_engine_status.append(on_engine_status)
     # A new viewer is subscribed to the streams it asked for when connecting (connect auth
     # {"streams": [...]}), or else to the first protocol's three, and sent their frames at once.
     def greet(sid):
-        wanted = asked_at_connect("streams", STREAMS)
-        delivery.add_client(sid, DEFAULT_STREAMS if wanted is None else wanted)
+        asked = asked_at_connect("streams", STREAMS)
+        wanted[sid] = list(DEFAULT_STREAMS if asked is None else asked)
+        delivery_for(playground.viewers.run_of(sid)).add_client(sid, wanted[sid])
 
     playground.on_connect.append(greet)
+    playground.on_disconnect.append(lambda sid: wanted.pop(sid, None))
+
+    def moved(sid, old, new):  # a viewer watches another run: its streams come from there now
+        with lock:
+            before = deliveries.get(old)
+        if before is not None:
+            before.remove_client(sid)
+        delivery_for(new).add_client(sid, wanted.get(sid, list(DEFAULT_STREAMS)))
+
+    playground.on_switch.append(moved)
 
     @socketio.on("inside:subscribe")
     @answered
     def on_subscribe(payload=None):
-        wanted = parse(SubscribeRequest, payload)
-        delivery.set_streams(request.sid, wanted.streams)
-        return {"streams": sorted(set(wanted.streams))}
+        streams = parse(SubscribeRequest, payload).streams
+        wanted[request.sid] = list(streams)
+        delivery_for(playground.viewers.run_of(request.sid)).set_streams(request.sid, streams)
+        return {"streams": sorted(set(streams))}
 
     @socketio.on("inside:neuron")
     @answered
     def on_neuron(payload=None):
-        wanted = parse(NeuronRequest, payload)
-        pixels = float32_bytes(preprocess_pixels(wanted.pixels)) if wanted.pixels is not None else None
-        return playground.request("inside:neuron", {"index": wanted.index, "pixels": pixels})
+        body = parse(NeuronRequest, payload)
+        pixels = float32_bytes(preprocess_pixels(body.pixels)) if body.pixels is not None else None
+        return playground.request("inside:neuron", run_args(index=body.index, pixels=pixels))

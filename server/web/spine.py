@@ -16,11 +16,15 @@ from pydantic import Field
 
 from ..errors import EngineUnavailable, UserError
 from ..experiment import ConfigError, LinkError, TrainConfig, config_from_query, config_to_query, split_pace
-from ..link.replica import forward
+import numpy as np
+
+from ..link.replica import Trace, forward
 from ..preprocess import preprocess_canvas, preprocess_pixels
-from .access import remember_auth, require_control
+from .access import remember_auth
 from .answers import answered, parse, rounded
+from .inside import float32_bytes
 from .limits import throttle_predict
+from .runs import require_run_control, run_args, run_of_environ, run_room
 from .schemas import ConfigRequest, PaceRequest, PredictRequest, StepRequest, Strict
 
 log = logging.getLogger(__name__)
@@ -51,12 +55,25 @@ def pixels_from(body: PredictRequest):
     return preprocess_pixels(body.pixels)
 
 
-def predict_answer(playground, pixels) -> dict:
-    """The live network's answer for one 784-pixel input, from the replica."""
-    weights = playground.replica.latest()
-    if weights is None:
+def remote_trace(playground, run: str, pixels) -> tuple:
+    """A prediction asked of the engine holding `run` (its replica is on another machine)."""
+    answer = playground.request("predict", {"run": run, "pixels": float32_bytes(pixels)})
+    f32 = lambda data: np.frombuffer(data, dtype="<f4")
+    trace = Trace(probabilities=f32(answer["probabilities"]), logits=f32(answer["logits"]),
+                  activations=[f32(a) for a in answer["activations"]])
+    return trace, answer["run_id"], answer["step"]
+
+
+def predict_answer(playground, pixels, run: str = "shared") -> dict:
+    """The live network's answer for one 784-pixel input, from the run's replica."""
+    replica = playground.replica_of(run)
+    weights = replica.latest() if replica is not None else None
+    if weights is not None:
+        trace, run_id, step = forward(weights, pixels), weights.run_id, weights.step
+    elif run == "shared" and replica is not None:
         raise EngineUnavailable(NOT_READY)
-    trace = forward(weights, pixels)
+    else:
+        trace, run_id, step = remote_trace(playground, run, pixels)
     probabilities, logits, pixels_in, *hidden_layers = rounded(
         trace.probabilities, trace.logits, pixels, *trace.activations)
     return {
@@ -67,8 +84,8 @@ def predict_answer(playground, pixels) -> dict:
         "hidden_layers": hidden_layers,
         "input": pixels_in,
         # which weights answered: the run and the training step they are from
-        "run_id": weights.run_id,
-        "step": weights.step,
+        "run_id": run_id,
+        "step": step,
     }
 
 
@@ -146,15 +163,16 @@ def init_app(app: Flask, playground) -> None:
         return jsonify({"config": config.model_dump(), "query": config_to_query(config), "ignored": ignored})
 
     # ---- the engine's messages and status --------------------------------------------------
-    def broadcast(message):
-        socketio.emit(message["topic"], message["payload"])
+    def broadcast(message):  # a run's news, to its watchers
+        socketio.emit(message["topic"], message["payload"], to=run_room(message["run"]))
 
     for topic in BROADCAST_TOPICS:
         playground.subscribe(topic, broadcast)
-    playground.subscribe("replica", lambda message: playground.replica.attach(message["payload"]["name"]))
+
     def on_storage(message):
-        playground.storage_problem = message["payload"]["problem"]
-        socketio.emit("storage", message["payload"])
+        if message["run"] == "shared":
+            playground.storage_problem = message["payload"]["problem"]
+        socketio.emit("storage", message["payload"], to=run_room(message["run"]))
 
     playground.subscribe("storage", on_storage)
 
@@ -166,8 +184,8 @@ def init_app(app: Flask, playground) -> None:
             playground.latest_state = hello["state"]
             playground.store_notices = hello.get("store_notices") or []
             playground.storage_problem = hello.get("storage_problem")
-            if status["restarts"]:
-                socketio.emit("state", hello["state"])  # the page resyncs from the new engine
+            if status["restarts"]:  # the shared run's pages resync from the new engine
+                socketio.emit("state", hello["state"], to=run_room("shared"))
 
     playground.on_engine_status.append(on_engine_status)
 
@@ -175,15 +193,21 @@ def init_app(app: Flask, playground) -> None:
     @socketio.on("connect")
     def on_connect(auth=None):
         remember_auth(auth)  # the control token, if this viewer gave one, and what it asks for
+        refused = playground.place_viewer(request.sid)  # whose run it watches (auth {"run": key})
         # A late joiner gets the whole run so far (config, status, curve history) at once.
         try:
-            emit("state", playground.request("state")["state"])
+            run = playground.viewers.run_of(request.sid)
+            emit("state", playground.request("state", {"run": run})["state"])
+            if run != "shared":
+                emit("run", playground.describe_run(request.sid, run))
         except EngineUnavailable:
             if playground.latest_state is not None:
                 emit("state", playground.latest_state)
         engine = playground.engine
         if engine.status != "up":
             emit("engine", {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts})
+        if refused:
+            emit("run:unavailable", {"reason": refused})
         if playground.storage_problem:
             emit("storage", {"problem": playground.storage_problem})
         for hook in list(playground.on_connect):
@@ -193,7 +217,7 @@ def init_app(app: Flask, playground) -> None:
     def on_predict(environ, payload=None):
         throttle_predict(environ)
         body = parse(PredictRequest, payload)
-        return predict_answer(playground, pixels_from(body))
+        return predict_answer(playground, pixels_from(body), run_of_environ(environ))
 
     # Every drawing of every viewer: answered in the connection's thread (web/transport.py).
     playground.inline_events["predict"] = on_predict
@@ -201,9 +225,9 @@ def init_app(app: Flask, playground) -> None:
     def control(event: str, schema=None, build=lambda body: {}):
         @answered
         def handler(payload=None):
-            require_control()
+            require_run_control()
             body = parse(schema, payload, optional=True) if schema else None
-            return {"state": playground.request(event, build(body))["state"]}
+            return {"state": playground.request(event, run_args(**build(body)))["state"]}
         handler.__name__ = f"on_{event.replace(':', '_')}"
         socketio.on_event(event, handler)
 
@@ -215,17 +239,17 @@ def init_app(app: Flask, playground) -> None:
     @socketio.on("config:update")
     @answered
     def on_config_update(payload=None):
-        require_control()
+        require_run_control()
         if not isinstance(payload, dict) or not payload:
             raise ConfigError("config:update needs an object of setup fields to change, e.g. {\"lr\": 0.01}")
-        return {"state": playground.request("config:update", {"changes": checked_changes(payload)})["state"]}
+        return {"state": playground.request("config:update", run_args(changes=checked_changes(payload)))["state"]}
 
     @socketio.on("pace:update")
     @answered
     def on_pace_update(payload=None):
-        require_control()
+        require_run_control()
         body = parse(PaceRequest, payload)
-        return {"state": playground.request("pace:set", {"pace": body.steps_per_second})["state"]}
+        return {"state": playground.request("pace:set", run_args(pace=body.steps_per_second))["state"]}
 
     @socketio.on("setup:link")
     @answered

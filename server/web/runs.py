@@ -1,0 +1,287 @@
+"""Whose run a page shows: the shared run (the teacher's) or a private run of its own or of
+someone else's, watched through its link (?run=<key>).
+
+Each viewer watches one run at a time and is in that run's room (`run:<key>`): the run's
+broadcasts (state, metrics, epoch, live views, evaluation) reach its watchers only. A viewer is
+identified by the `viewer` secret its page keeps (connect auth; a connection without one is
+its own viewer): the owner of a private run is the viewer that made it, by a hash of that
+secret, so a reload keeps the run its own. Its owner controls it without a token; everyone
+else watches it, read-only (the engine refuses their controls).
+
+Socket.IO (docs/protocol.md): run:create, run:watch; broadcast run:closed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from typing import Literal, Optional
+
+from flask import request
+from flask_socketio import join_room, leave_room
+from pydantic import Field, field_validator
+
+from ..errors import NotFound, UserError
+from ..link.replica import ReplicaReader
+from .access import access_level, connect_auth
+from .answers import answered, parse
+from .schemas import Strict
+
+log = logging.getLogger(__name__)
+
+SHARED = "shared"
+ENVIRON_VIEWER_KEY = "playground.viewer"
+RUN_KEY = r"^(shared|p-[0-9a-f]{12})$"
+VIEWER_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+BAD_KEY = "give \"shared\" or a private run's key (p- and 12 hex digits), as its link shows"
+PRESENCE_INTERVAL_S = 60.0  # the engines hear who is here this often (they free abandoned runs)
+COPY_TIMEOUT_S = 120.0  # copying the biggest network's weights takes seconds
+
+
+class CreateRequest(Strict):
+    config: Optional[dict] = None  # a fresh setup (defaults + these); none: the shared run's setup
+    weights: Optional[Literal["shared"]] = None  # "shared": start from the shared run's weights now
+
+
+class WatchRequest(Strict):
+    run: str = Field(max_length=64)
+
+    @field_validator("run")
+    @classmethod
+    def _a_run_key(cls, key: str) -> str:
+        if not re.match(RUN_KEY, key):
+            raise ValueError(BAD_KEY)
+        return key
+
+
+def run_room(key: str) -> str:
+    return f"run:{key}"
+
+
+def owner_id(secret: str) -> str:
+    """What the engines know a viewer by: never the secret itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
+
+class Viewers:
+    """Which run each connected viewer watches, and who it is."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, list] = {}  # sid -> [run key, owner id]
+
+    def add(self, sid: str, owner: str, run: str = SHARED) -> list:
+        """The viewer's entry, [run key, owner id], kept up to date by move()."""
+        with self._lock:
+            entry = self._by_sid[sid] = [run, owner]
+            return entry
+
+    def remove(self, sid: str) -> None:
+        with self._lock:
+            self._by_sid.pop(sid, None)
+
+    def run_of(self, sid: Optional[str]) -> str:
+        with self._lock:
+            entry = self._by_sid.get(sid)
+        return entry[0] if entry else SHARED
+
+    def owner_of(self, sid: str) -> str:
+        with self._lock:
+            entry = self._by_sid.get(sid)
+        return entry[1] if entry else owner_id("sid:" + sid)
+
+    def move(self, sid: str, run: str) -> str:
+        with self._lock:
+            entry = self._by_sid.setdefault(sid, [SHARED, owner_id("sid:" + sid)])
+            old, entry[0] = entry[0], run
+        return old
+
+    def watching(self, run: str) -> list[str]:
+        with self._lock:
+            return [sid for sid, (key, _) in self._by_sid.items() if key == run]
+
+    def owners(self) -> set:
+        with self._lock:
+            return {owner for _, owner in self._by_sid.values()}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_sid)
+
+
+# ---- the current request's run -----------------------------------------------------------------
+
+def _playground():
+    from flask import current_app
+    return current_app.extensions["playground"]
+
+
+def run_of_environ(environ: dict) -> str:
+    """The run a connection watches, from its environ (events answered outside Flask)."""
+    entry = environ.get(ENVIRON_VIEWER_KEY)
+    return entry[0] if entry else SHARED
+
+
+def current_run() -> str:
+    """The run the current request is about: a socket event's viewer's run; an HTTP request's
+    ?run= (default the shared run)."""
+    sid = getattr(request, "sid", None)
+    if sid is not None:
+        return _playground().viewers.run_of(sid)
+    key = request.args.get("run", SHARED)
+    if not re.match(RUN_KEY, key):
+        raise UserError(f"run: {BAD_KEY}")
+    return key
+
+
+def current_owner() -> str:
+    sid = getattr(request, "sid", None)
+    if sid is not None:
+        return _playground().viewers.owner_of(sid)
+    secret = request.headers.get("X-Viewer", "")
+    return owner_id(secret) if VIEWER_SECRET.match(secret) else owner_id("http:" + str(id(request)))
+
+
+def run_args(**args) -> dict:
+    """Engine command args for the current request's run: its key, and who asks (the engine
+    lets only a private run's owner control it)."""
+    return {"run": current_run(), "owner": current_owner(), **args}
+
+
+def require_run_control() -> None:
+    """The shared run: the control rules of web/access.py. A private run: its engine checks the
+    owner (run_args carries it)."""
+    if current_run() == SHARED:
+        from .access import require_control
+        require_control()
+
+
+# ---- the feature --------------------------------------------------------------------------------
+
+def init_app(app, playground) -> None:
+    socketio = playground.socketio
+    viewers = playground.viewers = Viewers()
+
+    def switch(sid: str, new: str) -> None:
+        old = viewers.move(sid, new)
+        if old == new:
+            return
+        leave_room(run_room(old), sid=sid, namespace="/")
+        join_room(run_room(new), sid=sid, namespace="/")
+        for hook in list(playground.on_switch):
+            try:
+                hook(sid, old, new)
+            except Exception:
+                log.exception("moving a viewer to run %s failed", new)
+
+    playground.switch_run = switch
+
+    def place(sid: str) -> Optional[str]:
+        """At connect: the viewer's identity, and the run it asked for (auth {"run": key}), else
+        the shared run. Words if the run asked for is not there."""
+        auth = connect_auth()
+        secret = auth.get("viewer")
+        owner = owner_id(secret) if isinstance(secret, str) and VIEWER_SECRET.match(secret) else owner_id("sid:" + sid)
+        # Kept in the connection's environ too: events answered outside Flask (predict) read it.
+        request.environ[ENVIRON_VIEWER_KEY] = viewers.add(sid, owner)
+        join_room(run_room(SHARED), sid=sid, namespace="/")
+        wanted = auth.get("run")
+        if not isinstance(wanted, str) or wanted == SHARED:
+            return None
+        if not re.match(RUN_KEY, wanted):
+            return f"the run link's key {wanted[:40]!r} is not a run's key: showing the shared run"
+        try:
+            playground.request("state", {"run": wanted})
+        except UserError as err:
+            return f"{err}: showing the shared run"
+        switch(sid, wanted)
+        return None
+
+    playground.place_viewer = place
+
+    def relation(sid: str, key: str, owner: Optional[str]) -> str:
+        if key == SHARED:
+            return "shared"
+        return "you" if owner == viewers.owner_of(sid) else "someone"
+
+    def describe(sid: str, key: str) -> dict:
+        answer = playground.request("state", {"run": key})
+        mine = relation(sid, key, answer.get("owner"))
+        control = access_level()["control"] if key == SHARED else mine == "you"
+        return {"run": key, "state": answer["state"], "owner": mine, "control": control}
+
+    playground.describe_run = describe
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_reason):
+        sid = request.sid
+        viewers.remove(sid)
+        for hook in list(playground.on_disconnect):
+            try:
+                hook(sid)
+            except Exception:
+                log.exception("forgetting a viewer failed")
+
+    @socketio.on("run:create")
+    @answered
+    def on_create(payload=None):
+        body = parse(CreateRequest, payload, optional=True)
+        sid = request.sid
+        shared_state = playground.request("state")["state"]
+        config = dict(shared_state["config"]) if body.config is None else body.config
+        args = {"owner": viewers.owner_of(sid), "config": config}
+        if body.weights == "shared":
+            copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
+            args["weights"] = copy["data"]
+            args["origin"] = f"a copy of the shared run's weights at step {shared_state['step']}"
+        answer = playground.engine.create_run(args, timeout=COPY_TIMEOUT_S)
+        switch(sid, answer["run"])
+        return {"run": answer["run"], "state": answer["state"], "owner": "you", "control": True}
+
+    @socketio.on("run:watch")
+    @answered
+    def on_watch(payload=None):
+        key = parse(WatchRequest, payload).run
+        described = describe(request.sid, key)  # NotFound in words if it is not there
+        switch(request.sid, key)
+        return described
+
+    # ---- the engines' word on runs --------------------------------------------------------------
+    def on_replica(message):
+        key, name = message["run"], message["payload"]["name"]
+        replica = playground.replica if key == SHARED else playground.replicas.setdefault(key, ReplicaReader())
+        try:
+            replica.attach(name)
+        except FileNotFoundError:  # an engine on another machine: predictions ask it instead
+            playground.replicas.pop(key, None)
+
+    playground.subscribe("replica", on_replica)
+
+    def run_ended(key: str, reason: str, record=None) -> None:
+        replica = playground.replicas.pop(key, None)
+        if replica is not None:
+            replica.close()
+        socketio.emit("run:closed", {"run": key, "reason": reason, "record": record}, to=run_room(key))
+        for sid in viewers.watching(key):
+            switch(sid, SHARED)
+            try:
+                socketio.emit("state", playground.request("state")["state"], to=sid)
+            except UserError:
+                pass
+
+    playground.subscribe("run:closed", lambda message: run_ended(
+        message["run"], message["payload"]["reason"], message["payload"].get("record")))
+    playground.on_runs_lost.append(lambda runs, why: [run_ended(key, why) for key in runs])
+
+    def tell_presence():
+        while not getattr(playground, "_stopped", False):
+            threading.Event().wait(PRESENCE_INTERVAL_S)
+            owners = sorted(viewers.owners())
+            if owners:
+                playground.engine.everywhere("runs:present", {"owners": owners})
+
+    threading.Thread(target=tell_presence, name="runs-presence", daemon=True).start()
+
+
+__all__ = ["init_app", "current_run", "run_args", "require_run_control", "run_room", "NotFound"]
