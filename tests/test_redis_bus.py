@@ -146,6 +146,36 @@ def test_messages_reach_every_web_process(bus):
     assert alice.threads and bob.threads
 
 
+def test_a_web_process_can_hear_only_the_runs_its_viewers_watch(bus):
+    engine = bus.engine("e1")
+    everything, chosen = [], []
+    bus.web("all", on_message=everything.append)
+    web = bus.web("some", on_message=chosen.append, runs={"shared"})
+    assert web.followed == {"shared"}
+
+    def say(run, n):
+        engine.publish({"topic": "metrics", "run": run, "payload": {"n": n}})
+
+    def heard(messages):
+        return [(m["run"], m["payload"]["n"]) for m in messages]
+
+    say("shared", 1)
+    say("p-1", 2)
+    assert wait_for(lambda: len(everything) == 2)
+    assert wait_for(lambda: chosen) and heard(chosen) == [("shared", 1)]
+    assert web.follow("p-1")
+    say("p-1", 3)
+    assert wait_for(lambda: len(chosen) == 2) and heard(chosen)[-1] == ("p-1", 3)
+    web.unfollow("shared")
+    time.sleep(0.5)  # unfollow takes effect within FOLLOW_POLL_S
+    say("shared", 4)
+    say("p-1", 5)
+    assert wait_for(lambda: len(everything) == 5)
+    assert wait_for(lambda: len(chosen) == 3)
+    time.sleep(0.3)
+    assert heard(chosen) == [("shared", 1), ("p-1", 3), ("p-1", 5)] and web.followed == {"p-1"}
+
+
 def test_the_newest_frame_of_a_stream_always_arrives(bus):
     engine = bus.engine("e1")
     heard = []
@@ -193,7 +223,8 @@ def test_the_shared_run_is_served_only_by_its_lease_holder(bus):
     assert lease.wait_held(5)
     assert web.request("echo")["engine"] == "e2"
     assert web.engine_for(SHARED) == "e2"
-    assert {info["engine"]: info["runs"] for info in web.engines()} == {"e1": 0, "e2": 1}
+    # Its load counts the shared run (told when the lease is taken, not at the next heartbeat).
+    assert wait_for(lambda: {info["engine"]: info["runs"] for info in web.engines()} == {"e1": 0, "e2": 1}, 2)
 
 
 def test_no_engine_at_all_is_said_in_words(bus):
@@ -255,28 +286,38 @@ def test_a_stale_holder_never_renews_nor_deletes_someone_elses_lease(bus, raw):
     assert lost == ["another holder (engine-b) has the lease on shared"]
     time.sleep(1.5)
     assert raw.get(run_key(SHARED)) == b"engine-b" and not running.held
-    assert fresh.release() and raw.get(run_key(SHARED)) is None
+    # Once the other holder lets it go, it is a waiter like any other: it takes the lease again.
+    assert fresh.release()
+    assert running.wait_held(2) and raw.get(run_key(SHARED)) == b"engine-a"
 
 
-def engine_process(url: str, engine_id: str, *args: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "tests.redis_echo_engine", url, engine_id, *args],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return process
+class EngineProcess:
+    """tests/redis_echo_engine.py in a process of its own; what it prints is kept."""
 
+    def __init__(self, url: str, engine_id: str, *args: str):
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.redis_echo_engine", url, engine_id, *args],
+                                        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-def read_until(process: subprocess.Popen, line: str, timeout: float = 60.0) -> None:
-    result: dict = {}
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
 
-    def read():
-        for got in process.stdout:
-            if got.strip() == line:
-                result["seen"] = True
-                return
+    def printed(self, line: str, timeout: float = 60.0) -> bool:
+        return bool(wait_for(lambda: line in self.lines, timeout))
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert result.get("seen"), f"{line!r} not printed by the engine within {timeout:g} s"
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+        self._reader.join(5)
+        self.process.stdout.close()
 
 
 def refusal_of(web: EngineClient, run: str):
@@ -291,17 +332,15 @@ def refusal_of(web: EngineClient, run: str):
 def test_a_killed_engine_process_hands_the_shared_run_to_another_within_15_s(bus):
     """The real numbers: ttl 10 s, a waiter polling every 1.5 s, two engine processes."""
     web = bus.web("web")
-    first = engine_process(bus.url, "engine-1", "--lease", SHARED, "--hold", "p-1")
+    first = EngineProcess(bus.url, "engine-1", "--lease", SHARED, "--hold", "p-1")
     second = None
     try:
-        read_until(first, "acquired shared")
-        read_until(first, "ready")
-        second = engine_process(bus.url, "engine-2", "--lease", SHARED)
-        read_until(second, "ready")
+        assert first.printed("ready") and first.printed("acquired shared")
+        second = EngineProcess(bus.url, "engine-2", "--lease", SHARED)
+        assert second.printed("ready")
         assert web.request("echo")["engine"] == "engine-1"
         assert web.request("echo", run="p-1")["engine"] == "engine-1"
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
+        first.kill()
         killed = time.monotonic()
         # A request sent to it hears so once its registration lapses (5 s), not at its timeout;
         # from then until its lease lapses (10 s), requests say where the run stands, in words.
@@ -309,20 +348,17 @@ def test_a_killed_engine_process_hands_the_shared_run_to_another_within_15_s(bus
         assert refusal_of(web, SHARED) == (
             "the engine that held the shared run (engine-1) stopped; another engine takes the run over within 15 s")
         assert refusal_of(web, "p-1") == "the engine that held run p-1 (engine-1) stopped; try again in 10 s"
-        read_until(second, "acquired shared", timeout=20)
+        assert second.printed("acquired shared", timeout=20)
         assert time.monotonic() - killed < 15.0
         assert web.request("echo")["engine"] == "engine-2"
         assert [info["engine"] for info in web.engines()] == ["engine-2"]
         # The killed engine's private run record expired too: the run goes to an alive engine.
-        assert wait_for(lambda: web.engine_for("p-1") is None, 12)
+        assert wait_for(lambda: refusal_of(web, "p-1") is None, 12)
         assert web.request("echo", run="p-1")["engine"] == "engine-2"
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(15)
-            if process is not None:
-                process.stdout.close()
+        for engine in (first, second):
+            if engine is not None:
+                engine.stop()
 
 
 def test_a_redis_restart_is_told_in_words_and_everything_works_again(bus, redis_server):
@@ -335,8 +371,10 @@ def test_a_redis_restart_is_told_in_words_and_everything_works_again(bus, redis_
     waiter_acquired = []
     waiter = bus.engine("e2").lease(SHARED, on_acquired=lambda: waiter_acquired.append(True))
     web = bus.web("web", on_status=statuses["web"].append, on_message=heard.append)
+    follower_heard = []
+    follower = bus.web("follower", on_message=follower_heard.append, runs={"p-1"})
     assert web.request("echo")["engine"] == "e1"
-    threads = web.threads + engine.threads
+    threads = web.threads + engine.threads + follower.threads
 
     # A request waiting for its answer when Redis goes: told at once, not at its timeout.
     waiting = ThreadPoolExecutor(1).submit(web.request, "slow", {"s": 2.0}, run="p-1", timeout=25)
@@ -365,6 +403,9 @@ def test_a_redis_restart_is_told_in_words_and_everything_works_again(bus, redis_
     assert wait_for(web.subscribed.is_set, 10)
     engine.publish({"topic": "state", "run": SHARED, "payload": {"after": "restart"}})
     assert wait_for(lambda: heard and heard[-1]["payload"] == {"after": "restart"}, 10)
+    assert wait_for(follower.subscribed.is_set, 10)  # its chosen runs subscribed again
+    engine.publish({"topic": "state", "run": "p-1", "payload": {"after": "restart"}})
+    assert wait_for(lambda: follower_heard and follower_heard[-1]["run"] == "p-1", 10)
     # The shared run did not move: the waiter held off while the holder took its lease back.
     time.sleep(2.0)
     assert holder.held and not waiter.held and waiter_acquired == []

@@ -59,7 +59,7 @@ import uuid
 from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -85,6 +85,7 @@ LEASE_RETRY_S = 0.5         # a holder whose renewal failed tries again this oft
 REQUEST_TIMEOUT_S = 30.0
 ALIVE_CHECK_S = 1.0         # a waiting request checks this often that its engine is alive
 BLOCK_S = 1.0               # BLPOP / pub/sub waits: how soon a reader notices it should stop
+FOLLOW_POLL_S = 0.1         # a client following chosen runs applies follow()/unfollow() this soon
 RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0)  # then every 2 s while Redis stays away
 CLOCK_SLACK_S = 5.0
 COMMAND_THREADS = 4
@@ -535,6 +536,7 @@ class EngineEndpoint:
         self._release = self.redis.register_script(RELEASE_SCRIPT)
         self._runs: set[str] = set()
         self._runs_lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._leases: list[Lease] = []
         self._stop = threading.Event()
         self._handler: Optional[Callable[[str, dict], object]] = None
@@ -564,10 +566,11 @@ class EngineEndpoint:
             raise EngineUnavailable(f"Redis is unreachable at {describe_url(self.redis_url)} ({_why(err)})") from None
 
     def _write_load(self) -> None:
-        held = self.held_runs()
-        info = {"engine": self.engine_id, "runs": len(held), "held": sorted(held), "pid": os.getpid(),
-                "host": socket.gethostname(), "since": self._since}
-        self.redis.set(load_key(self.engine_id), pack(info), px=int(ENGINE_TTL_S * 1000))
+        with self._load_lock:  # so an older count never overwrites a newer one
+            held = self.held_runs()
+            info = {"engine": self.engine_id, "runs": len(held), "held": sorted(held), "pid": os.getpid(),
+                    "host": socket.gethostname(), "since": self._since}
+            self.redis.set(load_key(self.engine_id), pack(info), px=int(ENGINE_TTL_S * 1000))
 
     def _tell_load(self) -> None:
         try:
@@ -756,13 +759,22 @@ class EngineClient:
     or no Redis raise EngineUnavailable, in words). `on_message(item)` gets every engine message
     (`{"kind": "message", "topic", "run", "payload"}`) from one subscriber thread: keep it quick.
     `on_status({"status": "down"|"up", "reason"})` hears about Redis. Threads reconnect by
-    themselves; `close()` stops them.
+    themselves; `close()` stops them. Made with `runs={...}`, it hears only those runs'
+    messages, and `follow(run)` / `unfollow(run)` change which (Redis then sends each web
+    process only the runs its viewers watch); without, it hears every run.
     """
 
     def __init__(self, redis_url: str, web_id: Optional[str] = None, *,
                  on_message: Callable[[dict], None] = lambda item: None,
-                 on_status: Callable[[dict], None] = lambda status: None):
+                 on_status: Callable[[dict], None] = lambda status: None,
+                 runs: Optional[Iterable[str]] = None):
         self.redis_url = redis_url
+        # Every run's messages (one pattern subscription), or only those of the runs followed
+        # (one channel each): a web process then hears only the runs its viewers watch.
+        self._follow_all = runs is None
+        self._followed: set[str] = set(runs or ())
+        self._confirmed: set[str] = set()
+        self._follows = threading.Condition()
         self.web_id = web_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.redis = connect(redis_url)
         self.on_message = on_message
@@ -943,20 +955,75 @@ class EngineClient:
                                    "error": reason or "Redis is unreachable; retrying"})
 
     # ---- messages ---------------------------------------------------------------------------
+    def follow(self, run: str, *, timeout: float = 5.0) -> bool:
+        """Hear `run`'s messages from now on (only for a client made with `runs=`): True once
+        Redis has confirmed the subscription (False if not within `timeout`: it keeps trying)."""
+        if self._follow_all:
+            raise ValueError("this client hears every run (made without runs=); follow() is for one made with runs=")
+        with self._follows:
+            self._followed.add(run)
+            self._follows.notify_all()
+            return self._follows.wait_for(lambda: messages_channel(run) in self._confirmed, timeout)
+
+    def unfollow(self, run: str) -> None:
+        """Stop hearing `run`'s messages (within FOLLOW_POLL_S)."""
+        if self._follow_all:
+            raise ValueError("this client hears every run (made without runs=)")
+        with self._follows:
+            self._followed.discard(run)
+
+    @property
+    def followed(self) -> Optional[set[str]]:
+        """The runs this client hears, or None for every run."""
+        if self._follow_all:
+            return None
+        with self._follows:
+            return set(self._followed)
+
+    def _apply_follows(self, pubsub, listening: set[str]) -> set[str]:
+        with self._follows:
+            wanted = {messages_channel(run) for run in self._followed}
+        if wanted - listening:
+            pubsub.subscribe(*sorted(wanted - listening))
+        if listening - wanted:
+            pubsub.unsubscribe(*sorted(listening - wanted))
+            with self._follows:
+                self._confirmed -= listening - wanted
+        if not wanted:
+            self.subscribed.set()  # nothing to hear is heard
+        return wanted
+
+    def _confirm(self, message: dict) -> None:
+        channel = message.get("channel")
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        with self._follows:
+            if message["type"] in ("subscribe", "psubscribe"):
+                self._confirmed.add(channel)
+            if self._follow_all or {messages_channel(run) for run in self._followed} <= self._confirmed:
+                self.subscribed.set()
+            self._follows.notify_all()
+
     def _read_messages(self) -> None:
         failures = 0
         while not self._stop.is_set():
             pubsub = self.redis.pubsub()
+            listening: set[str] = set()
+            with self._follows:
+                self._confirmed.clear()
             try:
-                pubsub.psubscribe(MESSAGES_PATTERN)
+                if self._follow_all:
+                    pubsub.psubscribe(MESSAGES_PATTERN)
                 while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=BLOCK_S)
+                    if not self._follow_all:
+                        listening = self._apply_follows(pubsub, listening)
+                    message = pubsub.get_message(timeout=BLOCK_S if self._follow_all else FOLLOW_POLL_S)
                     if message is None:
                         continue
-                    if message.get("type") == "pmessage":
+                    kind = message.get("type")
+                    if kind in ("pmessage", "message"):
                         self._deliver(message["data"])
-                    elif message.get("type") == "psubscribe":  # Redis confirms: we hear from now on
-                        self.subscribed.set()
+                    elif kind in ("subscribe", "psubscribe"):  # Redis confirms: we hear from now on
+                        self._confirm(message)
                         failures = 0
                         self.reachability.ok()
             except REDIS_ERRORS as err:
