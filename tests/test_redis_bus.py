@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from server.errors import AccessError, EngineUnavailable, NotFound, UserError
-from server.link.redis_bus import (PREFIX, SHARED, EngineClient, EngineEndpoint, Lease, engine_key,
-                                   run_key)
+from server.link.redis_bus import (PREFIX, SHARED, EngineClient, EngineEndpoint, Lease, describe_url,
+                                   engine_key, run_key)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,6 +186,24 @@ def test_the_newest_frame_of_a_stream_always_arrives(bus):
     assert wait_for(lambda: heard and heard[-1]["payload"]["step"] == 299), [m["payload"]["step"] for m in heard[-3:]]
     steps = [m["payload"]["step"] for m in heard]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # in order, none twice
+
+
+def test_every_frame_of_a_chain_arrives_in_order(bus):
+    """A delta builds on the one before: unlike whole frames, none may be skipped."""
+    engine = bus.engine("e1")
+    heard = []
+    bus.web("web", on_message=heard.append)
+    for step in range(200):
+        engine.publish({"topic": "frame", "run": "shared",
+                        "payload": {"stream": "weights-delta", "kind": "delta", "step": step, "data": bytes(5_000)}})
+    assert wait_for(lambda: len(heard) == 200)
+    assert [m["payload"]["step"] for m in heard] == list(range(200))
+
+
+def test_a_redis_url_is_shown_without_its_password():
+    assert describe_url("redis://:s3cret@10.0.0.10:6379/0") == "redis://10.0.0.10:6379/0"
+    assert describe_url("redis://app:s3cret@10.0.0.10/2") == "redis://app@10.0.0.10/2"
+    assert describe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
 def test_runs_are_found_where_they_are_held_and_new_ones_go_to_the_least_loaded_engine(bus, raw):

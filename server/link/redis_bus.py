@@ -854,9 +854,11 @@ class EngineClient:
     # ---- requests ---------------------------------------------------------------------------
     def request(self, name: str, args: Optional[dict] = None, *, run: Optional[str] = None,
                 timeout: float = REQUEST_TIMEOUT_S, engine: Optional[str] = None) -> dict:
-        """Send `name` to the engine that holds `run` (args' "run", else "shared"); a run nobody
-        holds goes to pick_engine() (which then holds it), except the shared run, which only
-        its lease holder serves. `engine` sends to that engine whatever holds the run."""
+        """Send `name` to the engine that holds `run` (args' "run", else "shared"; it is put in
+        args as "run"). A run nobody holds goes to pick_engine(): that engine's handler takes
+        it on (creates or restores it) and calls `EngineEndpoint.hold(run)`, so later requests
+        find it there. The shared run is served only by its lease holder. `engine` sends to
+        that engine whoever holds the run."""
         args = dict(args or {})
         run = run or args.get("run") or SHARED
         args["run"] = run
