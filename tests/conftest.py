@@ -9,6 +9,7 @@ import pytest
 from server import create_app
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
 from tests.postgres import PostgresServer
+from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
 
 
 @pytest.fixture(scope="session")
