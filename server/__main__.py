@@ -50,6 +50,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="another name this server may be reached by (the Host in its address, e.g. a "
                              "proxy's playground.example.org); repeat for several. Loopback names and the "
                              "--host address always work; requests naming any other Host are refused")
+    parser.add_argument("--database", default=None, metavar="URL",
+                        help="where runs and checkpoints are recorded: a postgresql://user:password@host:port/db "
+                             "URL that every engine reaches (several machines); default: runs.sqlite3 in --data-dir")
+    parser.add_argument("--engines", type=int, default=defaults.engines, metavar="N",
+                        help="engine processes on this machine: the first trains the shared run, the others "
+                             "viewers' private runs (default %(default)s; 1: one process trains them all)")
+    parser.add_argument("--max-runs", type=int, default=defaults.max_runs, metavar="N",
+                        help="private runs that train at once in one engine; more wait in a queue "
+                             "(default %(default)s)")
+    parser.add_argument("--redis", default=None, metavar="URL",
+                        help="several processes or machines (docs/deploy.md): the Redis they share, "
+                             "redis://HOST:PORT/DB; without it one command runs everything on this machine")
+    parser.add_argument("--role", default="all", choices=["all", "web", "engine"],
+                        help="with --redis: web (serve pages, no training), engine (train, no HTTP) or "
+                             "all (both on this machine; the default)")
+    parser.add_argument("--engine-id", default=None, metavar="ID",
+                        help="with --role engine: this engine's name on Redis (default host-pid)")
+    parser.add_argument("--predict-via-engine", action="store_true", help=argparse.SUPPRESS)  # bench/redis_latency.py
     return parser.parse_args(argv)
 
 
@@ -64,6 +82,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
+        "database": args.database, "engines": args.engines, "max_runs": args.max_runs,
+        "redis": args.redis, "role": args.role, "engine_id": args.engine_id,
+        "predict_via_engine": args.predict_via_engine,
     })
 
 
@@ -93,6 +114,11 @@ def main(argv=None) -> int:
         print(f"error: {describe_validation_error(err)}", file=sys.stderr)
         return 2
 
+    if settings.role == "engine":
+        return serve_engine(settings)
+    if settings.redis:  # engines on several machines share the database, not this folder
+        return serve(settings)
+
     from .engine.datadir import DataDirInUse, DataDirLock
 
     try:
@@ -108,6 +134,24 @@ def main(argv=None) -> int:
         return serve(settings)
     finally:
         data_dir_lock.release()
+
+
+def serve_engine(settings: Settings) -> int:
+    """--role engine: train on the Redis line until SIGTERM or Ctrl+C (then record every run)."""
+    import signal
+    import threading
+
+    from .link.redis_engine import run_engine
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        run_engine(settings, stop=stop, ready=None)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def serve(settings: Settings) -> int:

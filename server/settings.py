@@ -36,6 +36,14 @@ class Settings(BaseModel):
     engines: int = Field(2, ge=1, le=64)
     # Private runs training at once in one engine; more wait in a queue (--max-runs).
     max_runs: int = Field(10, ge=1, le=1000)
+    # Several machines (docs/deploy.md): the Redis every web and engine process shares, and what
+    # this process is: "all" (web and engines; without Redis, today's one machine), "web", "engine".
+    redis: Optional[str] = Field(None, min_length=1, max_length=2000)
+    role: Literal["all", "web", "engine"] = "all"
+    # --redis: a web process answers predictions from the engine's shared memory when it is on
+    # the same machine; this makes it ask the engine, as one on another machine must (benchmarks).
+    predict_via_engine: bool = False
+    engine_id: Optional[str] = Field(None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
     testing: bool = False
     # Serving on a non-loopback interface must be asked for (--allow-remote); remote viewers
     # then need the control token (printed at start-up; None = a new random one) to control.
@@ -58,6 +66,22 @@ class Settings(BaseModel):
                                  "playground.example.org, without scheme, port or path)")
             names.append(parsed[0])
         return names
+
+    @field_validator("redis")
+    @classmethod
+    def _redis_is_a_redis_url(cls, url):
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{url!r} is not a Redis URL: give redis://HOST:PORT/DB")
+        return url
+
+    @field_validator("role")
+    @classmethod
+    def _roles_need_redis(cls, role, info):
+        if role != "all" and not info.data.get("redis"):
+            raise PydanticCustomError("role_without_redis", (
+                f"--role {role} needs --redis redis://HOST:PORT/DB: web and engine processes find each "
+                "other through it (without --redis, one command runs both)"))
+        return role
 
     @field_validator("mirrors")
     @classmethod

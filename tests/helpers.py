@@ -100,9 +100,10 @@ class OrderedClient(socketio.Client):
         return _OrderedEngineIOClient
 
 
-def socketio_client(url: str, *, record=("state", "metrics", "epoch"), **connect_kwargs) -> OrderedClient:
+def socketio_client(url: str, *, record=("state", "metrics", "epoch"), reconnection: bool = False,
+                    **connect_kwargs) -> OrderedClient:
     """A real Socket.IO client over websocket; `client.received[event]` lists what arrived."""
-    client = OrderedClient(reconnection=False)
+    client = OrderedClient(reconnection=reconnection, reconnection_delay=0.2, reconnection_delay_max=1.0)
     client.received = {event: [] for event in record}
     client.lock = threading.Lock()
     for event in record:

@@ -380,6 +380,14 @@ class Engine:
                          for key, parts in list(self.runs.items())},
                 "engine": self.engine_id, "max_runs": self.max_runs}
 
+    def drop_shared(self) -> None:
+        """This engine no longer holds the shared run (its lease was lost): stop it after its
+        step, record it, free it (the new holder carries it on from the record)."""
+        parts = self.runs.pop(SHARED, None)
+        if parts is not None:
+            parts.run.close()
+            parts.replica.close()
+
     def hold_shared(self, *, restore: bool, words: str = "") -> RunParts:
         """Take the shared run on (this engine now holds it); with `restore`, carry on its last
         record (its setup, weights, curves and step), paused, saying so."""
@@ -387,6 +395,8 @@ class Engine:
             return self.runs[SHARED]
         parts = self._add_run(SHARED, self.default_pace)
         record = self.store.latest_of(SHARED) if restore else None
+        if record is not None and self.store.get(record, curves=False)["status"] == "done":
+            record = None  # a finished run is not carried on: a fresh one starts
         if record is not None:
             try:
                 saved = self.store.get(record)

@@ -208,8 +208,12 @@ def main(connection, options: dict, engine_options: Optional[dict] = None) -> No
     # Every thread but the training threads serves on the serving cores (server/cores.py).
     pin_this_thread(settings.serving_cores)
     # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
+    engine_options = engine_options or {}
+    # The shared run trains on the training cores; private runs' engines share the serving cores
+    # (the shared run keeps its own core whatever the students do).
+    cores = settings.training_cores if engine_options.get("holds_shared", True) else settings.serving_cores
     serve(connection, lambda publish: make_engine_factory(
-        settings, training_cores=settings.training_cores, **(engine_options or {}))(publish), stop=stop)
+        settings, training_cores=cores, **engine_options)(publish), stop=stop)
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)  # nothing left to wait for (daemon threads, torch's pools)

@@ -114,3 +114,65 @@ def engine_threads_starter(make_for: Callable, index: int = 0) -> Callable[[], t
         return mine, ThreadHandle(thread, stop, built)
 
     return start
+
+
+# ---- engines on the Redis line (--redis with --role all) -------------------------------------------
+
+def _redis_engine_main(options: dict, index: int) -> None:
+    import signal
+    import threading
+
+    from server.engine.process import _die_with_parent, _name_this_process
+    from server.link.redis_engine import run_engine
+    from server.settings import Settings
+
+    _die_with_parent()
+    _name_this_process(f"nnlp-engine-{index}")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web tier stops us (SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    settings = Settings.model_validate(options)
+    run_engine(settings, stop=stop)
+
+
+class RedisEngineHandle:
+    """A local engine serving on Redis: `close()` stops it (it records every run first)."""
+
+    def __init__(self, process=None, thread=None, stop=None):
+        self.process, self.thread, self.stop = process, thread, stop
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process is not None else None
+
+    def close(self, timeout: float = 20.0) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join(timeout)
+            if self.process.exitcode is None:
+                self.process.kill()
+                self.process.join(5)
+        else:
+            self.stop.set()
+            self.thread.join(timeout)
+
+
+def redis_engine_process(options: dict, index: int) -> RedisEngineHandle:
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_redis_engine_main, args=(options, index),
+                              name=f"playground-engine-{index}", daemon=False)
+    process.start()
+    return RedisEngineHandle(process=process)
+
+
+def redis_engine_thread(settings, dataset, index: int) -> RedisEngineHandle:
+    from server.link.redis_engine import run_engine
+
+    stop, ready = threading.Event(), threading.Event()
+    settings = settings.model_copy(update={"engine_id": f"{settings.engine_id or 'test'}-{index}"})
+    thread = threading.Thread(target=run_engine, args=(settings,), kwargs={"stop": stop, "dataset": dataset,
+                                                                          "ready": ready},
+                              name=f"redis-engine-{index}", daemon=True)
+    thread.start()
+    ready.wait(60)
+    return RedisEngineHandle(thread=thread, stop=stop)

@@ -147,7 +147,10 @@ class ReplicaReader:
 
     RETRIES = 1000
 
-    def __init__(self):
+    def __init__(self, *, tracked: bool = True):
+        # tracked=False: the block's engine is not this process's child (--redis), so this
+        # process's resource tracker must not unlink it when this process exits.
+        self.tracked = tracked
         self._lock = threading.Lock()
         self._shm: Optional[shared_memory.SharedMemory] = None
         self._name: Optional[str] = None
@@ -168,6 +171,9 @@ class ReplicaReader:
             # engine process is spawned by the web process and shares its tracker, so this adds
             # nothing new, and the engine's unlink removes it: the block is the engine's alone.
             self._shm, self._name = shared_memory.SharedMemory(name=name), name
+            if not self.tracked:
+                from multiprocessing import resource_tracker
+                resource_tracker.unregister(self._shm._name, "shared_memory")
 
     def _detach(self) -> None:
         self._cached = None

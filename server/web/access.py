@@ -141,6 +141,6 @@ def init_app(app: Flask, playground) -> None:
 
     def tell_viewer_access(sid):
         # Tell a watch-only viewer up front, so the page can say so before a button is pressed.
-        playground.socketio.emit("access", access_level(), to=sid)
+        playground.socketio.emit("access", access_level(), to=sid, ignore_queue=True)
 
     playground.on_connect.append(tell_viewer_access)

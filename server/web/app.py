@@ -8,6 +8,7 @@ from flask_socketio import SocketIO
 
 from ..errors import UserError
 from ..link.local import engine_process_starter, engine_threads_starter
+from ..link.replica import ReplicaReader
 from ..link.router import EngineRouter
 from ..settings import REPO_ROOT, Settings
 from .context import Playground
@@ -24,6 +25,18 @@ def engine_starters(settings: Settings, dataset=None) -> list:
     from ..engine.runtime import make_engine_factory  # tests only: this process then has torch
     return [engine_threads_starter(lambda opts: make_engine_factory(settings, dataset=dataset, **opts), index)
             for index in range(settings.engines)]
+
+
+REDIS_CHANNEL = "nnlp:socketio"  # server/link/redis_engine.py SOCKETIO_CHANNEL
+
+
+def start_redis_engines(settings: Settings, dataset=None) -> list:
+    """`--redis` with `--role all`: this machine's engines, as `--role engine` processes would be
+    (threads of this process when a test hands in a dataset)."""
+    from ..link.local import redis_engine_process, redis_engine_thread
+    if dataset is None:
+        return [redis_engine_process(settings.model_dump(mode="json"), index) for index in range(settings.engines)]
+    return [redis_engine_thread(settings, dataset, index) for index in range(settings.engines)]
 
 
 def create_app(config: dict | Settings | None = None, *, dataset=None, start=None) -> Flask:
@@ -50,11 +63,23 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
         # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
         # when it drops a session over a bad or oversized POST (tests/test_limits.py).
         transports=["websocket"],
+        # Several web processes (--redis): Flask-SocketIO's message queue; the engines emit their
+        # broadcasts into it (server/link/redis_engine.py) and each web process delivers them.
+        **({"message_queue": settings.redis, "channel": REDIS_CHANNEL} if settings.redis else {}),
     )
     playground = Playground(app=app, settings=settings, socketio=socketio, engine=None)  # type: ignore[arg-type]
-    starters = [start] if start is not None else engine_starters(settings, dataset)
-    playground.engine = EngineRouter(starters, on_message=playground.dispatch, on_status=playground.engine_status,
-                                     on_runs_lost=playground.runs_lost)
+    if settings.redis:
+        from ..link.redis_router import RedisEngines
+        playground.engine = RedisEngines(settings.redis, on_message=playground.dispatch,
+                                         on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
+        playground.fanned_out = True  # broadcasts come through the message queue, not from here
+        playground.replica = ReplicaReader(tracked=False)  # its engine is not this process's child
+        if settings.role == "all":  # this machine's engines too, on the same Redis
+            playground.local_engines = start_redis_engines(settings, dataset)
+    else:
+        starters = [start] if start is not None else engine_starters(settings, dataset)
+        playground.engine = EngineRouter(starters, on_message=playground.dispatch,
+                                         on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
     app.extensions["playground"] = playground
 
     @app.errorhandler(UserError)

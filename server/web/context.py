@@ -46,6 +46,8 @@ class Playground:
     viewers: Any = None  # which run each viewer watches, and who it is (web/runs.py Viewers)
     # private runs' weights replicas for their predictions: run key -> ReplicaReader
     replicas: dict = field(default_factory=dict)
+    fanned_out: bool = False  # engines emit the broadcasts themselves (--redis: the message queue)
+    local_engines: list = field(default_factory=list)  # --redis --role all: this machine's engines
     latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
     host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)
     store_notices: list = field(default_factory=list)  # what was wrong with the runs database at start
@@ -101,6 +103,8 @@ class Playground:
             except Exception:
                 log.exception("disconnecting the viewers failed")
             self.engine.close()
+            for engine in self.local_engines:
+                engine.close()
             self.replica.close()
             for replica in list(self.replicas.values()):
                 replica.close()

@@ -81,17 +81,23 @@ def init_app(app: Flask, playground) -> None:
     # `evaluation` and `runs` go to the viewers who take them: by default everyone (the first
     # protocol); a page says which it wants when connecting (auth {"broadcasts": [...]}) and
     # changes its mind with broadcasts:subscribe (the page: when those panels are in view).
-    playground.subscribe("evaluation", lambda message: socketio.emit(
-        "evaluation", message["payload"], to=room("evaluation", message["run"])))
+    def on_evaluation(message):
+        if not playground.fanned_out:  # (with Redis the engine emitted it into the message queue)
+            socketio.emit("evaluation", message["payload"], to=room("evaluation", message["run"]))
+
+    playground.subscribe("evaluation", on_evaluation)
 
     def on_runs(message):
         payload = message["payload"]
-        if payload is None:  # an engine without the shared run: the list comes from the one with it
-            try:
-                payload = playground.request("runs:list")
-            except UserError:
-                return
-        socketio.emit("runs", payload, to=room("runs"))
+        if payload is not None:
+            if not playground.fanned_out:
+                socketio.emit("runs", payload, to=room("runs"))
+            return
+        try:  # an engine without the shared run: the list comes from the one with it
+            payload = playground.request("runs:list")
+        except UserError:
+            return
+        socketio.emit("runs", payload, to=room("runs"), ignore_queue=True)  # each web process, its own viewers
 
     playground.subscribe("runs", on_runs)
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes

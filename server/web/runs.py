@@ -250,7 +250,10 @@ def init_app(app, playground) -> None:
     # ---- the engines' word on runs --------------------------------------------------------------
     def on_replica(message):
         key, name = message["run"], message["payload"]["name"]
-        replica = playground.replica if key == SHARED else playground.replicas.setdefault(key, ReplicaReader())
+        if playground.settings.predict_via_engine:
+            return
+        replica = playground.replica if key == SHARED else playground.replicas.setdefault(
+            key, ReplicaReader(tracked=not playground.fanned_out))
         try:
             replica.attach(name)
         except FileNotFoundError:  # an engine on another machine: predictions ask it instead
@@ -262,11 +265,13 @@ def init_app(app, playground) -> None:
         replica = playground.replicas.pop(key, None)
         if replica is not None:
             replica.close()
-        socketio.emit("run:closed", {"run": key, "reason": reason, "record": record}, to=run_room(key))
+        # Every web process hears the engine's word: each tells its own viewers.
+        socketio.emit("run:closed", {"run": key, "reason": reason, "record": record}, to=run_room(key),
+                      ignore_queue=True)
         for sid in viewers.watching(key):
             switch(sid, SHARED)
             try:
-                socketio.emit("state", playground.request("state")["state"], to=sid)
+                socketio.emit("state", playground.request("state")["state"], to=sid, ignore_queue=True)
             except UserError:
                 pass
 

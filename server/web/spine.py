@@ -70,9 +70,9 @@ def predict_answer(playground, pixels, run: str = "shared") -> dict:
     weights = replica.latest() if replica is not None else None
     if weights is not None:
         trace, run_id, step = forward(weights, pixels), weights.run_id, weights.step
-    elif run == "shared" and replica is not None:
+    elif run == "shared" and not playground.fanned_out:
         raise EngineUnavailable(NOT_READY)
-    else:
+    else:  # a private run's engine, or (--redis) one whose replica is on another machine
         trace, run_id, step = remote_trace(playground, run, pixels)
     probabilities, logits, pixels_in, *hidden_layers = rounded(
         trace.probabilities, trace.logits, pixels, *trace.activations)
@@ -164,7 +164,8 @@ def init_app(app: Flask, playground) -> None:
 
     # ---- the engine's messages and status --------------------------------------------------
     def broadcast(message):  # a run's news, to its watchers
-        socketio.emit(message["topic"], message["payload"], to=run_room(message["run"]))
+        if not playground.fanned_out:  # (with Redis the engine emitted it into the message queue)
+            socketio.emit(message["topic"], message["payload"], to=run_room(message["run"]))
 
     for topic in BROADCAST_TOPICS:
         playground.subscribe(topic, broadcast)
@@ -172,20 +173,25 @@ def init_app(app: Flask, playground) -> None:
     def on_storage(message):
         if message["run"] == "shared":
             playground.storage_problem = message["payload"]["problem"]
-        socketio.emit("storage", message["payload"], to=run_room(message["run"]))
+        if not playground.fanned_out:
+            socketio.emit("storage", message["payload"], to=run_room(message["run"]))
 
     playground.subscribe("storage", on_storage)
 
     def on_engine_status(status: dict):
-        socketio.emit("engine", status)
+        socketio.emit("engine", status, ignore_queue=True)  # every web process tells its own viewers
         if status["status"] == "up":
             hello = playground.request("hello")
-            playground.replica.attach(hello["replica"])
+            try:
+                if not playground.settings.predict_via_engine:
+                    playground.replica.attach(hello["replica"])
+            except FileNotFoundError:  # the engine is on another machine: predictions ask it
+                playground.replica.attach(None)
             playground.latest_state = hello["state"]
             playground.store_notices = hello.get("store_notices") or []
             playground.storage_problem = hello.get("storage_problem")
             if status["restarts"]:  # the shared run's pages resync from the new engine
-                socketio.emit("state", hello["state"], to=run_room("shared"))
+                socketio.emit("state", hello["state"], to=run_room("shared"), ignore_queue=True)
 
     playground.on_engine_status.append(on_engine_status)
 
@@ -197,19 +203,19 @@ def init_app(app: Flask, playground) -> None:
         # A late joiner gets the whole run so far (config, status, curve history) at once.
         try:
             run = playground.viewers.run_of(request.sid)
-            emit("state", playground.request("state", {"run": run})["state"])
+            emit("state", playground.request("state", {"run": run})["state"], ignore_queue=True)
             if run != "shared":
-                emit("run", playground.describe_run(request.sid, run))
+                emit("run", playground.describe_run(request.sid, run), ignore_queue=True)
         except EngineUnavailable:
             if playground.latest_state is not None:
-                emit("state", playground.latest_state)
+                emit("state", playground.latest_state, ignore_queue=True)
         engine = playground.engine
         if engine.status != "up":
-            emit("engine", {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts})
+            emit("engine", {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts}, ignore_queue=True)
         if refused:
-            emit("run:unavailable", {"reason": refused})
+            emit("run:unavailable", {"reason": refused}, ignore_queue=True)
         if playground.storage_problem:
-            emit("storage", {"problem": playground.storage_problem})
+            emit("storage", {"problem": playground.storage_problem}, ignore_queue=True)
         for hook in list(playground.on_connect):
             hook(request.sid)
 
