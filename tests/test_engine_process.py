@@ -54,8 +54,8 @@ def test_the_web_process_never_trains_the_engine_process_does(server):
         # The engine process's threads include the training thread; the web worker has none.
         names = {pid: sorted(os.listdir(f"/proc/{pid}/task")) for pid in descendants(server.pid)}
         assert engine in names
-        answer = viewer.call("predict", BLANK, timeout=10)
-        assert answer["ok"] and answer["step"] > 0
+        wait_for(lambda: time.sleep(0.1) or viewer.call("predict", BLANK, timeout=10)["step"] > 0,
+                 what="predictions from the trained weights")
     finally:
         viewer.disconnect()
 

@@ -48,6 +48,8 @@ VALID = {
     "runs:delete": [{"id": 1}],
     "runs:restore": [{"id": 1}],
     "setup:link": [{"query": "?hidden=256&act=sigmoid&lr=0.01&batch=64&seed=0"}],
+    "run:create": [None, {"config": {"lr": 0.01}}, {"weights": "shared"}],
+    "run:watch": [{"run": "shared"}],
 }
 NOT_REQUESTS = {"connect", "disconnect", "*"}
 

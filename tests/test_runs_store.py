@@ -4,12 +4,14 @@ overlaid and restored. Every test that takes `app` runs on both databases."""
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 import torch
 
 from server import create_app
 from server.engine.store import DB_NAME, RunStore
+from tests.helpers import wait_for
 
 FAST = {"batch_size": 250}  # 4 steps per epoch on the 1,000 test digits
 
@@ -192,7 +194,10 @@ def test_viewers_are_told_when_the_runs_change(session, sio_client):
 def test_a_stored_runs_checkpoint_downloads(session, client, sio_client, tmp_path):
     session.reset(FAST)
     session.step(3)
+    wait_for(lambda: session.state()["step"] == 3 and session.status == "paused", what="3 steps done and saved")
     run_id = call(sio_client, "runs:list")["runs"][0]["id"]
+    wait_for(lambda: call(sio_client, "runs:get", {"id": run_id})["run"]["checkpoint_step"] == 3,
+             what="the checkpoint of step 3 saved")
     answer = client.get(f"/api/runs/{run_id}/checkpoint")
     assert answer.status_code == 200
     assert answer.headers["Content-Disposition"] == f"attachment; filename=nn-linear-run{run_id}-784-256-10-sigmoid-step3.pt"

@@ -22,7 +22,7 @@ from server.__main__ import main, parse_args
 from server.settings import Settings
 from server.web.access import (CONTROL_TOKEN_HEADER, NO_TOKEN_MESSAGE, WRONG_TOKEN_MESSAGE,
                                is_local_environ, require_control)
-from tests.helpers import REPO, disconnect_all, socketio_client
+from tests.helpers import REPO, disconnect_all, socketio_client, wait_for
 
 TOKEN = "a-test-control-token-0123456789"
 REMOTE = "203.0.113.7"  # TEST-NET-3: an address that is certainly not this machine
@@ -165,7 +165,8 @@ def test_a_remote_viewer_with_the_token_controls_the_run(token_app):
     viewer = remote_viewer(token_app, auth={"token": TOKEN})
     assert received(viewer.get_received(), "access") == [{"control": True, "reason": None}]
     answer = viewer.emit("train:step", {"batches": 2}, callback=True)
-    assert answer["ok"] and session.state()["step"] == 2
+    assert answer["ok"]
+    wait_for(lambda: session.state()["step"] == 2, what="the 2 steps asked for")
     assert viewer.emit("config:update", {"lr": 0.01}, callback=True)["ok"]
     assert session.config.lr == 0.01
 
