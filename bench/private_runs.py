@@ -5,6 +5,7 @@ Phases, side by side in one run:
   1. solo: the shared run at full speed alone, nobody else training;
   2. crowd: the shared run at full speed, and N students' private runs (each its own viewer,
      run:create then train:start at the default pace of 50 steps/s);
+  3. the same crowd beside the shared run at its default pace;
 Reported: each private run's steps per second (from its own metrics), how many keep >= 45 of
 their 50, and the shared run's full-speed throughput in the crowd as a ratio to solo.
 
@@ -54,8 +55,20 @@ def measure(students: int = 10, seconds: float = 20.0, warmup: float = 5.0) -> d
         t1 = time.perf_counter()
         beside = throughput_from_metrics(teacher, t0, t1)
         paces = [steps_per_second(student, t0, t1) for student in crowd]
+        # the same crowd beside the shared run at its default pace
+        checked(teacher.call("pace:update", {"steps_per_second": DEFAULT_PACE}))
+        time.sleep(warmup)
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        t1 = time.perf_counter()
+        paced_paces = [steps_per_second(student, t0, t1) for student in crowd]
+        shared_paced = steps_per_second(teacher, t0, t1)
         close_all(crowd + [teacher])
     return {
+        "beside_paced_shared": {"private_median": round(median(paced_paces), 1),
+                                "private_min": round(min(paced_paces), 1),
+                                "private_keeping_pace": sum(p >= KEEPS_PACE for p in paced_paces),
+                                "shared_steps_per_second": round(shared_paced, 1)},
         "students": students, "seconds": seconds,
         "private_steps_per_second": [round(p, 1) for p in paces],
         "private_median": round(median(paces), 1), "private_min": round(min(paces), 1),
@@ -79,6 +92,10 @@ def main(argv=None) -> int:
           f"{result['private_keeping_pace']}/{result['students']} keep >= {KEEPS_PACE:g}")
     print(f"  shared run at full speed: {result['shared_full_speed_beside_samples_per_s']} samples/s beside them vs "
           f"{result['shared_full_speed_solo_samples_per_s']} alone (ratio {result['shared_ratio_beside_to_solo']})")
+    paced = result["beside_paced_shared"]
+    print(f"beside the shared run at its default pace ({paced['shared_steps_per_second']} steps/s): private runs' "
+          f"median {paced['private_median']}, min {paced['private_min']}, {paced['private_keeping_pace']}/"
+          f"{result['students']} keep >= {KEEPS_PACE:g}")
     print(f"  {result['machine']}")
     emit_json(result, args.json)
     return 0

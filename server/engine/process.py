@@ -209,9 +209,9 @@ def main(connection, options: dict, engine_options: Optional[dict] = None) -> No
     pin_this_thread(settings.serving_cores)
     # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
     engine_options = engine_options or {}
-    # The shared run trains on the training cores; private runs' engines share the serving cores
-    # (the shared run keeps its own core whatever the students do).
-    cores = settings.training_cores if engine_options.get("holds_shared", True) else settings.serving_cores
+    # The shared run trains on the training cores; private runs' training threads go wherever the
+    # system puts them (ten paced runs need more than the serving cores alone: docs/performance.md).
+    cores = settings.training_cores if engine_options.get("holds_shared", True) else None
     serve(connection, lambda publish: make_engine_factory(
         settings, training_cores=cores, **engine_options)(publish), stop=stop)
     logging.shutdown()
