@@ -412,7 +412,8 @@ STEPS: list[Step] = [
          lambda c: [], reveal_count),
     Step("linear-example", "y = x Wᵀ + b by hand",
          "What a neuron does with its input: multiply each input number by its weight, add them up, add the "
-         "bias. nn.Linear does that for every neuron at once; written as matrices it is y = x Wᵀ + b.",
+         "bias. nn.Linear does that for every neuron at once; written as matrices it is y = x Wᵀ + b. (Python "
+         "counts from 0: y[0] is the first output, W[0] the first row of weights, W[0][1] its second number.)",
          "number", "linear-sandbox", example_question, lambda c: [], reveal_example),
     Step("row-before-after", "Row j of hidden.weight, before and after training",
          "Row j of hidden.weight holds neuron j's 784 weights, one per pixel, so it can be shown as a 28×28 "
