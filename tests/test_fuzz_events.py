@@ -50,6 +50,15 @@ VALID = {
     "setup:link": [{"query": "?hidden=256&act=sigmoid&lr=0.01&batch=64&seed=0"}],
     "run:create": [None, {"config": {"lr": 0.01}}, {"weights": "shared"}],
     "run:watch": [{"run": "shared"}],
+    "lesson:steps": [None],
+    "lesson:reveal": [{"step": 1}, {"step": 6, "pixels": BLANK}],
+    "replay:frame": [{"step": 0}],
+    "replay:predict": [{"step": 0, "pixels": BLANK}],
+    "poll:open": [{"step": 1}],
+    "poll:answer": [{"poll": 1, "choice": 0}],
+    "poll:reveal": [None, {"pixels": BLANK}],
+    "poll:close": [None],
+    "poll:get": [None],
 }
 NOT_REQUESTS = {"connect", "disconnect", "*"}
 

@@ -40,6 +40,9 @@ from .live_views import STREAMS, LiveViews
 from .model import Network, network_of
 from .recorder import RunRecorder
 from .run import RunFeature, TrainingRun
+from . import lesson
+from .polls import Polls
+from .replay import Replay, replay_frame, replay_predict
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,7 @@ class RunParts:
     owner: Optional[str] = None  # who controls a private run (None: the shared run)
     last_seen: float = 0.0  # when its owner was last seen (private runs)
     queued_config: Optional[dict] = None  # the setup changes a queued start will apply
+    replay: Optional[Replay] = None  # the run's weights kept over time (replay.py)
 
 
 def safe_filename_part(text: str) -> str:
@@ -201,6 +205,8 @@ class Engine:
         self.browser = DatasetBrowser(dataset)
         self.started_at = time.time()
         self.runs: dict[str, RunParts] = {}
+        # The class poll (one, of the shared run's viewers): polls.py
+        self.polls = Polls(lambda poll: self._message("poll", SHARED, {"poll": poll}))
         self._announce_runs = Debounced(self._runs_message, RUNS_MESSAGE_INTERVAL_S, clock)
         self.default_pace = pace
         if holds_shared:
@@ -234,9 +240,10 @@ class Engine:
             replica=replica,
             owner=owner,
             last_seen=self.clock(),
+            replay=Replay(run),
         )
         # Order matters only for cost: the replica first (predictions), the recorder last.
-        run.features = [parts.replica, parts.views, parts.evaluations, parts.recorder]
+        run.features = [parts.replica, parts.views, parts.evaluations, parts.replay, parts.recorder]
         self.runs[key] = parts
         parts.replica.write()
         return parts
@@ -601,6 +608,45 @@ class Engine:
     def architecture(self, args) -> dict:
         return {"model": Architecture.of(self.part(args.get("run", SHARED)).run.config).summary()}
 
+    # the lesson (lesson.py), the replay (replay.py) and class polls (polls.py)
+    def _lesson_context(self, key: str, pixels=None) -> lesson.LessonContext:
+        parts = self.part(key)
+        network, weights = parts.replica.network()
+        return lesson.LessonContext(weights=weights, network=network, config=parts.run.config, state=parts.run.state(), replay=parts.replay,
+            dataset=self.dataset, pixels=pixels_array(pixels) if pixels is not None else None)
+
+    def lesson_steps(self, args) -> dict:
+        return {"steps": lesson.questions(self.part(args.get("run", SHARED)).run.config)}
+
+    def lesson_reveal(self, args) -> dict:
+        return {"reveal": lesson.reveal(int(args["step"]), self._lesson_context(args.get("run", SHARED), args.get("pixels")))}
+
+    def replay_frame(self, args) -> dict:
+        parts = self.part(args.get("run", SHARED))
+        return {"frame": replay_frame(parts.replay, parts.views.snapshotter, parts.run.curve.copy(),
+                                      int(args["step"]), parts.run.step_count)}
+
+    def replay_predict(self, args) -> dict:
+        return replay_predict(self.part(args.get("run", SHARED)).replay, int(args["step"]), pixels_array(args["pixels"]))
+
+    def poll_open(self, args) -> dict:
+        number = int(args["step"])
+        question = lesson.step_at(number).ask(self.part().run.config)
+        return {"poll": self.polls.open({**question, "step": number})}
+
+    def poll_answer(self, args) -> dict:
+        return self.polls.answer(str(args["voter"]), int(args["poll"]), int(args["choice"]))
+
+    def poll_reveal(self, args) -> dict:
+        pixels = args.get("pixels")
+        return {"poll": self.polls.reveal(lambda number: lesson.reveal(number, self._lesson_context(SHARED, pixels)))}
+
+    def poll_close(self, args) -> dict:
+        return self.polls.close()
+
+    def poll_get(self, args) -> dict:
+        return {"poll": self.polls.current()}
+
 
 COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "hello": Engine.hello,
@@ -633,4 +679,13 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "checkpoint:get": Engine.checkpoint,
     "checkpoint:load": Engine.load_checkpoint,
     "export": Engine.export,
+    "lesson:steps": Engine.lesson_steps,
+    "lesson:reveal": Engine.lesson_reveal,
+    "replay:frame": Engine.replay_frame,
+    "replay:predict": Engine.replay_predict,
+    "poll:open": Engine.poll_open,
+    "poll:answer": Engine.poll_answer,
+    "poll:reveal": Engine.poll_reveal,
+    "poll:close": Engine.poll_close,
+    "poll:get": Engine.poll_get,
 }

@@ -9,8 +9,15 @@ const VALIDATION = 1;
 // the whole chart, so one per metrics message (10/s, two charts) kept the main thread busy.
 const REDRAW_MS = 400;
 
-function layout(title, yTitle, { empty, epochs, accuracy, legendRows }) {
+// The replay's step on the curves: a dashed line at its epoch (null: none).
+function markerShapes(epoch) {
+  return epoch == null ? [] : [{ type: "line", xref: "x", yref: "paper", x0: epoch, x1: epoch, y0: 0, y1: 1,
+    line: { color: "#545d70", width: 1.5, dash: "dot" } }];
+}
+
+function layout(title, yTitle, { empty, epochs, accuracy, legendRows, marker }) {
   return {
+    shapes: markerShapes(marker),
     title: { text: title, font: { size: 13 }, x: 0.01, xanchor: "left", y: 0.98, yanchor: "top" },
     margin: { l: 44, r: 10, t: 24, b: 24 + 18 * legendRows },
     // An empty chart still shows the run's epochs and a sensible scale, never a negative loss.
@@ -56,6 +63,7 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
   let wanted = null; // {server, overlays}: what should be on screen
   let drawn = null; // {runId, history, epochs, overlays}: what is
   let timer = null;
+  let marker = null; // the replay's epoch, or null
 
   // Each chart in its own task: the two together were one long task on a busy machine.
   const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
@@ -67,7 +75,7 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
     for (const chart of charts) {
       const data = liveTraces(history, epochs, chart.key).concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
       await plot(chart.element, data, layout(chart.title, chart.yTitle,
-        { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows }));
+        { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows, marker }));
       await nextTask();
     }
   }
@@ -115,6 +123,15 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
   }
 
   return {
+    // The replay's point on the curves (null: live, no marker).
+    mark(epoch) {
+      if (epoch === marker) return;
+      marker = epoch;
+      for (const chart of charts) {
+        if (chart.element.layout) Plotly.relayout(chart.element, { shapes: markerShapes(marker) });
+      }
+      for (const chart of charts) chart.element.dataset.marker = marker == null ? "" : String(marker);
+    },
     // The state to show: new points are drawn in batches, anything else at once.
     show(server, overlays) {
       if (!server) return;

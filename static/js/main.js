@@ -19,12 +19,17 @@ import initInside from "./features/inside.js";
 import initExplain from "./features/explain.js";
 import initEvaluate from "./features/evaluate.js";
 import initAccess from "./features/access.js";
+import initLesson from "./features/lesson.js";
+import initReplay from "./features/replay.js";
+import initBenchmarks from "./features/benchmarks.js";
 
-// Feature modules ("look inside", explainer, evaluation, access); each gets the page context.
-const FEATURES = [initInside, initExplain, initEvaluate, initAccess];
+// Feature modules ("look inside", explainer, evaluation, access, the replay, the benchmarks, the
+// lesson and its class polls); each gets the page context.
+const FEATURES = [initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson];
 
 function main() {
-  const store = createStore({ connection: "connecting", server: null, answer: null, runs: null, overlays: [] });
+  const store = createStore({ connection: "connecting", server: null, answer: null, runs: null, overlays: [],
+    replay: null, poll: null });
   const notice = createNotice($("notice"));
   const notify = (text, kind = "info") => notice.show(text, kind);
   const visibility = createVisibility();
@@ -153,12 +158,17 @@ function main() {
       serverNotice = server.notice;
     }
     if ("overlays" in patch && state.server) curves.show(state.server, state.overlays);
-    if ("answer" in patch) {
+    if ("answer" in patch || "replay" in patch) {
+      // While replaying, the drawing is answered by the replayed step's weights.
       visibility.whenVisible(drawPanel, () => {
-        const { answer } = store.get();
-        if (answer) predictionViews.show(answer); else predictionViews.clear();
+        const { answer, replay } = store.get();
+        const shown = replay ? replay.answer : answer;
+        if (shown && answer) predictionViews.show(shown); else predictionViews.clear();
+        const by = $("prediction-by");
+        by.textContent = replay && answer ? (replay.answer ? `by the weights of step ${replay.answer.step} (replay)` : "replaying…") : "";
       });
     }
+    if ("replay" in patch) curves.mark(state.replay ? state.replay.frame.epoch : null);
     if ("connection" in patch) {
       const element = $("connection");
       element.dataset.state = state.connection;

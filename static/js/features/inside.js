@@ -112,8 +112,10 @@ export default function init({ store, connection, request, visibility, $ }) {
       ? ` Showing the first ${hidden.n_shown} of ${hidden.n_neurons} neurons (the inspector reaches all of them with the arrow keys).` : "";
     el("tiles-caption", tilesPanel).textContent =
       `${hidden.layer}.weight is (${hidden.n_neurons}, 784): row j, shown as 28×28, is what neuron j looks for. Step ${frame.step}.${capped}`;
-    el("status").textContent = `Live from the ${frame.status} run at step ${frame.step} (epoch ${frame.epoch.toFixed(2)}); ` +
-      `heatmaps refresh every ${frame.interval_s.toFixed(1)} s while training, while they are in view.`;
+    el("status").textContent = frame.status === "replay"
+      ? `Replay: the weights as they were at step ${frame.step} (epoch ${frame.epoch.toFixed(2)}); press Live to come back.`
+      : `Live from the ${frame.status} run at step ${frame.step} (epoch ${frame.epoch.toFixed(2)}); ` +
+        `heatmaps refresh every ${frame.interval_s.toFixed(1)} s while training, while they are in view.`;
   }
 
   // Every view hands its draw to the visibility: now if in view, else when it comes into view.
@@ -126,8 +128,11 @@ export default function init({ store, connection, request, visibility, $ }) {
   const renderDistributions = throttled(() => visibility.whenVisible(card("distributions"),
     () => distributions.show(latestFrame.distributions)), 1000);
   const renderHistogram = throttled(() => visibility.whenVisible(card("activation-histogram"), histogram.render), 150);
+  // While the replay shows an earlier step, the live frames are kept, not drawn.
+  const replaying = () => Boolean(store.get().replay);
   const draw = {
     weights(frame) {
+      if (replaying()) { latestFrame.weights = frame; latestFrame.weightsStale = true; return; }
       const tiles = decodeTiles(frame.hidden);
       visibility.whenVisible(tilesPanel, () => { weights.show(frame, tiles); describeFrame(frame); });
       latestFrame.weights = frame;
@@ -136,8 +141,21 @@ export default function init({ store, connection, request, visibility, $ }) {
       if (inspectorOpen()) refreshNeuron();
     },
     activations(frame) { histogram.setStats(frame); renderHistogram(); },
-    distributions(frame) { latestFrame.distributions = frame; renderDistributions(); },
+    distributions(frame) { latestFrame.distributions = frame; if (!replaying()) renderDistributions(); },
   };
+  function showReplay(frame) {
+    const weightsFrame = frame.weights;
+    const tiles = decodeTiles(weightsFrame.hidden);
+    visibility.whenVisible(tilesPanel, () => { weights.show(weightsFrame, tiles); describeFrame(weightsFrame); });
+    visibility.whenVisible(card("output-weights"), () => outputWeights.show(weightsFrame));
+    visibility.whenVisible(card("distributions"), () => distributions.show(frame.distributions));
+  }
+  function showLive() {
+    const frame = latestFrame.weights;
+    latestFrame.weightsStale = false;
+    if (frame) draw.weights(frame);
+    if (latestFrame.distributions) renderDistributions();
+  }
 
   // Latest wins on this side too: a frame waiting to be drawn is replaced by a newer one.
   const waiting = new Map();
@@ -196,6 +214,7 @@ export default function init({ store, connection, request, visibility, $ }) {
   connection.on("connect", () => { subscribed = null; updateSubscription(); });
 
   store.subscribe((state, patch) => {
+    if ("replay" in patch) { if (state.replay) showReplay(state.replay.frame); else showLive(); }
     if ("answer" in patch) {
       histogram.setAnswer(state.answer);
       renderHistogram();

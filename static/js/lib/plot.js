@@ -5,7 +5,7 @@ import { DIVERGING, NEGATIVE, POSITIVE } from "./palette.js";
 
 export const PLOT_CONFIG = { displaylogo: false, displayModeBar: false, responsive: true, scrollZoom: false,
   doubleClick: false, showTips: false };
-export const COLORS = { train: "#2f6fde", validation: "#d9480f", muted: "#aab4c8", accent: "#2f6fde",
+export const COLORS = { train: "#2f6fde", validation: "#d9480f", muted: "#aab4c8", accent: "#2f6fde", ok: "#1f7a45",
   positive: POSITIVE, negative: NEGATIVE };
 export { DIVERGING };
 export const FONT = { family: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size: 12, color: "#1d2330" };

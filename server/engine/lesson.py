@@ -1,0 +1,473 @@
+"""The guided lesson "what exactly is self.hidden?": its steps, each a question asked first and
+an answer computed afterwards from the live network or a real run (never canned where the
+network can answer). The page asks `lesson:steps` for the questions (their choices follow the
+setup: a 100-unit layer is asked about (100, 784)) and `lesson:reveal` for one step's answer; a
+class poll (polls.py) reveals the same way, from the shared run.
+
+Each reveal says: `said` (the answer in words), `correct` (the right choice's index, or None
+for a number question), `value` and `tolerance` (number questions), `details` (lines of what
+was computed and from which weights) and, for some, `pictures` (float32 28x28 pictures).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..experiment import N_INPUTS, TrainConfig
+from ..link.replica import Weights, forward
+from . import codegen, explain
+from .trainer import Trainer
+
+TRIAL_STEPS = 40  # the learning-rate step's two real runs train this many mini-batches each
+BIG_LR = 10.0  # the largest learning rate the setup allows
+GRADIENT_DIGITS = 64  # real training digits for the softmax trap's gradient comparison
+
+
+@dataclass
+class LessonContext:
+    """What a reveal may read: the newest consistent weights of the run, its setup and state,
+    its replay (the first kept weights), the data."""
+
+    weights: Weights
+    network: torch.nn.Module
+    config: TrainConfig
+    state: dict
+    replay: object  # replay.Replay
+    dataset: object
+    pixels: Optional[np.ndarray] = None  # the learner's drawing (784 floats), if any
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    title: str
+    lead: str  # what the learner needs to know to answer, in plain words
+    kind: str  # "choice", "number" or "drawing" (a drawing, then a choice)
+    view: str  # data-testid of the part of the page it talks about
+    question: Callable[[TrainConfig], str]
+    choices: Callable[[TrainConfig], list[str]]
+    reveal: Callable[[LessonContext], dict]
+
+    def ask(self, config: TrainConfig) -> dict:
+        return {"key": self.key, "title": self.title, "lead": self.lead, "kind": self.kind, "view": self.view,
+                "question": self.question(config), "choices": self.choices(config)}
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "not a number (it blew up)"
+    return f"{value:.{digits}f}"
+
+
+def hidden_shape_choices(config: TrainConfig) -> list[str]:
+    n = config.hidden_sizes[0]
+    return [f"({N_INPUTS}, {n})", f"({n}, {N_INPUTS})", f"({n},)", f"({N_INPUTS},)"]
+
+
+def weights_from(context: LessonContext) -> str:
+    w = context.weights
+    return f"the live network's weights at training step {w.step} (run {w.run_id})"
+
+
+# ---- 1. the shapes ---------------------------------------------------------------------------
+
+def reveal_shape(context: LessonContext) -> dict:
+    hidden = context.network.hidden
+    shape = tuple(hidden.weight.shape)
+    bias = tuple(hidden.bias.shape)
+    said = f"({shape[0]}, {shape[1]})"
+    return {
+        "said": f"hidden.weight.shape is torch.Size([{shape[0]}, {shape[1]}]); hidden.bias.shape is torch.Size([{bias[0]}])",
+        "correct": hidden_shape_choices(context.config).index(said),
+        "details": [
+            f"{shape[0]} rows, one per neuron (out_features = {shape[0]}); {shape[1]} columns, one per input pixel "
+            f"(in_features = {shape[1]}). PyTorch stores (out, in): the other way round from how it is called.",
+            f"One bias per neuron: {bias[0]} numbers.",
+            f"Read from {weights_from(context)}.",
+        ],
+    }
+
+
+# ---- 2. how many numbers -----------------------------------------------------------------------
+
+def reveal_count(context: LessonContext) -> dict:
+    hidden = context.network.hidden
+    weights, biases = hidden.weight.numel(), hidden.bias.numel()
+    total = weights + biases
+    return {
+        "said": f"{total:,} numbers: {weights:,} weights and {biases:,} biases",
+        "correct": None, "value": total, "tolerance": 0,
+        "details": [f"{hidden.weight.shape[0]} × {hidden.weight.shape[1]} = {weights:,} weights, plus {biases:,} biases "
+                    f"(counted with .numel() on {weights_from(context)}).",
+                    "Training changes every one of them, a little at each step."],
+    }
+
+
+# ---- 3. y = x W^T + b -----------------------------------------------------------------------------
+
+EXAMPLE = explain.SANDBOX_DEFAULTS
+
+
+def example_question(config: TrainConfig) -> str:
+    w, b, x = EXAMPLE["weight"], EXAMPLE["bias"], EXAMPLE["x"][0]
+    return (f"Here is the question's nn.Linear(2, 2): weight W = [[{w[0][0]:.3f}, {w[0][1]:.3f}], "
+            f"[{w[1][0]:.3f}, {w[1][1]:.3f}]], bias b = [{b[0]:.3f}, {b[1]:.3f}]. For the input x = "
+            f"[{x[0]:g}, {x[1]:g}], what is the first output y[0] = x[0]·W[0][0] + x[1]·W[0][1] + b[0]? "
+            "(Two decimals are enough.)")
+
+
+def reveal_example(context: LessonContext) -> dict:
+    result = explain.linear_sandbox([EXAMPLE["x"][0]], EXAMPLE["weight"], EXAMPLE["bias"])
+    y = result["y"][0]
+    w, b, x = EXAMPLE["weight"], EXAMPLE["bias"], EXAMPLE["x"][0]
+    return {
+        "said": f"y = [{y[0]:.4f}, {y[1]:.4f}], so y[0] = {y[0]:.4f}",
+        "correct": None, "value": y[0], "tolerance": 0.01,
+        "details": [
+            f"y[0] = {x[0]:g}×({w[0][0]:.4f}) + {x[1]:g}×({w[0][1]:.4f}) + ({b[0]:.4f}) = {y[0]:.4f}: "
+            "row 0 of W times x, plus b[0]. That is y = x Wᵀ + b, one output per row of W.",
+            f"Computed by a real nn.Linear(2, 2) on the server: PyTorch printed {result['printed']}.",
+            "self.hidden does exactly this with 784 inputs and 256 rows.",
+        ],
+    }
+
+
+# ---- 4. a row before and after training -------------------------------------------------------------
+
+ROW_CHOICES = [
+    "Random speckle before training; smooth strokes and blobs, parts of digits, after",
+    "A clear digit, before and after",
+    "Blank (all zeros) before; a digit after",
+    "Random speckle before and after: training changes little",
+]
+
+
+def neighbour_correlation(row: np.ndarray) -> float:
+    """How much each weight agrees with its right and lower neighbour on the 28x28 grid: about 0
+    for random weights, clearly positive for strokes and blobs."""
+    picture = row.reshape(28, 28).astype(np.float64)
+    pairs = [(picture[:, :-1].ravel(), picture[:, 1:].ravel()), (picture[:-1, :].ravel(), picture[1:, :].ravel())]
+    values = []
+    for a, b in pairs:
+        a, b = a - a.mean(), b - b.mean()
+        scale = math.sqrt(float((a * a).sum() * (b * b).sum()))
+        values.append(float((a * b).sum()) / scale if scale > 0 else 0.0)
+    return sum(values) / len(values)
+
+
+def reveal_row(context: LessonContext) -> dict:
+    points = context.replay.points() if context.replay is not None else []
+    now = np.asarray(context.weights.layers[0][0], dtype=np.float32)
+    if not points or points[0].weights.run_id != context.weights.run_id:
+        raise UserError("the first weights of this run are not kept (a new run is starting): try again in a moment")
+    first = points[0]
+    before = np.asarray(first.weights.layers[0][0], dtype=np.float32)
+    change = np.abs(now - before).sum(axis=1)
+    j = int(change.argmax())  # the neuron that training changed most
+    smooth_before = neighbour_correlation(before[j])
+    smooth_now = neighbour_correlation(now[j])
+    zeros_before = float(np.abs(before[j]).max()) == 0.0
+    moved = float(change[j] / max(np.abs(before[j]).sum(), 1e-12))
+    if zeros_before:
+        correct = 2
+    elif smooth_now > 0.2 and smooth_now > smooth_before + 0.1:
+        correct = 0
+    else:
+        correct = 3
+    untrained = context.weights.step - first.step < 50
+    details = [
+        f"Neuron {j} (the one training changed most). Neighbouring weights agree by {smooth_before:.2f} at step "
+        f"{first.step} and by {smooth_now:.2f} at step {context.weights.step} (0: random speckle; clearly above 0: "
+        "smooth strokes).",
+        f"Its 784 weights moved by {moved:.0%} of their starting size in all.",
+    ]
+    if untrained:
+        details.append("This run has hardly trained yet: press Start, let it run for a while, and ask again.")
+    return {
+        "said": (f"Row {j} at step {first.step}: {'blank' if zeros_before else 'random speckle' if smooth_before < 0.1 else 'smooth'}; "
+                 f"at step {context.weights.step}: {'strokes and blobs' if correct == 0 else 'still speckle'}"),
+        "correct": correct,
+        "details": details,
+        "neuron": j,
+        "pictures": [
+            {"label": f"row {j} of hidden.weight at step {first.step}", "values": before[j].astype("<f4").tobytes()},
+            {"label": f"row {j} at step {context.weights.step}", "values": now[j].astype("<f4").tobytes()},
+        ],
+    }
+
+
+# ---- 5. the sigmoid ------------------------------------------------------------------------------------
+
+SQUASH_CHOICES = [
+    "Anywhere: the same numbers as z",
+    "Between 0 and 1: very negative z gives almost 0, very positive almost 1",
+    "Between -1 and 1",
+    "0 for negative z; z itself for positive z",
+]
+
+
+def drawing_or_digit(context: LessonContext) -> tuple[np.ndarray, str]:
+    if context.pixels is not None and float(np.abs(context.pixels).sum()) > 0:
+        return context.pixels, "your drawing"
+    validation = context.dataset.validation
+    return validation.images[0].numpy().astype(np.float32), f"validation digit #0 (a real {int(validation.labels[0])}: nothing is drawn)"
+
+
+def reveal_squash(context: LessonContext) -> dict:
+    pixels, what = drawing_or_digit(context)
+    weight, bias = context.weights.layers[0]
+    z = weight @ pixels + bias
+    a = forward(context.weights, pixels).activations[0]
+    if np.allclose(a, z):
+        correct = 0
+    elif np.allclose(a, np.maximum(z, 0)):
+        correct = 3
+    elif a.min() >= 0 and a.max() <= 1:
+        correct = 1
+    else:
+        correct = 2
+    saturated = float(((a < 0.05) | (a > 0.95)).mean()) if correct == 1 else None
+    details = [f"For {what}: z from {z.min():.2f} to {z.max():.2f}; after {context.config.activation}, "
+               f"from {a.min():.3f} to {a.max():.3f} ({len(a)} neurons, {weights_from(context)})."]
+    if saturated is not None:
+        details.append(f"{saturated:.0%} of them are within 0.05 of 0 or 1: there the sigmoid is flat, "
+                       "so those neurons learn slowly from this digit.")
+    return {"said": f"from {a.min():.3f} to {a.max():.3f} (z was from {z.min():.2f} to {z.max():.2f})",
+            "correct": correct, "details": details,
+            "values": {"z_min": float(z.min()), "z_max": float(z.max()), "a_min": float(a.min()), "a_max": float(a.max())}}
+
+
+# ---- 6. what the output layer says for your drawing ----------------------------------------------------
+
+def reveal_prediction(context: LessonContext) -> dict:
+    if context.pixels is None or float(np.abs(context.pixels).sum()) == 0:
+        raise UserError("draw a digit on the canvas first (or put a real one on it): this step is about your drawing")
+    trace = forward(context.weights, context.pixels)
+    probabilities = trace.probabilities.astype(np.float64)
+    digit = int(probabilities.argmax())
+    ranked = np.argsort(-probabilities)[:3]
+    return {
+        "said": f"{digit} ({probabilities[digit]:.0%} sure)",
+        "correct": digit,
+        "prediction": digit,
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "details": [
+            "output(x) gives 10 numbers (logits), one per digit; softmax turns them into probabilities that add up to 1.",
+            "Its top three: " + ", ".join(f"{int(d)} ({probabilities[d]:.1%})" for d in ranked) + ".",
+            f"From {weights_from(context)}, the same weights that answer the drawing on the page.",
+        ],
+    }
+
+
+# ---- 7. the softmax trap --------------------------------------------------------------------------------
+
+TRAP_CHOICES = [
+    "To 0, as when it is given the logits",
+    "Never below about 1.5: it can never reach 0, and it learns slowly",
+    "Below 0",
+]
+
+
+def gradient_ratio(context: LessonContext) -> float:
+    """|d loss / d output.weight| as written (softmax twice) / on the logits, on real digits."""
+    train = context.dataset.train
+    x, y = train.images[:GRADIENT_DIGITS].float(), train.labels[:GRADIENT_DIGITS]
+    norms = []
+    for output in ("logits", "softmax"):
+        network = context.network
+        network.zero_grad(set_to_none=True)
+        logits = network.logits(x)
+        scores = F.softmax(logits, dim=1) if output == "softmax" else logits
+        F.cross_entropy(scores, y).backward()
+        norms.append(float(network.output.weight.grad.norm()))
+    network.zero_grad(set_to_none=True)
+    return norms[1] / norms[0] if norms[0] > 0 else float("nan")
+
+
+def reveal_trap(context: LessonContext) -> dict:
+    perfect = torch.full((1, 10), -1e4)
+    perfect[0, 3] = 1e4  # certain and right: probabilities (0, ..., 1, ..., 0)
+    floor = float(F.cross_entropy(F.softmax(perfect, dim=1), torch.tensor([3])))
+    ratio = gradient_ratio(context)
+    history = context.state.get("history") or []
+    lowest = min((p["loss"] for p in history if p.get("loss") is not None and math.isfinite(p["loss"])), default=None)
+    details = [
+        f"torch computed CrossEntropyLoss(softmax(a certain, right answer)) = {floor:.4f}: the loss applies softmax "
+        "again, and probabilities between 0 and 1 stay close together, so even a perfect answer is only "
+        f"{math.e / (math.e + 9):.0%} sure after it.",
+        f"On {GRADIENT_DIGITS} real training digits, the gradient reaching output.weight is {ratio:.2f}× as large as "
+        f"on the logits ({weights_from(context)}): smaller steps, slower learning.",
+    ]
+    if lowest is not None:
+        details.append(f"The run on screen trains on {context.config.output}; its lowest loss so far is {lowest:.3f}.")
+    return {"said": f"it cannot go below {floor:.3f}", "correct": 1, "details": details, "value": floor}
+
+
+# ---- 8. a far too large learning rate -------------------------------------------------------------------
+
+LR_CHOICES = [
+    "It learns much faster: bigger steps, sooner there",
+    "It goes wrong: the loss shoots up far above the normal run's, or becomes not a number",
+    "Nothing much changes: the learning rate hardly matters",
+]
+
+
+def trial(config: TrainConfig, dataset, lr: float) -> dict:
+    """A real run of TRIAL_STEPS mini-batches from the setup's first weights (its seed)."""
+    trial_config = config.updated({"lr": lr})
+    trainer = Trainer(trial_config, dataset.train.images, dataset.train.labels, torch.device("cpu"))
+    stats = trainer.train_batches(TRIAL_STEPS)
+    validation = dataset.validation
+    if stats.diverged:
+        return {"lr": lr, "steps": trainer.global_step, "loss": float("nan"), "accuracy": float("nan"), "diverged": True}
+    loss, accuracy, _ = trainer.evaluate(validation.images, validation.labels)
+    return {"lr": lr, "steps": trainer.global_step, "loss": float(loss), "accuracy": float(accuracy),
+            "diverged": not math.isfinite(loss)}
+
+
+def lr_question(config: TrainConfig) -> str:
+    return (f"This network trains with {'Adam' if config.optimizer == 'adam' else 'SGD'} at learning rate "
+            f"lr = {config.lr:g}: each step moves the weights a little against the gradient. What happens "
+            f"after {TRIAL_STEPS} steps with lr = {BIG_LR:g} instead?")
+
+
+def reveal_lr(context: LessonContext) -> dict:
+    normal = trial(context.config, context.dataset, context.config.lr)
+    big = trial(context.config, context.dataset, BIG_LR)
+    chance = 0.1
+    if big["diverged"] or not math.isfinite(big["loss"]) or big["loss"] > 2 * normal["loss"]:
+        correct = 1
+    elif big["loss"] < 0.8 * normal["loss"]:
+        correct = 0
+    else:
+        correct = 2
+    details = [
+        f"Two real runs from the same first weights, {TRIAL_STEPS} mini-batches each, scored on the "
+        f"{len(context.dataset.validation.labels)} validation digits:",
+        f"lr = {normal['lr']:g}: loss {fmt(normal['loss'])}, accuracy {fmt(normal['accuracy'] * 100, 1)}%.",
+        f"lr = {big['lr']:g}: loss {fmt(big['loss'])}, accuracy "
+        f"{'—' if big['diverged'] else fmt(big['accuracy'] * 100, 1) + '%'} (chance is {chance:.0%}).",
+        "Steps that are too big jump right past the low points of the loss, and push the sigmoid neurons to 0 "
+        "or 1, where they stop learning. The network is then sure of its answers, and often wrong.",
+    ]
+    state = context.state
+    if state.get("config", {}).get("lr") == BIG_LR and state.get("history"):
+        last = state["history"][-1]
+        details.append(f"The run on screen trains at lr = {BIG_LR:g} now: at step {last['step']} its loss is "
+                       f"{fmt(last['loss'])} and its accuracy {fmt(last['accuracy'] * 100, 1)}%.")
+    if state.get("notice"):
+        details.append(state["notice"])
+    verdict = "it goes wrong" if correct == 1 else "it learns faster" if correct == 0 else "little changes"
+    loss_words = "the loss became not a number" if big["diverged"] else f"loss {fmt(big['loss'])}"
+    return {"said": f"{verdict}: {loss_words} at lr = {BIG_LR:g}, against {fmt(normal['loss'])} at lr = {normal['lr']:g}",
+            "correct": correct, "details": details, "trials": [normal, big]}
+
+
+# ---- 9. Keras ----------------------------------------------------------------------------------------------
+
+def keras_choices(config: TrainConfig) -> list[str]:
+    n = config.hidden_sizes[0]
+    return [f"layers.Dense({n})", f"layers.Linear({N_INPUTS}, {n})", f"layers.Conv2D({n})", f"layers.Embedding({N_INPUTS}, {n})"]
+
+
+def reveal_keras(context: LessonContext) -> dict:
+    code = codegen.keras_code(context.config)
+    line = next(line.strip() for line in code.splitlines() if "self.hidden" in line)
+    n = context.config.hidden_sizes[0]
+    choices = keras_choices(context.config)
+    correct = next(i for i, choice in enumerate(choices) if line.startswith(choice.rstrip(")")))
+    return {
+        "said": f"layers.Dense({n}): Keras's name for a fully connected layer",
+        "correct": correct,
+        "details": [
+            f"The same network in Keras has the line {line}",
+            f"Keras calls the weight the kernel and stores it as ({N_INPUTS}, {n}): the transpose of PyTorch's "
+            f"({n}, {N_INPUTS}). It works out in_features (784) from the first input.",
+        ],
+    }
+
+
+# ---- the steps -------------------------------------------------------------------------------------------
+
+STEPS: list[Step] = [
+    Step("weight-shape", "The shape of hidden.weight",
+         "A neural network is made of layers of numbers that a computer adjusts until the network gives good "
+         "answers. This one reads a 28×28 drawing as 784 numbers (one per pixel, 0 = paper, 1 = ink). In "
+         "PyTorch, self.hidden = nn.Linear(784, 256) is a layer of 256 \"neurons\"; each neuron has one weight "
+         "per pixel. PyTorch keeps all those weights in one table, hidden.weight.",
+         "choice", "explain-shapes",
+         lambda c: f"nn.Linear(784, {c.hidden_sizes[0]}): what shape (rows, columns) is hidden.weight?",
+         hidden_shape_choices, reveal_shape),
+    Step("parameter-count", "How many numbers it learns",
+         "Besides its weights, each neuron has one more number of its own, its bias, added at the end. "
+         "Weights and biases together are the layer's parameters: what training changes.",
+         "number", "shapes-table",
+         lambda c: f"How many numbers does self.hidden = nn.Linear(784, {c.hidden_sizes[0]}) learn, weights and biases together?",
+         lambda c: [], reveal_count),
+    Step("linear-example", "y = x Wᵀ + b by hand",
+         "What a neuron does with its input: multiply each input number by its weight, add them up, add the "
+         "bias. nn.Linear does that for every neuron at once; written as matrices it is y = x Wᵀ + b. (Python "
+         "counts from 0: y[0] is the first output, W[0] the first row of weights, W[0][1] its second number.)",
+         "number", "linear-sandbox", example_question, lambda c: [], reveal_example),
+    Step("row-before-after", "Row j of hidden.weight, before and after training",
+         "Row j of hidden.weight holds neuron j's 784 weights, one per pixel, so it can be shown as a 28×28 "
+         "picture: red pixels push the neuron up when they are inked, blue ones push it down. The tiles on the "
+         "page show all 256 rows. The replay below them goes back to any step.",
+         "choice", "hidden-weights",
+         lambda c: "What does such a row look like when the network is new, and after it has trained?",
+         lambda c: list(ROW_CHOICES), reveal_row),
+    Step("sigmoid", "What the sigmoid does to z",
+         "For a drawing x, neuron j's number z = x · W[j] + b[j] can be any size, positive or negative. The "
+         "question's forward then applies F.sigmoid to each z before the next layer sees it.",
+         "choice", "forward-steps",
+         lambda c: f"The {c.hidden_sizes[0]} z's of a drawing run from large negative to large positive numbers. "
+                   f"What range are they in after {c.activation}?",
+         lambda c: list(SQUASH_CHOICES), reveal_squash),
+    Step("prediction", "What the output layer says for your drawing",
+         "self.output = nn.Linear(256, 10) turns the 256 neuron values into 10 numbers, one per digit; the "
+         "largest is the network's answer. Draw a digit on the canvas (or put a real one on it) first.",
+         "drawing", "probabilities",
+         lambda c: "Which digit will the network say your drawing is?",
+         lambda c: [str(d) for d in range(10)], reveal_prediction),
+    Step("softmax-trap", "Why the question's forward learns slowly",
+         "The question's forward ends with F.softmax, which turns the 10 numbers into probabilities (0 to 1, "
+         "adding up to 1). Training measures how wrong the network is with nn.CrossEntropyLoss, the \"loss\" "
+         "(0 = perfect). But CrossEntropyLoss applies softmax itself, so given forward's output it applies it twice.",
+         "choice", "softmax-trap",
+         lambda c: "Given probabilities, how low can that loss go, even for a perfect, certain answer?",
+         lambda c: list(TRAP_CHOICES), reveal_trap),
+    Step("learning-rate", "A far too large learning rate",
+         "Training works in small steps: look at a few digits, see which way each weight should move to be a "
+         "bit less wrong (the gradient), and move it that way by a step whose size is the learning rate, lr.",
+         "choice", "loss-chart", lr_question, lambda c: list(LR_CHOICES), reveal_lr),
+    Step("keras", "What Keras calls the same layer",
+         "Keras (part of TensorFlow) is another popular way to write the same networks. Every layer kind has "
+         "a name there too.",
+         "choice", "keras-side-by-side",
+         lambda c: f"What is nn.Linear(784, {c.hidden_sizes[0]}) called in Keras?",
+         keras_choices, reveal_keras),
+]
+STEP_KEYS = [step.key for step in STEPS]
+
+
+def step_at(number: int) -> Step:
+    """Step `number`, counting from 1 as the page's ?lesson=N does."""
+    if not isinstance(number, int) or not 1 <= number <= len(STEPS):
+        raise UserError(f"step: the lesson has steps 1 to {len(STEPS)}, got {number!r}")
+    return STEPS[number - 1]
+
+
+def questions(config: TrainConfig) -> list[dict]:
+    return [step.ask(config) for step in STEPS]
+
+
+def reveal(number: int, context: LessonContext) -> dict:
+    step = step_at(number)
+    return {"step": number, "key": step.key, "view": step.view, "run_id": context.weights.run_id,
+            "weights_step": context.weights.step, **step.reveal(context)}

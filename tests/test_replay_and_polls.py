@@ -1,0 +1,181 @@
+"""The engine's side of issue 12, with no web: the replay keeps a run's weights at points spread
+evenly over the whole run (the first kept, thinned as it grows, within its memory bound) and
+answers with that step's weights; class polls take one anonymous answer per viewer and reveal
+from the shared run; every lesson step's answer is computed from the live network or a real run.
+Real digits, real torch, no mocks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from server.engine.engine import Engine
+from server.engine.lesson import STEPS
+from server.engine.replay import REPLAY_BUDGET_BYTES, Replay, capacity_for, point_bytes
+from server.errors import UserError
+from server.experiment import TrainConfig
+from server.engine.run import TrainingRun
+from tests.helpers import subset, wait_for
+
+
+@pytest.fixture
+def tiny_dataset(small_dataset):
+    return subset(small_dataset, 400, 100)
+
+
+@pytest.fixture
+def engine(tiny_dataset, tmp_path):
+    messages = []
+    engine = Engine(tiny_dataset, data_dir=tmp_path, publish=messages.append, pace=None)
+    engine.messages = messages
+    yield engine
+    engine.close()
+
+
+def hidden_weight(run) -> np.ndarray:
+    return run.model.hidden.weight.detach().numpy().copy()
+
+
+def pixels_of(dataset, index=0) -> bytes:
+    return dataset.validation.images[index].numpy().astype("<f4").tobytes()
+
+
+# ---- the replay --------------------------------------------------------------------------------------
+
+def test_the_replay_keeps_the_first_weights_and_thins_evenly_as_the_run_grows(tiny_dataset):
+    run = TrainingRun(tiny_dataset, config=TrainConfig(hidden_sizes=[16], epochs=200), pace=2000)
+    replay = Replay(run, points=20)
+    run.features = [replay]
+    first = hidden_weight(run)
+    try:
+        run.start()
+        wait_for(lambda: run.step_count >= 400, timeout=60, what="400 steps")
+        run.pause()
+        points = replay.points()
+        steps = [p.step for p in points]
+        assert steps[0] == 0 and np.allclose(points[0].weights.layers[0][0], first, atol=1e-3)
+        assert 10 <= len(points) <= 20  # never more than the capacity, at least half of it
+        assert steps == sorted(set(steps)) and steps[-1] == run.step_count  # the whole run, to now
+        gaps = np.diff(steps[:-1])  # the newest point is wherever the run stands
+        assert replay.stride >= 16 and gaps.min() >= replay.stride and gaps.max() <= 2 * replay.stride
+    finally:
+        run.close()
+
+
+def test_the_replay_bound_holds_the_default_network_at_60_points_or_more():
+    sizes = TrainConfig().architecture.sizes
+    capacity = capacity_for(sizes)
+    assert capacity // 2 + 1 >= 60  # after thinning, 61 points remain
+    assert capacity * point_bytes(sizes) <= REPLAY_BUDGET_BYTES
+    assert capacity_for((784, 2048, 2048, 2048, 2048, 10)) >= 2  # the biggest network: fewer, never none
+
+
+def test_a_new_run_starts_a_new_replay(tiny_dataset):
+    run = TrainingRun(tiny_dataset, config=TrainConfig(hidden_sizes=[16]), pace=None)
+    replay = Replay(run, points=20)
+    run.features = [replay]
+    try:
+        run.step(20, wait_s=30)
+        run.reset({"seed": 3})
+        points = replay.points()
+        assert [p.step for p in points] == [0] and points[0].weights.run_id == run.run_id
+        assert np.allclose(points[0].weights.layers[0][0], hidden_weight(run), atol=1e-3)
+    finally:
+        run.close()
+
+
+def test_replay_frames_and_predictions_are_those_of_the_earlier_weights(engine, tiny_dataset):
+    run = engine.part().run
+    run.step(40, wait_s=60)
+    early = engine.command("replay:frame", {"step": 0})["frame"]
+    late = engine.command("replay:frame", {"step": run.step_count})["frame"]
+    assert early["step"] == 0 and late["step"] == run.step_count and early["live_step"] == run.step_count
+    assert early["weights"]["hidden"]["data"] != late["weights"]["hidden"]["data"]  # the tiles differ
+    assert early["curve"] is None and late["curve"]["step"] <= late["step"]
+    assert len(late["distributions"]["tensors"]) == 2 and len(late["distributions"]["tensors"][0]["steps"]) > 1
+    assert len(early["distributions"]["tensors"][0]["steps"]) == 1
+
+    pixels = pixels_of(tiny_dataset)
+    then = engine.command("replay:predict", {"step": 0, "pixels": pixels})
+    now = engine.command("replay:predict", {"step": run.step_count, "pixels": pixels})
+    assert then["step"] == 0 and now["step"] == run.step_count
+    first = engine.part().replay.points()[0].float32()
+    network = torch.nn.functional.softmax(
+        torch.from_numpy(first.layers[1][0]) @ torch.sigmoid(torch.from_numpy(first.layers[0][0])
+                                                             @ torch.from_numpy(np.frombuffer(pixels, "<f4").copy())
+                                                             + torch.from_numpy(first.layers[0][1]))
+        + torch.from_numpy(first.layers[1][1]), dim=0)
+    assert np.allclose(then["probabilities"], network.numpy(), atol=1e-5)
+    assert not np.allclose(then["probabilities"], now["probabilities"], atol=1e-3)
+
+
+# ---- class polls ----------------------------------------------------------------------------------------
+
+def poll_messages(engine):
+    return [m["payload"]["poll"] for m in engine.messages if m["topic"] == "poll"]
+
+
+def test_a_poll_takes_one_anonymous_answer_per_viewer_and_reveals_from_the_shared_run(engine):
+    poll = engine.command("poll:open", {"step": 1})["poll"]
+    assert poll["choices"] == ["(784, 256)", "(256, 784)", "(256,)", "(784,)"] and poll["answers"] == 0
+    engine.command("poll:answer", {"voter": "viewer-a", "poll": poll["id"], "choice": 1})
+    engine.command("poll:answer", {"voter": "viewer-b", "poll": poll["id"], "choice": 0})
+    with pytest.raises(UserError, match="already answered"):
+        engine.command("poll:answer", {"voter": "viewer-a", "poll": poll["id"], "choice": 0})
+    current = engine.command("poll:get")["poll"]
+    assert current["counts"] == [1, 1, 0, 0] and current["answers"] == 2
+    assert "viewer-a" not in repr(poll_messages(engine))  # only counts leave the engine
+
+    revealed = engine.command("poll:reveal")["poll"]
+    assert revealed["status"] == "revealed" and revealed["reveal"]["correct"] == 1
+    assert revealed["reveal"]["weights_step"] == engine.part().run.step_count
+    with pytest.raises(UserError, match="revealed"):
+        engine.command("poll:answer", {"voter": "viewer-c", "poll": poll["id"], "choice": 1})
+    engine.command("poll:close")
+    assert engine.command("poll:get")["poll"] is None and poll_messages(engine)[-1] is None
+    with pytest.raises(UserError, match="no class poll"):
+        engine.command("poll:answer", {"voter": "viewer-c", "poll": poll["id"], "choice": 1})
+
+
+def test_a_poll_reveal_follows_the_shared_run_when_the_setup_changes(engine):
+    engine.part().run.reset({"hidden_sizes": [32]})
+    poll = engine.command("poll:open", {"step": 1})["poll"]
+    assert "(32, 784)" in poll["choices"]
+    reveal = engine.command("poll:reveal")["poll"]["reveal"]
+    assert poll["choices"][reveal["correct"]] == "(32, 784)"
+
+
+def test_number_steps_cannot_be_polled_and_unknown_steps_are_refused_in_words(engine):
+    with pytest.raises(UserError, match="number"):
+        engine.command("poll:open", {"step": 2})
+    with pytest.raises(UserError, match="steps 1 to"):
+        engine.command("poll:open", {"step": 99})
+    assert engine.command("poll:get")["poll"] is None
+
+
+# ---- the lesson's answers come from the network ---------------------------------------------------------
+
+def test_every_lesson_step_asks_and_reveals_from_the_live_network(engine, tiny_dataset):
+    steps = engine.command("lesson:steps")["steps"]
+    assert len(steps) == len(STEPS) >= 8
+    engine.part().run.step(30, wait_s=60)
+    for number, step in enumerate(steps, start=1):
+        reveal = engine.command("lesson:reveal", {"step": number, "pixels": pixels_of(tiny_dataset, 1)})["reveal"]
+        assert reveal["said"] and reveal["details"]
+        if step["choices"]:
+            assert 0 <= reveal["correct"] < len(step["choices"]), step["key"]
+        else:
+            assert reveal["value"] is not None
+    assert engine.command("lesson:reveal", {"step": 2})["reveal"]["value"] == 784 * 256 + 256
+
+
+def test_the_prediction_step_answers_what_the_replica_answers(engine, tiny_dataset):
+    from server.link.replica import forward
+    engine.part().run.step(30, wait_s=60)
+    pixels = pixels_of(tiny_dataset, 2)
+    reveal = engine.command("lesson:reveal", {"step": 6, "pixels": pixels})["reveal"]
+    weights = engine.part().replica.reader.latest()
+    expected = int(forward(weights, np.frombuffer(pixels, "<f4")).probabilities.argmax())
+    assert reveal["prediction"] == expected == reveal["correct"]
+    with pytest.raises(UserError, match="draw a digit"):
+        engine.command("lesson:reveal", {"step": 6})
