@@ -22,11 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import bandwidth, endurance, latency, load, page, throughput, training_loop, views  # noqa: E402
+from bench import (bandwidth, endurance, latency, load, page, private_runs, redis_latency, throughput,  # noqa: E402
+                   training_loop, views)
 from bench.common import emit_json, load_average  # noqa: E402
 
 OUT = REPO / "artifacts" / "bench"
-BENCHMARKS = ("throughput", "training_loop", "latency", "bandwidth", "load", "views", "page", "endurance")
+BENCHMARKS = ("throughput", "training_loop", "latency", "bandwidth", "load", "views", "page", "private_runs",
+              "redis_latency", "endurance")
 
 
 def run(name: str, function, **kwargs):
@@ -156,6 +158,33 @@ def table(results: dict) -> list[tuple[str, str, str, str]]:
         frames = p["render"]["animation_frames"]
         rows.append(("page animation frames while training streams", f"{frames['frames_per_second']:.0f}/s, p95 interval "
                      f"{frames['p95_ms']:.0f} ms, {p['render']['long_tasks']} long tasks", "(measure)", "-"))
+    pr = results.get("private_runs")
+    if pr:
+        rows.append((f"{pr['students']} private runs at 50 steps/s beside the shared run at full speed: their steps/s",
+                     f"median {pr['private_median']}, min {pr['private_min']}; {pr['private_keeping_pace']} of "
+                     f"{pr['students']} keep >= 45", f"{pr['students']} keep >= 45",
+                     "met" if pr["private_keeping_pace"] == pr["students"] else "NOT met"))
+        rows.append(("  the shared run at full speed beside them / alone", f"{pr['shared_ratio_beside_to_solo']:.2f} "
+                     f"({pr['shared_full_speed_beside_samples_per_s']:,} vs {pr['shared_full_speed_solo_samples_per_s']:,} "
+                     "samples/s)", "(what is left)", "-"))
+        paced = pr["beside_paced_shared"]
+        rows.append((f"{pr['students']} private runs beside the shared run at its pace: their steps/s (the shared run's)",
+                     f"median {paced['private_median']}, min {paced['private_min']}; {paced['private_keeping_pace']} keep "
+                     f">= 45 (shared {paced['shared_steps_per_second']})", f"{pr['students']} keep >= 45",
+                     "met" if paced["private_keeping_pace"] == pr["students"] else "NOT met"))
+    rl = results.get("redis_latency")
+    if rl:
+        a, b = rl["one command"], rl["redis, 2 web + 1 engine"]
+        rows.append(("a message (train:step -> the state on another viewer): one command / Redis, 2 web + 1 engine",
+                     f"median {a['message']['median_ms']} / {b['message']['median_ms']} ms, p99 {a['message']['p99_ms']} / "
+                     f"{b['message']['p99_ms']} ms (extra median {rl['extra_message_latency_ms']['median']} ms)",
+                     "(measure)", "-"))
+        rows.append(("predict round trip on a web process that is not the engine's host (Redis): shared memory / asked of the engine",
+                     f"median {b['predict']['median_ms']} / {b['predict_via_engine']['median_ms']} ms, p99 "
+                     f"{b['predict']['p99_ms']} / {b['predict_via_engine']['p99_ms']} ms (one command: "
+                     f"{a['predict']['median_ms']} ms)", "(measure)", "-"))
+        rows.append(("bytes/s to a page-like viewer: Redis / one command", f"{rl['page_bytes_ratio']:.2f} "
+                     f"({b['page_bytes_per_s']:,} vs {a['page_bytes_per_s']:,} B/s)", "unchanged (~1)", "-"))
     e = results.get("endurance")
     if e:
         for process in endurance.PROCESSES:
@@ -200,6 +229,8 @@ def main(argv=None) -> int:
                              torch_threads=threads),
         "page": lambda: run("page", page.measure, loads=2 if quick else 5, seconds=5 if quick else 10,
                             main_seconds=5 if quick else 20),
+        "private_runs": lambda: run("private_runs", private_runs.measure, students=10, seconds=8 if quick else 20),
+        "redis_latency": lambda: run("redis_latency", redis_latency.measure, n=20 if quick else 100),
         "endurance": lambda: run("endurance", endurance.measure, minutes=1 if quick else args.endurance_minutes,
                                  interval=10 if quick else 15, warmup=20 if quick else 60, torch_threads=threads),
     }
