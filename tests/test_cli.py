@@ -82,9 +82,9 @@ def test_flags_win_over_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("port, words", [
-    ("abc", "port: Input should be a valid integer"),
-    ("70000", "port: Input should be less than or equal to 65535"),
-    ("-1", "port: Input should be greater than or equal to 0"),
+    ("abc", "port: give a whole number"),
+    ("70000", "port: give a number of at most 65,535"),
+    ("-1", "port: give a number of at least 0"),
 ])
 def test_a_bad_port_is_a_clear_error_with_exit_code_2(capsys, port, words):
     assert main(["--port", port]) == 2
@@ -92,8 +92,8 @@ def test_a_bad_port_is_a_clear_error_with_exit_code_2(capsys, port, words):
 
 
 @pytest.mark.parametrize("port, words", [
-    ("abc", "port: Input should be a valid integer"),
-    ("70000", "port: Input should be less than or equal to 65535"),
+    ("abc", "port: give a whole number"),
+    ("70000", "port: give a number of at most 65,535"),
 ])
 def test_a_bad_port_from_the_environment_is_a_clear_error_too(monkeypatch, capsys, port, words):
     monkeypatch.setenv("PORT", port)
