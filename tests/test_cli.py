@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from server.__main__ import main, parse_args
+from server.__main__ import main, parse_args, settings_from
 from tests.helpers import REPO
 
 
@@ -107,3 +107,18 @@ def test_an_unknown_device_or_dataset_is_refused_by_the_parser(capsys):
             parse_args(argv)
         assert info.value.code == 2
         assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_database_flag_chooses_where_runs_are_recorded():
+    url = "postgresql://playground:secret@db.example:5432/runs"
+    assert settings_from(parse_args(["--database", url])).database == url
+    assert settings_from(parse_args([])).database is None  # runs.sqlite3 in the data directory
+
+
+def test_a_database_that_is_not_postgresql_stops_the_start_in_words(tmp_path):
+    process = run_server_command("--port", "0", "--data-dir", str(tmp_path), "--database", "mysql://u@h/db")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert stderr.splitlines()[-1] == (
+        "error: the runs database must be PostgreSQL (postgresql://user:password@host:port/database), not mysql; "
+        "without a URL runs go to runs.sqlite3 in the data directory")
