@@ -139,8 +139,10 @@ def place(loc) -> str:
     return where
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """All of a refusal's errors as one readable sentence: 'lr: give a number above 0 (got -1)'."""
+def describe_validation_error(err: ValidationError, *, index_style: bool = True) -> str:
+    """All of a refusal's errors as one readable sentence: 'lr: give a number above 0 (got -1)'.
+    (`index_style` is accepted for callers written before: places are always written as people
+    index them now.)"""
     parts = []
     for error in err.errors():
         where = place(error["loc"])

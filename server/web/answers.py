@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 ANSWER_DECIMALS = 6  # a prediction's values on the wire (probabilities, activations, input)
 
 
-def parse(schema: type[BaseModel], payload, *, optional: bool = False):
+def parse(schema: type[BaseModel], payload, *, optional: bool = False, index_style: bool = True):
     """Validate a payload against `schema`; a missing payload means defaults if optional.
-    Refusals are in people's words (server/refusals.py), never the library's."""
+    Refusals are in people's words (server/refusals.py), never the library's; places are
+    written as people index them (x[0][1]) whatever `index_style`, kept for older callers."""
     if payload is None and optional:
         payload = {}
     if not isinstance(payload, dict):
