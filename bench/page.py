@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     if "baseline" in result:
         rows = list(result["baseline"].items())
         for label, row in rows:
-            print(f"first interactive frame, idle server, {label}: {row['first_interactive_ms']:.0f} ms "
+            print(f"first interactive frame, {label}: {row['first_interactive_ms']:.0f} ms "
                   f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms), median of {args.loads}, "
                   f"alternating; each: {row['all_first_interactive_ms']}")
         (_, before), (_, today) = rows
