@@ -18,14 +18,21 @@ relayout, update) and the canvas blit (putImageData), timing each call on the ma
 naming it by the element's data-testid; the live views' own measures (performance.measure) are
 read too. Frame pacing comes from requestAnimationFrame intervals and long tasks (> 50 ms).
 
-    .venv/bin/python bench/page.py [--loads 5] [--seconds 10] [--main-seconds 20]
+    .venv/bin/python bench/page.py [--loads 5] [--seconds 10] [--main-seconds 20] [--baseline REF]
+    .venv/bin/python bench/page.py --only-load --baseline REF --loads 9   (before/after, load only)
+
+--baseline REF: the page (templates/ and static/) as at that git revision, answered through
+Playwright, against the same server, alternating load by load with today's page.
 """
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -124,9 +131,57 @@ PLOTLY_BUNDLES = {  # what /vendor/plotly.min.js is, in each compared load (same
 }
 
 
-def first_interactive(browser, url: str, plotly_bundle: Path | None = None) -> dict:
+class PageAt:
+    """The page (templates/index.html and static/) as it was at a git revision, or as it is in
+    the working tree (ref None), for `--baseline REF`: an older page and today's load side by
+    side against one server. Both go the same way: every request for the page or a static file
+    is still sent to the server (its work and timing are real), and its answer's body is replaced
+    by the revision's file. The server, its socket and /vendor/ stay today's."""
+
+    # A document answered through Playwright has no address, so Chromium's local-network check
+    # would refuse its websocket to 127.0.0.1: a comparison's browser runs without that check,
+    # for both pages alike.
+    BROWSER_ARGS = ["--disable-features=LocalNetworkAccessChecks"]
+
+    def __init__(self, ref: str | None):
+        self.ref = None if ref is None else subprocess.run(
+            ["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        self.label = "this page (the working tree)" if ref is None else f"the page at {self.ref}"
+        self.files: dict[str, bytes | None] = {}
+        import jinja2  # the template's only dynamic part is url_for('static', ...)
+        self.html = jinja2.Template(self._read("templates/index.html").decode()).render(
+            url_for=lambda _, filename: f"/static/{filename}").encode()
+
+    def _read(self, path: str) -> bytes | None:
+        if self.ref is None:
+            file = REPO / path
+            return file.read_bytes() if file.is_file() else None
+        shown = subprocess.run(["git", "show", f"{self.ref}:{path}"], cwd=REPO, capture_output=True)
+        return shown.stdout if shown.returncode == 0 else None
+
+    def answer(self, route):
+        path = urlparse(route.request.url).path
+        response = route.fetch()
+        if path == "/":
+            body = self.html
+        else:
+            if path not in self.files:
+                self.files[path] = self._read(path.lstrip("/"))
+            body = self.files[path]
+        if body is None:
+            route.fulfill(response=response)
+            return
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "etag", "last-modified")}
+        route.fulfill(response=response, status=200, body=body, headers=headers)
+
+    def install(self, page) -> None:
+        page.route(re.compile(r"^[^?#]*://[^/]+/(static/[^?#]*)?([?#].*)?$"), self.answer)
+
+
+def first_interactive(browser, url: str, plotly_bundle: Path | None = None, page_at: PageAt | None = None) -> dict:
     """One cold load. With `plotly_bundle`, /vendor/plotly.min.js is answered from that file
-    (through Playwright, for every compared bundle alike)."""
+    (through Playwright, for every compared bundle alike); with `page_at`, the page itself is
+    the one of that revision."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     errors = []
@@ -135,6 +190,8 @@ def first_interactive(browser, url: str, plotly_bundle: Path | None = None) -> d
         body = plotly_bundle.read_bytes()
         page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(
             status=200, body=body, headers={"Content-Type": "text/javascript", "Cache-Control": "max-age=3600"}))
+    if page_at is not None:
+        page_at.install(page)
     try:
         page.goto(url, wait_until="commit")
         at = page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000).json_value()
@@ -144,6 +201,8 @@ def first_interactive(browser, url: str, plotly_bundle: Path | None = None) -> d
             raise RuntimeError(f"the page reported errors: {errors}")
         return {"first_interactive_ms": at, "dom_content_loaded_ms": navigation["dcl"], "load_ms": navigation["load"]}
     finally:
+        if page_at is not None:  # requests still on their way (the page keeps loading) are dropped
+            page.unroute_all(behavior="ignoreErrors")
         context.close()
 
 
@@ -255,12 +314,37 @@ def main_thread_figures(browser, url: str, controller, seconds: float) -> dict:
     return figures
 
 
-def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0) -> dict:
+def compare_with(browser, url: str, baseline: PageAt, loads: int) -> dict:
+    """First interactive frame of the page at `baseline` and of today's page, alternating load
+    by load on one idle server (the machine's ups and downs hit both alike), both answered the
+    same way (PageAt)."""
+    pages = [baseline, PageAt(None)]
+    runs = {page.label: [] for page in pages}
+    for _ in range(loads):
+        for page in pages:
+            runs[page.label].append(first_interactive(browser, url, page_at=page))
+    return {label: {key: median([r[key] for r in rows]) for key in rows[0]} | {
+                "all_first_interactive_ms": [round(r["first_interactive_ms"]) for r in rows]}
+            for label, rows in runs.items()}
+
+
+def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0, *, baseline: str | None = None,
+            only_load: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     result = {"machine": machine_note()}
+    if only_load:
+        with server_process() as (url, pid), sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + PageAt.BROWSER_ARGS)
+            try:
+                first_interactive(browser, url)  # the server's first page (its caches warm), not counted
+                result["baseline"] = compare_with(browser, url, PageAt(baseline or "HEAD"), loads)
+            finally:
+                browser.close()
+        return result
     with server_process() as (url, pid), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=CHROMIUM_ARGS + (PageAt.BROWSER_ARGS if baseline else []))
         controller = Viewer(url)
         try:
             # The bundles alternate load by load, so the machine's ups and downs hit both alike.
@@ -275,6 +359,9 @@ def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0) -
             runs_by_label["joining a run under way"] = joining
             result["load"] = {label: {key: median([r[key] for r in runs]) for key in runs[0]}
                               for label, runs in runs_by_label.items()}
+            if baseline:
+                controller.call("train:pause")
+                result["baseline"] = compare_with(browser, url, PageAt(baseline), loads)
             result["main_thread"] = main_thread_figures(browser, url, controller, main_seconds)
             start_run(controller, steps_per_second=50, epochs=200)
             result["render"] = render_times(browser, url, seconds)
@@ -291,9 +378,31 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--main-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also load the page as it was at this git revision, alternating with today's")
+    parser.add_argument("--only-load", action="store_true",
+                        help="only the first interactive frame against --baseline (default HEAD)")
     args = parser.parse_args(argv)
-    result = measure(args.loads, args.seconds, args.main_seconds)
+    result = measure(args.loads, args.seconds, args.main_seconds, baseline=args.baseline, only_load=args.only_load)
     print(result["machine"])
+    if "baseline" in result:
+        rows = list(result["baseline"].items())
+        for label, row in rows:
+            print(f"first interactive frame, {label}: {row['first_interactive_ms']:.0f} ms "
+                  f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms), median of {args.loads}, "
+                  f"alternating; each: {row['all_first_interactive_ms']}")
+        (_, before), (_, today) = rows
+        # The machine's load drifts during a run: each load of today's page against the load of the
+        # older page just before it is the steadier comparison.
+        pairs = [t / b for b, t in zip(before["all_first_interactive_ms"], today["all_first_interactive_ms"])]
+        print(f"  ratio: today / before {today['first_interactive_ms'] / before['first_interactive_ms']:.2f}x "
+              f"(medians); {median(pairs):.2f}x (median of the {len(pairs)} pairs); today faster in "
+              f"{sum(r < 1 for r in pairs)} of {len(pairs)} pairs")
+        result["baseline_pairs"] = {"median_ratio": median(pairs), "today_faster": sum(r < 1 for r in pairs),
+                                    "pairs": len(pairs)}
+        if args.only_load:
+            emit_json(result, args.json)
+            return 0
     for label, row in result["load"].items():
         print(f"page load, {label}: first interactive frame {row['first_interactive_ms']:.0f} ms "
               f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms, load {row['load_ms']:.0f} ms), median of {args.loads}")

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError
-from .experiment import describe_validation_error
+from .refusals import describe_validation_error
 from .settings import Settings
 
 

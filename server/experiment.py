@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
+from .refusals import describe_validation_error, message
 
 N_INPUTS = 28 * 28
 N_CLASSES = 10
@@ -217,29 +218,6 @@ class Architecture:
         return " → ".join(str(n) for n in self.sizes)
 
 
-# ---- pydantic's errors, in people's words -------------------------------------------------------
-
-def _place(loc, index_style: bool) -> str:
-    if not index_style:
-        return ".".join(str(p) for p in loc) or "value"
-    where = ""
-    for part in loc:
-        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    return where or "body"
-
-
-def describe_validation_error(err: ValidationError, *, index_style: bool = False) -> str:
-    """Pydantic's errors as one readable sentence: 'lr: Input should be greater than 0'.
-    `index_style` writes places as people index them (x[0][1]) instead of x.0.1."""
-    parts = []
-    for e in err.errors():
-        message = "unknown field" if e["type"] == "extra_forbidden" else e["msg"]
-        if index_style and e["type"] in ("float_type", "int_type") and "input" in e:
-            message += f", got {type(e['input']).__name__} {e['input']!r}"[:120]
-        parts.append(f"{_place(e['loc'], index_style)}: {message}")
-    return "; ".join(parts)
-
-
 # ---- the setup as a link ---------------------------------------------------------------------------
 # `?hidden=256,128&act=relu&out=logits&opt=adam&lr=0.001&...`: the page writes the setup in force
 # into its address (static/js/urlstate.js writes the same keys); opening such a link asks the
@@ -324,11 +302,13 @@ def config_from_query(args: Mapping[str, str]) -> tuple[TrainConfig, list[str]]:
 
 
 def _describe_link_error(err: ValidationError, texts: dict) -> str:
-    """'lr=50 in the link: Input should be less than or equal to 10' (the link's own words)."""
+    """'lr=50 in the link: give a number of at most 10' (the link's own keys, people's words)."""
     parts = []
     for e in err.errors():
         field = str(e["loc"][0]) if e["loc"] else ""
         key = FIELD_KEYS.get(field, field)
         where = f" (layer {e['loc'][1] + 1})" if field == "hidden_sizes" and len(e["loc"]) > 1 else ""
-        parts.append(f"{key}={texts.get(field, '')} in the link{where}: {e['msg']}")
+        # The place quotes what the link says; the words name the link's key (hidden, not hidden_sizes).
+        words = message({**e, "loc": (key, *e["loc"][1:])}, quote=False)
+        parts.append(f"{key}={texts.get(field, '')} in the link{where}: {words}")
     return "; ".join(parts)

@@ -19,6 +19,7 @@ from PIL import Image
 from scipy import ndimage
 
 from .errors import UserError
+from .refusals import shown
 
 MAX_SIDE = 1024  # largest accepted canvas width/height
 SIDE = 28  # MNIST image side
@@ -33,7 +34,7 @@ class PreprocessError(UserError):
 
 def _check_side(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise PreprocessError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+        raise PreprocessError(f"{name} must be a whole number from 1 to {MAX_SIDE} (got {shown(value)})")
     value = int(value)
     if not 1 <= value <= MAX_SIDE:
         raise PreprocessError(f"{name} must be from 1 to {MAX_SIDE}, got {value}")
@@ -48,7 +49,7 @@ def preprocess_canvas(width: int, height: int, data: bytes) -> np.ndarray:
     width = _check_side("image.width", width)
     height = _check_side("image.height", height)
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise PreprocessError(f"image.data must be bytes, got {type(data).__name__}")
+        raise PreprocessError(f"image.data must be the canvas's bytes, one per pixel (got {shown(data)})")
     raw = np.frombuffer(bytes(data), dtype=np.uint8)
     expected = width * height
     if raw.size != expected:
@@ -70,7 +71,7 @@ def preprocess_canvas(width: int, height: int, data: bytes) -> np.ndarray:
 def preprocess_pixels(pixels: Any) -> np.ndarray:
     """784 numbers in 0..1 (a 28x28 image, row-major) -> float32 (784,), unchanged otherwise."""
     if isinstance(pixels, (str, bytes, bytearray)) or not hasattr(pixels, "__len__"):
-        raise PreprocessError(f"pixels must be a list of {N_PIXELS} numbers, got {type(pixels).__name__}")
+        raise PreprocessError(f"pixels must be a list of {N_PIXELS} numbers from 0 to 1 (got {shown(pixels)})")
     if isinstance(pixels, np.ndarray):
         if pixels.ndim != 1:
             raise PreprocessError(
@@ -84,14 +85,14 @@ def preprocess_pixels(pixels: Any) -> np.ndarray:
     out = np.empty(N_PIXELS, dtype=np.float32)
     for i, v in enumerate(pixels):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, Real):
-            raise PreprocessError(f"pixels[{i}] must be a number, got {type(v).__name__} {v!r}")
+            raise PreprocessError(f"pixels[{i}] must be a number from 0 to 1 (got {shown(v)})")
         f = float(v)
         if math.isnan(f):
-            raise PreprocessError(f"pixels[{i}] is NaN")
+            raise PreprocessError(f"pixels[{i}] is NaN: give a number from 0 (background) to 1 (ink)")
         if math.isinf(f):
-            raise PreprocessError(f"pixels[{i}] is infinite")
+            raise PreprocessError(f"pixels[{i}] is infinite: give a number from 0 (background) to 1 (ink)")
         if not 0.0 <= f <= 1.0:
-            raise PreprocessError(f"pixels[{i}] is {v!r}, outside 0..1")
+            raise PreprocessError(f"pixels[{i}] is {v!r}, outside 0..1: give a number from 0 (background) to 1 (ink)")
         out[i] = f
     return out
 

@@ -100,6 +100,17 @@ class OrderedClient(socketio.Client):
         return _OrderedEngineIOClient
 
 
+# The validation library's and the web framework's own sentences: a refusal a person reads
+# says what is wrong and what to give in the playground's words (server/refusals.py) instead.
+LIBRARY_WORDS = ("Input should", "should have at", "after validation", "Field required",
+                 "Extra inputs", "valid dictionary", "NoneType", "Value error,", "String should",
+                 "List should", "The requested URL", "The method is not allowed")
+
+
+def in_peoples_words(error: str) -> bool:
+    return not any(words in error for words in LIBRARY_WORDS)
+
+
 def socketio_client(url: str, *, record=("state", "metrics", "epoch"), reconnection: bool = False,
                     **connect_kwargs) -> OrderedClient:
     """A real Socket.IO client over websocket; `client.received[event]` lists what arrived."""

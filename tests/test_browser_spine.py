@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import LOOP, SEVEN, STRAIGHT_STROKE, TIMEOUT_MS, PlaygroundPage, by_id
 from tests.helpers import socketio_client
@@ -333,3 +334,20 @@ def test_the_page_sends_only_the_inks_bounding_box_and_the_network_sees_the_same
     ink = np.frombuffer(crop, dtype=np.uint8).reshape(height, width)
     assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()  # tight box
     assert np.array_equal(preprocess_canvas(width, height, crop), preprocess_canvas(280, 280, full_canvas))
+
+
+def test_when_plotly_cannot_be_loaded_the_page_says_so_and_still_connects(browser, live_server):
+    """Plotly is an async script that may have failed before any module listens: the page still
+    finds out and says what to do, and everything that needs no chart works."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(status=404, body="gone"))
+        page.goto(live_server.url + "/")
+        page.wait_for_selector(f'{by_id("connection")}[data-state="connected"]', timeout=60_000)
+        expect(page.locator(by_id("notice"))).to_contain_text(
+            "the charts could not be loaded (/vendor/plotly.min.js did not load): reload the page", timeout=60_000)
+        PlaygroundPage(page).draw(STRAIGHT_STROKE)
+        expect(page.locator(by_id("prediction"))).not_to_have_text("", timeout=60_000)
+    finally:
+        context.close()

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from server.__main__ import main, parse_args
+from server.__main__ import main, parse_args, settings_from
 from tests.helpers import REPO
 
 
@@ -82,9 +82,9 @@ def test_flags_win_over_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("port, words", [
-    ("abc", "port: Input should be a valid integer"),
-    ("70000", "port: Input should be less than or equal to 65535"),
-    ("-1", "port: Input should be greater than or equal to 0"),
+    ("abc", "port: give a whole number"),
+    ("70000", "port: give a number of at most 65,535"),
+    ("-1", "port: give a number of at least 0"),
 ])
 def test_a_bad_port_is_a_clear_error_with_exit_code_2(capsys, port, words):
     assert main(["--port", port]) == 2
@@ -92,8 +92,8 @@ def test_a_bad_port_is_a_clear_error_with_exit_code_2(capsys, port, words):
 
 
 @pytest.mark.parametrize("port, words", [
-    ("abc", "port: Input should be a valid integer"),
-    ("70000", "port: Input should be less than or equal to 65535"),
+    ("abc", "port: give a whole number"),
+    ("70000", "port: give a number of at most 65,535"),
 ])
 def test_a_bad_port_from_the_environment_is_a_clear_error_too(monkeypatch, capsys, port, words):
     monkeypatch.setenv("PORT", port)
@@ -107,3 +107,18 @@ def test_an_unknown_device_or_dataset_is_refused_by_the_parser(capsys):
             parse_args(argv)
         assert info.value.code == 2
         assert "invalid choice" in capsys.readouterr().err
+
+
+def test_the_database_flag_chooses_where_runs_are_recorded():
+    url = "postgresql://playground:secret@db.example:5432/runs"
+    assert settings_from(parse_args(["--database", url])).database == url
+    assert settings_from(parse_args([])).database is None  # runs.sqlite3 in the data directory
+
+
+def test_a_database_that_is_not_postgresql_stops_the_start_in_words(tmp_path):
+    process = run_server_command("--port", "0", "--data-dir", str(tmp_path), "--database", "mysql://u@h/db")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert stderr.splitlines()[-1] == (
+        "error: the runs database must be PostgreSQL (postgresql://user:password@host:port/database), not mysql; "
+        "without a URL runs go to runs.sqlite3 in the data directory")

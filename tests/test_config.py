@@ -48,21 +48,22 @@ def test_a_pace_out_of_bounds_is_refused_in_words(pace):
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"lr": -0.1}, "lr: Input should be greater than 0"),
-    ({"lr": 0}, "lr: Input should be greater than 0"),
-    ({"lr": 11}, "lr: Input should be less than or equal to 10"),
-    ({"learning_rate": 0.1}, "learning_rate: unknown field"),
-    ({"lr": "0.1"}, "lr: Input should be a valid number"),
-    ({"batch_size": "64"}, "batch_size: Input should be a valid integer"),
-    ({"batch_size": 64.0}, "batch_size: Input should be a valid integer"),
-    ({"hidden_sizes": [16, 16, 16, 16, 16]}, "hidden_sizes: List should have at most 4 items after validation, not 5"),
-    ({"hidden_sizes": []}, "hidden_sizes: List should have at least 1 item after validation, not 0"),
-    ({"hidden_sizes": [3000]}, "hidden_sizes.0: Input should be less than or equal to 2048"),
-    ({"lr": float("nan")}, "lr: Input should be a finite number"),
-    ({"activation": "softplus"}, "activation: Input should be 'sigmoid', 'relu', 'tanh' or 'leaky_relu'"),
-    ({"momentum": 1.0}, "momentum: Input should be less than 1"),
-    ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
-    ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
+    ({"lr": -0.1}, "lr: give a number above 0 (got -0.1)"),
+    ({"lr": 0}, "lr: give a number above 0 (got 0)"),
+    ({"lr": 11}, "lr: give a number of at most 10 (got 11)"),
+    ({"learning_rate": 0.1}, "learning_rate: not something this request takes: leave it out"),
+    ({"lr": "0.1"}, 'lr: give a number, e.g. 0.5 (got "0.1")'),
+    ({"batch_size": "64"}, 'batch_size: give a whole number, e.g. 3 (got "64")'),
+    ({"batch_size": 64.0}, "batch_size: give a whole number, e.g. 3 (got 64.0)"),
+    ({"hidden_sizes": [16, 16, 16, 16, 16]}, "hidden_sizes: give at most 4 hidden layers (got 5)"),
+    ({"hidden_sizes": []}, "hidden_sizes: give at least 1 hidden layer (got 0)"),
+    ({"hidden_sizes": [3000]}, "hidden_sizes[0]: give a number of at most 2,048 (got 3000)"),
+    ({"lr": float("nan")}, "lr: give a finite number (got NaN): past ±1.8e308 (1e309, say) a number reads as "
+                           "Infinity, and Infinity and NaN cannot be computed with"),
+    ({"activation": "softplus"}, "activation: choose one of 'sigmoid', 'relu', 'tanh' or 'leaky_relu' (got \"softplus\")"),
+    ({"momentum": 1.0}, "momentum: give a number below 1 (got 1.0)"),
+    ({"epochs": 0}, "epochs: give a number of at least 1 (got 0)"),
+    ({"seed": -1}, "seed: give a number of at least 0 (got -1)"),
 ])
 def test_bad_values_are_refused_with_words_naming_the_field(changes, words):
     assert refusal(changes) == words
@@ -70,8 +71,8 @@ def test_bad_values_are_refused_with_words_naming_the_field(changes, words):
 
 def test_several_problems_are_all_reported():
     message = refusal({"lr": -1, "colour": "red"})
-    assert "lr: Input should be greater than 0" in message
-    assert "colour: unknown field" in message
+    assert "lr: give a number above 0" in message
+    assert "colour: not something this request takes" in message
 
 
 def test_config_changes_must_be_an_object():

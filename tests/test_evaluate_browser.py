@@ -193,12 +193,34 @@ def test_a_shared_link_applies_at_once_when_nothing_was_trained(page, live_serve
         "64", "tanh", "softmax", "0.001")
 
 
+def test_an_emptied_run_name_is_refused_in_words_and_the_name_comes_back(page, live_server):
+    session = live_server.session
+    session.reset(FAST)
+    session.step(4)
+    session.reset(FAST)  # run 1 is recorded
+    open_page(page, live_server)
+    page.locator("#runs-card").scroll_into_view_if_needed()
+    name = page.locator(by_id("run-name-1"))
+    expect(name).to_have_value(re.compile(r"\S"))
+    before = name.input_value()
+    name.fill("")
+    name.press("Enter")
+    expect(page.locator(by_id("notice"))).to_have_text(re.compile(
+        r"a run's name cannot be empty: type a name for run #1 \(its old name is kept\)"))
+    expect(name).to_have_value(before)
+    store = live_server.app.extensions["playground"].engine.handle.engine.store
+    assert store.get(1, curves=False)["name"] == before
+    shoot(page.locator("#runs-card"), "runs-empty-name-refused.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "runs-empty-name-notice.png"))
+
+
 def test_an_out_of_bounds_link_is_refused_in_words_and_changes_nothing(page, live_server):
     session = live_server.session
     before = session.config
     open_page(page, live_server, "?lr=50&hidden=256")
     expect(page.locator(by_id("link-banner-text"))).to_contain_text(
-        "lr=50 in the link: Input should be less than or equal to 10")
+        "lr=50 in the link: give a number of at most 10")
     expect(page.locator(by_id("link-apply"))).to_be_hidden()
     assert session.config == before
     page.locator(by_id("link-dismiss")).click()
@@ -231,5 +253,5 @@ def test_the_address_follows_the_setup_and_the_form_edits_every_field(page, live
     # An out-of-bounds value is refused by the server, in words, and the form shows what holds.
     form.locator("input[name=batch_size]").fill("5000")
     form.locator("input[name=batch_size]").press("Tab")
-    expect(page.locator(by_id("notice"))).to_contain_text("batch_size: Input should be less than or equal to 4096")
+    expect(page.locator(by_id("notice"))).to_contain_text("batch_size: give a number of at most 4,096")
     expect(form.locator("input[name=batch_size]")).to_have_value("64")

@@ -85,6 +85,13 @@ def test_sandbox_shows_the_questions_numbers_and_recomputes_on_every_edit(page, 
     sandbox_cell(page, "bias", 0).fill("abc")
     expect(page.locator(by_id("sandbox-error"))).to_contain_text('bias[0] is not a number: "abc"')
     expect(sandbox_cell(page, "bias", 0)).to_have_class(has_class("invalid"))
+    # Past float64 (JSON would carry it as null) and past the sandbox's bound: what to write instead.
+    sandbox_cell(page, "bias", 0).fill("1e309")
+    expect(page.locator(by_id("sandbox-error"))).to_have_text(
+        'bias[0] is too large ("1e309" is past what a number can hold): write a number from -1,000,000 to 1,000,000')
+    sandbox_cell(page, "bias", 0).fill("2e7")
+    expect(page.locator(by_id("sandbox-error"))).to_have_text(
+        "bias[0] is 2e7, outside the sandbox's range: write a number from -1,000,000 to 1,000,000")
     sandbox_cell(page, "bias", 0).fill("0.25")
     expect(page.locator(by_id("sandbox-error"))).to_be_hidden()
     expect(page.locator(by_id("sandbox-y-3-0"))).to_have_text("0.2500")

@@ -150,16 +150,16 @@ def test_explain_forward_answers_with_the_steps_of_the_drawing(sio_client, sessi
 @pytest.mark.parametrize("payload, words", [
     (None, "needs an object"),
     ([0.0] * 784, "needs an object"),
-    ({}, "pixels: Field required"),
+    ({}, "pixels: missing: send it"),
     ({"pixels": [0.0] * 783}, "784"),
     ({"pixels": [0.0] * 783 + ["a"]}, "pixels[783] must be a number"),
     ({"pixels": [0.0] * 783 + [2.0]}, "outside 0..1"),
     ({"pixels": [0.0] * 784, "neuron": 256}, "neuron must be from 0 to 255"),
-    ({"pixels": [0.0] * 784, "neuron": -1}, "neuron: Input should be greater than or equal to 0"),
-    ({"pixels": [0.0] * 784, "neuron": "3"}, "neuron: Input should be a valid integer"),
+    ({"pixels": [0.0] * 784, "neuron": -1}, "neuron: give a number of at least 0"),
+    ({"pixels": [0.0] * 784, "neuron": "3"}, "neuron: give a whole number"),
     ({"pixels": [0.0] * 784, "layer": "hidden7"}, "layer must be one of hidden, output"),
-    ({"pixels": [0.0] * 784, "top": 0}, "top: Input should be greater than or equal to 1"),
-    ({"pixels": [0.0] * 784, "colour": 1}, "colour: unknown field"),
+    ({"pixels": [0.0] * 784, "top": 0}, "top: give a number of at least 1"),
+    ({"pixels": [0.0] * 784, "colour": 1}, "colour: not something this request takes"),
 ])
 def test_explain_forward_refuses_bad_requests_in_words(sio_client, payload, words):
     answer = sio_client.emit("explain:forward", payload, callback=True)

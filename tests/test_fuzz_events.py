@@ -3,8 +3,8 @@ NaN and infinities, huge numbers, deep nesting, unknown fields, huge declared im
 
 The events are read from the server itself, so an event added later is fuzzed too. For each:
 the answer is an acknowledgement `{"ok": bool, ...}`, a refusal says what is wrong in words
-(never "internal error"), a refused request changes nothing (status, setup, step, weights),
-and the server keeps answering."""
+(never "internal error", never the validation library's sentences), a refused request changes
+nothing (status, setup, step, weights), and the server keeps answering."""
 from __future__ import annotations
 
 import copy
@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.web.transport import MAX_ATTACHMENTS
+from tests.helpers import in_peoples_words
 
 # Modest counts: every event gets both strategies; the whole file stays within seconds.
 FUZZ = settings(max_examples=15, deadline=None,
@@ -179,6 +180,7 @@ def check_answer(answer, event, payload, before, session):
         error = answer.get("error")
         assert isinstance(error, str) and error.strip(), (event, payload, answer)
         assert "internal error" not in error, (event, payload, error)
+        assert in_peoples_words(error), (event, payload, error)
         assert same(before, fingerprint(session)), f"{event} refused {payload!r} but changed the run"
 
 

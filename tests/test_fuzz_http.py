@@ -16,6 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import in_peoples_words
+
 FUZZ = settings(max_examples=30, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
@@ -115,6 +117,7 @@ def check_response(response, method, url, before, session):
         body = response.get_json(silent=True)
         assert isinstance(body, dict) and isinstance(body.get("error"), str) and body["error"], \
             f"{where} -> {response.status_code} without a JSON error: {response.data[:200]!r}"
+        assert in_peoples_words(body["error"]), f"{where} -> {body['error']}"
     if response.status_code >= 400:
         assert unchanged(before, fingerprint(session)), f"{where} was refused but changed the run"
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from server import create_app
 from server.__main__ import parse_args
 from server.settings import Settings
-from tests.helpers import LiveServer, socketio_client
+from tests.helpers import LiveServer, ServerProcess, socketio_client
 
 OCTET = "application/octet-stream"
 EVIL = {"Host": "evil.example:5000", "Origin": "http://evil.example:5000"}
@@ -211,3 +211,19 @@ def test_the_allowed_host_flag_repeats_and_is_validated():
     for bad in ("http://a.example", "a.example:5000", "a b", ""):
         with pytest.raises(ValidationError, match="is not a host name or address"):
             Settings(allowed_hosts=[bad])
+
+
+@pytest.mark.slow
+def test_python_m_server_refuses_a_rebound_name_on_http_and_on_the_websocket(tmp_path):
+    """The same checks in the processes users run (gunicorn's worker, the engine apart), not only
+    in the test server: the weights cannot be read or replaced, and no socket is granted."""
+    with ServerProcess(tmp_path / "data") as server:
+        refused_with_words(requests.get(server.url + "/api/checkpoint", headers=EVIL, timeout=10))
+        refused_with_words(requests.post(server.url + "/api/checkpoint", data=b"not weights",
+                                         headers={**EVIL, "Content-Type": OCTET}, timeout=30))
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket_handshake(server, host=EVIL["Host"], origin=EVIL["Origin"])
+        assert refused.value.status_code == 403
+        assert json.loads(refused.value.resp_body) == {"error": REFUSED_HOST}
+        assert requests.get(server.url + "/healthz", timeout=10).json()["step"] == 0  # nothing was run
+        assert requests.get(server.url + "/api/checkpoint", timeout=30).status_code == 200  # its own name works

@@ -156,47 +156,47 @@ def test_a_trained_network_reads_real_digits(sio_client, session, small_dataset)
 
 BAD_PAYLOADS = [
     # predict
-    ("predict", None, "payload must be an object, got NoneType"),
-    ("predict", [0.5] * 784, "payload must be an object, got list"),
+    ("predict", None, "payload must be an object with pixels, image (got null)"),
+    ("predict", [0.5] * 784, "payload must be an object with pixels, image (got a list of 784)"),
     ("predict", {}, "send exactly one of 'pixels' (784 numbers) or 'image' (a raw canvas)"),
     ("predict", {"pixels": [0.0] * 784, "image": {"width": 1, "height": 1, "data": b"\0"}}, "send exactly one of"),
     ("predict", {"pixels": [0.0] * 783}, "pixels must have 784 values (28x28), got 783"),
     ("predict", {"pixels": [0.0] * 783 + ["ink"]}, "pixels[783] must be a number"),
     ("predict", {"pixels": [0.0] * 783 + [2.0]}, "pixels[783] is 2.0, outside 0..1"),
-    ("predict", {"pixels": [0.0] * 783 + [None]}, "pixels[783] must be a number, got NoneType None"),
-    ("predict", {"pixels": [0.0] * 10_000}, "pixels: List should have at most 3136 items"),
-    ("predict", {"pixels": "0,0,0"}, "pixels: Input should be a valid list"),
-    ("predict", {"pixels": [0.0] * 784, "label": 3}, "label: unknown field"),
+    ("predict", {"pixels": [0.0] * 783 + [None]}, "pixels[783] must be a number from 0 to 1 (got null)"),
+    ("predict", {"pixels": [0.0] * 10_000}, "pixels: give at most 3,136 numbers (got 10,000)"),
+    ("predict", {"pixels": "0,0,0"}, "pixels: give a list"),
+    ("predict", {"pixels": [0.0] * 784, "label": 3}, "label: not something this request takes"),
     ("predict", {"image": {"width": 280, "height": 280, "data": bytes(100)}}, "image"),
-    ("predict", {"image": {"width": 0, "height": 280, "data": b""}}, "image.width: Input should be greater than or equal to 1"),
-    ("predict", {"image": {"width": 5000, "height": 1, "data": bytes(5000)}}, "image.width: Input should be less than or equal to 1024"),
-    ("predict", {"image": {"width": 2, "height": 2, "data": "abcd"}}, "image.data: Input should be a valid bytes"),
-    ("predict", {"image": {"width": 2, "height": 2, "data": [0, 0, 0, 0]}}, "image.data: Input should be a valid bytes"),
-    ("predict", {"image": {"width": "2", "height": 2, "data": bytes(4)}}, "image.width: Input should be a valid integer"),
-    ("predict", {"image": {"width": 2, "height": 2}}, "image.data: Field required"),
+    ("predict", {"image": {"width": 0, "height": 280, "data": b""}}, "image.width: give a number of at least 1"),
+    ("predict", {"image": {"width": 5000, "height": 1, "data": bytes(5000)}}, "image.width: give a number of at most 1,024"),
+    ("predict", {"image": {"width": 2, "height": 2, "data": "abcd"}}, "image.data: give binary data"),
+    ("predict", {"image": {"width": 2, "height": 2, "data": [0, 0, 0, 0]}}, "image.data: give binary data"),
+    ("predict", {"image": {"width": "2", "height": 2, "data": bytes(4)}}, "image.width: give a whole number"),
+    ("predict", {"image": {"width": 2, "height": 2}}, "image.data: missing: send it"),
     # train:start
-    ("train:start", "go", "payload must be an object, got str"),
-    ("train:start", {"config": {"lr": -1}}, "lr: Input should be greater than 0"),
-    ("train:start", {"config": "fast"}, "config: Input should be a valid dictionary"),
-    ("train:start", {"confg": {}}, "confg: unknown field"),
-    ("train:start", {"config": {"hidden_sizes": [256] * 5}}, "hidden_sizes: List should have at most 4 items"),
+    ("train:start", "go", "payload must be an object with config (got \"go\")"),
+    ("train:start", {"config": {"lr": -1}}, "lr: give a number above 0"),
+    ("train:start", {"config": "fast"}, "config: give an object"),
+    ("train:start", {"confg": {}}, "confg: not something this request takes"),
+    ("train:start", {"config": {"hidden_sizes": [256] * 5}}, "hidden_sizes: give at most 4 hidden layers (got 5)"),
     # train:step
-    ("train:step", {"batches": 0}, "batches: Input should be greater than or equal to 1"),
-    ("train:step", {"batches": 1001}, "batches: Input should be less than or equal to 1000"),
-    ("train:step", {"batches": "2"}, "batches: Input should be a valid integer"),
-    ("train:step", {"batches": 1.5}, "batches: Input should be a valid integer"),
-    ("train:step", 7, "payload must be an object, got int"),
+    ("train:step", {"batches": 0}, "batches: give a number of at least 1"),
+    ("train:step", {"batches": 1001}, "batches: give a number of at most 1,000"),
+    ("train:step", {"batches": "2"}, "batches: give a whole number"),
+    ("train:step", {"batches": 1.5}, "batches: give a whole number"),
+    ("train:step", 7, "payload must be an object with batches (got 7)"),
     # train:reset
-    ("train:reset", {"config": {"hidden_sizes": [3000]}}, "hidden_sizes.0: Input should be less than or equal to 2048"),
-    ("train:reset", {"config": {"optimizer": "rmsprop"}}, "optimizer: Input should be 'sgd' or 'adam'"),
+    ("train:reset", {"config": {"hidden_sizes": [3000]}}, "hidden_sizes[0]: give a number of at most 2,048"),
+    ("train:reset", {"config": {"optimizer": "rmsprop"}}, "optimizer: choose one of 'sgd' or 'adam'"),
     # config:update
     ("config:update", None, "config:update needs an object of setup fields"),
     ("config:update", {}, "config:update needs an object of setup fields"),
     ("config:update", [["lr", 0.1]], "config:update needs an object of setup fields"),
-    ("config:update", {"lr": "0.1"}, "lr: Input should be a valid number"),
-    ("config:update", {"lr": None}, "lr: Input should be a valid number"),
-    ("config:update", {"batch_size": 10_000}, "batch_size: Input should be less than or equal to 4096"),
-    ("config:update", {"colour": "red"}, "colour: unknown field"),
+    ("config:update", {"lr": "0.1"}, "lr: give a number"),
+    ("config:update", {"lr": None}, "lr: give a number"),
+    ("config:update", {"batch_size": 10_000}, "batch_size: give a number of at most 4,096"),
+    ("config:update", {"colour": "red"}, "colour: not something this request takes"),
 ]
 
 
@@ -278,8 +278,8 @@ def test_nan_and_infinity_sent_by_a_client_are_refused_in_words(live_server):
     viewer = socketio_client(live_server.url)
     try:
         nan = viewer.call("predict", {"pixels": [0.0] * 783 + [float("nan")]}, timeout=10)
-        assert nan == {"ok": False, "error": "pixels[783] is NaN"}
+        assert nan == {"ok": False, "error": "pixels[783] is NaN: give a number from 0 (background) to 1 (ink)"}
         infinite = viewer.call("config:update", {"lr": float("inf")}, timeout=10)
-        assert infinite["ok"] is False and "lr: Input should be a finite number" in infinite["error"]
+        assert infinite["ok"] is False and "lr: give a finite number" in infinite["error"]
     finally:
         viewer.disconnect()

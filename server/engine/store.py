@@ -522,9 +522,10 @@ class RunStore:
         run_id = checked_id(run_id)
         name = " ".join(name.split())
         if not name:
-            raise RunError("a run's name cannot be empty")
+            raise RunError(f"a run's name cannot be empty: type a name for run #{run_id} (its old name is kept)")
         if len(name) > NAME_MAX:
-            raise RunError(f"a run's name can have at most {NAME_MAX} characters (this one has {len(name)})")
+            raise RunError(f"a run's name can have at most {NAME_MAX} characters (this one has {len(name)}): "
+                           "shorten it")
         with self._writing(f"run #{run_id} could not be renamed") as db:
             if not self._update(db, run_id, {"name": name}):
                 raise RunError(f"there is no run #{run_id}")

@@ -10,23 +10,27 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
-from ..experiment import ConfigError, describe_validation_error
+from ..experiment import ConfigError
+from ..refusals import describe_validation_error, shown
 
 log = logging.getLogger(__name__)
 
 ANSWER_DECIMALS = 6  # a prediction's values on the wire (probabilities, activations, input)
 
 
-def parse(schema: type[BaseModel], payload, *, optional: bool = False, index_style: bool = False):
-    """Validate a payload against `schema`; a missing payload means defaults if optional."""
+def parse(schema: type[BaseModel], payload, *, optional: bool = False, index_style: bool = True):
+    """Validate a payload against `schema`; a missing payload means defaults if optional.
+    Refusals are in people's words (server/refusals.py), never the library's; places are
+    written as people index them (x[0][1]) whatever `index_style`, kept for older callers."""
     if payload is None and optional:
         payload = {}
     if not isinstance(payload, dict):
-        raise ConfigError(f"payload must be an object, got {type(payload).__name__}")
+        fields = ", ".join(schema.model_fields)
+        raise ConfigError(f"payload must be an object{f' with {fields}' if fields else ''} (got {shown(payload)})")
     try:
         return schema.model_validate(payload)
     except ValidationError as err:
-        raise ConfigError(describe_validation_error(err, index_style=index_style)) from None
+        raise ConfigError(describe_validation_error(err)) from None
 
 
 def answered(handler):

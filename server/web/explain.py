@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 from flask import Flask, Response, jsonify, request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ..errors import UserError
-from ..experiment import describe_validation_error
 from ..preprocess import preprocess_pixels
 from .runs import current_run
 from .answers import answered, parse
@@ -59,10 +58,7 @@ def json_body(schema: type[BaseModel]):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise UserError("send a JSON object (Content-Type: application/json)")
-    try:
-        return schema.model_validate(body)
-    except ValidationError as err:
-        raise UserError(describe_validation_error(err, index_style=True)) from None
+    return parse(schema, body)
 
 
 def init_app(app: Flask, playground) -> None:
@@ -101,7 +97,7 @@ def init_app(app: Flask, playground) -> None:
         throttle("explain", FORWARD_PER_SECOND, FORWARD_BURST, "explain:forward")
         if not isinstance(payload, dict):
             raise UserError("explain:forward needs an object: {\"pixels\": [784 numbers], \"neuron\": j}")
-        body = parse(ForwardRequest, payload, index_style=True)
+        body = parse(ForwardRequest, payload)
         pixels = float32_bytes(preprocess_pixels(body.pixels))
         return playground.request("explain:forward", {"run": current_run(), "pixels": pixels, "layer": body.layer,
                                                       "neuron": body.neuron, "top": body.top})

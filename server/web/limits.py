@@ -102,5 +102,18 @@ def init_app(app: Flask, playground) -> None:
     def api_errors_in_json(err):
         """API clients get JSON refusals (404 for a missing run, 405 for a wrong method)."""
         if request.path.startswith("/api/"):
-            return jsonify({"error": f"{err.name}: {err.description}"}), err.code
+            return jsonify({"error": http_refusal(err)}), err.code
         return err
+
+
+def http_refusal(err: HTTPException) -> str:
+    """A refusal by the web framework itself (no such address, wrong method), in words that say
+    what to do instead of werkzeug's boilerplate."""
+    if err.code == 404:
+        return f"there is nothing at {request.path}: docs/protocol.md lists the playground's addresses"
+    if err.code == 405:
+        allowed = sorted(set(getattr(err, "valid_methods", None) or []) - {"HEAD", "OPTIONS"})
+        return f"{request.path} does not take {request.method}: use {' or '.join(allowed) or 'another method'}"
+    if err.code == 400:
+        return "the request could not be read: send a JSON object with Content-Type: application/json"
+    return f"{err.name}: {err.description}"

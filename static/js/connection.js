@@ -1,6 +1,6 @@
 // Transport only: one Socket.IO connection, requests answered by acknowledgement.
-import { io } from "/vendor/socket.io.esm.min.js";
 import { controlToken } from "./lib/access.js";
+import { manager } from "./socket-early.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -9,12 +9,11 @@ const REQUEST_TIMEOUT_MS = 10000;
 export class TransportError extends Error {}
 
 export function connect({ onStatus }) {
-  // Websocket first: the server runs simple-websocket, long-polling is only a fallback.
+  // The transport is already open or opening (socket-early.js); the session starts now.
   // auth: the control token from the page URL, for viewers on other machines (lib/access.js);
   // no live views and no evaluation/runs broadcasts until the views in sight ask for them
   // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows.
-  const socket = io({ transports: ["websocket", "polling"],
-    auth: { token: controlToken(), streams: [], broadcasts: [] } });
+  const socket = manager.socket("/", { auth: { token: controlToken(), streams: [], broadcasts: [] } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));

@@ -187,7 +187,7 @@ function main() {
   // Features subscribe to the store, never to each other.
   const context = { store, connection, request, ask, notify, notice, canvas, visibility, $ };
   for (const feature of FEATURES) feature(context);
-  // Plotly (preloaded) runs now, while the socket's handshake is on the network.
+  // Plotly (an async script, run by now or soon) is waited for here only to say if it failed.
   loadPlotly().catch((err) => notify(err.message, "error"));
 }
 

@@ -19,11 +19,20 @@ function fixAxes(layout) {
   return layout;
 }
 
-// Plotly downloads while the page's own modules load (a preload in index.html) and runs after
-// them, so the canvas, the controls and the connection never wait for it; charts draw once it
-// is there.
+// Plotly is an async script of index.html: it runs as soon as it has arrived, while the page's
+// own modules are still loading, so the charts need not wait for it after them. Without that
+// script tag (another page), it is added here.
 const PLOTLY_SRC = "/vendor/plotly.min.js";
+const NOT_LOADED = new Error(`the charts could not be loaded (${PLOTLY_SRC} did not load): reload the page`);
 let loading = null;
+
+// Whether the script's request has already failed: its error event may have fired before any
+// module ran to listen for it.
+function alreadyFailed(script) {
+  const entry = performance.getEntriesByName(script.src, "resource")[0];
+  return Boolean(entry && entry.responseStatus >= 400);
+}
+
 export function loadPlotly() {
   if (!loading) {
     loading = new Promise((resolve, reject) => {
@@ -34,9 +43,12 @@ export function loadPlotly() {
         script.src = PLOTLY_SRC;
         script.async = true;
         document.head.append(script);
+      } else if (alreadyFailed(script)) {
+        reject(NOT_LOADED);
+        return;
       }
-      script.addEventListener("load", () => resolve(window.Plotly));
-      script.addEventListener("error", () => reject(new Error(`the charts could not be loaded (${PLOTLY_SRC} did not load)`)));
+      script.addEventListener("load", () => (window.Plotly ? resolve(window.Plotly) : reject(NOT_LOADED)));
+      script.addEventListener("error", () => reject(NOT_LOADED));
     });
   }
   return loading;

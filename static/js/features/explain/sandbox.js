@@ -14,9 +14,13 @@ function parseNumber(text) {
   return Number.isFinite(value) ? value : null;
 }
 
-function whyNot(text) {
+// Why a cell is refused, and what to write instead (maxAbs: the server's bound, from GET /api/linear).
+const allowed = (maxAbs) => `a number from ${(-maxAbs).toLocaleString("en-US")} to ${maxAbs.toLocaleString("en-US")}`;
+
+function whyNot(text, maxAbs) {
   const trimmed = String(text).trim();
-  if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(trimmed)) return `is too large: numbers here stay within ±1.8e308`;
+  if (!trimmed) return `is empty: write ${allowed(maxAbs)}`;
+  if (/^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(trimmed)) return `is too large ("${trimmed}" is past what a number can hold): write ${allowed(maxAbs)}`;
   return `is not a number: "${text}" (write it like 0.5, -2 or 1e-3)`;
 }
 
@@ -30,6 +34,7 @@ export function createSandbox(root, api) {
   const sizes = { rows: $("sandbox-rows"), in: $("sandbox-in"), out: $("sandbox-out") };
   const errorBox = $("sandbox-error");
   let maxSize = 8;
+  let maxAbs = 1e6; // the server's bound on every number (GET /api/linear's max_abs)
   let defaults = null;
   let values = null; // {x: [[]], weight: [[]], bias: []} as typed (text)
   let sequence = 0;
@@ -77,7 +82,9 @@ export function createSandbox(root, api) {
     const bad = [];
     const read = (name, path, text) => {
       const v = parseNumber(String(text));
-      if (v === null) bad.push(`${name}${path.map((p) => `[${p}]`).join("")} ${whyNot(text)}`);
+      const where = `${name}${path.map((p) => `[${p}]`).join("")}`;
+      if (v === null) bad.push(`${where} ${whyNot(text, maxAbs)}`);
+      else if (Math.abs(v) > maxAbs) bad.push(`${where} is ${String(text).trim()}, outside the sandbox's range: write ${allowed(maxAbs)}`);
       return v;
     };
     const payload = {
@@ -174,6 +181,7 @@ export function createSandbox(root, api) {
       const answer = await api.defaults();
       if (!answer.ok) { showError(answer.body.error); return; }
       maxSize = answer.body.max_size;
+      maxAbs = answer.body.max_abs;
       for (const input of Object.values(sizes)) input.max = String(maxSize);
       defaults = answer.body.defaults;
       setNote();
