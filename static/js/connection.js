@@ -1,6 +1,7 @@
 // Transport only: one Socket.IO connection, requests answered by acknowledgement.
 import { io } from "/vendor/socket.io.esm.min.js";
 import { controlToken } from "./lib/access.js";
+import { SHARED, runInAddress, viewerSecret } from "./lib/viewer.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -12,9 +13,14 @@ export function connect({ onStatus }) {
   // Websocket first: the server runs simple-websocket, long-polling is only a fallback.
   // auth: the control token from the page URL, for viewers on other machines (lib/access.js);
   // no live views and no evaluation/runs broadcasts until the views in sight ask for them
-  // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows.
+  // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows. viewer: who this
+  // browser is (its own runs stay its own); run: the run the address names, read at every
+  // (re)connection, so a page that reconnects comes back to the run it was on.
   const socket = io({ transports: ["websocket", "polling"],
-    auth: { token: controlToken(), streams: [], broadcasts: [] } });
+    auth: (give) => {
+      const run = runInAddress();
+      give({ token: controlToken(), streams: [], broadcasts: [], viewer: viewerSecret(), ...(run === SHARED ? {} : { run }) });
+    } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));
