@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from server import create_app
@@ -40,7 +41,8 @@ def teacher(live_server):
     client.disconnect()
 
 
-def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_its_owners(browser, live_server, teacher):
+def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_its_owners(browser, live_server, teacher,
+                                                                                       tmp_path):
     with own_page(browser, viewport={"width": 1440, "height": 900}) as first, own_page(browser) as second:
         mine = PlaygroundPage(first).open(live_server)
         other = PlaygroundPage(second).open(live_server)
@@ -125,6 +127,17 @@ def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_it
         mine.by_id("train-pause").click()
         mine.wait_for_status("paused")
         assert run_status(live_server, key) == "paused"
+
+        # Its weights, downloaded by its link and uploaded again: into its own run (its viewer
+        # secret goes with the upload), never the shared run.
+        saved = tmp_path / "mine.pt"
+        saved.write_bytes(requests.get(live_server.url + mine.by_id("download-checkpoint").get_attribute("href"),
+                                       timeout=30).content)
+        upload = mine.by_id("upload-checkpoint")
+        upload.scroll_into_view_if_needed()
+        upload.set_input_files(str(saved))
+        expect(mine.by_id("checkpoint-status")).to_contain_text("your run restarted from them", timeout=TIMEOUT_MS)
+        wait_for(lambda: mine.step() == 0, timeout=30, what="its own run restarted from the weights")
         assert live_server.session.trainer.global_step == shared_step
 
 
