@@ -43,7 +43,8 @@ def teacher(live_server):
 
 def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_its_owners(browser, live_server, teacher,
                                                                                        tmp_path):
-    with own_page(browser, viewport={"width": 1440, "height": 900}) as first, own_page(browser) as second:
+    screen = {"viewport": {"width": 1440, "height": 900}}
+    with own_page(browser, **screen) as first, own_page(browser, **screen) as second:
         mine = PlaygroundPage(first).open(live_server)
         other = PlaygroundPage(second).open(live_server)
         other.wait_for_owner("shared")
@@ -83,6 +84,7 @@ def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_it
             expect(other.by_id(control)).to_be_disabled()
         expect(other.by_id("read-only-reason")).to_contain_text("Only its owner can train this run")
         expect(other.by_id("run-badge")).to_have_text("watching someone's run")
+        other.screenshot("private-runs/watching-1440.png")
         expect(other.by_id("private-run")).to_be_visible()
         # It sees the run move (the owner's steps), and its keys send nothing: Space would pause.
         seen = other.step()
@@ -149,6 +151,7 @@ def test_someones_run_on_a_phone_and_a_dead_link_told_in_words(browser, live_ser
         watcher.wait_for_owner("someone")
         expect(watcher.by_id("train-start")).to_be_disabled()
         watcher.screenshot("private-runs/watching-390.png")
+        watcher.screenshot("private-runs/watching-390-controls.png", locator=phone.locator("#network-panel"))
         assert watcher.serious_axe_violations(by_id("run-bar"), ".topbar") == []
         PlaygroundPage(first).screenshot("private-runs/owner-1440.png")
 
