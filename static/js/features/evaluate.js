@@ -7,6 +7,7 @@ import { createRunsView } from "./evaluate/runs.js";
 import { createCheckpointView } from "./evaluate/checkpoints.js";
 import { latestOnly } from "../lib/latest.js";
 import { runPath } from "../lib/viewer.js";
+import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
 
 export default function init(context) {
   const { store, connection, ask, notify, notice, visibility, $ } = context;
@@ -31,7 +32,8 @@ export default function init(context) {
       if (answer.ok) { samplesOffset = answer.offset; dataset.renderSamples(answer.samples); }
     },
   });
-  const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }) });
+  const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }),
+    pageRun: () => store.get().run, readOnlyReason: READ_ONLY_REASON });
   const checkpoints = createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notice,
     uploadPath: () => runPath("/api/checkpoint", store.get().run.key) });
 
@@ -110,7 +112,10 @@ export default function init(context) {
   let last = { run: null, status: null };
   store.subscribe((state, patch) => {
     if ("runs" in patch && state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs));
-    if ("run" in patch) followRun(state.run);
+    if ("run" in patch) {
+      followRun(state.run);
+      if (state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs)); // Restore acts on the page's run
+    }
     if (!("server" in patch) || !state.server) return;
     const { status, step } = state.server;
     const run = `${state.run.key}/${state.server.run_id}`;
