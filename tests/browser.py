@@ -87,6 +87,53 @@ class PlaygroundPage:
         import json
         return json.loads(self.by_id("probabilities").get_attribute("data-values"))
 
+    # ---- whose run the page shows (features/whose-run.js) --------------------------------------
+    OWNER_WORDS = {"shared": "The shared run", "you": "Your own run", "someone": "Someone's run (watching, read-only)"}
+
+    def step(self) -> int:
+        """The step the page shows ("step 12 / 80" -> 12)."""
+        return int(re.match(r"step (\d+)", self.text("step-count")).group(1))
+
+    def run_key(self) -> str | None:
+        """The private run the address names (?run=<key>), None on the shared run."""
+        return self.page.evaluate("() => new URL(location.href).searchParams.get('run')")
+
+    def wait_for_owner(self, owner: str):
+        """Until the run bar says whose run this is: "shared", "you" or "someone"."""
+        self.page.wait_for_function(
+            "([selector, words]) => document.querySelector(selector).textContent === words",
+            arg=[by_id("run-owner"), self.OWNER_WORDS[owner]], timeout=TIMEOUT_MS)
+
+    def train_my_own_copy(self) -> str:
+        """Press "Train my own copy" and wait until the page is on its own run; its key."""
+        self.by_id("private-run").click()
+        self.wait_for_owner("you")
+        self.page.wait_for_function("() => new URL(location.href).searchParams.has('run')", timeout=TIMEOUT_MS)
+        return self.run_key()
+
+    def back_to_shared_run(self):
+        self.by_id("shared-run").click()
+        self.wait_for_owner("shared")
+        return self
+
+    def reload(self):
+        """Reload the page (the same browser context: the same viewer secret) and wait as open() does."""
+        self.page.reload(timeout=TIMEOUT_MS)
+        self.page.wait_for_selector(f'{by_id("connection")}[data-state="connected"]', timeout=TIMEOUT_MS)
+        self.page.wait_for_function(
+            f"() => document.querySelector('{by_id('step-count')}').textContent.includes('/')", timeout=TIMEOUT_MS)
+        return self
+
+    def serious_axe_violations(self, *selectors: str) -> list[dict]:
+        """axe-core's (from npm) serious and critical findings in these parts of the page (all of it
+        when none are named)."""
+        self.page.evaluate((REPO / "node_modules" / "axe-core" / "axe.min.js").read_text())
+        violations = self.page.evaluate("""async (include) => (await axe.run(include.length ? { include } : document))
+            .violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                                    nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ')) }))""",
+                                        [[selector] for selector in selectors])
+        return [v for v in violations if v["impact"] in ("serious", "critical")]
+
     def screenshot(self, name: str, *, locator=None, full_page: bool = False) -> Path:
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / name

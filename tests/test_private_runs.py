@@ -125,3 +125,22 @@ def test_the_page_follows_its_run_back_to_the_shared_run(viewers):
     teacher.call("train:step", {"batches": 1}, timeout=10)
     wait_for(lambda: any(s["step"] == 1 for s in alice.received["state"][n:]), what="the shared run's news again")
     assert alice.call("run:watch", {"run": key}, timeout=10)["owner"] == "you"
+
+
+def test_a_run_put_away_moves_its_watchers_back_to_the_shared_run(viewers, live_server):
+    alice = viewers(ALICE)
+    key = alice.call("run:create", {}, timeout=30)["run"]
+    assert alice.call("train:step", {"batches": 2}, timeout=10)["ok"]
+    bob = viewers({**BOB, "run": key})
+    wait_for(lambda: bob.received["run"], what="bob watches alice's run")
+    n = len(bob.received["state"])
+    live_server.playground.engine.host_of(key).handle.engine.runs[key].last_seen = float("-inf")  # her owner gone
+    for client in (alice, bob):
+        wait_for(lambda client=client: client.received["run:closed"], what="the watchers are told")
+        closed = client.received["run:closed"][0]
+        assert closed["run"] == key and "gone for 10 minutes" in closed["reason"] and isinstance(closed["record"], int)
+    wait_for(lambda: bob.received["state"][n:], what="the shared run's state for bob")
+    # He is on the shared run now: its news and its answers.
+    assert bob.call("predict", BLANK, timeout=10)["step"] == 0
+    assert bob.call("train:step", {"batches": 1}, timeout=10)["ok"]
+    wait_for(lambda: any(s["step"] == 1 for s in bob.received["state"][n:]), what="the shared run's news for bob")

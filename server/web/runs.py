@@ -268,12 +268,15 @@ def init_app(app, playground) -> None:
         # Every web process hears the engine's word: each tells its own viewers.
         socketio.emit("run:closed", {"run": key, "reason": reason, "record": record}, to=run_room(key),
                       ignore_queue=True)
-        for sid in viewers.watching(key):
-            switch(sid, SHARED)
-            try:
-                socketio.emit("state", playground.request("state")["state"], to=sid, ignore_queue=True)
-            except UserError:
-                pass
+        # The engine's messages are handled outside any request: moving viewers between rooms
+        # (flask_socketio.join_room/leave_room, here and in the on_switch hooks) needs the app.
+        with app.app_context():
+            for sid in viewers.watching(key):
+                switch(sid, SHARED)
+                try:
+                    socketio.emit("state", playground.request("state")["state"], to=sid, ignore_queue=True)
+                except UserError:
+                    pass
 
     playground.subscribe("run:closed", lambda message: run_ended(
         message["run"], message["payload"]["reason"], message["payload"].get("record")))

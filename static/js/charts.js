@@ -55,13 +55,15 @@ function overlayTraces(run, key) {
   ];
 }
 
+const runOf = (server, run) => `${run}/${server.run_id}`;
+
 export function createCurves({ panel, lossElement, accuracyElement, visibility }) {
   const charts = [
     { element: lossElement, key: "loss", title: "Loss (cross-entropy) by epoch", yTitle: "loss" },
     { element: accuracyElement, key: "accuracy", title: "Accuracy by epoch", yTitle: "accuracy" },
   ];
   let wanted = null; // {server, overlays}: what should be on screen
-  let drawn = null; // {runId, history, epochs, overlays}: what is
+  let drawn = null; // {run, history, epochs, overlays}: what is
   let timer = null;
   let marker = null; // the replay's epoch, or null
 
@@ -81,8 +83,8 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
   }
 
   // Only what arrived since the last draw, when it is a pure extension of it.
-  function extension({ server, overlays }) {
-    if (!drawn || drawn.runId !== server.run_id || drawn.overlays !== overlays) return null;
+  function extension({ server, overlays, run }) {
+    if (!drawn || drawn.run !== runOf(server, run) || drawn.overlays !== overlays) return null;
     const { history, epochs } = server;
     const n = drawn.history.length;
     const m = drawn.epochs.length;
@@ -114,7 +116,7 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
     } else {
       await redrawAll(job);
     }
-    drawn = { runId: job.server.run_id, history: job.server.history, epochs: job.server.epochs, overlays: job.overlays };
+    drawn = { run: runOf(job.server, job.run), history: job.server.history, epochs: job.server.epochs, overlays: job.overlays };
   });
 
   function schedule(now) {
@@ -133,9 +135,10 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
       for (const chart of charts) chart.element.dataset.marker = marker == null ? "" : String(marker);
     },
     // The state to show: new points are drawn in batches, anything else at once.
-    show(server, overlays) {
+    // run: the key of the run it belongs to (runs number their resets alike: "shared/2", "p-…/2").
+    show(server, overlays, run = "shared") {
       if (!server) return;
-      wanted = { server, overlays };
+      wanted = { server, overlays, run };
       schedule(!extension(wanted));
     },
   };

@@ -1,6 +1,7 @@
 // Transport only: one Socket.IO connection, requests answered by acknowledgement.
 import { controlToken } from "./lib/access.js";
 import { manager } from "./socket-early.js";
+import { SHARED, runInAddress, viewerSecret } from "./lib/viewer.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -12,8 +13,14 @@ export function connect({ onStatus }) {
   // The transport is already open or opening (socket-early.js); the session starts now.
   // auth: the control token from the page URL, for viewers on other machines (lib/access.js);
   // no live views and no evaluation/runs broadcasts until the views in sight ask for them
-  // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows.
-  const socket = manager.socket("/", { auth: { token: controlToken(), streams: [], broadcasts: [] } });
+  // (inside:subscribe, broadcasts:subscribe): a page gets only what it shows. viewer: who this
+  // browser is (its own runs stay its own); run: the run the address names, read at every
+  // (re)connection, so a page that reconnects comes back to the run it was on.
+  const socket = manager.socket("/", {
+    auth: (give) => {
+      const run = runInAddress();
+      give({ token: controlToken(), streams: [], broadcasts: [], viewer: viewerSecret(), ...(run === SHARED ? {} : { run }) });
+    } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));

@@ -5,6 +5,8 @@
 import {
   SETUP_FIELDS, describeDifferences, hasSetupKeys, readLink, sameSetup, setupOf, writeSetupToUrl,
 } from "./urlstate.js";
+import { SHARED, addressWithRun } from "./lib/viewer.js";
+import { READ_ONLY_REASON } from "./features/whose-run/run-bar.js";
 
 export const SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, null]; // steps/s; null = full speed
 
@@ -57,12 +59,20 @@ export function createControls(root, { store, request, ask, notice }) {
   const copyLink = form.querySelector("[data-testid=copy-link]");
   const setupError = form.querySelector("[data-testid=setup-error]");
   const statusWord = root.querySelector("[data-testid=status]");
+  const setupInputs = [...form.elements].filter((field) => field.name);
+  for (const button of Object.values(buttons)) button.dataset.title = button.title; // the key hints, for after read-only
+  // The address keeps the setup (and the run's ?run=); the setup link to send is the setup only.
+  const setupLink = (config) => addressWithRun(SHARED, writeSetupToUrl(config));
 
   // A setup link that was opened and is not settled yet: {config} or {error}. While it is
   // pending the form shows the link's setup, not the server's, and the address keeps the link.
   let link = null;
 
   const send = ask;
+  // Someone else's run, watched through its link: nothing here may control it (the server
+  // refuses too; the page does not even ask).
+  const readOnly = () => store.get().run.owner === "someone";
+  const thisRun = () => (store.get().run.key === SHARED ? "the shared run" : "this run");
 
   // A reset, then where the old run went: the Runs list keeps it with its last weights.
   async function resetRun(payload) {
@@ -175,7 +185,7 @@ export function createControls(root, { store, request, ask, notice }) {
     const server = store.get().server;
     if (server) {
       fillForm(server.config);
-      shareLink.value = writeSetupToUrl(server.config);
+      shareLink.value = setupLink(server.config);
     }
   }
 
@@ -190,7 +200,7 @@ export function createControls(root, { store, request, ask, notice }) {
     if (!link || !server || link.applying || !(link.config || link.error)) return;
     if (link.error) {
       // The refused link leaves the address at once: reloading or sharing it would only fail again.
-      shareLink.value = writeSetupToUrl(server.config);
+      shareLink.value = setupLink(server.config);
       showBanner(`This link's setup cannot be used: ${link.error}. Nothing was changed; the address now holds the running setup.`,
         { canApply: false });
       dismissLink.textContent = "OK";
@@ -262,6 +272,7 @@ export function createControls(root, { store, request, ask, notice }) {
     if (![" ", "s", "r"].includes(key)) return;
     if (key === " ") event.preventDefault();
     if (!server || connection !== "connected") { notify("Not connected to the server: the keys work again once the badge says connected.", "connection"); return; }
+    if (readOnly()) { notify(`The keys do nothing here: ${READ_ONLY_REASON}`, "info"); return; }
     if (key === " ") {
       if (server.status === "running") actions.pause();
       else if (server.status === "done") {
@@ -272,7 +283,7 @@ export function createControls(root, { store, request, ask, notice }) {
       const losesSomething = server.step > 0 || Boolean(server.weights_origin);
       if (losesSomething && performance.now() > resetArmedUntil) {
         resetArmedUntil = performance.now() + CONFIRM_MS;
-        notice.show("Press R again to reset the shared run: new weights, the curves start over "
+        notice.show(`Press R again to reset ${thisRun()}: new weights, the curves start over `
           + "(this run stays in Runs with its weights).", "info", { seconds: CONFIRM_MS / 1000 });
         return;
       }
@@ -292,13 +303,19 @@ export function createControls(root, { store, request, ask, notice }) {
     },
     render(server) {
       const { status } = server;
+      const watching = readOnly();
       statusWord.title = "";
-      form.querySelector("[data-testid=apply-setup]").disabled = false;
-      buttons.start.disabled = status === "running";
+      form.querySelector("[data-testid=apply-setup]").disabled = watching;
+      const queued = server.queue_position != null; // started already: waiting in line for a place
+      buttons.start.disabled = watching || queued || status === "running";
       buttons.start.textContent = status === "paused" ? "▶ Resume" : status === "done" ? "▶ New run" : "▶ Start";
-      buttons.pause.disabled = status !== "running";
-      buttons.step.disabled = status === "done";
-      buttons.reset.disabled = false;
+      buttons.pause.disabled = watching || status !== "running";
+      buttons.step.disabled = watching || status === "done";
+      buttons.reset.disabled = watching;
+      for (const button of Object.values(buttons)) button.title = watching ? READ_ONLY_REASON : button.dataset.title;
+      if (queued && !watching) buttons.start.title = "Started: it trains as soon as a place is free";
+      speed.disabled = watching;
+      form.dataset.readOnly = String(watching);
       renderBadges(server.live_fields || []);
       if (document.activeElement !== speed) {
         speed.value = String(speedIndex(server.config.steps_per_second));
@@ -309,8 +326,12 @@ export function createControls(root, { store, request, ask, notice }) {
         checkLink(server);
       } else {
         fillForm(server.config);
-        shareLink.value = writeSetupToUrl(server.config);
+        shareLink.value = setupLink(server.config);
       }
+      // After fillForm (which enables the layer rows it shows): the setup of someone's run is
+      // shown, not offered.
+      if (watching) for (const field of setupInputs) field.disabled = true;
+      else for (const field of setupInputs) if (!field.closest(".layer-size")) field.disabled = false;
     },
   };
 }

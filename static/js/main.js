@@ -22,14 +22,15 @@ import initAccess from "./features/access.js";
 import initLesson from "./features/lesson.js";
 import initReplay from "./features/replay.js";
 import initBenchmarks from "./features/benchmarks.js";
+import initWhoseRun, { runFromAddress } from "./features/whose-run.js";
 
-// Feature modules ("look inside", explainer, evaluation, access, the replay, the benchmarks, the
-// lesson and its class polls); each gets the page context.
-const FEATURES = [initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson];
+// Feature modules (whose run, "look inside", explainer, evaluation, access, the replay, the
+// benchmarks, the lesson and its class polls); each gets the page context.
+const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson];
 
 function main() {
-  const store = createStore({ connection: "connecting", server: null, answer: null, runs: null, overlays: [],
-    replay: null, poll: null });
+  const store = createStore({ connection: "connecting", server: null, run: runFromAddress(), answer: null, runs: null,
+    overlays: [], replay: null, poll: null });
   const notice = createNotice($("notice"));
   const notify = (text, kind = "info") => notice.show(text, kind);
   const visibility = createVisibility();
@@ -95,7 +96,8 @@ function main() {
 
   function renderProgress(server) {
     const { config } = server;
-    $("status").textContent = server.status;
+    // A private run waiting for a free place to train says so (features/whose-run.js says where in line).
+    $("status").textContent = server.queue_position != null ? "waiting" : server.status;
     $("epoch").textContent = server.status === "done" || server.status === "idle"
       ? `epoch ${server.epoch} / ${config.epochs}` : `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
     $("step-count").textContent = `step ${server.step} / ${server.total_steps}`;
@@ -139,25 +141,34 @@ function main() {
 
   let serverNotice = null; // the server's notice on show (why the run paused, say)
   let rendered = {}; // what the controls and the network line were last drawn from
+  let runShown = store.get().run.key; // the run the drawing was last predicted on
   store.subscribe((state, patch) => {
+    if ("run" in patch) {
+      if (state.server && state.connection === "connected") controls.render(state.server); // read-only or not
+      if (state.run.key !== runShown) {
+        runShown = state.run.key;
+        canvas.resend(); // another run's network: what it says about the drawing
+      }
+    }
     if ("server" in patch && state.server) {
       const server = state.server;
       renderProgress(server);
       // Metrics (10 a second) change only the progress and the curves: the controls and the
       // network line are drawn again when the state itself changes.
       if (server.config !== rendered.config || server.status !== rendered.status || server.notice !== rendered.notice
-          || server.weights_origin !== rendered.weights_origin) {
+          || server.weights_origin !== rendered.weights_origin || server.queue_position !== rendered.queue_position) {
         if (state.connection === "connected") controls.render(server);
         renderNetwork(server);
-        rendered = { config: server.config, status: server.status, notice: server.notice, weights_origin: server.weights_origin };
+        rendered = { config: server.config, status: server.status, notice: server.notice, weights_origin: server.weights_origin,
+          queue_position: server.queue_position };
       }
-      curves.show(server, state.overlays);
+      curves.show(server, state.overlays, state.run.key);
       // The server's notice stays while it stands and goes with it (a Reset clears it).
       if (server.notice && server.notice !== serverNotice) notify(server.notice, "error");
       else if (!server.notice && serverNotice) notice.clear(serverNotice);
       serverNotice = server.notice;
     }
-    if ("overlays" in patch && state.server) curves.show(state.server, state.overlays);
+    if ("overlays" in patch && state.server) curves.show(state.server, state.overlays, state.run.key);
     if ("answer" in patch || "replay" in patch) {
       // While replaying, the drawing is answered by the replayed step's weights.
       visibility.whenVisible(drawPanel, () => {

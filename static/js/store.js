@@ -2,8 +2,10 @@
 // the state goes through set() (a new object for every changed key, never a change in place),
 // so every subscriber hears of every change.
 //   connection: "connecting" | "connected" | "disconnected"
-//   server:     the latest state of the shared run (the `state` broadcast, kept up to date by
-//               `metrics` and `epoch`); null until the first one
+//   server:     the latest state of the run the page is on (the `state` broadcast, kept up to
+//               date by `metrics` and `epoch`); null until the first one
+//   run:        the run the page is on: {key: "shared" | "p-...", owner: "shared" | "you" |
+//               "someone" | null (not told yet), control} (features/whose-run.js)
 //   answer:     the latest predict answer (null when the canvas is empty)
 //   runs:       the runs list ({runs, live_run}); null until it arrives
 //   overlays:   recorded runs drawn over the learning curves: [{id, label, color, history, epochs}]

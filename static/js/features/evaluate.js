@@ -6,6 +6,8 @@ import { createDatasetView } from "./evaluate/dataset.js";
 import { createRunsView } from "./evaluate/runs.js";
 import { createCheckpointView } from "./evaluate/checkpoints.js";
 import { latestOnly } from "../lib/latest.js";
+import { runPath } from "../lib/viewer.js";
+import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
 
 export default function init(context) {
   const { store, connection, ask, notify, notice, visibility, $ } = context;
@@ -30,8 +32,10 @@ export default function init(context) {
       if (answer.ok) { samplesOffset = answer.offset; dataset.renderSamples(answer.samples); }
     },
   });
-  const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }) });
-  createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notice });
+  const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }),
+    pageRun: () => store.get().run, readOnlyReason: READ_ONLY_REASON });
+  const checkpoints = createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notice,
+    uploadPath: () => runPath("/api/checkpoint", store.get().run.key) });
 
   // Views off screen are not redrawn (an epoch can end every second or two): the latest
   // data waits, and is drawn when the view scrolls into sight.
@@ -55,8 +59,9 @@ export default function init(context) {
   }
   // One evaluate:get at a time; a request meanwhile asks once more after it.
   const refreshEvaluation = latestOnly(async () => {
+    const run = store.get().run.key;
     const answer = await ask("evaluate:get");
-    if (answer.ok) showEvaluation(answer.evaluation);
+    if (answer.ok && store.get().run.key === run) showEvaluation(answer.evaluation); // else: a run left behind
   });
 
   connection.on("evaluation", showEvaluation);
@@ -93,16 +98,31 @@ export default function init(context) {
     if (data.ok) drawWhenSeen($("dataset"), () => dataset.render(data.dataset));
   });
 
-  // A new run, or a run that stopped somewhere else than the evaluation on screen: ask again.
+  // The checkpoint and export links, and the upload, are the page's run's (only its owner may
+  // upload into a private run: the viewer secret goes with it, lib/http.js).
+  function followRun({ key, owner }) {
+    $("download-checkpoint").href = runPath("/api/checkpoint", key);
+    $("export-python").href = runPath("/api/export.py", key);
+    checkpoints.setReadOnly(owner === "someone");
+  }
+  followRun(store.get().run);
+
+  // Another run (a switch, or a reset: runs number their resets alike, so the run's key and its
+  // number together), or a run that stopped somewhere else than the evaluation on screen: ask again.
   let last = { run: null, status: null };
   store.subscribe((state, patch) => {
     if ("runs" in patch && state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs));
+    if ("run" in patch) {
+      followRun(state.run);
+      if (state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs)); // Restore acts on the page's run
+    }
     if (!("server" in patch) || !state.server) return;
-    const { run_id: run, status, step } = state.server;
+    const { status, step } = state.server;
+    const run = `${state.run.key}/${state.server.run_id}`;
     const newRun = run !== last.run;
     const stopped = status !== last.status && status !== "running";
     last = { run, status };
-    if (newRun && shown && shown.run_id !== run) {
+    if (newRun && shown) {
       shown = null;
       drawWhenSeen(mistakesCard, () => {
         $("evaluation-when").textContent = "";

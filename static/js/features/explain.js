@@ -8,6 +8,8 @@ import { createSandbox } from "./explain/sandbox.js";
 import { createTrapView } from "./explain/trap-view.js";
 import { requestJSON } from "../lib/http.js";
 import { latestOnly } from "../lib/latest.js";
+import { runPath } from "../lib/viewer.js";
+import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
 
 const TRAP_REDRAW_MS = 1000;
 
@@ -90,13 +92,17 @@ export default function init(context) {
     }, trapChart.dataset.outputs == null ? 0 : TRAP_REDRAW_MS);
   }
 
-  // ---- the code and shapes follow the setup: fetched again whenever the config changes ------
+  // ---- the code and shapes follow the run and its setup: fetched again when either changes ----
   let shownConfig = null;
   async function loadCode(config) {
-    const key = JSON.stringify(config);
+    // Not before the server has said which run the page is on (a dead link's run has no code).
+    if (store.get().run.owner == null) return;
+    const run = store.get().run.key;
+    const key = `${run} ${JSON.stringify(config)}`;
     if (key === shownConfig) return;
     shownConfig = key;
-    const answer = await requestJSON("GET", "/api/explain/code");
+    $("code-download").href = runPath("/api/code.py", run);
+    const answer = await requestJSON("GET", runPath("/api/explain/code", run));
     if (!answer.ok) { notify(answer.body.error, "error"); shownConfig = null; return; }
     codeView.render(answer.body.lines);
     shapesView.render(answer.body.shapes);
@@ -108,7 +114,16 @@ export default function init(context) {
 
   let architecture = null;
   let config = null;
+  let run = store.get().run;
   store.subscribe((state, patch) => {
+    if ("run" in patch) trapView.setReadOnly(state.run.owner === "someone", READ_ONLY_REASON);
+    if ("run" in patch && (state.run.key !== run.key || run.owner == null)) {
+      const moved = state.run.key !== run.key;
+      run = state.run;
+      config = null; // the code and shapes of the run's setup, once its state is here
+      if (moved) explainDrawing(); // the drawing through the new run's weights
+      if (state.server && !("server" in patch)) patch = { ...patch, server: state.server }; // its state is here
+    }
     if ("server" in patch && state.server) {
       const server = state.server;
       drawTrap();

@@ -181,8 +181,12 @@ export default function init({ store, connection, request, visibility, $ }) {
   }
   for (const [stream, { event, chain }] of Object.entries(STREAMS)) {
     if (!chain) { connection.on(event, (frame, ack) => arrived(stream, frame, ack)); continue; }
-    let apply = chain();
-    connection.on("connect", () => { apply = chain(); }); // a new connection starts with a key frame
+    // One chain per stream for the page's life, its frames applied strictly in arrival order. A
+    // new connection, or another run (run:create, run:watch), starts with a key frame, which
+    // starts the chain over: the server sends it as the switch happens, often before the answer,
+    // so the chain is not reset by the answer (that dropped the new run's key frame, or let the
+    // old run's frames still inflating be drawn over it).
+    const apply = chain();
     connection.on(event, async (frame, ack) => {
       const whole = await apply(frame); // every frame of a chain, in order
       if (whole) arrived(stream, whole, ack);
@@ -213,8 +217,13 @@ export default function init({ store, connection, request, visibility, $ }) {
   // this page shows.
   connection.on("connect", () => { subscribed = null; updateSubscription(); });
 
+  let runShown = store.get().run.key;
   store.subscribe((state, patch) => {
     if ("replay" in patch) { if (state.replay) showReplay(state.replay.frame); else showLive(); }
+    if ("run" in patch && state.run.key !== runShown) {
+      runShown = state.run.key;
+      if (inspectorOpen()) refreshNeuron(); // the neuron of the run on screen now
+    }
     if ("answer" in patch) {
       histogram.setAnswer(state.answer);
       renderHistogram();

@@ -50,3 +50,10 @@ export function describeDataset(dataset, device) {
   const fallback = dataset.fallback_reason ? ` (full MNIST unavailable: ${dataset.fallback_reason})` : "";
   return `Data: ${dataset.name}: ${dataset.source}; ${splits}${fallback}. Training on ${device}.`;
 }
+
+// 1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd".
+export function ordinal(n) {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+  return `${thousands(n)}${suffix}`;
+}

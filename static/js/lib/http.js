@@ -1,7 +1,9 @@
-// HTTP for the page: JSON requests and uploads, each with the control token (lib/access.js),
-// so no control endpoint can forget it. Resolves with {ok, status, body}; a refusal's body
+// HTTP for the page: JSON requests and uploads, each with the control token (lib/access.js)
+// and the viewer secret (lib/viewer.js: the owner of a private run may upload into it), so no
+// control endpoint can forget them. Resolves with {ok, status, body}; a refusal's body
 // carries {error} in words.
 import { controlHeaders } from "./access.js";
+import { viewerHeaders } from "./viewer.js";
 
 async function answer(response) {
   let body;
@@ -10,7 +12,7 @@ async function answer(response) {
 }
 
 export async function requestJSON(method, url, payload) {
-  const headers = { Accept: "application/json", ...controlHeaders() };
+  const headers = { Accept: "application/json", ...controlHeaders(), ...viewerHeaders() };
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(url, {
     method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
@@ -20,7 +22,7 @@ export async function requestJSON(method, url, payload) {
 export async function upload(url, file) {
   const response = await fetch(url, {
     method: "POST", body: file,
-    headers: { "Content-Type": "application/octet-stream", Accept: "application/json", ...controlHeaders() },
+    headers: { "Content-Type": "application/octet-stream", Accept: "application/json", ...controlHeaders(), ...viewerHeaders() },
   });
   return answer(response);
 }

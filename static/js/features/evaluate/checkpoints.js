@@ -1,10 +1,11 @@
 // Keep the weights: upload a .pt back (downloads and the Python export are plain links). The
-// upload goes through lib/http.js, which carries the control token like every HTTP request.
+// upload goes through lib/http.js, which carries the control token and the viewer secret like
+// every HTTP request, to the run the page is on (uploadPath).
 import { upload } from "../../lib/http.js";
 
 export const MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024; // the server's limit too
 
-export function createCheckpointView({ fileInput, statusElement, notice }) {
+export function createCheckpointView({ fileInput, statusElement, notice, uploadPath = () => "/api/checkpoint" }) {
   function say(text, kind) {
     statusElement.textContent = text;
     statusElement.dataset.kind = kind;
@@ -27,7 +28,7 @@ export function createCheckpointView({ fileInput, statusElement, notice }) {
     }
     say(`Uploading ${file.name}…`, "info");
     try {
-      const answer = await upload("/api/checkpoint", file);
+      const answer = await upload(uploadPath(), file);
       if (answer.ok) {
         say(`${file.name}: ${answer.body.message}`, "ok");
         loadedNotice = `Loaded ${file.name}: ${answer.body.message}`;
@@ -39,4 +40,12 @@ export function createCheckpointView({ fileInput, statusElement, notice }) {
       failed(`Uploading ${file.name} failed: ${err.message}`);
     }
   });
+
+  return {
+    // Someone else's run: its weights can be downloaded, not replaced.
+    setReadOnly(readOnly) {
+      fileInput.disabled = readOnly;
+      fileInput.title = readOnly ? "Only this run's owner can load weights into it" : "";
+    },
+  };
 }

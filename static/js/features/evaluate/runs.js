@@ -10,7 +10,10 @@ const STATUS_WORDS = {
   interrupted: "interrupted (server stopped)", idle: "idle",
 };
 
-export function createRunsView({ listElement, ask, notify, onOverlays }) {
+// pageRun(): the run the page is on ({key, owner}): Restore restarts that one, and is off on
+// someone else's run (readOnlyReason says why).
+export function createRunsView({ listElement, ask, notify, onOverlays, pageRun = () => ({ key: "shared", owner: "shared" }),
+  readOnlyReason = "" }) {
   let runs = [];
   let liveRun = null;
   const overlaid = new Map(); // run id -> colour
@@ -96,10 +99,15 @@ export function createRunsView({ listElement, ask, notify, onOverlays }) {
 
     const actions = element("div", { className: "run-actions" });
     if (run.checkpoint_step != null) {
-      actions.append(button("Restore", `run-restore-${run.id}`, async () => {
+      const { owner } = pageRun();
+      const restore = button("Restore", `run-restore-${run.id}`, async () => {
         const answer = await ask("runs:restore", { id: run.id });
         if (answer.ok) notify(answer.message, "info");
-      }, `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`),
+      }, owner === "someone" ? readOnlyReason : owner === "you"
+        ? `Restart your own run from this run's weights at step ${run.checkpoint_step} and its setup`
+        : `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`);
+      restore.disabled = owner === "someone";
+      actions.append(restore,
       element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: "Download .pt",
         title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` }));
     }

@@ -18,6 +18,13 @@ export function createTrapView(root, { onSwitch }) {
   }
 
   return {
+    // Someone else's run: the buttons would reset it, so they are off, saying why.
+    setReadOnly(readOnly, reason) {
+      for (const button of root.querySelectorAll("[data-output]")) {
+        button.disabled = readOnly;
+        button.title = readOnly ? reason : "";
+      }
+    },
     setFloor(value) {
       $("trap-floor").textContent = fixed(value, 3);
       $("trap-best-probability").textContent = `e / (e + 9) = ${fixed(Math.E / (Math.E + 9), 3)}`;
