@@ -193,12 +193,12 @@ def test_the_shared_run_is_taken_over_when_its_engine_dies_and_redis_may_restart
         other = second if holder is first else first
         killed_at = time.monotonic()
         holder.kill()
-        wait_for(lambda: any(line for line in other.lines if "holds the shared run now" in line), timeout=20,
+        wait_for(lambda: any("has the shared run's lease" in line for line in other.lines), timeout=20,
                  what="the other engine takes the shared run over")
         took = time.monotonic() - killed_at
-        assert took <= 15.0, took
+        assert took <= 15.0, took  # the lease: 10 s after its holder's last renewal, polled every 1.5 s
         wait_for(lambda: any("took it over" in (s.get("notice") or "") for s in page.received["state"]),
-                 timeout=15, what="the page is told and resyncs")
+                 timeout=30, what="the page is told and resyncs")
         state = page.received["state"][-1]
         assert state["step"] == 12 and state["status"] == "paused"
         assert any(e["status"] == "down" for e in page.received["engine"])

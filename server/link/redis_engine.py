@@ -91,9 +91,10 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
         return result
 
     def took_shared():
-        log.info("%s holds the shared run now", engine_id)
+        log.info("%s has the shared run's lease", engine_id)
         engine.hold_shared(restore=True, words=(
             f"The engine that trained the shared run stopped; engine {engine_id} took it over. "))
+        log.info("%s holds the shared run now", engine_id)
         endpoint.publish({"topic": "holder", "run": "shared", "payload": {"engine": engine_id}})
 
     def lost_shared(reason):
