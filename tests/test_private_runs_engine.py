@@ -152,3 +152,20 @@ def test_a_new_holder_carries_the_shared_run_on_from_its_last_record(make_engine
     assert state["step"] == 12 and state["status"] == "paused"
     assert "Carried on from its last record" in state["notice"]
     assert state_dict_bytes(second.part(SHARED).run.model) == weights
+
+
+def test_streams_watched_through_several_web_processes_add_up(make_engine):
+    now = [1000.0]
+    engine = make_engine(clock=lambda: now[0])
+    engine.command("views:watch", {"streams": ["weights-delta"], "watcher": "web-a"})
+    engine.command("views:watch", {"streams": [], "watcher": "web-b"})  # web b's viewers watch nothing
+    assert engine.part(SHARED).views.watched == {"weights-delta"}
+    engine.command("views:watch", {"streams": ["activations"], "watcher": "web-b"})
+    assert engine.part(SHARED).views.watched == {"weights-delta", "activations"}
+
+    # web a stops telling (it died): after a while its streams are no longer made
+    now[0] += engine_module.WATCHER_TTL_S - 10
+    engine.command("views:watch", {"streams": ["activations"], "watcher": "web-b"})
+    now[0] += 20
+    engine.housekeeping()
+    assert engine.part(SHARED).views.watched == {"activations"}

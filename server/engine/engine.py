@@ -54,6 +54,7 @@ PRIVATE_PREFIX = "p-"
 DEFAULT_MAX_RUNS = 10  # private runs training at once in one engine (docs/performance.md)
 RUNS_PER_PLACE = 3  # an engine holds at most this many private runs per training place
 RUNS_PER_OWNER = 3  # one viewer's private runs held at once
+WATCHER_TTL_S = 180.0  # a web process tells which streams it watches at least every minute
 OWNER_GONE_S = 600.0  # a private run whose owner is gone this long is paused, recorded, freed
 NOT_YOURS = ("this run is someone else's: you can watch it, not change it. Press \"Train my own copy\" "
              "for a run of your own")
@@ -197,6 +198,7 @@ class Engine:
         self.engine_id = engine_id
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
+        self._watchers: dict[str, dict] = {}  # run key -> web process -> (streams, last told)
         self.training_cores = training_cores  # the cores the training threads run on (None: any)
         self.device = torch.device(device)
         self.publish = publish
@@ -265,6 +267,7 @@ class Engine:
         self._announce_runs.poll()
         self._put_away_abandoned()
         self._fill_places()
+        self._forget_stale_watchers()
 
     def close(self) -> None:
         """Stop every run after its current step, record it up to there, free shared memory."""
@@ -401,9 +404,13 @@ class Engine:
         if SHARED in self.runs:
             return self.runs[SHARED]
         parts = self._add_run(SHARED, self.default_pace)
-        record = self.store.latest_of(SHARED) if restore else None
-        if record is not None and self.store.get(record, curves=False)["status"] == "done":
-            record = None  # a finished run is not carried on: a fresh one starts
+        try:
+            record = self.store.latest_of(SHARED) if restore else None
+            if record is not None and self.store.get(record, curves=False)["status"] == "done":
+                record = None  # a finished run is not carried on: a fresh one starts
+        except UserError as err:
+            log.warning("the shared run's last record cannot be read: %s", err)
+            record = None
         if record is not None:
             try:
                 saved = self.store.get(record)
@@ -488,9 +495,34 @@ class Engine:
 
     # live views
     def watch(self, args) -> dict:
-        streams = [s for s in args.get("streams", []) if s in STREAMS]
-        self.part(args.get("run", SHARED)).views.watch(streams)
+        """Which streams of a run a web process's viewers watch (`watcher`: that web process;
+        several may serve one run's viewers): frames are made for what any of them watches."""
+        key = args.get("run", SHARED)
+        parts = self.part(key)
+        streams = {s for s in args.get("streams", []) if s in STREAMS}
+        watchers = self._watchers.setdefault(key, {})
+        watchers[str(args.get("watcher", "local"))] = (streams, self.clock())
+        watched = self._watched(key)
+        parts.views.watch(sorted(watched))
         return {"streams": sorted(streams)}
+
+    def _watched(self, key: str) -> set:
+        now, watchers = self.clock(), self._watchers.get(key, {})
+        for watcher, (_, seen) in list(watchers.items()):
+            if now - seen > WATCHER_TTL_S:  # a web process that stopped telling: gone
+                del watchers[watcher]
+        return set().union(*(streams for streams, _ in watchers.values())) if watchers else set()
+
+    def _forget_stale_watchers(self) -> None:
+        for key in list(self._watchers):
+            parts = self.runs.get(key)
+            if parts is None:
+                self._watchers.pop(key, None)
+                continue
+            before = len(self._watchers[key])
+            watched = self._watched(key)
+            if len(self._watchers[key]) != before:
+                parts.views.watch(sorted(watched))
 
     def neuron(self, args) -> dict:
         pixels = pixels_array(args["pixels"]) if args.get("pixels") is not None else None
@@ -576,7 +608,8 @@ class Engine:
     def checkpoint(self, args) -> dict:
         parts = self.part(args.get("run", SHARED))
         model, weights = parts.replica.network()
-        return {"data": state_dict_bytes(model), "filename": checkpoint_name(parts.run.config, weights.step)}
+        return {"data": state_dict_bytes(model), "filename": checkpoint_name(parts.run.config, weights.step),
+                "step": weights.step}
 
     def load_checkpoint(self, args) -> dict:
         data = args["data"]

@@ -73,6 +73,7 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
         playground.engine = RedisEngines(settings.redis, on_message=playground.dispatch,
                                          on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
         playground.fanned_out = True  # broadcasts come through the message queue, not from here
+        playground.web_id = playground.engine.client.web_id
         playground.replica = ReplicaReader(tracked=False)  # its engine is not this process's child
         if settings.role == "all":  # this machine's engines too, on the same Redis
             playground.local_engines = start_redis_engines(settings, dataset)

@@ -41,6 +41,9 @@ class Playground:
     # callables(sid, old run key, new run key): a viewer moved to another run (web/runs.py)
     on_switch: list[Callable[[str, str, str], None]] = field(default_factory=list)
     on_disconnect: list[Callable[[str], None]] = field(default_factory=list)  # callables(sid)
+    on_presence: list[Callable[[], None]] = field(default_factory=list)  # every minute: tell the engines
+    on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    web_id: str = "local"  # this web process, as the engines know it (--redis: its id on Redis)
     # callables(run keys, words): an engine stopped, and these private runs with it
     on_runs_lost: list[Callable[[list, str], None]] = field(default_factory=list)
     viewers: Any = None  # which run each viewer watches, and who it is (web/runs.py Viewers)
@@ -97,6 +100,8 @@ class Playground:
             if self._stopped:
                 return
             self._stopped = True
+            for hook in list(self.on_shutdown):
+                hook()
             from .transport import disconnect_everyone
             try:
                 disconnect_everyone(self.socketio)

@@ -280,7 +280,7 @@ def init_app(app, playground) -> None:
 
     def watch_changed(run, streams):
         try:
-            playground.request("views:watch", {"run": run, "streams": sorted(streams)})
+            playground.request("views:watch", {"run": run, "streams": sorted(streams), "watcher": playground.web_id})
         except UserError as err:  # the engine is restarting: it is told again when it is back
             log.info("could not tell the engine which views of %s are watched: %s", run, err)
 
@@ -315,6 +315,14 @@ def init_app(app, playground) -> None:
             watch_changed("shared", shared.watched())
 
     playground.on_engine_status.append(on_engine_status)
+
+    def tell_watched():  # the engines forget a web process that stops telling (it died)
+        with lock:
+            runs = dict(deliveries)
+        for run, delivery in runs.items():
+            watch_changed(run, delivery.watched())
+
+    playground.on_presence.append(tell_watched)
     # A new viewer is subscribed to the streams it asked for when connecting (connect auth
     # {"streams": [...]}), or else to the first protocol's three, and sent their frames at once.
     def greet(sid):

@@ -234,7 +234,7 @@ def init_app(app, playground) -> None:
         if body.weights == "shared":
             copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
             args["weights"] = copy["data"]
-            args["origin"] = f"a copy of the shared run's weights at step {shared_state['step']}"
+            args["origin"] = f"a copy of the shared run's weights at step {copy.get('step', shared_state['step'])}"
         answer = playground.engine.create_run(args, timeout=COPY_TIMEOUT_S)
         switch(sid, answer["run"])
         return {"run": answer["run"], "state": answer["state"], "owner": "you", "control": True}
@@ -282,12 +282,19 @@ def init_app(app, playground) -> None:
         message["run"], message["payload"]["reason"], message["payload"].get("record")))
     playground.on_runs_lost.append(lambda runs, why: [run_ended(key, why) for key in runs])
 
+    stop = threading.Event()
+    playground.on_shutdown.append(stop.set)
+
     def tell_presence():
-        while not getattr(playground, "_stopped", False):
-            threading.Event().wait(PRESENCE_INTERVAL_S)
+        while not stop.wait(PRESENCE_INTERVAL_S):
             owners = sorted(viewers.owners())
             if owners:
                 playground.engine.everywhere("runs:present", {"owners": owners})
+            for hook in list(playground.on_presence):  # e.g. which streams are watched (inside.py)
+                try:
+                    hook()
+                except Exception:
+                    log.exception("telling the engines who is here failed")
 
     threading.Thread(target=tell_presence, name="runs-presence", daemon=True).start()
 
