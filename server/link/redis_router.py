@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 SHARED = "shared"
 WATCH_S = 0.5  # how often the shared run's holder is looked up
-READY_TIMEOUT_S = 60.0  # a web process waits this long at start for an engine to hold the shared run
+READY_TIMEOUT_S = 60.0
+REDIS_JUST_STARTED_S = 20  # a Redis up for less than this has just restarted (its keys are gone)  # a web process waits this long at start for an engine to hold the shared run
 
 
 class RedisEngines:
@@ -64,7 +65,7 @@ class RedisEngines:
     def _look(self) -> None:
         try:
             holder = self.client.engine_for(SHARED)
-            why = None if holder else "no training engine holds the shared run right now; one takes it over within 15 s"
+            why = None if holder else self._why_no_holder()
         except EngineUnavailable as err:
             holder, why = None, str(err)
         if holder is None:
@@ -74,6 +75,16 @@ class RedisEngines:
                 self.restarts += 1
             self.holder = holder
             self._set("up", None)
+
+    def _why_no_holder(self) -> str:
+        try:
+            restarted = self.client.redis.info("server").get("uptime_in_seconds", 10**9) < REDIS_JUST_STARTED_S
+        except Exception:
+            restarted = False
+        if restarted:
+            return ("Redis restarted (it is back, empty): the engines are registering again and the shared run's "
+                    "engine takes it back in a moment")
+        return "no training engine holds the shared run right now; one takes it over within 15 s"
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_S):
