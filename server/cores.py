@@ -7,6 +7,7 @@ is pinned. No torch, no web."""
 from __future__ import annotations
 
 import os
+import threading
 from typing import Optional
 
 
@@ -34,6 +35,23 @@ def pin_this_thread(cores) -> bool:
         return False
     try:
         os.sched_setaffinity(0, cores)  # 0: the calling thread, on Linux
+        return True
+    except OSError:
+        return False
+
+
+FULL_SPEED_NICENESS = 10  # a run at full speed yields the CPU to paced runs (it takes what is left)
+
+
+def yield_to_paced_runs(full_speed: bool) -> bool:
+    """Linux: a training thread at full speed runs at a lower priority (nice +10), so paced runs
+    keep their pace beside it and it gets what is left; back to normal when paced. Lowering a
+    thread's priority is always allowed; raising it back needs root (CAP_SYS_NICE): without it
+    the thread stays lowered until the run's thread ends, which is only slower when alone."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FULL_SPEED_NICENESS if full_speed else 0)
         return True
     except OSError:
         return False

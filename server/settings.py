@@ -33,7 +33,7 @@ class Settings(BaseModel):
     training_cores: Optional[list[int]] = None
     serving_cores: Optional[list[int]] = None
     # Engine processes on this machine: the first holds the shared run, the others private runs.
-    engines: int = Field(2, ge=1, le=64)
+    engines: int = Field(3, ge=1, le=64)
     # Private runs training at once in one engine; more wait in a queue (--max-runs).
     max_runs: int = Field(10, ge=1, le=1000)
     # Several machines (docs/deploy.md): the Redis every web and engine process shares, and what

@@ -170,8 +170,10 @@ def test_someones_run_on_a_phone_and_a_dead_link_told_in_words(browser, live_ser
 
 @pytest.fixture
 def one_place_server(small_dataset, tmp_path):
-    """A server that trains one private run at a time: a second one started waits in line."""
-    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "max_runs": 1}, dataset=small_dataset)
+    """A server that trains one private run at a time (one engine for private runs, one place in
+    it): a second one started waits in line."""
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "max_runs": 1,
+                      "engines": 2}, dataset=small_dataset)
     with LiveServer(app) as server:
         client = socketio_client(server.url)
         assert client.call("config:update", SLOW_LONG, timeout=10)["ok"]

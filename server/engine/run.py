@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..cores import pin_this_thread
+from ..cores import pin_this_thread, yield_to_paced_runs
 from ..errors import UserError
 from ..experiment import DEFAULT_PACE, LIVE_FIELDS, PACE_FIELD, ConfigError, TrainConfig, checked_pace, split_pace
 from .history import CurveHistory
@@ -360,6 +360,7 @@ class TrainingRun:
     def _loop(self) -> None:
         pin_this_thread(self.cores)
         next_step_at = self.clock()
+        yielding = False  # whether this thread runs at the lower priority of full speed
         while True:
             with self._wake:
                 while not self._closing and not self._wants_training():
@@ -369,6 +370,9 @@ class TrainingRun:
                     return
                 stepping = self.status == "paused"
                 pace = None if stepping else self.pace
+                if yielding != (pace is None):
+                    yielding = pace is None
+                    yield_to_paced_runs(yielding)
                 chunk_end = self.clock() + FULL_SPEED_CHUNK_S
                 try:
                     while True:
