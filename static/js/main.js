@@ -52,7 +52,9 @@ function main() {
 
   const curves = createCurves({ panel: document.getElementById("curves-panel"),
     lossElement: $("loss-chart"), accuracyElement: $("accuracy-chart"), visibility });
-  const drawPanel = document.getElementById("draw-panel");
+  // The prediction's views (digit, preview, bars) draw when their row is in sight (not the whole
+  // panel: the real digits below it can be in sight while the row is not).
+  const drawPanel = document.querySelector("#draw-panel .draw-row");
   const predictionViews = createPredictionViews({
     digitElement: $("prediction"), barsElement: $("probabilities"), previewCanvas: $("preview") });
   const controls = createControls(document, { store, request, ask, notice });

@@ -17,6 +17,13 @@ function keepingFocus(draw) {
   return result;
 }
 
+const MARGIN_PX = 150; // MARGIN, for the box check
+
+function nearWindow(element) {
+  const box = element.getBoundingClientRect();
+  return box.bottom > -MARGIN_PX && box.top < innerHeight + MARGIN_PX;
+}
+
 export function createVisibility() {
   const visible = new Set();
   const waiting = new Map(); // element -> the latest draw that waits for it
@@ -47,7 +54,9 @@ export function createVisibility() {
     },
     whenVisible(element, draw) {
       watch(element);
-      if (visible.has(element)) { waiting.delete(element); keepingFocus(draw); } else waiting.set(element, draw);
+      // The observer hears of a scroll a frame late: the element's box now decides too.
+      if (visible.has(element) && nearWindow(element)) { waiting.delete(element); keepingFocus(draw); }
+      else waiting.set(element, draw);
     },
   };
 }
