@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from server.experiment import TrainConfig
 from server.engine.codegen import code_payload, keras_code, model_code, model_code_lines
+from server.engine.exports import exported_weights
 from server.engine.model import build_network
 
 QUESTION_CLASS = """\
@@ -123,9 +124,11 @@ def test_each_line_says_which_views_it_makes():
 def test_keras_side_by_side_has_one_dense_per_linear():
     keras = keras_code(TrainConfig())
 
-    assert 'layers.Dense(256, activation="sigmoid"),  # self.hidden + F.sigmoid' in keras
-    assert 'layers.Dense(10, activation="softmax"),  # self.output + F.softmax' in keras
-    assert "keras.Input(shape=(784,))" in keras
+    assert 'layers.Dense(256, activation="sigmoid", name="hidden"),  # self.hidden, then F.sigmoid' in keras
+    assert ('layers.Dense(10, activation=None, name="output"),  # self.output: no activation, exactly '
+            'nn.Linear(256, 10)') in keras
+    assert 'layers.Softmax(name="softmax"),  # F.softmax(..., dim=1)' in keras
+    assert 'keras.Input(shape=(784,), name="x")' in keras
     assert keras_code(TrainConfig(hidden_sizes=[64, 32])).count("layers.Dense(") == 3
 
 
@@ -143,8 +146,10 @@ def test_code_py_serves_the_code_of_the_current_setup(client, sio_client):
     assert "x = F.relu(self.hidden(x))" in changed
 
 
-def test_the_code_view_payload_lines_are_the_code(client):
+def test_the_code_view_payload_lines_are_the_code(client, engine):
     payload = client.get("/api/explain/code").get_json()
 
     assert "\n".join(line["text"] for line in payload["lines"]) + "\n" == payload["code"]
-    assert payload == code_payload(TrainConfig())
+    live = exported_weights(engine.part().replica.reader.latest(), TrainConfig())  # the Keras code shows them
+    assert payload == code_payload(TrainConfig(), live)
+    assert payload["keras_step"] == 0

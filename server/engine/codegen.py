@@ -1,6 +1,7 @@
 """The network as code: the PyTorch source of the network on screen (line by line, each line
-with the page views it makes), the same network in Keras, the layers' shapes and counts, and the
-self-contained export file. Text made from the setup alone (server/experiment.py); no torch.
+with the page views it makes), the same network in Keras (server/engine/exports/keras_file.py),
+the layers' shapes and counts. Text made from the setup alone (server/experiment.py); no torch.
+The self-contained export file: server/engine/exports/script.py.
 
 For the default setup the class is the question's, verbatim.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from ..experiment import ACTIVATIONS, N_CLASSES, N_INPUTS, TrainConfig
+from ..experiment import ACTIVATIONS, N_CLASSES, TrainConfig
+from .exports import keras_file
 
 # F.sigmoid is the question's spelling: it still works (it calls Tensor.sigmoid) but the docs
 # deprecate it for torch.sigmoid.
@@ -34,7 +36,7 @@ def _linear_line(name: str, n_in: int, n_out: int) -> CodeLine:
         f"{n_out * n_in:,} + {n_out:,} parameters")
 
 
-def _logits_expression(config: TrainConfig) -> str:
+def logits_expression(config: TrainConfig) -> str:
     """forward() without its final softmax, as one expression on `model`."""
     expression = "x"
     code = ACTIVATIONS[config.activation].code
@@ -92,7 +94,7 @@ def model_code_lines(config: TrainConfig) -> list[CodeLine]:
             CodeLine("# How the playground trains it (output=\"logits\"): the loss takes the logits, not", training,
                      "the loss behind the learning curves"),
             CodeLine("# forward()'s probabilities, because F.cross_entropy applies log-softmax itself:", training),
-            CodeLine(f"#     loss = F.cross_entropy({_logits_expression(config)}, y)", training),
+            CodeLine(f"#     loss = F.cross_entropy({logits_expression(config)}, y)", training),
         ]
     else:
         lines += [
@@ -108,26 +110,20 @@ def model_code(config: TrainConfig) -> str:
     return "\n".join(line.text for line in model_code_lines(config)) + "\n"
 
 
-def keras_code(config: TrainConfig) -> str:
-    """The same network in Keras: Dense(n) is nn.Linear(·, n); activations written per layer."""
-    activation = ACTIVATIONS[config.activation]
-    names = config.architecture.hidden_names
-    lines = ["from tensorflow import keras", "from tensorflow.keras import layers", "",
-             "model = keras.Sequential([", f"    keras.Input(shape=({N_INPUTS},)),"]
-    for name, n_out in zip(names, config.hidden_sizes):
-        lines.append(f"    layers.Dense({n_out}, activation=\"{activation.keras}\"),  # self.{name} + {activation.code}")
-    lines.append(f"    layers.Dense({N_CLASSES}, activation=\"softmax\"),  # self.output + F.softmax")
-    lines.append("])")
-    return "\n".join(lines) + "\n"
+def keras_code(config: TrainConfig, live=None) -> str:
+    """The same network in Keras 3: the code that builds the `.keras` export (with `live`
+    weights, server/engine/exports.ExportedWeights, it shows them both ways)."""
+    return keras_file.keras_code(config.architecture, live)
 
 
-def code_payload(config: TrainConfig) -> dict:
-    """Everything the code view shows for `config`."""
+def code_payload(config: TrainConfig, live=None) -> dict:
+    """Everything the code view shows for `config` (the Keras code with the `live` weights)."""
     return {
         "config": config.model_dump(),
         "code": model_code(config),
         "lines": [asdict(line) for line in model_code_lines(config)],
-        "keras": keras_code(config),
+        "keras": keras_code(config, live),
+        "keras_step": live.step if live is not None else None,
         "shapes": layer_shapes(config),
         "double_softmax_floor": double_softmax_floor(N_CLASSES),
     }
@@ -151,54 +147,3 @@ def double_softmax_floor(n_classes: int = N_CLASSES) -> float:
     """The smallest loss CrossEntropyLoss can reach when fed probabilities (softmax twice):
     even a perfect one-hot answer becomes e / (e + n - 1) after the loss's own softmax."""
     return math.log(1 + (n_classes - 1) / math.e)
-
-
-def export_source(config: TrainConfig, *, filename: str = "model.pt") -> str:
-    """A self-contained Python file: the network class (the question's, with this setup's sizes
-    and activation; the same generator as the code view) and a loader for the checkpoint that
-    GET /api/checkpoint gives."""
-    sizes = config.architecture.sizes
-    architecture = " -> ".join([str(sizes[0])] + [f"{n} {config.activation}" for n in sizes[1:-1]] + ["10 softmax"])
-    trained_on = ("CrossEntropyLoss on the softmax output, as the question's forward() is written"
-                  if config.output == "softmax" else "CrossEntropyLoss on the logits (self.output(x))")
-    imports = "\n".join(IMPORT_LINES)
-    network_class = "\n".join(line.text for line in class_lines(config))
-    return f'''"""The network trained in the nn.Linear playground, as plain PyTorch.
-
-Network: {architecture}
-Trained with {config.optimizer} (lr {config.lr:g}, batch {config.batch_size}, seed {config.seed}); loss: {trained_on}.
-
-Input: x of shape (N, 784), floats 0..1 with 1 = ink, a 28x28 digit row by row (MNIST / 255).
-forward() returns the probabilities of the digits 0..9, shape (N, 10).
-
-Use it (the checkpoint is what the playground's "Download .pt" gives):
-    python nn_linear_playground.py {filename}     # loads it and predicts a blank image
-or in Python:
-    model = load("{filename}")
-    probabilities = model(x)
-"""
-import sys
-
-{imports}
-
-
-{network_class}
-
-
-def load(path="{filename}"):
-    """The network with the checkpoint's weights (weights_only: the file cannot run code)."""
-    model = Network()
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model.eval()
-    return model
-
-
-if __name__ == "__main__":
-    model = load(sys.argv[1] if len(sys.argv) > 1 else "{filename}")
-    n_parameters = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        probabilities = model(torch.zeros(1, 784))[0]
-    print(f"loaded {{n_parameters:,}} parameters")
-    print("a blank image looks most like", int(probabilities.argmax()),
-          "with probability", round(float(probabilities.max()), 3))
-'''

@@ -33,7 +33,8 @@ from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
 from .store import RunError, RunStore
-from . import codegen, explain
+from . import codegen, explain, exports
+from .exports import script
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS, DatasetBrowser, EvaluationTracker
 from .live_views import STREAMS, LiveViews
@@ -537,8 +538,13 @@ class Engine:
                 "run_id": weights.run_id, "step": weights.step}
 
     def code(self, args) -> dict:
-        config = self.part(args.get("run", SHARED)).run.config
-        return {"payload": codegen.code_payload(config), "source": codegen.model_code(config)}
+        parts = self.part(args.get("run", SHARED))
+        config = parts.run.config
+        try:  # the Keras code shows the live weights (not while a new setup is being built)
+            live = exports.exported_weights(parts.replica.reader.latest(), config)
+        except UserError:
+            live = None
+        return {"payload": codegen.code_payload(config, live), "source": codegen.model_code(config)}
 
     def linear(self, args) -> dict:
         if args.get("defaults"):
@@ -636,7 +642,18 @@ class Engine:
         return state
 
     def export(self, args) -> dict:
-        return {"source": codegen.export_source(self.part(args.get("run", SHARED)).run.config, filename="model.pt")}
+        return {"source": script.export_source(self.part(args.get("run", SHARED)).run.config)}
+
+    def export_file(self, args) -> dict:
+        """The run's network as another framework's file (exports/): ONNX, Keras."""
+        parts = self.part(args.get("run", SHARED))
+        config = parts.run.config
+        weights = exports.exported_weights(parts.replica.reader.latest(), config)
+        kind = str(args.get("format"))
+        data = exports.file_bytes(kind, weights, config)
+        suffix, mimetype = exports.FORMATS[kind]
+        return {"data": data, "mimetype": mimetype, "step": weights.step,
+                "filename": checkpoint_name(config, weights.step).removesuffix(".pt") + "." + suffix}
 
     def architecture(self, args) -> dict:
         return {"model": Architecture.of(self.part(args.get("run", SHARED)).run.config).summary()}
@@ -712,6 +729,7 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "checkpoint:get": Engine.checkpoint,
     "checkpoint:load": Engine.load_checkpoint,
     "export": Engine.export,
+    "export:file": Engine.export_file,
     "lesson:steps": Engine.lesson_steps,
     "lesson:reveal": Engine.lesson_reveal,
     "replay:frame": Engine.replay_frame,

@@ -1,12 +1,12 @@
 """Evaluate, compare and keep: the web side of evaluation, the dataset browser, runs,
-checkpoints and export. Events and requests become engine commands; the engine's `evaluation`
+checkpoints (the exports: web/exports.py). Events and requests become engine commands; the engine's `evaluation`
 and `runs` messages become broadcasts.
 
 Socket.IO (answered by acknowledgement, see docs/protocol.md):
   evaluate:get, evaluate:cell, dataset:get, dataset:samples,
   runs:list, runs:get, runs:rename, runs:delete, runs:restore
 Broadcasts: `evaluation` (each epoch end, and after a checkpoint is loaded), `runs` (the list
-changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint, GET /api/export.py.
+changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint.
 """
 from __future__ import annotations
 
@@ -188,11 +188,3 @@ def init_app(app: Flask, playground) -> None:
         answer = playground.request("checkpoint:load", run_args(data=data), timeout=CHECKPOINT_TIMEOUT_S)
         return jsonify({"ok": True, "run_id": answer["run_id"], "parameters": answer["parameters"],
                         "message": answer["message"]})
-
-    @app.get("/api/export.py")
-    def export_python():
-        source = playground.request("export", {"run": current_run()})["source"]
-        response = send_file(io.BytesIO(source.encode()), mimetype="text/x-python", as_attachment=True,
-                             download_name="nn_linear_playground.py", max_age=0)
-        response.headers["Cache-Control"] = "no-store"
-        return response
