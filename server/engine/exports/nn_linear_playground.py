@@ -208,7 +208,7 @@ def train(directory, *, epochs, out, train_on="train", mirrors=MIRRORS, device="
     download(directory, needed, mirrors)
     test = read_digits(directory, TEST_FILES)
     if train_on == "test":
-        train_set, validation, scored_on = test, None, "the digits it trains on"
+        train_set, validation, scored_on = test, None, "after the epoch, on the same digits"
         print("Training on the 10,000 test digits (t10k): a quick try; its scores are on digits it has seen.")
     else:
         images, labels = read_digits(directory, TRAIN_FILES)
@@ -246,7 +246,7 @@ def train(directory, *, epochs, out, train_on="train", mirrors=MIRRORS, device="
         line = f"epoch {epoch:>{len(str(epochs))}}/{epochs}: train loss {loss_sum / n:.4f}, accuracy {correct / n:.2%}"
         scored = validation if validation is not None else (images, labels)
         val_loss, val_accuracy = evaluate(model, *(t.to(device) for t in scored))
-        line += f"; {scored_on} loss {val_loss:.4f}, accuracy {val_accuracy:.2%} ({time.perf_counter() - started:.1f} s)"
+        line += f"; {scored_on}: loss {val_loss:.4f}, accuracy {val_accuracy:.2%} ({time.perf_counter() - started:.1f} s)"
         print(line, flush=True)
     if train_on != "test":
         test_loss, test_accuracy = evaluate(model, *(t.to(device) for t in test))
