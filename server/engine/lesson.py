@@ -389,6 +389,8 @@ def reveal_keras(context: LessonContext) -> dict:
             f"The same network in Keras has the line {line}",
             f"Keras calls the weight the kernel and stores it as ({N_INPUTS}, {n}): the transpose of PyTorch's "
             f"({n}, {N_INPUTS}). It works out in_features (784) from the first input.",
+            "The Keras code on the page builds the file “Download .keras” gives (Keep the weights): Keras 3 "
+            "loads it and gives this network's answers, checked by the playground's tests.",
         ],
     }
 

@@ -54,15 +54,15 @@ def keras_layers(architecture: Architecture) -> list[KerasLayer]:
     for layer in architecture.hidden_layers:
         if architecture.activation == "leaky_relu":
             found.append(KerasLayer("Dense", layer.name, {"units": layer.out_features},
-                                    f"self.{layer.name} (its activation is the next layer)", layer.name))
+                                    f"self.{layer.name} (activation: the next layer)", layer.name))
             found.append(KerasLayer("LeakyReLU", f"{layer.name}_leaky_relu", {"negative_slope": LEAKY_SLOPE},
-                                    f"{activation.code}, PyTorch's slope (Keras's \"leaky_relu\" uses 0.2)"))
+                                    f"{activation.code}: slope 0.01 (Keras's \"leaky_relu\": 0.2)"))
         else:
             found.append(KerasLayer("Dense", layer.name, {"units": layer.out_features, "activation": activation.keras},
                                     f"self.{layer.name}, then {activation.code}", layer.name))
     output = architecture.layers[-1]
     found.append(KerasLayer("Dense", "output", {"units": output.out_features, "activation": None},
-                            f"self.output: no activation, exactly nn.Linear({output.in_features}, "
+                            f"self.output: no activation, = nn.Linear({output.in_features}, "
                             f"{output.out_features})", "output"))
     found.append(KerasLayer("Softmax", "softmax", {}, "F.softmax(..., dim=1)"))
     return found
@@ -84,10 +84,10 @@ def keras_code(architecture: Architecture, live: Optional[ExportedWeights] = Non
     layers = keras_layers(architecture)
     linears = [layer.linear for layer in layers if layer.linear]
     lines = [
-        f'# The same network in Keras 3. This code builds the file "Download .keras" gives, from the',
-        f'# weights "Download .pt" gives (saved here as {CHECKPOINT}).',
+        '# The same network in Keras 3: this builds the file "Download .keras" gives',
+        f'# from {CHECKPOINT}, the weights "Download .pt" gives.',
         "import os",
-        'os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on PyTorch: no TensorFlow needed',
+        'os.environ.setdefault("KERAS_BACKEND", "torch")  # on PyTorch: no TensorFlow',
         "",
         "import keras",
         "import torch",
@@ -113,9 +113,9 @@ def keras_code(architecture: Architecture, live: Optional[ExportedWeights] = Non
         label = f"# At step {live.step:,}:"
         lines += [
             f"{label} {first.name}.weight[0, :{SAMPLE_SIZE}] = [{row}]  "
-            f"(W is {first.out_features} × {first.in_features}: row 0, neuron 0's weights)",
+            f"({first.out_features} × {first.in_features}: row 0)",
             f"#{' ' * (len(label) - 1)} {first.name} kernel[:{SAMPLE_SIZE}, 0] = [{row}]  "
-            f"(kernel is {first.in_features} × {first.out_features}: column 0)",
+            f"({first.in_features} × {first.out_features}: column 0)",
         ]
     lines.append(f'model.save("{FILENAME}")')
     return "\n".join(lines) + "\n"

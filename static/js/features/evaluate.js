@@ -1,5 +1,5 @@
 // Evaluate, compare and keep: confusion matrix and mistakes (refreshed each epoch), the dataset
-// browser, the runs list (overlaid on the curves), checkpoints and the Python export.
+// browser, the runs list (overlaid on the curves), checkpoints and the exports (Python, ONNX, Keras).
 import { createMatrixView, describeWhen } from "./evaluate/matrix.js";
 import { createMistakesView } from "./evaluate/mistakes.js";
 import { createDatasetView } from "./evaluate/dataset.js";
@@ -103,6 +103,8 @@ export default function init(context) {
   function followRun({ key, owner }) {
     $("download-checkpoint").href = runPath("/api/checkpoint", key);
     $("export-python").href = runPath("/api/export.py", key);
+    $("export-onnx").href = runPath("/api/export.onnx", key);
+    $("export-keras").href = runPath("/api/export.keras", key);
     checkpoints.setReadOnly(owner === "someone");
   }
   followRun(store.get().run);

@@ -12,6 +12,7 @@ import { runPath } from "../lib/viewer.js";
 import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
 
 const TRAP_REDRAW_MS = 1000;
+const KERAS_REFRESH_MS = 2000; // the Keras code's live weights, while it is in view and the run moves
 
 export default function init(context) {
   const { store, request, ask, notify, visibility, $ } = context;
@@ -109,7 +110,27 @@ export default function init(context) {
     floor = answer.body.double_softmax_floor;
     trapView.setFloor(floor);
     trapView.renderKeras(answer.body);
+    kerasStep = answer.body.keras_step;
     drawTrap();
+  }
+
+  // ---- Keras side by side: its comments show the live weights, so it follows the run while seen ----
+  const kerasBlock = $("keras-side-by-side");
+  let kerasStep = null;
+  let kerasTimer = null;
+  const refreshKeras = latestOnly(async () => {
+    const run = store.get().run.key;
+    const answer = await requestJSON("GET", runPath("/api/explain/code", run));
+    if (!answer.ok || store.get().run.key !== run) return; // a run left behind; the next step asks again
+    trapView.renderKeras(answer.body);
+    kerasStep = answer.body.keras_step;
+  });
+  function followKeras(step) {
+    if (step === kerasStep || kerasTimer) return;
+    kerasTimer = setTimeout(() => {
+      kerasTimer = null;
+      visibility.whenVisible(kerasBlock, refreshKeras);
+    }, KERAS_REFRESH_MS);
   }
 
   let architecture = null;
@@ -127,6 +148,7 @@ export default function init(context) {
     if ("server" in patch && state.server) {
       const server = state.server;
       drawTrap();
+      if (config && server.config === config) followKeras(server.step);
       if (server.config === config) return; // metrics: only the curve moved
       config = server.config;
       trapView.setCurrent(server.config.output);

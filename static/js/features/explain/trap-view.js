@@ -59,6 +59,7 @@ export function createTrapView(root, { onSwitch }) {
       const end = lines.findIndex((l, i) => i > start && l.trim() === "return x");
       $("keras-pytorch-code").textContent = lines.slice(start, end + 1).join("\n");
       $("keras-code").textContent = payload.keras;
+      $("keras-code").dataset.step = String(payload.keras_step ?? "");
     },
   };
 }
