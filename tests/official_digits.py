@@ -10,7 +10,7 @@ import pytest
 
 from server.engine.data import TEST_IMAGES, TEST_LABELS, read_idx
 from server.web.spine import predict_answer
-from tests.helpers import SHARED_MNIST
+from tests.helpers import SHARED_MNIST, wait_for
 
 # The setups every export is checked on: the question's network, and a deeper ReLU one.
 SETUPS = {
@@ -18,6 +18,17 @@ SETUPS = {
     "three-relu-layers": {"hidden_sizes": [128, 64, 32], "activation": "relu"},
 }
 TOLERANCE = 1e-5
+
+
+def trained(engine, setup: dict, steps: int, run: str = "shared"):
+    """The run reset to `setup` and trained `steps` mini-batches, standing still at them, its
+    replica (what predict and the downloads read) too, however busy the machine is."""
+    parts = engine.part(run)
+    parts.run.reset(setup)
+    parts.run.step(steps, wait_s=300)
+    wait_for(lambda: parts.run.step_count == steps and parts.replica.reader.latest().step == steps,
+             timeout=60, what=f"{steps} steps done and in the replica")
+    return parts.run
 
 
 @functools.cache

@@ -40,7 +40,8 @@ def test_every_export_downloads_from_its_button_with_a_line_saying_how_to_use_it
     teacher = socketio_client(live_server.url)
     try:
         assert teacher.call("train:step", {"batches": 4}, timeout=10)["ok"]
-        wait_for(lambda: live_server.session.trainer.global_step == 4, what="4 steps")
+        replica = live_server.engine.part().replica.reader  # what the downloads are made from
+        wait_for(lambda: live_server.session.trainer.global_step == 4 and replica.latest().step == 4, what="4 steps")
     finally:
         teacher.disconnect()
     playground = PlaygroundPage(page).open(live_server)

@@ -21,7 +21,7 @@ from server.engine.exports import ExportedWeights
 from server.engine.exports.keras_file import keras_bytes
 from server.engine.model import build_network
 from server.experiment import Architecture, TrainConfig
-from tests.official_digits import SETUPS, TOLERANCE, official_test_digits, predicted
+from tests.official_digits import SETUPS, TOLERANCE, official_test_digits, predicted, trained
 
 # Loads each .keras file given, runs it on x.npy, and writes what it found to found.json and
 # <file>.npz: the layers, the probabilities, the logits (the "output" layer's own output).
@@ -74,9 +74,8 @@ def download(client, url: str, suffix: str) -> bytes:
 @pytest.mark.slow
 @pytest.mark.parametrize("setup", SETUPS.values(), ids=SETUPS.keys())
 def test_keras_loads_the_export_and_the_pages_keras_code_builds_it_both_giving_predicts_outputs(
-        app, client, session, tmp_path, setup):
-    session.reset(setup)
-    session.step(30)  # trained weights, not the initial ones
+        engine, app, client, session, tmp_path, setup):
+    trained(engine, setup, 30)  # trained weights, not the initial ones
     data = download(client, "/api/export.keras", ".keras")
     assert sorted(zipfile.ZipFile(io.BytesIO(data)).namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
     (tmp_path / "export.keras").write_bytes(data)

@@ -4,7 +4,6 @@ official test digits; the graph PyTorch's own exporter makes of the same network
 refusals in words."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import torch
 from server.errors import UserError
 from server.engine.exports.onnx_file import IR_VERSION, OPSET
 from tests.official_digits import (SETUPS, TOLERANCE, official_test_digits, predicted,
-                                   predicted_by_socket)
+                                   predicted_by_socket, trained)
 
 
 def download_onnx(client, url="/api/export.onnx") -> bytes:
@@ -41,9 +40,9 @@ def dims(value_info) -> list:
 
 
 @pytest.mark.parametrize("setup", SETUPS.values(), ids=SETUPS.keys())
-def test_onnxruntime_gives_the_logits_predict_gives_on_the_official_test_digits(app, client, session, sio_client, setup):
-    session.reset(setup)
-    session.step(30)  # trained weights, not the initial ones
+def test_onnxruntime_gives_the_logits_predict_gives_on_the_official_test_digits(
+        engine, app, client, session, sio_client, setup):
+    trained(engine, setup, 30)  # trained weights, not the initial ones
     data = download_onnx(client)
 
     model = onnx.load_from_string(data)
@@ -70,9 +69,8 @@ def test_onnxruntime_gives_the_logits_predict_gives_on_the_official_test_digits(
     np.testing.assert_allclose(run_onnx(data, images[:1]), theirs[:1], rtol=0, atol=TOLERANCE)
 
 
-def test_the_file_says_what_it_is_and_holds_the_weights_under_their_state_dict_names(client, session):
-    session.reset({"hidden_sizes": [32, 16], "activation": "leaky_relu"})
-    session.step(3)
+def test_the_file_says_what_it_is_and_holds_the_weights_under_their_state_dict_names(engine, client, session):
+    trained(engine, {"hidden_sizes": [32, 16], "activation": "leaky_relu"}, 3)
     model = onnx.load_from_string(download_onnx(client))
 
     weights = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
@@ -89,11 +87,10 @@ def test_the_file_says_what_it_is_and_holds_the_weights_under_their_state_dict_n
     assert json.loads(props["setup"])["hidden_sizes"] == [32, 16] and props["step"] == "3"
 
 
-def test_the_graph_is_the_one_torch_onnx_export_makes_of_the_same_network(client, session, tmp_path):
+def test_the_graph_is_the_one_torch_onnx_export_makes_of_the_same_network(engine, client, session, tmp_path):
     """PyTorch's own exporter (torch 2.13's default, dynamo, with onnxscript), run on the question's
     kind of class holding the same weights: the same operators, the same numbers."""
-    session.reset({"hidden_sizes": [40, 20, 10], "activation": "tanh"})
-    session.step(5)
+    trained(engine, {"hidden_sizes": [40, 20, 10], "activation": "tanh"}, 5)
     (tmp_path / "ours.onnx").write_bytes(download_onnx(client))
     torch.save(session.trainer.model.state_dict(), tmp_path / "model.pt")
     # A process of its own: torch.export is not safe beside training threads (see onnx_file.py).

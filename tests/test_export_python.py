@@ -29,7 +29,7 @@ from server.engine.exports.script import TEMPLATE, export_source
 from server.engine.trainer import Trainer
 from server.experiment import ACTIVATIONS, MAX_HIDDEN_LAYERS, TrainConfig
 from tests.helpers import REPO, SHARED_MNIST
-from tests.official_digits import SETUPS, TOLERANCE, official_test_digits, predicted
+from tests.official_digits import SETUPS, TOLERANCE, official_test_digits, predicted, trained
 
 T10K = (data.TEST_IMAGES, data.TEST_LABELS)
 
@@ -70,12 +70,11 @@ EVERY_SETUP = [{"hidden_sizes": [40, 24, 16, 12][:depth], "activation": activati
 
 
 def test_the_code_view_of_every_setup_takes_the_runs_checkpoint_and_predicts_what_predict_says(
-        app, client, session, tmp_path):
+        engine, app, client, tmp_path):
     assert len(EVERY_SETUP) == 32  # 1-4 hidden layers, 4 activations, 2 outputs
     images = official_test_digits()[0][:500]
     for setup in EVERY_SETUP:
-        session.reset(setup)
-        session.step(3)
+        trained(engine, setup, 3)
         code = client.get("/api/code.py").get_data(as_text=True)
         checkpoint = tmp_path / "model.pt"
         checkpoint.write_bytes(client.get("/api/checkpoint").data)
@@ -96,9 +95,8 @@ def test_the_code_view_of_every_setup_takes_the_runs_checkpoint_and_predicts_wha
 @pytest.mark.slow
 @pytest.mark.parametrize("setup", SETUPS.values(), ids=SETUPS.keys())
 def test_the_export_in_a_python_with_only_torch_predicts_what_predict_says(
-        app, client, session, tmp_path, torch_only_python, setup):
-    session.reset(setup)
-    session.step(30)
+        engine, app, client, session, tmp_path, torch_only_python, setup):
+    trained(engine, setup, 30)
     (tmp_path / "nn_linear_playground.py").write_bytes(client.get("/api/export.py").data)
     (tmp_path / "model.pt").write_bytes(client.get("/api/checkpoint").data)
     images, _ = official_test_digits()
@@ -121,6 +119,33 @@ def test_the_export_in_a_python_with_only_torch_predicts_what_predict_says(
     done = run_python(torch_only_python, "nn_linear_playground.py", "model.pt", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"loaded {session.config.architecture.parameters:,} parameters" in done.stdout
+
+
+@pytest.mark.slow
+def test_every_setups_export_runs_in_a_python_with_only_torch_and_predicts_what_predict_says(
+        engine, app, client, tmp_path, torch_only_python):
+    images = official_test_digits()[0][:500]
+    torch.save(torch.from_numpy(images), tmp_path / "digits.pt")
+    expected = []
+    for number, setup in enumerate(EVERY_SETUP):
+        trained(engine, setup, 3)
+        (tmp_path / f"export{number}.py").write_bytes(client.get("/api/export.py").data)
+        (tmp_path / f"model{number}.pt").write_bytes(client.get("/api/checkpoint").data)
+        expected.append(predicted(app, images)[1])
+    script = ("import runpy, sys, torch\n"
+              "x = torch.load('digits.pt', weights_only=True)\n"
+              "out = []\n"
+              "for number in range(int(sys.argv[1])):\n"
+              "    model = runpy.run_path(f'export{number}.py')['load'](f'model{number}.pt')\n"
+              "    with torch.no_grad():\n"
+              "        out.append(model(x))\n"
+              "torch.save(out, 'out.pt')\n")
+
+    done = run_python(torch_only_python, "-c", script, str(len(EVERY_SETUP)), cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    for setup, theirs, ours in zip(EVERY_SETUP, torch.load(tmp_path / "out.pt", weights_only=True), expected):
+        np.testing.assert_allclose(theirs.numpy(), ours, rtol=0, atol=TOLERANCE, err_msg=str(setup))
 
 
 # A setup unlike the default in everything `train` takes from it.

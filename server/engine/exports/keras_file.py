@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ...experiment import ACTIVATIONS, N_INPUTS, Architecture, TrainConfig
+from ...experiment import ACTIVATIONS, N_INPUTS, Architecture
 from . import ExportedWeights, optional_import
 
 KERAS_FORMAT = "3.15.1"  # the Keras version whose files these are (tested with it)
