@@ -160,9 +160,12 @@ def stop_process_tree(process: subprocess.Popen, timeout: float = 20.0) -> None:
 
 @contextmanager
 def server_process(*, torch_threads: int | None = None, device: str = "cpu", floor: bool = False,
-                   extra_args=(), extra_env=None, log_path: Path | None = None):
+                   extra_args=(), extra_env=None, log_path: Path | None = None, repo: Path = REPO,
+                   host: str = "127.0.0.1", prefix=()):
     """The playground as `python -m server` (or, `floor=True`, bench/floor_server.py: the
-    transport alone) on a free port with a data directory of its own; yields a `Served`."""
+    transport alone) on a free port with a data directory of its own; yields a `Served`.
+    `repo`: the tree whose server runs (another revision's, bench/page.py --baseline); `host`
+    and `prefix` (a command it runs under, e.g. `ip netns exec NAME`): bench/classroom.py."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("HOST", None)
@@ -175,11 +178,13 @@ def server_process(*, torch_threads: int | None = None, device: str = "cpu", flo
     else:
         command = [PYTHON, "-m", "server", "--port", str(port), "--device", device, "--data-dir", data_dir,
                    *extra_args]
+        if host != "127.0.0.1":
+            command += ["--host", host, "--allow-remote"]
         if torch_threads:
             command += ["--torch-threads", str(torch_threads)]
     log = open(log_path or Path(data_dir) / "server.log", "w")
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([*prefix, *command], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{host}:{port}"
     try:
         wait_until_healthy(url, process)
         yield Served(url, process.pid, data_dir)
@@ -198,6 +203,40 @@ def server_process(*, torch_threads: int | None = None, device: str = "cpu", flo
             if not (DIGITS_CACHE / made.name).exists():
                 shutil.copy2(made, DIGITS_CACHE)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# npm packages an older revision named that today's node_modules has in another package: the
+# same files of the same version (plotly.js's dist bundles, before the page built its own).
+NODE_MODULE_STAND_INS = {
+    "plotly.js-cartesian-dist-min": {"plotly-cartesian.min.js": "plotly.js/dist/plotly-cartesian.min.js"},
+    "plotly.js-dist-min": {"plotly.min.js": "plotly.js/dist/plotly.min.js"},
+}
+
+
+@contextmanager
+def revision_tree(ref: str):
+    """The repository as it was at git revision `ref` (git archive), to run that revision's own
+    server beside today's (`server_process(repo=...)`): its code, templates and static files,
+    today's virtualenv and npm packages (its node_modules is a folder of links to today's, with
+    NODE_MODULE_STAND_INS for packages since replaced). Yields (path, short revision)."""
+    rev = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix=f"bench-{rev}-"))
+    try:
+        archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        node_modules = tree / "node_modules"
+        node_modules.mkdir()
+        for entry in (REPO / "node_modules").iterdir():
+            (node_modules / entry.name).symlink_to(entry)
+        for package, files in NODE_MODULE_STAND_INS.items():
+            if not (node_modules / package).exists():
+                (node_modules / package).mkdir()
+                for name, source in files.items():
+                    (node_modules / package / name).symlink_to(REPO / "node_modules" / source)
+        yield tree, rev
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 # ---- CPU and memory from /proc -------------------------------------------------------------------
