@@ -392,6 +392,7 @@ class LightViewer:
         self.pending: dict[int, tuple[threading.Event, list]] = {}
         self.next_id = 1000
         self.current_event = None
+        self.answer_waiting = None  # (attachments still to come, waiter, answer): a binary answer
         self.closed = False
         self.connected_event = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -425,6 +426,12 @@ class LightViewer:
                 return
             if isinstance(frame, bytes):  # an attachment of the last packet
                 self._add(self.current_event or "?", frame, False)
+                if self.answer_waiting:  # a binary answer is whole with its last attachment
+                    left, waiter, answer = self.answer_waiting
+                    self.answer_waiting = (left - 1, waiter, answer) if left > 1 else None
+                    if left == 1 and waiter:
+                        waiter[1].append(answer)
+                        waiter[0].set()
                 continue
             if frame == "2":
                 with self.send_lock:
@@ -433,9 +440,13 @@ class LightViewer:
             match = PACKET.match(frame)
             if not match:
                 continue
-            kind, _attachments, _namespace, ack_id, body = match.groups()
+            kind, attachments, _namespace, ack_id, body = match.groups()
             if kind == "0":
                 self.connected_event.set()
+            elif kind == "6" and ack_id:  # an answer with binary attachments (they follow)
+                self.current_event = "(answers)"
+                self._add("(answers)", frame, True)
+                self.answer_waiting = (int(attachments[:-1]), self.pending.pop(int(ack_id), None), json.loads(body)[0])
             elif kind == "3" and ack_id:  # the answer to one of our requests
                 self.current_event = "(answers)"
                 self._add("(answers)", frame, True)
