@@ -172,7 +172,7 @@ def light_page(url: str, plan: dict, started: float, result: dict) -> None:
             auth = dict(plan["auth"] or {})
             if "viewer" in auth:
                 auth["viewer"] = secrets.token_urlsafe(24)  # each page is a viewer of its own
-            viewer = LightViewer(url, auth=auth or None, keep_metrics=False)
+            viewer = LightViewer(url, auth=auth or None, keep_metrics=False, deflate=True)
             asked = [pool.submit(viewer.call, event, payload, 120) for event, payload in plan["socket_requests"]]
             with viewer.lock:
                 if not viewer.status_changed.wait_for(lambda: viewer.status is not None, 120):

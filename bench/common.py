@@ -361,6 +361,94 @@ class Viewer:
             self.client.disconnect()
 
 
+class DeflatingWebSocket:
+    """The few calls LightViewer makes of websocket-client's socket (recv, send, send_binary,
+    close, shutdown), over wsproto with permessage-deflate, which websocket-client lacks and a
+    browser always offers: frames cross the network compressed, as they do to a page."""
+
+    def __init__(self, url: str, origin: str):
+        from urllib.parse import urlsplit
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import Request
+        from wsproto.extensions import PerMessageDeflate
+
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        self.conn = WSConnection(ConnectionType.CLIENT)
+        self.lock = threading.Lock()
+        self.messages: list = []
+        self.parts: list = []
+        self.connected = False
+        self.closed = False
+        self.sock.sendall(self.conn.send(Request(
+            host=parts.netloc, target=f"{parts.path}?{parts.query}", extensions=[PerMessageDeflate()],
+            extra_headers=[(b"origin", origin.encode())])))
+        while not self.connected:
+            if self.closed:
+                raise ConnectionError(f"the websocket handshake with {url} failed")
+            self._pump()
+        self.sock.settimeout(None)
+
+    def _pump(self) -> None:
+        from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, RejectConnection
+
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+            raise ConnectionError("the websocket closed")
+        with self.lock:
+            self.conn.receive_data(data)
+            for event in self.conn.events():
+                if isinstance(event, AcceptConnection):
+                    self.connected = True
+                elif isinstance(event, RejectConnection):
+                    self.closed = True
+                elif isinstance(event, Message):
+                    self.parts.append(event.data)
+                    if event.message_finished:
+                        whole = "".join(self.parts) if isinstance(event.data, str) else b"".join(self.parts)
+                        self.messages.append(whole)
+                        self.parts = []
+                elif isinstance(event, Ping):
+                    self.sock.sendall(self.conn.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    self.closed = True
+
+    def recv(self):
+        while not self.messages:
+            if self.closed:
+                raise ConnectionError("the websocket closed")
+            self._pump()
+        return self.messages.pop(0)
+
+    def _send(self, event) -> None:
+        with self.lock:
+            self.sock.sendall(self.conn.send(event))
+
+    def send(self, text: str) -> None:
+        from wsproto.events import TextMessage
+        self._send(TextMessage(data=text))
+
+    def send_binary(self, data: bytes) -> None:
+        from wsproto.events import BytesMessage
+        self._send(BytesMessage(data=data))
+
+    def close(self, timeout: float = 1) -> None:
+        from wsproto.events import CloseConnection
+        try:
+            self._send(CloseConnection(code=1000))
+        except Exception:  # noqa: BLE001 - closing what may already be gone
+            pass
+
+    def shutdown(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
 PACKET = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
 
 
@@ -374,9 +462,12 @@ class LightViewer:
     sending them, on the same two cores."""
 
     def __init__(self, url: str, *, auth: Optional[dict] = None, count_deflated: bool = False,
-                 keep_metrics: bool = True):
+                 keep_metrics: bool = True, deflate: bool = False):
         ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True)
+        # deflate: permessage-deflate, as a browser's websocket negotiates it (what crosses the
+        # network then is what a page's socket takes: bench/classroom.py).
+        self.ws = (DeflatingWebSocket(ws_url, origin=url) if deflate else
+                   websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True))
         self.ws.recv()  # Engine.IO open
         self.send_lock = threading.Lock()
         self.lock = threading.Lock()
