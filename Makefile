@@ -53,12 +53,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # Debian's PostgreSQL 15 and Redis for the tests, which start their own servers on free ports in
-# temporary folders (the packages' own services are not used; in containers they do not start).
+# temporary folders (the packages' own services are not used; in containers they do not start);
+# nginx and HAProxy, which tests/test_deploy_proxies.py runs with docs/deploy.md's configurations.
 PG_BIN := /usr/lib/postgresql/15/bin
 services:
-	@{ test -x $(PG_BIN)/initdb && command -v redis-server >/dev/null 2>&1; } || { \
+	@{ test -x $(PG_BIN)/initdb && command -v redis-server >/dev/null 2>&1 && test -x /usr/sbin/nginx \
+	  && test -x /usr/sbin/haproxy; } || { \
 	  log=$$(mktemp) && { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq postgresql redis-server; } >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
+	  apt-get install -y -qq postgresql redis-server nginx haproxy; } >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache

@@ -4,50 +4,12 @@ one that takes no compression get the same bytes and the same working page, work
 from __future__ import annotations
 
 import hashlib
-import threading
 
 from playwright.sync_api import expect
 
-from tests.browser import STRAIGHT_STROKE, TIMEOUT_MS, PlaygroundPage, by_id
+from tests.browser import INTERACTIVE, STRAIGHT_STROKE, TIMEOUT_MS, PlaygroundPage, ServerLog, by_id, open_interactive
 
-# Connected, the run's state shown, the first chart drawn by Plotly (its axes are there).
-INTERACTIVE = f"""() => document.querySelector('{by_id("connection")}')?.dataset.state === "connected"
-  && document.querySelector('{by_id("step-count")}')?.textContent.includes("/")
-  && Boolean(document.querySelector('{by_id("loss-chart")} .main-svg .xtick'))"""
 RELOAD_REQUESTS = 6  # the most that may reach the server on a reload (issue 22)
-
-
-class ServerLog:
-    """Every request that reaches the server: path, status, the encoding it was answered in."""
-
-    def __init__(self, app):
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        inner = app.wsgi_app
-
-        def recording(environ, start_response):
-            entry = {"path": environ.get("PATH_INFO", ""), "status": None, "encoding": None,
-                     "accept": environ.get("HTTP_ACCEPT_ENCODING", "")}
-            with self.lock:
-                self.requests.append(entry)
-
-            def start(status, headers, *rest):
-                entry["status"] = int(status.split()[0])
-                entry["encoding"] = dict((k.lower(), v) for k, v in headers).get("content-encoding")
-                return start_response(status, headers, *rest)
-            return inner(environ, start)
-        app.wsgi_app = recording
-
-    def take(self) -> list[dict]:
-        with self.lock:
-            taken, self.requests = self.requests, []
-        return taken
-
-
-def open_interactive(page, url: str) -> None:
-    page.goto(url, timeout=TIMEOUT_MS)
-    page.wait_for_function(INTERACTIVE, polling="raf", timeout=TIMEOUT_MS)
-    page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)  # the explainer's data, the worker
 
 
 def test_a_reload_takes_every_asset_from_the_cache(browser, live_server):

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import brotli
-from flask import Flask, Response, abort, render_template, request, send_file
+from flask import Flask, Response, abort, render_template, request
 
 from . import bundle
 
@@ -149,11 +149,36 @@ class PageCopies:
         return tag, copies
 
 
-def send_copy(path: Path, copies: dict[str, Path], etag: str, cache_control: str) -> Response:
+class FileBytes:
+    """Files' bytes, read once (the built assets are a few MB in all) and answered from memory:
+    no file handle per request (a client that hangs up mid-answer leaves none open). A file
+    whose size or time changed is read again."""
+
+    def __init__(self, limit: int = 64 * 1024 * 1024):
+        self._bytes: dict[Path, tuple[tuple, bytes]] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def __call__(self, path: Path) -> bytes:
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        held = self._bytes.get(path)
+        if held is not None and held[0] == key:
+            return held[1]
+        data = path.read_bytes()
+        with self._lock:
+            if sum(len(d) for _, d in self._bytes.values()) + len(data) > self._limit:
+                self._bytes.clear()  # rebuilt many times (a developer at work): start again
+            self._bytes[path] = (key, data)
+        return data
+
+
+def send_copy(read: FileBytes, path: Path, copies: dict[str, Path], etag: str, cache_control: str) -> Response:
     encoding = choose_encoding(request.accept_encodings, [name for name, _ in ENCODINGS if name in copies])
-    response = send_file(copies[encoding] if encoding else path, mimetype=MIMETYPES.get(path.suffix),
-                         conditional=True, etag=f"{etag}-{encoding or 'identity'}")
-    return encoded(response, encoding, cache_control)
+    response = Response(read(copies[encoding] if encoding else path), mimetype=MIMETYPES.get(path.suffix))
+    response.set_etag(f"{etag}-{encoding or 'identity'}")
+    encoded(response, encoding, cache_control)
+    return response.make_conditional(request)
 
 
 def init_app(app: Flask, playground) -> None:
@@ -162,6 +187,7 @@ def init_app(app: Flask, playground) -> None:
     app.extensions["assets"] = assets
     app.add_template_global(assets.url, "asset")
     page_copies = PageCopies()
+    read = FileBytes()
     vendor_files = {
         # plotly.js as the page has it (bundle.py: the trace types the page draws)
         "plotly.min.js": lambda: assets.path_of("plotly.js"),
@@ -189,7 +215,7 @@ def init_app(app: Flask, playground) -> None:
         if found is None:
             abort(404)
         path, copies = found
-        return send_copy(path, copies, f"{folder}-{name}", ASSET_CACHE)
+        return send_copy(read, path, copies, f"{folder}-{name}", ASSET_CACHE)
 
     @app.get("/vendor/<name>")
     def vendor(name: str):
@@ -203,4 +229,5 @@ def init_app(app: Flask, playground) -> None:
                             f"the page's assets){': ' + assets.problem if assets.problem else ''}\n",
                             status=500, mimetype="text/plain")
         copies = {n: path.with_name(path.name + s) for n, s in ENCODINGS if path.with_name(path.name + s).is_file()}
-        return send_copy(path, copies, f"vendor-{name}-{path.stat().st_mtime_ns}", f"public, max-age={VENDOR_MAX_AGE_S}")
+        return send_copy(read, path, copies, f"vendor-{name}-{path.stat().st_mtime_ns}",
+                         f"public, max-age={VENDOR_MAX_AGE_S}")
