@@ -257,13 +257,23 @@ def build_lock(out: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build(groups: list[str] | None = None, *, root: Path = REPO_ROOT, out: Path = OUT,
+def build(groups: list[str] | None = None, *, force: bool = False, root: Path = REPO_ROOT, out: Path = OUT,
           node_modules: Path | None = None) -> dict:
-    """Build the stale groups (or those named), write the manifest, and return it."""
+    """Build the groups (default: all) that are stale (or all of them, `force`), write the
+    manifest, and return it. Another process may have built them meanwhile: looked at again
+    under the lock."""
     node_modules = node_modules or root / "node_modules"
+    try:
+        return _build(groups or [g.name for g in GROUPS], force, root, out, node_modules)
+    except OSError as err:  # a folder that cannot be written, a disk that is full
+        raise BuildError(f"the page's assets cannot be written to {out}: {err}") from None
+
+
+def _build(groups: list[str], force: bool, root: Path, out: Path, node_modules: Path) -> dict:
     with build_lock(out):
         manifest = read_manifest(out) or {"groups": {}}
-        todo = [name for name in (groups or stale_groups(manifest, root, out))]
+        stale = stale_groups(manifest, root, out)
+        todo = [name for name in groups if force or name in stale]
         for name in todo:
             group = next(g for g in GROUPS if g.name == name)
             started = time.monotonic()
@@ -290,7 +300,8 @@ def build(groups: list[str] | None = None, *, root: Path = REPO_ROOT, out: Path 
                 "dir": digest, "fingerprint": made_from, "entries": list(group.entries),
                 "files": sorted(p.name for p in final.iterdir()), "inputs": inputs,
                 "kept": kept[:KEEP_BUILDS - 1]}
-            log.info("built the page's %s assets in %.1f s: build/assets/%s", name, time.monotonic() - started, digest)
+            log.info("built the %s group of the page's assets in %.1f s: build/assets/%s", name,
+                     time.monotonic() - started, digest)
         if todo or not (out / MANIFEST).exists():
             staged = out / f".{MANIFEST}.{os.getpid()}"
             staged.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -304,7 +315,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        manifest = build([g.name for g in GROUPS] if args.force else None)
+        manifest = build(force=args.force)
     except BuildError as err:
         print(err, file=sys.stderr)
         return 1
