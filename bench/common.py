@@ -160,9 +160,12 @@ def stop_process_tree(process: subprocess.Popen, timeout: float = 20.0) -> None:
 
 @contextmanager
 def server_process(*, torch_threads: int | None = None, device: str = "cpu", floor: bool = False,
-                   extra_args=(), extra_env=None, log_path: Path | None = None):
+                   extra_args=(), extra_env=None, log_path: Path | None = None, repo: Path = REPO,
+                   host: str = "127.0.0.1", prefix=()):
     """The playground as `python -m server` (or, `floor=True`, bench/floor_server.py: the
-    transport alone) on a free port with a data directory of its own; yields a `Served`."""
+    transport alone) on a free port with a data directory of its own; yields a `Served`.
+    `repo`: the tree whose server runs (another revision's, bench/page.py --baseline); `host`
+    and `prefix` (a command it runs under, e.g. `ip netns exec NAME`): bench/classroom.py."""
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("HOST", None)
@@ -175,11 +178,13 @@ def server_process(*, torch_threads: int | None = None, device: str = "cpu", flo
     else:
         command = [PYTHON, "-m", "server", "--port", str(port), "--device", device, "--data-dir", data_dir,
                    *extra_args]
+        if host != "127.0.0.1":
+            command += ["--host", host, "--allow-remote"]
         if torch_threads:
             command += ["--torch-threads", str(torch_threads)]
     log = open(log_path or Path(data_dir) / "server.log", "w")
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([*prefix, *command], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{host}:{port}"
     try:
         wait_until_healthy(url, process)
         yield Served(url, process.pid, data_dir)
@@ -198,6 +203,40 @@ def server_process(*, torch_threads: int | None = None, device: str = "cpu", flo
             if not (DIGITS_CACHE / made.name).exists():
                 shutil.copy2(made, DIGITS_CACHE)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# npm packages an older revision named that today's node_modules has in another package: the
+# same files of the same version (plotly.js's dist bundles, before the page built its own).
+NODE_MODULE_STAND_INS = {
+    "plotly.js-cartesian-dist-min": {"plotly-cartesian.min.js": "plotly.js/dist/plotly-cartesian.min.js"},
+    "plotly.js-dist-min": {"plotly.min.js": "plotly.js/dist/plotly.min.js"},
+}
+
+
+@contextmanager
+def revision_tree(ref: str):
+    """The repository as it was at git revision `ref` (git archive), to run that revision's own
+    server beside today's (`server_process(repo=...)`): its code, templates and static files,
+    today's virtualenv and npm packages (its node_modules is a folder of links to today's, with
+    NODE_MODULE_STAND_INS for packages since replaced). Yields (path, short revision)."""
+    rev = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix=f"bench-{rev}-"))
+    try:
+        archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        node_modules = tree / "node_modules"
+        node_modules.mkdir()
+        for entry in (REPO / "node_modules").iterdir():
+            (node_modules / entry.name).symlink_to(entry)
+        for package, files in NODE_MODULE_STAND_INS.items():
+            if not (node_modules / package).exists():
+                (node_modules / package).mkdir()
+                for name, source in files.items():
+                    (node_modules / package / name).symlink_to(REPO / "node_modules" / source)
+        yield tree, rev
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 # ---- CPU and memory from /proc -------------------------------------------------------------------
@@ -322,6 +361,94 @@ class Viewer:
             self.client.disconnect()
 
 
+class DeflatingWebSocket:
+    """The few calls LightViewer makes of websocket-client's socket (recv, send, send_binary,
+    close, shutdown), over wsproto with permessage-deflate, which websocket-client lacks and a
+    browser always offers: frames cross the network compressed, as they do to a page."""
+
+    def __init__(self, url: str, origin: str):
+        from urllib.parse import urlsplit
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import Request
+        from wsproto.extensions import PerMessageDeflate
+
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        self.conn = WSConnection(ConnectionType.CLIENT)
+        self.lock = threading.Lock()
+        self.messages: list = []
+        self.parts: list = []
+        self.connected = False
+        self.closed = False
+        self.sock.sendall(self.conn.send(Request(
+            host=parts.netloc, target=f"{parts.path}?{parts.query}", extensions=[PerMessageDeflate()],
+            extra_headers=[(b"origin", origin.encode())])))
+        while not self.connected:
+            if self.closed:
+                raise ConnectionError(f"the websocket handshake with {url} failed")
+            self._pump()
+        self.sock.settimeout(None)
+
+    def _pump(self) -> None:
+        from wsproto.events import AcceptConnection, CloseConnection, Message, Ping, RejectConnection
+
+        data = self.sock.recv(65536)
+        if not data:
+            self.closed = True
+            raise ConnectionError("the websocket closed")
+        with self.lock:
+            self.conn.receive_data(data)
+            for event in self.conn.events():
+                if isinstance(event, AcceptConnection):
+                    self.connected = True
+                elif isinstance(event, RejectConnection):
+                    self.closed = True
+                elif isinstance(event, Message):
+                    self.parts.append(event.data)
+                    if event.message_finished:
+                        whole = "".join(self.parts) if isinstance(event.data, str) else b"".join(self.parts)
+                        self.messages.append(whole)
+                        self.parts = []
+                elif isinstance(event, Ping):
+                    self.sock.sendall(self.conn.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    self.closed = True
+
+    def recv(self):
+        while not self.messages:
+            if self.closed:
+                raise ConnectionError("the websocket closed")
+            self._pump()
+        return self.messages.pop(0)
+
+    def _send(self, event) -> None:
+        with self.lock:
+            self.sock.sendall(self.conn.send(event))
+
+    def send(self, text: str) -> None:
+        from wsproto.events import TextMessage
+        self._send(TextMessage(data=text))
+
+    def send_binary(self, data: bytes) -> None:
+        from wsproto.events import BytesMessage
+        self._send(BytesMessage(data=data))
+
+    def close(self, timeout: float = 1) -> None:
+        from wsproto.events import CloseConnection
+        try:
+            self._send(CloseConnection(code=1000))
+        except Exception:  # noqa: BLE001 - closing what may already be gone
+            pass
+
+    def shutdown(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
 PACKET = re.compile(r"^4([0-6])(\d+-)?(/[^,]*,)?(\d*)(.*)$", re.S)
 
 
@@ -335,9 +462,12 @@ class LightViewer:
     sending them, on the same two cores."""
 
     def __init__(self, url: str, *, auth: Optional[dict] = None, count_deflated: bool = False,
-                 keep_metrics: bool = True):
+                 keep_metrics: bool = True, deflate: bool = False):
         ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True)
+        # deflate: permessage-deflate, as a browser's websocket negotiates it (what crosses the
+        # network then is what a page's socket takes: bench/classroom.py).
+        self.ws = (DeflatingWebSocket(ws_url, origin=url) if deflate else
+                   websocket.create_connection(ws_url, timeout=30, origin=url, skip_utf8_validation=True))
         self.ws.recv()  # Engine.IO open
         self.send_lock = threading.Lock()
         self.lock = threading.Lock()
@@ -353,6 +483,7 @@ class LightViewer:
         self.pending: dict[int, tuple[threading.Event, list]] = {}
         self.next_id = 1000
         self.current_event = None
+        self.answer_waiting = None  # (attachments still to come, waiter, answer): a binary answer
         self.closed = False
         self.connected_event = threading.Event()
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -386,6 +517,12 @@ class LightViewer:
                 return
             if isinstance(frame, bytes):  # an attachment of the last packet
                 self._add(self.current_event or "?", frame, False)
+                if self.answer_waiting:  # a binary answer is whole with its last attachment
+                    left, waiter, answer = self.answer_waiting
+                    self.answer_waiting = (left - 1, waiter, answer) if left > 1 else None
+                    if left == 1 and waiter:
+                        waiter[1].append(answer)
+                        waiter[0].set()
                 continue
             if frame == "2":
                 with self.send_lock:
@@ -394,9 +531,13 @@ class LightViewer:
             match = PACKET.match(frame)
             if not match:
                 continue
-            kind, _attachments, _namespace, ack_id, body = match.groups()
+            kind, attachments, _namespace, ack_id, body = match.groups()
             if kind == "0":
                 self.connected_event.set()
+            elif kind == "6" and ack_id:  # an answer with binary attachments (they follow)
+                self.current_event = "(answers)"
+                self._add("(answers)", frame, True)
+                self.answer_waiting = (int(attachments[:-1]), self.pending.pop(int(ack_id), None), json.loads(body)[0])
             elif kind == "3" and ack_id:  # the answer to one of our requests
                 self.current_event = "(answers)"
                 self._add("(answers)", frame, True)

@@ -1,9 +1,17 @@
-"""The page in Chromium: load to the first interactive frame, the main thread while a run
-streams, drawing's frame rate, and the render time per frame of each live view.
+"""The page in Chromium: what a cold load and a reload cost on the network, the first interactive
+frame, the main thread while a run streams, drawing's frame rate, and the render time per frame
+of each live view.
 
-First interactive frame: the first animation frame at which the page is connected, has drawn the
-run's state (status, curves) and the drawing canvas takes input, in ms since navigation start,
-in a fresh browser context (cold cache). Measured on an idle server and joining a run under way.
+First interactive frame: the first animation frame at which the page is connected, shows the
+run's state (its step count "step 0 / N"), has drawn its first chart (Plotly's loss chart, axes
+drawn) and the drawing canvas takes input (its pointer handler attached, nothing over it), in ms
+since navigation start (the address typed), in a fresh browser context (cold cache), the server
+idle; also joining a run under way. A reload: the same context, the page reloaded.
+
+On the wire (Chromium's own accounting, CDP Network): the bytes each HTTP response took as they
+came (headers and body, compressed or not), the requests that reached the server (not answered
+from the browser's cache; a 304 reached it) and the websockets, from navigation until the page is
+interactive and the network has been quiet for half a second.
 
 Main thread (1440x900, the run at the default pace of 50 steps/s): busy share = Chromium's
 own main-thread task time (CDP Performance.getMetrics TaskDuration) over wall time; long tasks
@@ -21,23 +29,23 @@ read too. Frame pacing comes from requestAnimationFrame intervals and long tasks
     .venv/bin/python bench/page.py [--loads 5] [--seconds 10] [--main-seconds 20] [--baseline REF]
     .venv/bin/python bench/page.py --only-load --baseline REF --loads 9   (before/after, load only)
 
---baseline REF: the page (templates/ and static/) as at that git revision, answered through
-Playwright, against the same server, alternating load by load with today's page.
+--baseline REF: that git revision's own server (its code, page and assets; today's packages,
+bench/common.py revision_tree) beside today's, both idle, loaded alternately: cold loads and
+reloads, first interactive frame, bytes and requests, side by side in one run.
 """
 from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import Viewer, close_all, emit_json, machine_note, median, percentile, server_process, start_run  # noqa: E402
+from bench.common import (Viewer, close_all, emit_json, load_average, machine_note, median, percentile,  # noqa: E402
+                          revision_tree, server_process, start_run)
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 INSTRUMENT = """
@@ -86,12 +94,35 @@ INSTRUMENT = """
 })();
 """
 
+# The canvas takes input once its pointer handler is attached (static/js/canvas.js): noted by
+# wrapping addEventListener before any of the page's scripts runs.
+CANVAS_INPUT = """
+(() => {
+  const add = EventTarget.prototype.addEventListener;
+  EventTarget.prototype.addEventListener = function (type, ...rest) {
+    if (type === "pointerdown" && this instanceof HTMLCanvasElement && this.dataset.testid === "canvas") {
+      window.__canvasTakesInput = true;
+    }
+    return add.call(this, type, ...rest);
+  };
+})();
+"""
+
+# The first interactive frame (see the top of this file), checked in every animation frame.
 INTERACTIVE = """() => {
   const q = (id) => document.querySelector(`[data-testid="${id}"]`);
   const connected = q("connection")?.dataset.state === "connected";
-  const drawn = q("loss-chart")?.data && q("status")?.textContent;
+  const state = q("step-count")?.textContent.includes("/");
+  const chart = q("loss-chart")?.querySelector(".main-svg .xtick");
   const canvas = q("canvas");
-  return connected && drawn && canvas && canvas.getBoundingClientRect().width > 0 ? performance.now() : false;
+  let input = false;
+  if (canvas && window.__canvasTakesInput) {
+    const box = canvas.getBoundingClientRect();
+    const x = box.left + box.width / 2, y = box.top + box.height / 2;
+    const inWindow = x >= 0 && y >= 0 && x < innerWidth && y < innerHeight;
+    input = box.width > 0 && (!inWindow || document.elementFromPoint(x, y) === canvas);
+  }
+  return connected && state && chart && input ? performance.now() : false;
 }"""
 
 
@@ -125,89 +156,122 @@ PACING = """
 """
 
 
-PLOTLY_BUNDLES = {  # what /vendor/plotly.min.js is, in each compared load (same plotly.js version)
-    "cartesian bundle (served)": REPO / "node_modules" / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js",
-    "full bundle": REPO / "node_modules" / "plotly.js-dist-min" / "plotly.min.js",
+PLOTLY = REPO / "node_modules" / "plotly.js" / "dist"
+PLOTLY_BUNDLES = {  # what the page's Plotly is, in each compared load (plotly.js 4.1.1 both)
+    "Plotly built for the page (core, bar, heatmap)": None,  # the built file (server/web/bundle.py)
+    "plotly.js's cartesian bundle (the page's before)": PLOTLY / "plotly-cartesian.min.js",
 }
+PLOTLY_URL = re.compile(r".*/assets/[0-9a-f]+/plotly\.js$")
 
 
-class PageAt:
-    """The page (templates/index.html and static/) as it was at a git revision, or as it is in
-    the working tree (ref None), for `--baseline REF`: an older page and today's load side by
-    side against one server. Both go the same way: every request for the page or a static file
-    is still sent to the server (its work and timing are real), and its answer's body is replaced
-    by the revision's file. The server, its socket and /vendor/ stay today's."""
+class Wire:
+    """What one page's loads cost on the network, from Chromium's own accounting (CDP Network):
+    bytes received per HTTP response (headers and body, as they came), requests that reached
+    the server (not answered from the cache) and websockets (and the bytes of their frames)."""
 
-    # A document answered through Playwright has no address, so Chromium's local-network check
-    # would refuse its websocket to 127.0.0.1: a comparison's browser runs without that check,
-    # for both pages alike.
-    BROWSER_ARGS = ["--disable-features=LocalNetworkAccessChecks"]
+    def __init__(self, context, page):
+        self.cdp = context.new_cdp_session(page)
+        self.requests: dict[str, dict] = {}
+        self.websockets = 0
+        self.websocket_bytes = 0
+        self.cdp.on("Network.requestWillBeSent", self._sent)
+        self.cdp.on("Network.requestServedFromCache", lambda e: self._get(e).update(cached=True))
+        self.cdp.on("Network.responseReceived", self._response)
+        self.cdp.on("Network.loadingFinished", lambda e: self._get(e).update(bytes=e["encodedDataLength"]))
+        self.cdp.on("Network.webSocketCreated", self._websocket)
+        self.cdp.on("Network.webSocketFrameReceived",
+                    lambda e: setattr(self, "websocket_bytes", self.websocket_bytes + len(e["response"]["payloadData"])))
+        self.cdp.send("Network.enable")
+        self.cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
 
-    def __init__(self, ref: str | None):
-        self.ref = None if ref is None else subprocess.run(
-            ["git", "rev-parse", "--short", ref], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
-        self.label = "this page (the working tree)" if ref is None else f"the page at {self.ref}"
-        self.files: dict[str, bytes | None] = {}
-        import jinja2  # the template's only dynamic part is url_for('static', ...)
-        self.html = jinja2.Template(self._read("templates/index.html").decode()).render(
-            url_for=lambda _, filename: f"/static/{filename}").encode()
+    def _get(self, event) -> dict:
+        return self.requests.setdefault(event["requestId"], {"url": "", "cached": False, "bytes": 0, "status": None})
 
-    def _read(self, path: str) -> bytes | None:
-        if self.ref is None:
-            file = REPO / path
-            return file.read_bytes() if file.is_file() else None
-        shown = subprocess.run(["git", "show", f"{self.ref}:{path}"], cwd=REPO, capture_output=True)
-        return shown.stdout if shown.returncode == 0 else None
+    def _sent(self, event):
+        if event["request"]["url"].startswith("http"):
+            self._get(event).update(url=event["request"]["url"])
 
-    def answer(self, route):
-        path = urlparse(route.request.url).path
-        response = route.fetch()
-        if path == "/":
-            body = self.html
-        else:
-            if path not in self.files:
-                self.files[path] = self._read(path.lstrip("/"))
-            body = self.files[path]
-        if body is None:
-            route.fulfill(response=response)
-            return
-        headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "etag", "last-modified")}
-        route.fulfill(response=response, status=200, body=body, headers=headers)
+    def _response(self, event):
+        response = event["response"]
+        entry = self._get(event)
+        entry["status"] = response["status"]
+        if response.get("fromDiskCache") or response.get("fromPrefetchCache") or response.get("fromServiceWorker"):
+            entry["cached"] = True
 
-    def install(self, page) -> None:
-        page.route(re.compile(r"^[^?#]*://[^/]+/(static/[^?#]*)?([?#].*)?$"), self.answer)
+    def _websocket(self, event):
+        self.websockets += 1
+
+    def take(self, page) -> dict:
+        """What was received since the last take (and forget it). A worker's script is fetched
+        by the worker, whose answer the page's session does not see: the page's Resource
+        Timing says what it cost (transferSize 0: from the cache)."""
+        requests = [r for r in self.requests.values() if r["url"]]
+        for entry in requests:
+            if entry["status"] is None:
+                size = page.evaluate("(url) => performance.getEntriesByName(url).map((e) => e.transferSize)[0] ?? null",
+                                     entry["url"])
+                if size is not None:
+                    entry.update(cached=size == 0, bytes=size, status=200)
+        reached = [r for r in requests if not r["cached"]]
+        result = {"kb": sum(r["bytes"] for r in requests) / 1000, "requests": len(requests),
+                  "reached_server": len(reached) + self.websockets, "not_modified": sum(r["status"] == 304 for r in reached),
+                  "websockets": self.websockets, "websocket_kb": self.websocket_bytes / 1000,
+                  "urls": sorted(r["url"].split("?")[0].rsplit("/", 2)[-1] + ("" if not r["cached"] else " (cache)")
+                                 for r in requests)}
+        self.requests, self.websockets, self.websocket_bytes = {}, 0, 0
+        return result
 
 
-def first_interactive(browser, url: str, plotly_bundle: Path | None = None, page_at: PageAt | None = None) -> dict:
-    """One cold load. With `plotly_bundle`, /vendor/plotly.min.js is answered from that file
-    (through Playwright, for every compared bundle alike); with `page_at`, the page itself is
-    the one of that revision."""
+def until_interactive(page, errors) -> dict:
+    """Wait for the first interactive frame, then for the network to be quiet: the times."""
+    at = page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000).json_value()
+    navigation = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
+                               " return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; }")
+    page.wait_for_load_state("networkidle", timeout=60_000)
+    if errors:
+        raise RuntimeError(f"the page reported errors: {errors}")
+    return {"first_interactive_ms": at, "dom_content_loaded_ms": navigation["dcl"], "load_ms": navigation["load"]}
+
+
+def first_interactive(browser, url: str, plotly_bundle: Path | None = None, *, reload: bool = False) -> dict:
+    """One cold load (a fresh context), and with `reload` the same page reloaded. With
+    `plotly_bundle`, the page's Plotly is answered from that file (through Playwright, which
+    turns the cache off: timing only)."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(CANVAS_INPUT)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     if plotly_bundle is not None:
         body = plotly_bundle.read_bytes()
-        page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(
-            status=200, body=body, headers={"Content-Type": "text/javascript", "Cache-Control": "max-age=3600"}))
-    if page_at is not None:
-        page_at.install(page)
+        page.route(PLOTLY_URL, lambda route: route.fulfill(status=200, body=body, headers={
+            "Content-Type": "text/javascript", "Cache-Control": "public, max-age=31536000, immutable"}))
+    wire = Wire(context, page)
     try:
         page.goto(url, wait_until="commit")
-        at = page.wait_for_function(INTERACTIVE, polling="raf", timeout=60_000).json_value()
-        navigation = page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
-                                   " return {dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd}; }")
-        if errors:
-            raise RuntimeError(f"the page reported errors: {errors}")
-        return {"first_interactive_ms": at, "dom_content_loaded_ms": navigation["dcl"], "load_ms": navigation["load"]}
+        result = until_interactive(page, errors) | wire.take(page)
+        if reload:
+            page.reload(wait_until="commit")
+            result["reload"] = until_interactive(page, errors) | wire.take(page)
+        return result
     finally:
-        if page_at is not None:  # requests still on their way (the page keeps loading) are dropped
-            page.unroute_all(behavior="ignoreErrors")
         context.close()
+
+
+def summary(rows: list[dict]) -> dict:
+    """Medians of a label's loads (and of their reloads), with every first interactive frame."""
+    numeric = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+    result = {key: median([r[key] for r in rows]) for key in numeric}
+    result["all_first_interactive_ms"] = [round(r["first_interactive_ms"]) for r in rows]
+    result["urls"] = rows[-1]["urls"]
+    if "reload" in rows[0]:
+        result["reload"] = summary([r["reload"] for r in rows])
+    return result
 
 
 def render_times(browser, url: str, seconds: float) -> dict:
     context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(CANVAS_INPUT)
     context.add_init_script(INSTRUMENT)
     page = context.new_page()
     try:
@@ -264,6 +328,7 @@ def draw_circles(page, seconds: float) -> int:
 def main_thread(browser, url: str, seconds: float, *, where: str = "top", drawing: bool = False) -> dict:
     """The main thread of a page at 1440x900 over `seconds`: busy share, long tasks, frames."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(CANVAS_INPUT)
     context.add_init_script(PACING)
     page = context.new_page()
     try:
@@ -314,62 +379,82 @@ def main_thread_figures(browser, url: str, controller, seconds: float) -> dict:
     return figures
 
 
-def compare_with(browser, url: str, baseline: PageAt, loads: int) -> dict:
-    """First interactive frame of the page at `baseline` and of today's page, alternating load
-    by load on one idle server (the machine's ups and downs hit both alike), both answered the
-    same way (PageAt)."""
-    pages = [baseline, PageAt(None)]
-    runs = {page.label: [] for page in pages}
+def compare_with(browser, urls: dict[str, str], loads: int) -> dict:
+    """Cold loads and reloads of each labelled server's page, alternating load by load (the
+    machine's ups and downs hit both alike)."""
+    runs = {label: [] for label in urls}
     for _ in range(loads):
-        for page in pages:
-            runs[page.label].append(first_interactive(browser, url, page_at=page))
-    return {label: {key: median([r[key] for r in rows]) for key in rows[0]} | {
-                "all_first_interactive_ms": [round(r["first_interactive_ms"]) for r in rows]}
-            for label, rows in runs.items()}
+        for label, url in urls.items():
+            runs[label].append(first_interactive(browser, url, reload=True))
+    return {label: summary(rows) for label, rows in runs.items()}
 
 
 def measure(loads: int = 5, seconds: float = 10.0, main_seconds: float = 20.0, *, baseline: str | None = None,
             only_load: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
+    from contextlib import ExitStack
 
     result = {"machine": machine_note()}
-    if only_load:
-        with server_process() as (url, pid), sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + PageAt.BROWSER_ARGS)
-            try:
-                first_interactive(browser, url)  # the server's first page (its caches warm), not counted
-                result["baseline"] = compare_with(browser, url, PageAt(baseline or "HEAD"), loads)
-            finally:
-                browser.close()
-        return result
-    with server_process() as (url, pid), sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                             args=CHROMIUM_ARGS + (PageAt.BROWSER_ARGS if baseline else []))
+    with ExitStack() as stack:
+        url, pid = stack.enter_context(server_process())
+        urls = {"today": url}
+        if baseline:
+            tree, rev = stack.enter_context(revision_tree(baseline))
+            urls = {f"before ({rev})": stack.enter_context(server_process(repo=tree)).url, "today": url}
+        playwright = stack.enter_context(sync_playwright())
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        stack.callback(browser.close)
+        for each in urls.values():
+            first_interactive(browser, each)  # each server's first page (its caches warm), not counted
+        result["pages"] = compare_with(browser, urls, loads)
+        if only_load:
+            result["load_average_end"] = load_average()
+            return result
         controller = Viewer(url)
-        try:
-            # The bundles alternate load by load, so the machine's ups and downs hit both alike.
-            compared = {label: [] for label in PLOTLY_BUNDLES}
-            for _ in range(loads):
-                for label, bundle in PLOTLY_BUNDLES.items():
-                    compared[label].append(first_interactive(browser, url, bundle))
-            start_run(controller, steps_per_second=50, epochs=20)
-            time.sleep(8)  # a run under way: the page gets its history and live frames at once
-            joining = [first_interactive(browser, url) for _ in range(loads)]
-            runs_by_label = {f"idle server, {label}": runs for label, runs in compared.items()}
-            runs_by_label["joining a run under way"] = joining
-            result["load"] = {label: {key: median([r[key] for r in runs]) for key in runs[0]}
-                              for label, runs in runs_by_label.items()}
-            if baseline:
-                controller.call("train:pause")
-                result["baseline"] = compare_with(browser, url, PageAt(baseline), loads)
-            result["main_thread"] = main_thread_figures(browser, url, controller, main_seconds)
-            start_run(controller, steps_per_second=50, epochs=200)
-            result["render"] = render_times(browser, url, seconds)
-            controller.call("train:pause")
-        finally:
-            close_all([controller])
-            browser.close()
+        stack.callback(close_all, [controller])
+        # The Plotly bundles alternate load by load, as the pages above.
+        compared = {label: [] for label in PLOTLY_BUNDLES}
+        for _ in range(loads):
+            for label, bundle in PLOTLY_BUNDLES.items():
+                compared[label].append(first_interactive(browser, url, bundle or built_plotly(url)))
+        result["plotly"] = {label: summary(rows) for label, rows in compared.items()}
+        start_run(controller, steps_per_second=50, epochs=20)
+        time.sleep(8)  # a run under way: the page gets its history and live frames at once
+        result["joining"] = summary([first_interactive(browser, url) for _ in range(loads)])
+        controller.call("train:pause")
+        result["main_thread"] = main_thread_figures(browser, url, controller, main_seconds)
+        start_run(controller, steps_per_second=50, epochs=200)
+        result["render"] = render_times(browser, url, seconds)
+        controller.call("train:pause")
+        result["load_average_end"] = load_average()
     return result
+
+
+def built_plotly(url: str) -> Path:
+    """The Plotly file the server's page names (build/assets/<hash>/plotly.js)."""
+    import requests
+    found = re.search(r'href="/assets/([0-9a-f]+)/plotly\.js"', requests.get(url + "/").text)
+    return REPO / "build" / "assets" / found.group(1) / "plotly.js"
+
+
+def print_pages(pages: dict, loads: int) -> None:
+    for label, row in pages.items():
+        reload = row["reload"]
+        print(f"the page, {label}: first interactive frame {row['first_interactive_ms']:.0f} ms cold "
+              f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms), {reload['first_interactive_ms']:.0f} ms "
+              f"reloaded; median of {loads}, alternating; each cold: {row['all_first_interactive_ms']}")
+        print(f"  cold: {row['kb']:.0f} kB on the wire in {row['requests']:.0f} HTTP requests "
+              f"(+ {row['websockets']:.0f} websocket, {row['websocket_kb']:.1f} kB until quiet)")
+        print(f"  reload: {reload['kb']:.1f} kB, {reload['reached_server']:.0f} requests reached the server "
+              f"({reload['not_modified']:.0f} answered 304, websockets included); "
+              f"{reload['requests'] - reload['reached_server'] + reload['websockets']:.0f} from the cache")
+    if len(pages) == 2:
+        (_, before), (_, today) = pages.items()
+        pairs = [t / b for b, t in zip(before["all_first_interactive_ms"], today["all_first_interactive_ms"])]
+        print(f"  today / before: first interactive frame {today['first_interactive_ms'] / before['first_interactive_ms']:.2f}x "
+              f"(medians), {median(pairs):.2f}x (median of the {len(pairs)} pairs, today faster in "
+              f"{sum(r < 1 for r in pairs)}); cold bytes {today['kb'] / before['kb']:.2f}x; reload bytes "
+              f"{today['reload']['kb'] / max(before['reload']['kb'], 1e-9):.2f}x")
 
 
 def main(argv=None) -> int:
@@ -379,35 +464,24 @@ def main(argv=None) -> int:
     parser.add_argument("--main-seconds", type=float, default=20.0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--baseline", default=None, metavar="REF",
-                        help="also load the page as it was at this git revision, alternating with today's")
+                        help="also run that git revision's server and load its page, alternating with today's")
     parser.add_argument("--only-load", action="store_true",
-                        help="only the first interactive frame against --baseline (default HEAD)")
+                        help="only the cold loads and reloads (with --baseline: before and after)")
     args = parser.parse_args(argv)
     result = measure(args.loads, args.seconds, args.main_seconds, baseline=args.baseline, only_load=args.only_load)
     print(result["machine"])
-    if "baseline" in result:
-        rows = list(result["baseline"].items())
-        for label, row in rows:
-            print(f"first interactive frame, {label}: {row['first_interactive_ms']:.0f} ms "
-                  f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms), median of {args.loads}, "
-                  f"alternating; each: {row['all_first_interactive_ms']}")
-        (_, before), (_, today) = rows
-        # The machine's load drifts during a run: each load of today's page against the load of the
-        # older page just before it is the steadier comparison.
-        pairs = [t / b for b, t in zip(before["all_first_interactive_ms"], today["all_first_interactive_ms"])]
-        print(f"  ratio: today / before {today['first_interactive_ms'] / before['first_interactive_ms']:.2f}x "
-              f"(medians); {median(pairs):.2f}x (median of the {len(pairs)} pairs); today faster in "
-              f"{sum(r < 1 for r in pairs)} of {len(pairs)} pairs")
-        result["baseline_pairs"] = {"median_ratio": median(pairs), "today_faster": sum(r < 1 for r in pairs),
-                                    "pairs": len(pairs)}
-        if args.only_load:
-            emit_json(result, args.json)
-            return 0
-    for label, row in result["load"].items():
-        print(f"page load, {label}: first interactive frame {row['first_interactive_ms']:.0f} ms "
-              f"(DOMContentLoaded {row['dom_content_loaded_ms']:.0f} ms, load {row['load_ms']:.0f} ms), median of {args.loads}")
-    served, full = (result["load"][f"idle server, {label}"]["first_interactive_ms"] for label in PLOTLY_BUNDLES)
-    print(f"  ratio: the full Plotly bundle / the cartesian bundle the page is served: {full / served:.2f}x")
+    print_pages(result["pages"], args.loads)
+    if args.only_load:
+        print(f"load average at the end: {result['load_average_end']:.1f}")
+        emit_json(result, args.json)
+        return 0
+    for label, row in result["plotly"].items():
+        print(f"the page with {label}: first interactive frame {row['first_interactive_ms']:.0f} ms, "
+              f"median of {args.loads}, alternating: {row['all_first_interactive_ms']}")
+    built, cartesian = (row["first_interactive_ms"] for row in result["plotly"].values())
+    print(f"  ratio: with plotly.js's cartesian bundle / with the page's own: {cartesian / built:.2f}x")
+    row = result["joining"]
+    print(f"joining a run under way: first interactive frame {row['first_interactive_ms']:.0f} ms, median of {args.loads}")
     figures = result["main_thread"]
     print(f"main thread at 1440x900, run at 50 steps/s ({args.main_seconds:.0f} s each, one after the other):")
     print(f"  {'condition':40} {'busy':>6} {'long tasks':>10} {'their share':>11} {'longest ms':>10} "
@@ -432,6 +506,7 @@ def main(argv=None) -> int:
     frames = render["animation_frames"]
     print(f"  animation frames: {frames['frames_per_second']:.0f}/s, interval median {frames['median_ms']:.1f} ms, "
           f"p95 {frames['p95_ms']:.1f} ms, max {frames['max_ms']:.0f} ms; long tasks: {render['long_tasks']}")
+    print(f"load average at the end: {result['load_average_end']:.1f}")
     emit_json(result, args.json)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -161,3 +162,42 @@ def own_page(browser, *, expected_console=(), **context_options):
         assert not errors, f"the page reported errors: {errors}"
     finally:
         context.close()
+
+
+class ServerLog:
+    """Every request that reaches the server: path, status, the encoding it was answered in."""
+
+    def __init__(self, app):
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        inner = app.wsgi_app
+
+        def recording(environ, start_response):
+            entry = {"path": environ.get("PATH_INFO", ""), "status": None, "encoding": None,
+                     "accept": environ.get("HTTP_ACCEPT_ENCODING", "")}
+            with self.lock:
+                self.requests.append(entry)
+
+            def start(status, headers, *rest):
+                entry["status"] = int(status.split()[0])
+                entry["encoding"] = dict((k.lower(), v) for k, v in headers).get("content-encoding")
+                return start_response(status, headers, *rest)
+            return inner(environ, start)
+        app.wsgi_app = recording
+
+    def take(self) -> list[dict]:
+        with self.lock:
+            taken, self.requests = self.requests, []
+        return taken
+
+
+# Connected, the run's state shown, the first chart drawn by Plotly (its axes are there).
+INTERACTIVE = f"""() => document.querySelector('{by_id("connection")}')?.dataset.state === "connected"
+  && document.querySelector('{by_id("step-count")}')?.textContent.includes("/")
+  && Boolean(document.querySelector('{by_id("loss-chart")} .main-svg .xtick'))"""
+
+
+def open_interactive(page, url: str) -> None:
+    page.goto(url, timeout=TIMEOUT_MS)
+    page.wait_for_function(INTERACTIVE, polling="raf", timeout=TIMEOUT_MS)
+    page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)  # the explainer's data, the worker

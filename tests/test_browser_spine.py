@@ -342,11 +342,11 @@ def test_when_plotly_cannot_be_loaded_the_page_says_so_and_still_connects(browse
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
-        page.route("**/vendor/plotly.min.js", lambda route: route.fulfill(status=404, body="gone"))
+        page.route(re.compile(r".*/assets/[0-9a-f]+/plotly\.js$"), lambda route: route.fulfill(status=404, body="gone"))
         page.goto(live_server.url + "/")
         page.wait_for_selector(f'{by_id("connection")}[data-state="connected"]', timeout=60_000)
-        expect(page.locator(by_id("notice"))).to_contain_text(
-            "the charts could not be loaded (/vendor/plotly.min.js did not load): reload the page", timeout=60_000)
+        expect(page.locator(by_id("notice"))).to_contain_text(re.compile(
+            r"the charts could not be loaded \(/assets/[0-9a-f]+/plotly\.js did not load\): reload the page"), timeout=60_000)
         PlaygroundPage(page).draw(STRAIGHT_STROKE)
         expect(page.locator(by_id("prediction"))).not_to_have_text("", timeout=60_000)
     finally:

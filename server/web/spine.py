@@ -1,5 +1,5 @@
-"""The spine: the page, its vendored libraries, health, and the shared run's controls and
-predictions. Socket events become engine commands; engine messages become broadcasts.
+"""The spine: health, and the shared run's controls and predictions (the page and its assets:
+assets.py). Socket events become engine commands; engine messages become broadcasts.
 
 Every handler answers by acknowledgement: {"ok": true, ...} or {"ok": false, "error": words}.
 A bad payload changes nothing. `predict` is answered here, in the connection's own thread,
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-from flask import Flask, abort, jsonify, render_template, request, send_file
+from flask import Flask, jsonify, request
 from flask_socketio import emit
 from pydantic import Field
 
@@ -110,34 +110,13 @@ def setup_from_link(query: str) -> dict:
 
 
 def init_app(app: Flask, playground) -> None:
-    settings = playground.settings
     socketio = playground.socketio
-    vendor_files = {
-        # plotly.js's cartesian bundle (the page's chart types): a third of the full bundle to
-        # parse and run on load (bench/page.py compares the two).
-        "plotly.min.js": settings.node_modules / "plotly.js-cartesian-dist-min" / "plotly-cartesian.min.js",
-        "socket.io.esm.min.js": settings.node_modules / "socket.io-client" / "dist" / "socket.io.esm.min.js",
-    }
-
     # ---- HTTP ---------------------------------------------------------------------------
     @app.after_request
     def add_security_headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
-
-    @app.get("/")
-    def index():
-        return render_template("index.html")
-
-    @app.get("/vendor/<name>")
-    def vendor(name: str):
-        path = vendor_files.get(name)  # a fixed table: no user text reaches the filesystem
-        if path is None:
-            abort(404)
-        if not path.exists():
-            return (f"{name} is missing: run `make run` (it installs the npm packages)", 500)
-        return send_file(path, mimetype="text/javascript", max_age=3600)
 
     @app.get("/healthz")
     def healthz():

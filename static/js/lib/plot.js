@@ -19,10 +19,11 @@ function fixAxes(layout) {
   return layout;
 }
 
-// Plotly is an async script of index.html: it runs as soon as it has arrived, while the page's
-// own modules are still loading, so the charts need not wait for it after them. Without that
-// script tag (another page), it is added here.
-const PLOTLY_SRC = "/vendor/plotly.min.js";
+// Plotly's address is the one index.html names (data-plotly: a built file, named by its
+// content, preloaded); its script is added here, after the page has been set up, unless the
+// page has one already. Another page gets the vendored copy.
+const NAMED = document.querySelector("[data-plotly]");
+const PLOTLY_SRC = NAMED ? NAMED.getAttribute("href") || NAMED.getAttribute("src") : "/vendor/plotly.min.js";
 const NOT_LOADED = new Error(`the charts could not be loaded (${PLOTLY_SRC} did not load): reload the page`);
 let loading = null;
 
