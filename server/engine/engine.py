@@ -193,6 +193,7 @@ class Engine:
     def __init__(self, dataset, *, data_dir, database_url: Optional[str] = None, device: torch.device | str = "cpu",
                  publish: Publish = lambda message: None, pace: Optional[float] = DEFAULT_PACE,
                  clock=time.monotonic, training_cores: Optional[list[int]] = None,
+                 private_run_cores: Optional[list[int]] = None,
                  engine_id: str = "local-0", holds_shared: bool = True, max_runs: int = DEFAULT_MAX_RUNS,
                  is_stale=lambda engine: True):
         self.dataset = dataset
@@ -200,7 +201,8 @@ class Engine:
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
         self._watchers: dict[str, dict] = {}  # run key -> web process -> (streams, last told)
-        self.training_cores = training_cores  # the cores the training threads run on (None: any)
+        self.training_cores = training_cores  # the cores the shared run trains on (None: wherever)
+        self.private_run_cores = private_run_cores  # the cores private runs train on (None: wherever)
         self.device = torch.device(device)
         self.publish = publish
         self.clock = clock
@@ -227,8 +229,12 @@ class Engine:
 
     def _add_run(self, key: str, pace: Optional[float], *, config: Optional[TrainConfig] = None,
                  owner: Optional[str] = None) -> RunParts:
+        # Only the shared run trains on the training cores; private runs on every core (pinned
+        # beside it, they would share one core with a full-speed run; on the serving cores alone,
+        # ten paced runs do not keep their pace: docs/performance.md).
+        cores = self.training_cores if key == SHARED else self.private_run_cores
         run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
-                          cores=self.training_cores, config=config)
+                          cores=cores, config=config)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
