@@ -11,7 +11,8 @@ import pytest
 from server.cores import pin_this_thread
 from server.engine import engine as engine_module
 from server.engine.checkpoints import state_dict_bytes
-from server.engine.engine import SHARED, Engine
+from server.engine.engine import Engine
+from server.link.names import SHARED
 from server.errors import AccessError, LimitError, UserError
 from tests.helpers import subset, wait_for
 

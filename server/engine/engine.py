@@ -31,6 +31,7 @@ import torch
 
 from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
+from ..link.names import SHARED
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
 from .store import RunError, RunStore
 from . import codegen, explain, exports
@@ -47,7 +48,6 @@ from .replay import Replay, replay_frame, replay_predict
 
 log = logging.getLogger(__name__)
 
-SHARED = "shared"  # the run every viewer watches (the teacher's)
 REPLICA_INTERVAL_S = 0.05  # while training, predictions' weights are at most this old...
 REPLICA_MAX_COST_SHARE = 0.01  # ...unless copying them costs more than this share of the time
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second

@@ -69,11 +69,11 @@ from redis.retry import Retry
 from ..errors import EngineUnavailable, UserError
 from .client import refusal
 from .codec import pack, unpack
+from .names import SHARED
 
 log = logging.getLogger(__name__)
 
 PREFIX = "nnlp:"
-SHARED = "shared"
 
 ENGINE_TTL_S = 5.0          # an engine not heard from for this long is gone
 HEARTBEAT_S = 1.0           # how often an engine says it is alive and renews its runs
@@ -510,7 +510,7 @@ class EngineEndpoint:
         engine = make_engine(endpoint.publish)       # publish({"topic", "run", "payload"})
         endpoint.serve(engine.command)               # handler(name, args) -> result
         endpoint.hold("p-3f9a1c2b")                  # this engine now holds that run
-        lease = endpoint.lease("shared", on_acquired=..., on_lost=...)
+        lease = endpoint.lease(SHARED, on_acquired=..., on_lost=...)
         ...
         endpoint.close()
 
