@@ -33,7 +33,7 @@ from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
 from ..link.names import SHARED
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
-from .store import RunError, RunStore
+from .store import RecordError, RunStore
 from . import codegen, explain, exports
 from .exports import script
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
@@ -602,7 +602,7 @@ class Engine:
             config = recorded_config(saved["config"])
             state_dict = check_fits(read_state_dict(data), config)
         except (CheckpointError, UserError) as err:
-            raise RunError(f"run #{record}'s saved weights cannot be used: {err}") from None
+            raise RecordError(f"run #{record}'s saved weights cannot be used: {err}") from None
         parts = self._controlled(args)
         state = self._load_weights(parts, state_dict, config, f"restored from run #{record} at step {step}")
         which = "the shared run" if parts.owner is None else "your run"

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import torch
 
 from ..cores import pin_this_thread, yield_to_paced_runs
-from ..errors import UserError
+from ..errors import RunError
 from ..link.names import SHARED
 from ..experiment import DEFAULT_PACE, LIVE_FIELDS, PACE_FIELD, ConfigError, TrainConfig, checked_pace, split_pace
 from .history import CurveHistory
@@ -37,12 +37,6 @@ STEPPING_METRICS_INTERVAL_S = 1.0  # while steps asked for run (they end with a 
 STEP_ANSWER_WAIT_S = 0.5  # train:step answers when its steps are done, or after this, if sooner
 
 Publish = Callable[[str, dict], None]
-
-
-class RunError(UserError):
-    """A control request that cannot be done now, with a message for people."""
-
-    status = 409
 
 
 class RunFeature:
