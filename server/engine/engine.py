@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import AccessError, LimitError, NotFound, UserError
-from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
+from ..experiment import DEFAULT_PACE, TrainConfig, split_pace
 from ..link.names import SHARED
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
 from .store import RecordError, RunStore
@@ -208,7 +208,6 @@ class Engine:
         self.clock = clock
         self.store = RunStore(data_dir, database_url=database_url, engine_id=engine_id, is_stale=is_stale)
         self.browser = DatasetBrowser(dataset)
-        self.started_at = time.time()
         self.runs: dict[str, RunParts] = {}
         # The class poll (one, of the shared run's viewers): polls.py
         self.polls = Polls(lambda poll: self._message("poll", SHARED, {"poll": poll}))
@@ -392,11 +391,6 @@ class Engine:
                 parts.last_seen = now
         return {}
 
-    def held_runs(self, args) -> dict:
-        return {"runs": {key: {"owner": parts.owner, "status": parts.run.status}
-                         for key, parts in list(self.runs.items())},
-                "engine": self.engine_id, "max_runs": self.max_runs}
-
     def drop_shared(self) -> None:
         """This engine no longer holds the shared run (its lease was lost): stop it after its
         step, record it, free it (the new holder carries it on from the record)."""
@@ -447,7 +441,7 @@ class Engine:
     def hello(self, args) -> dict:
         parts = self.part(args.get("run", SHARED))
         return {"state": parts.run.state(), "replica": parts.replica.name, "streams": sorted(STREAMS),
-                "started_at": self.started_at, "storage_problem": parts.recorder.problem,
+                "storage_problem": parts.recorder.problem,
                 "store_notices": list(self.store.notices)}
 
     def state(self, args) -> dict:
@@ -661,9 +655,6 @@ class Engine:
         return {"data": data, "mimetype": mimetype, "step": weights.step,
                 "filename": checkpoint_name(config, weights.step).removesuffix(".pt") + "." + suffix}
 
-    def architecture(self, args) -> dict:
-        return {"model": Architecture.of(self.part(args.get("run", SHARED)).run.config).summary()}
-
     # the lesson (lesson.py), the replay (replay.py) and class polls (polls.py)
     def _lesson_context(self, key: str, pixels=None) -> lesson.LessonContext:
         parts = self.part(key)
@@ -716,7 +707,6 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "predict": Engine.predict,
     "run:create": Engine.create_run,
     "runs:present": Engine.present,
-    "runs:held": Engine.held_runs,
     "views:watch": Engine.watch,
     "inside:neuron": Engine.neuron,
     "explain:forward": Engine.forward,

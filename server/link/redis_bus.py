@@ -396,7 +396,6 @@ class Sender:
         self._queue: deque = deque()
         self._frames: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._closed = False
-        self.dropped = 0
         self.thread = threading.Thread(target=self._run, name="redis-sender", daemon=True)
         self.thread.start()
 
@@ -425,8 +424,7 @@ class Sender:
                 return
             self._queue.append(entry)
             if len(self._queue) > MAX_BACKLOG:
-                self._queue.popleft()
-                self.dropped += 1
+                self._queue.popleft()  # the oldest goes: a viewer wants the newest
             self._cond.notify()
 
     def _next(self) -> Optional[tuple]:

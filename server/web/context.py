@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from flask import Flask, current_app
+from flask import Flask
 
 from ..link.client import EngineHost
 from ..link.names import SHARED
@@ -117,6 +117,3 @@ class Playground:
 
     close = shutdown
 
-
-def current_playground() -> Playground:
-    return current_app.extensions["playground"]
