@@ -255,3 +255,23 @@ def test_the_address_follows_the_setup_and_the_form_edits_every_field(page, live
     form.locator("input[name=batch_size]").press("Tab")
     expect(page.locator(by_id("notice"))).to_contain_text("batch_size: give a number of at most 4,096")
     expect(form.locator("input[name=batch_size]")).to_have_value("64")
+
+
+def test_the_dataset_card_asks_for_its_digits_only_when_it_comes_into_view(page, live_server):
+    """Thirty pages opening at once share one link: below the fold, nothing is fetched at load."""
+    sent = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
+    open_page(page, live_server)
+    expect(page.locator(by_id("status"))).not_to_have_text("", timeout=20_000)
+    page.wait_for_timeout(1_500)  # the load's own requests are done
+    asked = lambda: [frame for frame in sent if '"dataset:get"' in frame]  # noqa: E731
+    assert asked() == [], "the dataset's digits were asked for before the card was seen"
+    assert page.locator(by_id("dataset-rows")).locator("*").count() == 0
+
+    page.locator(by_id("dataset-rows")).scroll_into_view_if_needed()
+    expect(page.locator(by_id("dataset-rows")).locator("img, canvas").first).to_be_visible(timeout=20_000)
+    assert len(asked()) == 1
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.locator(by_id("dataset-rows")).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    assert len(asked()) == 1, "asked again on every scroll"
