@@ -143,6 +143,8 @@ export default function init(context) {
         mistakes.clear("This run has no evaluation yet.");
       });
     }
-    if ((newRun || stopped) && (!shown || shown.step !== step)) refreshEvaluation();
+    // Out of view, nothing is asked for: the cards coming into view ask (sendBroadcasts above).
+    const inView = takes.evaluation.some(visibility.isVisible);
+    if ((newRun || stopped) && (!shown || shown.step !== step) && inView) refreshEvaluation();
   });
 }
