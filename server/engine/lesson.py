@@ -568,7 +568,7 @@ def reveal_module(context: LessonContext) -> dict:
 # ---- the steps -------------------------------------------------------------------------------------------
 
 # The views that print the layer's shapes and counts, and those that show the drawing's prediction.
-SHAPE_VIEWS = ("explain-shapes", "code-selection", "inspector-shapes")
+SHAPE_VIEWS = ("explain-shapes", "code-selection", "keras-side-by-side")
 PREDICTION_VIEWS = ("prediction", "probabilities", "forward-steps", "network-diagram", "prediction-by")
 
 STEPS: list[Step] = [
@@ -599,7 +599,7 @@ STEPS: list[Step] = [
          "choice", "hidden-weights",
          lambda c: "What does such a row look like when the network is new, and after it has trained?",
          lambda c: list(ROW_CHOICES), reveal_row,
-         hides=("hidden-weights", "neuron-inspector", "tiles-hover"), asks_for="train-start", needs_training=TRAINED_STEPS),
+         hides=("hidden-weights", "neuron-inspector"), asks_for="train-start", needs_training=TRAINED_STEPS),
     Step("sigmoid", "What the sigmoid does to z",
          "For a drawing x, neuron j's number z = x · W[j] + b[j] can be any size, positive or negative. The "
          "question's forward then applies F.sigmoid to each z before the next layer sees it.",
