@@ -1,13 +1,37 @@
-"""Issue 12 in Chromium, as a learner and a class use it: a lesson step asks first and shows the
-live network's answer only after the learner commits; progress survives a reload; a poll opened
-by the teacher's page reaches a second page, whose answer the teacher's count shows; the replay
-moved back to the start of a trained run shows the earlier weights and a different prediction."""
+"""Issues 12 and 19 in Chromium, as a learner and a class use it: a lesson step asks first, and
+nothing on screen holds its answer until the learner commits (the page's rendered text and the
+views that hold it, at 1440x900 and on a phone); then the live network's answer, and the page
+points at where it shows, never under the lesson's panel; numbers read as people write them; the
+step about training on an untrained run says so, trains it and asks again; the keyboard goes
+answer, reveal, Next, and Escape closes; progress survives a reload; a poll opened by the
+teacher's page reaches a second page, whose answer the teacher's count shows, and hides the
+answer on both screens until revealed; the replay moved back to the start of a trained run shows
+the earlier weights and a different prediction."""
 from __future__ import annotations
 
 import json
 
+import re
+from pathlib import Path
+
+import pytest
+
 from tests.browser import STRAIGHT_STROKE, TIMEOUT_MS, PlaygroundPage, by_id, own_page
 from tests.helpers import wait_for
+
+SHOTS = Path("/tmp/lesson-a-shots")  # every step's screenshots, asking and answered, to look at
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+# The page's rendered text (what innerText gives: nothing hidden, nothing veiled), less the lesson's
+# own choice buttons (a choice question necessarily shows its right choice among the others).
+SCREEN_TEXT = """() => {
+  let text = document.body.innerText;
+  for (const choice of document.querySelectorAll('[data-testid="lesson"] [data-testid="lesson-choice"]')) {
+    text = text.replace(choice.innerText, "");
+  }
+  return text;
+}"""
 
 
 def trained(server, steps: int):
@@ -145,3 +169,106 @@ def test_the_replay_at_the_start_shows_the_earlier_weights_and_a_different_predi
     page.wait_for_function(f"() => document.querySelector('{by_id('prediction')}').textContent === '{live_digit}'",
                            timeout=TIMEOUT_MS)
     assert playground.text("prediction-by") == ""
+
+
+# ---- issue 19: ask, then show; never cover what it points at ------------------------------------------
+
+def box(page, selector):
+    return page.locator(selector).first.bounding_box()
+
+
+def overlap(a, b) -> float:
+    """The area two boxes share (0: apart)."""
+    width = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+    height = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+    return max(0.0, width) * max(0.0, height)
+
+
+def assert_in_sight_and_uncovered(page, testid: str, viewport: dict, what: str):
+    """`testid` is on screen (its top inside the window) and the lesson's panel covers none of it."""
+    panel, target = box(page, by_id("lesson")), box(page, by_id(testid))
+    assert target is not None, f"{what}: {testid} is not shown"
+    assert overlap(panel, target) == 0, f"{what}: the lesson covers {testid} ({panel} over {target})"
+    assert 0 <= target["y"] < viewport["height"] and target["x"] < viewport["width"], f"{what}: {testid} is off screen: {target}"
+
+
+def answer_tokens(key: str, said: str, value: str) -> list[str]:
+    """What would give the step's answer away, as the page or a person would write it."""
+    tokens = [said]
+    if key == "weight-shape":
+        tokens += ["(256, 784)", "256, 784", "256 × 784", "256×784", "[256, 784]"]
+    elif key == "parameter-count":
+        total = int(float(value))
+        tokens += [f"{total:,}", str(total), f"{total:,}".replace(",", " "), "200,704"]
+    elif key == "linear-example":
+        tokens += [f"{float(value):.4f}", f"{float(value):.2f}"]
+    elif key == "sigmoid":
+        tokens += [re.search(r"from \S+ to \S+", said).group(0)]
+    elif key == "softmax-trap":
+        tokens += [re.search(r"below (\S+)", said).group(1)]
+    elif key == "keras":
+        tokens += ["layers.Dense", "Dense("]
+    elif key == "module":
+        tokens += ["Linear(in_features=784", "out_features=256"]
+    return tokens
+
+
+def asked(page) -> dict:
+    """The step on screen, as the lesson's panel describes it (its data attributes)."""
+    return page.evaluate(f"""() => {{
+        const step = document.querySelector('{by_id("lesson")} [data-role="step"]');
+        return {{ key: step.dataset.key, kind: step.dataset.kind, view: step.dataset.view,
+                 hides: JSON.parse(step.dataset.hides), asksFor: step.dataset.asksFor || null }};
+    }}""")
+
+
+def walk_the_lesson(page, viewport: dict, name: str):
+    """Every step as a learner takes it: look (the answer is nowhere on screen, its views veiled,
+    nothing outlined, what the step asks for in sight), commit, read the answer (the focus on it,
+    the view it points at in sight and uncovered), next."""
+    count = int(re.search(r"of (\d+)", page.text_content(f'{by_id("lesson")} [data-role="counter"]')).group(1))
+    assert count == 10
+    for n in range(1, count + 1):
+        page.wait_for_selector(f'{by_id("lesson")}[data-step="{n}"][data-state="asking"]', timeout=TIMEOUT_MS)
+        step = asked(page)
+        before = page.evaluate(SCREEN_TEXT)
+        for testid in step["hides"]:
+            assert not page.locator(by_id(testid)).first.is_visible(), f"step {n}: {testid} shows before the answer"
+        assert page.locator(".lesson-pointed").count() == 0, f"step {n}: a view is pointed at before the answer"
+        if step["asksFor"]:
+            assert_in_sight_and_uncovered(page, step["asksFor"], viewport, f"step {n} asking")
+        page.screenshot(path=str(SHOTS / f"{name}-step-{n:02d}-asking.png"))
+
+        if step["kind"] == "number":
+            page.fill(by_id("lesson-number"), "1")
+            page.click(by_id("lesson-commit"))
+        else:
+            lesson_choices(page).nth(0).click()
+        page.wait_for_selector(by_id("lesson-reveal"), state="visible", timeout=TIMEOUT_MS)
+        said = page.text_content(by_id("lesson-answer")).removeprefix("The network: ").removesuffix(".")
+        value = page.get_attribute(by_id("lesson-reveal"), "data-value")
+        for token in answer_tokens(step["key"], said, value):
+            assert token not in before, f"step {n} ({step['key']}): “{token}” was on screen before the answer"
+        assert page.evaluate("() => document.activeElement.dataset.testid") == "lesson-reveal"
+        page.wait_for_selector(f'{by_id(step["view"])}.lesson-pointed', timeout=TIMEOUT_MS)
+        assert_in_sight_and_uncovered(page, step["view"], viewport, f"step {n} answered")
+        for testid in step["hides"]:
+            assert "lesson-veiled" not in (page.get_attribute(by_id(testid), "class") or ""), testid
+        page.screenshot(path=str(SHOTS / f"{name}-step-{n:02d}-answered.png"))
+        if n < count:
+            page.click(f'{by_id("lesson")} [data-role="next"]')
+
+
+@pytest.mark.parametrize("viewport, name", [(DESKTOP, "desktop"), (PHONE, "phone")])
+def test_no_step_shows_its_answer_before_the_learner_commits_and_the_lesson_never_covers_what_it_points_at(
+        live_server, browser, viewport, name):
+    trained(live_server, 60)
+    SHOTS.mkdir(exist_ok=True)
+    with own_page(browser, viewport=viewport, has_touch=viewport is PHONE) as page:
+        playground = PlaygroundPage(page).open(live_server, "?lesson=1", wait_for=(f'{by_id("lesson")}[data-step="1"]',))
+        page.click(f'{by_id("lesson")} [data-role="restart"]')
+        playground.draw(STRAIGHT_STROKE)  # the drawing step's drawing, made before it asks
+        playground.settled_prediction()
+        walk_the_lesson(page, viewport, name)
+        # The Start button, which step 4's reveal may send the learner to, is never under the panel.
+        assert overlap(box(page, by_id("lesson")), box(page, by_id("train-start"))) == 0

@@ -590,7 +590,7 @@ STEPS: list[Step] = [
          "What a neuron does with its input: multiply each input number by its weight, add them up, add the "
          "bias. nn.Linear does that for every neuron at once; written as matrices it is y = x Wᵀ + b. (Python "
          "counts from 0: y[0] is the first output, W[0] the first row of weights, W[0][1] its second number.)",
-         "number", "linear-sandbox", example_question, lambda c: [], reveal_example,
+         "number", "sandbox-y", example_question, lambda c: [], reveal_example,
          hides=("sandbox-y", "sandbox-formulas", "sandbox-printed", "sandbox-note"), asks_for="sandbox-inputs"),
     Step("row-before-after", "Row j of hidden.weight, before and after training",
          "Row j of hidden.weight holds neuron j's 784 weights, one per pixel, so it can be shown as a 28×28 "
@@ -603,7 +603,7 @@ STEPS: list[Step] = [
     Step("sigmoid", "What the sigmoid does to z",
          "For a drawing x, neuron j's number z = x · W[j] + b[j] can be any size, positive or negative. The "
          "question's forward then applies F.sigmoid to each z before the next layer sees it.",
-         "choice", "forward-steps",
+         "choice", "activation-histogram",
          lambda c: f"The {c.hidden_sizes[0]} z's of a drawing run from large negative to large positive numbers. "
                    f"What range are they in after {c.activation}?",
          lambda c: list(SQUASH_CHOICES), reveal_squash,
@@ -619,7 +619,7 @@ STEPS: list[Step] = [
          "The question's forward ends with F.softmax, which turns the 10 numbers into probabilities (0 to 1, "
          "adding up to 1). Training measures how wrong the network is with nn.CrossEntropyLoss, the \"loss\" "
          "(0 = perfect). But CrossEntropyLoss applies softmax itself, so given forward's output it applies it twice.",
-         "choice", "softmax-trap",
+         "choice", "trap-explained",
          lambda c: "Given probabilities, how low can that loss go, even for a perfect, certain answer?",
          lambda c: list(TRAP_CHOICES), reveal_trap, hides=("softmax-trap",)),
     Step("learning-rate", "A far too large learning rate",
@@ -629,7 +629,7 @@ STEPS: list[Step] = [
     Step("keras", "What Keras calls the same layer",
          "Keras (part of TensorFlow) is another popular way to write the same networks. Every layer kind has "
          "a name there too.",
-         "choice", "keras-side-by-side",
+         "choice", "keras-table",
          lambda c: f"What is nn.Linear(784, {c.hidden_sizes[0]}) called in Keras?",
          keras_choices, reveal_keras, hides=("keras-side-by-side",)),
     Step("module", "So what exactly is self.hidden?",

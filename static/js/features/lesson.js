@@ -12,6 +12,7 @@ import { agrees, linkedStep, loadProgress, saveProgress, writeStepToUrl } from "
 import { createPolls } from "./lesson/polls.js";
 
 const PHONE = window.matchMedia("(max-width: 760px)");
+const USER_SCROLLS = ["wheel", "touchmove", "keydown"];
 
 export default function initLesson(context) {
   const { store, request, $ } = context;
@@ -46,22 +47,38 @@ export default function initLesson(context) {
     const poll = store.get().poll;
     if (poll && poll.status === "open") {
       for (const testid of stepNamed(poll.key)?.hides ?? []) hidden.add(testid);
-      why = "Hidden while the class poll asks: it shows once the answer is revealed.";
+      why = "Hidden while the class poll asks";
     }
     const step = steps[progress.current - 1];
     if (onStep() && step && !progress.answers[step.key]) {
       for (const testid of step.hides) hidden.add(testid);
-      why = `Hidden until you answer step ${progress.current} of the lesson: guess first, then see.`;
+      why = `Hidden until you answer step ${progress.current}`;
     }
     veil.show(hidden, why);
   }
 
   // Keeps `target` in sight: above the sheet on a phone, beside the docked panel on a wide screen.
+  // Charts above it may still be drawing and move it: it is kept in sight while the page settles
+  // (a second or so), unless the learner scrolls meanwhile.
+  let settling = null;
   function bringIntoSight(target, { outline }) {
     if (pointed) pointed.classList.remove("lesson-pointed", "lesson-asks");
+    settling?.disconnect();
+    settling = null;
     pointed = target;
     if (!target) return;
     target.classList.add(outline ? "lesson-pointed" : "lesson-asks");
+    scrollToSight(target);
+    const observer = new ResizeObserver(() => scrollToSight(target));
+    const stop = () => { observer.disconnect(); if (settling === handle) settling = null; for (const type of USER_SCROLLS) window.removeEventListener(type, stop); };
+    const handle = { disconnect: stop };
+    settling = handle;
+    observer.observe(document.body);
+    observer.observe(panel);
+    for (const type of USER_SCROLLS) window.addEventListener(type, stop, { passive: true, once: true });
+    setTimeout(stop, 1500);
+  }
+  function scrollToSight(target) {
     const rect = target.getBoundingClientRect();
     const top = topbarBottom();
     const bottom = PHONE.matches && !panel.hidden ? panel.getBoundingClientRect().top : window.innerHeight;
@@ -250,8 +267,20 @@ export default function initLesson(context) {
 
   function close() { showPanel(false); toggle.focus(); }
 
-  part("prev").addEventListener("click", () => open(progress.current - 1));
-  part("next").addEventListener("click", () => (progress.current < steps.length ? open(progress.current + 1) : showSummary()));
+  // After Next or Back, the focus goes where the step wants the learner: the first way to answer
+  // it, or its answer when it was answered before.
+  async function go(n) {
+    await open(n);
+    const answered = Boolean(progress.answers[steps[progress.current - 1].key]);
+    const target = answered ? panel.querySelector('[data-testid="lesson-reveal"]:not([hidden])')
+      : panel.querySelector('[data-testid="lesson-choice"]:not([disabled]), [data-testid="lesson-number"]:not([disabled])');
+    target?.focus({ preventScroll: true });
+  }
+  part("prev").addEventListener("click", () => go(progress.current - 1));
+  part("next").addEventListener("click", () => {
+    if (progress.current < steps.length) go(progress.current + 1);
+    else { showSummary(); part("summary").querySelector("h3")?.setAttribute("tabindex", "-1"); part("summary").querySelector("h3")?.focus(); }
+  });
   part("close").addEventListener("click", close);
   panel.addEventListener("keydown", (event) => {
     if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); close(); }

@@ -70,6 +70,11 @@ export function createStepView(root, { onChoose, onNumber }) {
     show(step, number, count, { given = null, reveal: answer = null, waiting = false, error = "" } = {}) {
       root.dataset.step = String(number);
       root.dataset.key = step.key;
+      // What the step is about, for whoever reads the page's structure (tests, tools): not shown.
+      root.dataset.kind = step.kind;
+      root.dataset.view = step.view;
+      root.dataset.hides = JSON.stringify(step.hides ?? []);
+      root.dataset.asksFor = step.asks_for ?? "";
       part("counter").textContent = `Step ${number} of ${count}`;
       part("title").textContent = step.title;
       part("lead").textContent = step.lead;
