@@ -212,8 +212,8 @@ def reveal_row(context: LessonContext) -> dict:
     if untrained:
         # Before and after are the same network here: judging would count "training changes
         # little" right. Say so, and let the learner train and ask again.
-        details.insert(0, f"This run has trained {trained_steps} steps: too few for an \"after\". Train it (at least "
-                          f"{TRAINED_STEPS} steps), then ask again.")
+        details = [f"This run has trained {trained_steps} steps: too few for an \"after\". Train it (at least "
+                   f"{TRAINED_STEPS} steps), then ask again."]
         said = f"not yet: this run has trained only {trained_steps} of the {TRAINED_STEPS} steps this question needs"
     else:
         said = (f"Row {j} at step {first.step}: {before_words}; "
@@ -224,7 +224,7 @@ def reveal_row(context: LessonContext) -> dict:
         "judged": not untrained, "trained_steps": trained_steps, "needs_training": TRAINED_STEPS,
         "details": details,
         "neuron": j,
-        "pictures": [
+        "pictures": [] if untrained else [
             {"label": f"row {j} of hidden.weight at step {first.step}", "values": before[j].astype("<f4").tobytes()},
             {"label": f"row {j} at step {context.weights.step}", "values": now[j].astype("<f4").tobytes()},
         ],
@@ -568,7 +568,7 @@ def reveal_module(context: LessonContext) -> dict:
 # ---- the steps -------------------------------------------------------------------------------------------
 
 # The views that print the layer's shapes and counts, and those that show the drawing's prediction.
-SHAPE_VIEWS = ("explain-shapes", "code-selection", "keras-side-by-side")
+SHAPE_VIEWS = ("explain-shapes", "code-selection", "keras-side-by-side", "tiles-caption", "forward-steps")
 PREDICTION_VIEWS = ("prediction", "probabilities", "forward-steps", "network-diagram", "prediction-by")
 
 STEPS: list[Step] = [
@@ -579,7 +579,7 @@ STEPS: list[Step] = [
          "per pixel. PyTorch keeps all those weights in one table, hidden.weight.",
          "choice", "explain-shapes",
          lambda c: f"nn.Linear(784, {c.hidden_sizes[0]}): what shape (rows, columns) is hidden.weight?",
-         hidden_shape_choices, reveal_shape, hides=SHAPE_VIEWS),
+         hidden_shape_choices, reveal_shape, hides=SHAPE_VIEWS + ("sandbox-w-shape",)),
     Step("parameter-count", "How many numbers it learns",
          "Besides its weights, each neuron has one more number of its own, its bias, added at the end. "
          "Weights and biases together are the layer's parameters: what training changes.",

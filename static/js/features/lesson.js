@@ -50,7 +50,8 @@ export default function initLesson(context) {
       why = "Hidden while the class poll asks";
     }
     const step = steps[progress.current - 1];
-    if (onStep() && step && !progress.answers[step.key]) {
+    const revealedToTheClass = poll?.status === "revealed" && poll.key === step?.key;
+    if (onStep() && step && !progress.answers[step.key] && !revealedToTheClass) {
       for (const testid of step.hides) hidden.add(testid);
       why = `Hidden until you answer step ${progress.current}`;
     }

@@ -9,7 +9,7 @@ export function createSummaryView(root, { onOpen }) {
         const record = answers[step.key];
         const judged = record && record.judged !== false;
         const mark = !record ? "" : !judged ? "… " : record.agrees ? "✓ " : "✗ ";
-        const when = record?.weights_step != null ? ` (the network at step ${record.weights_step})` : "";
+        const when = record?.weights_step != null ? ` at step ${record.weights_step}` : "";
         return element("li", { className: "lesson-summary-row", "data-agrees": !record ? "unanswered" : judged ? String(record.agrees) : "not-judged" },
           element("button", { type: "button", className: "link-button", onclick: () => onOpen(index + 1) },
             `${index + 1}. ${step.title}`),
