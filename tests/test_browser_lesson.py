@@ -383,3 +383,16 @@ def test_by_keyboard_the_focus_goes_answer_then_reveal_then_next_and_escape_clos
     page.wait_for_selector(by_id("lesson"), state="hidden", timeout=TIMEOUT_MS)
     assert focused() == "lesson-toggle" and toggle.get_attribute("aria-expanded") == "false"
     assert page.locator(".lesson-veiled").count() == 0  # closed: the page shows everything again
+
+
+def test_an_untrained_network_is_labelled_as_guessing_and_a_trained_one_is_not(live_server, page):
+    playground = PlaygroundPage(page).open(live_server)
+    playground.draw(STRAIGHT_STROKE)
+    playground.settled_prediction()
+    assert page.inner_text(by_id("prediction-guessing")).startswith("Guessing: this network has not trained yet")
+    session = trained(live_server, 60)
+    accuracy = session.epochs[-1]["val_accuracy"]
+    assert accuracy >= 0.5  # the small set's 60 steps are enough to be right more often than not
+    page.wait_for_function(f"() => document.querySelector('{by_id('prediction-guessing')}').textContent === ''",
+                           timeout=TIMEOUT_MS)
+    assert not page.locator(by_id("prediction-guessing")).is_visible()
