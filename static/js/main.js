@@ -184,9 +184,13 @@ function main() {
     if ("answer" in patch || "server" in patch || "replay" in patch) {
       // An untrained network's answer is a guess: said under it, while it is one.
       const { answer, replay, server } = store.get();
-      const note = answer && !replay ? guessingNote(server) : "";
+      const note = answer && !replay ? guessingNote(server) : null;
       const guessing = $("prediction-guessing");
-      if (guessing.textContent !== note) guessing.textContent = note;
+      if (guessing.textContent !== (note?.short ?? "")) {
+        guessing.textContent = note?.short ?? "";
+        guessing.title = note?.full ?? ""; // the whole sentence, on hover and for screen readers
+        if (note) guessing.setAttribute("aria-label", note.full); else guessing.removeAttribute("aria-label");
+      }
     }
     if ("replay" in patch) curves.mark(state.replay ? state.replay.frame.epoch : null);
     if ("connection" in patch) {

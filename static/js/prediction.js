@@ -42,13 +42,19 @@ export function createPredictionViews({ digitElement, barsElement, previewCanvas
 }
 
 // Whether the network's answer means anything yet: an untrained network answers every drawing
-// with the same confident-looking digit. Words for under the prediction, or "" once it has learned.
+// with the same confident-looking digit. {short, full} words for under the drawing (short: the
+// first screen must keep the curves; full: on hover and for screen readers), or null once it has learned.
 export const GUESSING_BELOW = 0.5; // right on fewer than half the digits: mostly guessing
 export function guessingNote(server) {
-  if (!server) return "";
-  if (server.step === 0) return "Guessing: this network has not trained yet (its weights are random). Press ▶ Start.";
+  if (!server) return null;
+  if (server.step === 0) {
+    return { short: "Guessing: not trained yet",
+      full: "Guessing: this network has not trained yet (its weights are random). Press ▶ Start." };
+  }
   const lastEpoch = server.epochs?.at(-1);
   const accuracy = lastEpoch?.val_accuracy ?? server.history?.at(-1)?.accuracy;
-  if (accuracy == null || accuracy >= GUESSING_BELOW) return "";
-  return `Mostly guessing: right on ${Math.round(accuracy * 100)}% of ${lastEpoch ? "validation" : "training"} digits so far.`;
+  if (accuracy == null || accuracy >= GUESSING_BELOW) return null;
+  const percent = Math.round(accuracy * 100);
+  return { short: `Guessing: ${percent}% right so far`,
+    full: `Mostly guessing: right on ${percent}% of ${lastEpoch ? "validation" : "training"} digits so far.` };
 }
