@@ -475,7 +475,10 @@ class Engine:
     def reset(self, args) -> dict:
         parts = self._controlled(args)
         self._leave_queue(parts)
-        return {"state": parts.run.reset(args.get("config"))}
+        # The record of the run thrown away (it keeps its last weights): the page's notice
+        # names it and offers it back. None when nothing was recorded yet (step 0).
+        put_away = parts.recorder.live_record_id
+        return {"state": parts.run.reset(args.get("config")), "put_away": put_away}
 
     def update_config(self, args) -> dict:
         return {"state": self._controlled(args).run.update_config(args.get("changes"))}

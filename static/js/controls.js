@@ -76,11 +76,11 @@ export function createControls(root, { store, request, ask, notice }) {
 
   // A reset, then where the old run went: the Runs list keeps it with its last weights.
   async function resetRun(payload) {
-    const before = store.get();
-    // The run under way, as recorded: asked now (the runs list is only followed while in view).
-    const previous = before.server && before.server.step > 0 ? (await ask("runs:list")).live_run ?? null : null;
     const answer = await send("train:reset", payload);
-    if (answer.ok && previous != null) {
+    // The server says which recorded run this reset put away (this page's run, private or
+    // shared): the notice names it and Restore brings it back into the same run.
+    const previous = answer.ok ? answer.put_away ?? null : null;
+    if (previous != null) {
       notice.show(`Reset: a fresh run. The previous one is run #${previous} in Runs, with its weights.`, "info", {
         actions: [{ label: `Restore run #${previous}`, testid: "notice-restore", run: () => restore(previous) }],
         seconds: 20 });
@@ -143,8 +143,9 @@ export function createControls(root, { store, request, ask, notice }) {
   }
 
   // A live field applies on change; a model field at idle applies too (new weights, nothing lost).
-  form.addEventListener("change", async (event) => {
-    if (event.target.name === "hidden_layers") showLayerRows();
+  form.addEventListener("change", (event) => applyForm(event.target));
+  async function applyForm(field) {
+    if (field.name === "hidden_layers") showLayerRows();
     if (link) return; // the form is a proposal until the link is applied or dismissed
     const { config, status, step, live_fields: liveFields } = store.get().server;
     const changes = formToChanges(form);
@@ -157,6 +158,15 @@ export function createControls(root, { store, request, ask, notice }) {
     const answer = await send("config:update", changes);
     showSetupError(answer);
     if (!answer.ok) fillForm(store.get().server.config); // show what is really in force
+  }
+
+  // Enter in a field applies that field as a change does (live, or said why not): it never
+  // submits the form, whose submit is “Reset with this setup” and throws the run away. Only
+  // the button itself resets.
+  form.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.target.tagName !== "INPUT" || !event.target.name) return;
+    event.preventDefault();
+    applyForm(event.target);
   });
 
   // A refusal of the form is said beside the form too (the person is looking at it).
