@@ -239,7 +239,7 @@ class Engine:
                                           clock=self.clock, latest=replica.network),
             recorder=RunRecorder(self.store, run, on_change=self._announce_runs,
                                  on_problem=lambda words: self._message("storage", key, {"problem": words}),
-                                 clock=self.clock),
+                                 clock=self.clock, owner=owner),
             replica=replica,
             owner=owner,
             last_seen=self.clock(),
@@ -578,12 +578,26 @@ class Engine:
     def runs_get(self, args) -> dict:
         return {"run": self.store.get(int(args["id"]))}
 
+    def _may_change_record(self, args) -> None:
+        """Renaming and deleting a record: whoever controls the shared run may change any (the web
+        tier checked, and sends no "owner"); a viewer who may not, only the records of its own runs."""
+        if "owner" not in args:
+            return
+        record = int(args["id"])
+        owner = self.store.get(record, curves=False).get("owner")
+        if owner is None or owner != args["owner"]:
+            whose = "the shared run's" if owner is None else "someone else's"
+            raise AccessError(f"run #{record} is {whose}: only {'the teacher' if owner is None else 'its owner or the teacher'} "
+                              "can rename or delete it. You can rename and delete the runs of your own run.")
+
     def runs_rename(self, args) -> dict:
+        self._may_change_record(args)
         run = self.store.rename(int(args["id"]), args["name"])
         self._announce_runs()
         return {"run": run}
 
     def runs_delete(self, args) -> dict:
+        self._may_change_record(args)
         record = int(args["id"])
         self.store.delete(record)
         for parts in list(self.runs.values()):

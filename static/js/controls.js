@@ -6,7 +6,7 @@ import {
   SETUP_FIELDS, describeDifferences, hasSetupKeys, readLink, sameSetup, setupOf, writeSetupToUrl,
 } from "./urlstate.js";
 import { SHARED, addressWithRun } from "./lib/viewer.js";
-import { READ_ONLY_REASON } from "./features/whose-run/run-bar.js";
+import { runControl } from "./lib/run-control.js";
 
 export const SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, null]; // steps/s; null = full speed
 
@@ -69,9 +69,9 @@ export function createControls(root, { store, request, ask, notice }) {
   let link = null;
 
   const send = ask;
-  // Someone else's run, watched through its link: nothing here may control it (the server
-  // refuses too; the page does not even ask).
-  const readOnly = () => store.get().run.owner === "someone";
+  // Someone else's run, watched through its link, or the shared run for a viewer who may only
+  // watch it: nothing here may control it (the server refuses too; the page does not even ask).
+  const readOnly = () => !runControl(store.get()).allowed;
   const thisRun = () => (store.get().run.key === SHARED ? "the shared run" : "this run");
 
   // A reset, then where the old run went: the Runs list keeps it with its last weights.
@@ -282,7 +282,7 @@ export function createControls(root, { store, request, ask, notice }) {
     if (![" ", "s", "r"].includes(key)) return;
     if (key === " ") event.preventDefault();
     if (!server || connection !== "connected") { notify("Not connected to the server: the keys work again once the badge says connected.", "connection"); return; }
-    if (readOnly()) { notify(`The keys do nothing here: ${READ_ONLY_REASON}`, "info"); return; }
+    if (readOnly()) { notify(`The keys do nothing here: ${runControl(store.get()).reason}`, "info"); return; }
     if (key === " ") {
       if (server.status === "running") actions.pause();
       else if (server.status === "done") {
@@ -322,7 +322,8 @@ export function createControls(root, { store, request, ask, notice }) {
       buttons.pause.disabled = watching || status !== "running";
       buttons.step.disabled = watching || status === "done";
       buttons.reset.disabled = watching;
-      for (const button of Object.values(buttons)) button.title = watching ? READ_ONLY_REASON : button.dataset.title;
+      const { reason } = runControl(store.get());
+      for (const button of Object.values(buttons)) button.title = watching ? reason : button.dataset.title;
       if (queued && !watching) buttons.start.title = "Started: it trains as soon as a place is free";
       speed.disabled = watching;
       form.dataset.readOnly = String(watching);
