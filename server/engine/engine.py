@@ -679,8 +679,9 @@ class Engine:
     def _lesson_context(self, key: str, pixels=None) -> lesson.LessonContext:
         parts = self.part(key)
         network, weights = parts.replica.network()
+        record = parts.recorder.live_record_id if weights.run_id == parts.run.run_id else None
         return lesson.LessonContext(weights=weights, network=network, config=parts.run.config, state=parts.run.state(), replay=parts.replay,
-            dataset=self.dataset, pixels=pixels_array(pixels) if pixels is not None else None)
+            dataset=self.dataset, pixels=pixels_array(pixels) if pixels is not None else None, record=record)
 
     def lesson_steps(self, args) -> dict:
         return {"steps": lesson.questions(self.part(args.get("run", SHARED)).run.config)}
