@@ -120,6 +120,23 @@ export default function init({ store, connection, request, visibility, $ }) {
     if (event.key === "Escape" && inspectorOpen()) { event.preventDefault(); inspector.close(); }
   });
 
+  // The neuron picker: the inspector by number (a phone's tiles are too small to tap one). A
+  // number outside the layer is said in words and opens nothing.
+  const picker = $("tile-picker");
+  picker.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const n = weights.meta()?.n_neurons ?? 0;
+    const text = picker.elements.neuron.value.trim();
+    const index = Number(text);
+    const error = el("picker-error", picker);
+    if (text === "" || !Number.isInteger(index) || index < 0 || (n && index >= n)) {
+      error.textContent = `Give a whole number from 0 to ${Math.max(n - 1, 0)}.`;
+      return;
+    }
+    error.textContent = "";
+    select(index, { focusInspector: true });
+  });
+
   for (const input of tilesPanel.querySelectorAll('input[name="tile-scale"]')) {
     input.addEventListener("change", () => { if (input.checked) weights.setMode(input.value); });
   }
