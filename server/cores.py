@@ -29,6 +29,11 @@ def plan(torch_threads: int) -> Optional[tuple[list[int], list[int]]]:
     return cores[-n:], cores[:-n]
 
 
+def every_core() -> Optional[list[int]]:
+    """The cores this process may run on (read before a thread pins itself), None off Linux."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def pin_this_thread(cores) -> bool:
     """Run the calling thread (and the threads it starts from now on) on these cores."""
     if not cores or not hasattr(os, "sched_setaffinity"):

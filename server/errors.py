@@ -28,6 +28,12 @@ class LimitError(UserError):
     status = 429
 
 
+class RunError(UserError):
+    """A control a training run cannot do now (a finished run stepped, the model changed mid-run)."""
+
+    status = 409
+
+
 class NotFound(UserError):
     """Something asked for by id that does not exist (a run, a checkpoint)."""
 

@@ -1,6 +1,8 @@
 """Server settings: defaults, environment (HOST, PORT) and CLI flags, validated in one place."""
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -9,6 +11,41 @@ from pydantic_core import PydanticCustomError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+
+# A host name as the Host header and --allowed-host carry it (the web tier checks Hosts with it).
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
+
+
+def split_host(host: str) -> Optional[tuple[str, Optional[int]]]:
+    """'Example.org:5000' -> ('example.org', 5000), '[::1]:80' -> ('::1', 80); None if it is
+    not a host (and port) at all."""
+    host = host.strip().lower()
+    port: Optional[str] = None
+    if host.startswith("["):  # [IPv6]:port
+        end = host.find("]")
+        if end < 0:
+            return None
+        name, rest = host[1:end], host[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                return None
+            port = rest[1:]
+    elif host.count(":") == 1:
+        name, port = host.split(":")
+    else:
+        name = host
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        return None
+    name = name[:-1] if name.endswith(".") else name  # "localhost." is localhost
+    if not name:
+        return None
+    try:
+        return str(ipaddress.ip_address(name)), int(port) if port else None
+    except ValueError:
+        pass
+    return (name, int(port) if port else None) if HOST_NAME.match(name) else None
 
 
 class Settings(BaseModel):
@@ -56,8 +93,6 @@ class Settings(BaseModel):
     @field_validator("allowed_hosts")
     @classmethod
     def _allowed_hosts_are_host_names(cls, hosts):
-        from .web.hosts import split_host
-
         names = []
         for host in hosts:
             parsed = split_host(host)

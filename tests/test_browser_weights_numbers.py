@@ -84,8 +84,8 @@ def test_the_numbers_printed_about_the_weights_are_the_checkpoints(page, live_se
 def test_the_lessons_before_and_after_pictures_share_one_scale_and_runs_are_named_as_in_runs(page, live_server):
     session = live_server.session
     session.reset({"batch_size": 64})
-    session.step(30)
-    wait_for(lambda: session.trainer.global_step == 30 and session.status == "paused", what="30 steps")
+    session.step(60)  # the row step judges "after training" from 50 steps on
+    wait_for(lambda: session.trainer.global_step == 60 and session.status == "paused", what="60 steps")
     answer = live_server.playground.request("lesson:reveal", {"step": 4})["reveal"]
     pictures = answer.get("pictures") or []
     assert len(pictures) >= 2, "step 4 shows weights before and after training"
@@ -93,7 +93,7 @@ def test_the_lessons_before_and_after_pictures_share_one_scale_and_runs_are_name
     record = live_server.engine.part().recorder.live_record_id
     assert record is not None
     said = live_server.playground.request("lesson:reveal", {"step": 1})["reveal"]["details"]
-    assert any(f"training step 30 (run #{record} in Runs)" in line for line in said), said
+    assert any(f"training step 60 (run #{record} in Runs)" in line for line in said), said
     runs = live_server.playground.request("runs:list")
     assert runs["live_run"] == record and any(run["id"] == record for run in runs["runs"])
 

@@ -14,7 +14,8 @@ import torch
 from server.experiment import ConfigError, TrainConfig
 from server.engine.model import build_network
 from server.engine.history import HISTORY_LIMIT, thin_history
-from server.engine.run import METRICS_INTERVAL_S, RunError, RunFeature, TrainingRun
+from server.errors import RunError
+from server.engine.run import METRICS_INTERVAL_S, RunFeature, TrainingRun
 from tests.helpers import subset, wait_for
 
 VOLATILE = ("eta_seconds", "samples_per_second")

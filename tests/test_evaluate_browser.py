@@ -255,3 +255,29 @@ def test_the_address_follows_the_setup_and_the_form_edits_every_field(page, live
     form.locator("input[name=batch_size]").press("Tab")
     expect(page.locator(by_id("notice"))).to_contain_text("batch_size: give a number of at most 4,096")
     expect(form.locator("input[name=batch_size]")).to_have_value("64")
+
+
+def test_the_cards_below_the_fold_ask_for_their_data_only_when_they_come_into_view(page, live_server):
+    """Thirty pages opening at once share one link: below the fold, nothing is fetched at load."""
+    sent = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
+    open_page(page, live_server)
+    expect(page.locator(by_id("status"))).not_to_have_text("", timeout=20_000)
+    page.wait_for_timeout(1_500)  # the load's own requests are done
+    asked_for = lambda event: [frame for frame in sent if f'"{event}"' in frame]  # noqa: E731
+    asked = lambda: asked_for("dataset:get")  # noqa: E731
+    assert asked() == [], "the dataset's digits were asked for before the card was seen"
+    assert asked_for("evaluate:get") == [], "the evaluation was asked for before its card was seen"
+
+    page.locator(by_id("confusion-matrix")).scroll_into_view_if_needed()
+    expect(page.locator(by_id("confusion-matrix"))).to_have_attribute("data-step", re.compile(r"\d+"), timeout=20_000)
+    assert len(asked_for("evaluate:get")) == 1
+    assert page.locator(by_id("dataset-rows")).locator("*").count() == 0
+
+    page.locator(by_id("dataset-rows")).scroll_into_view_if_needed()
+    expect(page.locator(by_id("dataset-rows")).locator("img, canvas").first).to_be_visible(timeout=20_000)
+    assert len(asked()) == 1
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.locator(by_id("dataset-rows")).scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    assert len(asked()) == 1, "asked again on every scroll"

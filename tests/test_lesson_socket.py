@@ -68,7 +68,7 @@ def test_a_poll_reaches_every_viewer_takes_one_answer_each_and_the_teacher_sees_
     ("poll:open", {"step": 2}, "number"),
     ("poll:open", {"step": "1"}, "step"),
     ("lesson:reveal", {"step": 6}, "draw a digit"),
-    ("lesson:reveal", {"step": 10}, "steps 1 to 9"),
+    ("lesson:reveal", {"step": 11}, "steps 1 to 10"),
     ("lesson:reveal", {"step": 6, "pixels": [2.0] * 784}, "pixel"),
     ("replay:frame", {"step": -1}, "step"),
     ("replay:predict", {"step": 0, "pixels": [0.5] * 10}, "784"),

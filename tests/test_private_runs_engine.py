@@ -3,11 +3,16 @@ only its owner controls it; past max_runs a start waits in a queue; a run whose 
 is paused, recorded and freed; the shared run is carried on by a new holder from its record."""
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 
+from server.cores import pin_this_thread
 from server.engine import engine as engine_module
 from server.engine.checkpoints import state_dict_bytes
-from server.engine.engine import SHARED, Engine
+from server.engine.engine import Engine
+from server.link.names import SHARED
 from server.errors import AccessError, LimitError, UserError
 from tests.helpers import subset, wait_for
 
@@ -169,3 +174,30 @@ def test_streams_watched_through_several_web_processes_add_up(make_engine):
     now[0] += 20
     engine.housekeeping()
     assert engine.part(SHARED).views.watched == {"activations"}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two cores to pin")
+def test_only_the_shared_run_trains_on_the_training_cores_private_runs_on_every_core(make_engine):
+    every_core = sorted(os.sched_getaffinity(0))
+    training, serving = every_core[-1:], every_core[:-1]
+    made = {}
+
+    def as_the_engine_process_does():  # its threads serve on the serving cores
+        pin_this_thread(serving)
+        engine = made["engine"] = make_engine(training_cores=training, private_run_cores=every_core)
+        made["key"] = engine.command("run:create", {"owner": "alice"})["run"]
+        engine.command("train:start", {})
+        engine.command("train:start", {"run": made["key"], "owner": "alice"})
+
+    thread = threading.Thread(target=as_the_engine_process_does)
+    thread.start()
+    thread.join()
+    engine = made["engine"]
+
+    def cores_of(run_key):
+        wait_for(lambda: engine.runs[run_key].run.step_count > 0, what="the run trains")
+        return sorted(os.sched_getaffinity(engine.runs[run_key].run._thread.native_id))
+
+    assert cores_of(SHARED) == training
+    assert cores_of(made["key"]) == every_core

@@ -18,7 +18,8 @@ import pytest
 import redis
 
 from server.errors import AccessError, EngineUnavailable, NotFound, UserError
-from server.link.redis_bus import (PREFIX, SHARED, EngineClient, EngineEndpoint, Lease, describe_url,
+from server.link.names import SHARED
+from server.link.redis_bus import (PREFIX, EngineClient, EngineEndpoint, Lease, describe_url,
                                    engine_key, run_key)
 
 REPO = Path(__file__).resolve().parents[1]

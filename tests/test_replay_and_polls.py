@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from server.engine.engine import Engine
-from server.engine.lesson import STEPS
+from server.engine.lesson import STEPS, TRAINED_STEPS
 from server.engine.replay import REPLAY_BUDGET_BYTES, Replay, capacity_for, point_bytes
 from server.errors import UserError
 from server.experiment import TrainConfig
@@ -158,7 +158,7 @@ def test_number_steps_cannot_be_polled_and_unknown_steps_are_refused_in_words(en
 def test_every_lesson_step_asks_and_reveals_from_the_live_network(engine, tiny_dataset):
     steps = engine.command("lesson:steps")["steps"]
     assert len(steps) == len(STEPS) >= 8
-    engine.part().run.step(30, wait_s=60)
+    engine.part().run.step(TRAINED_STEPS + 10, wait_s=60)
     for number, step in enumerate(steps, start=1):
         reveal = engine.command("lesson:reveal", {"step": number, "pixels": pixels_of(tiny_dataset, 1)})["reveal"]
         assert reveal["said"] and reveal["details"]
@@ -167,6 +167,62 @@ def test_every_lesson_step_asks_and_reveals_from_the_live_network(engine, tiny_d
         else:
             assert reveal["value"] is not None
     assert engine.command("lesson:reveal", {"step": 2})["reveal"]["value"] == 784 * 256 + 256
+
+
+def number_of(key: str) -> int:
+    return next(number for number, step in enumerate(STEPS, start=1) if step.key == key)
+
+
+def test_the_row_step_on_an_untrained_run_says_so_instead_of_judging(engine, tiny_dataset):
+    row = number_of("row-before-after")
+    assert engine.command("lesson:steps")["steps"][row - 1]["needs_training"] == TRAINED_STEPS
+    engine.part().run.step(3, wait_s=60)
+    reveal = engine.command("lesson:reveal", {"step": row})["reveal"]
+    assert reveal["judged"] is False and reveal["correct"] is None and reveal["trained_steps"] == 3
+    assert "only 3 of the 50 steps" in reveal["said"] and "ask again" in reveal["details"][0]
+    engine.part().run.step(TRAINED_STEPS, wait_s=60)
+    again = engine.command("lesson:reveal", {"step": row})["reveal"]
+    assert again["judged"] is True and again["correct"] in (0, 3)
+
+
+def test_the_module_step_shows_the_live_model_called_and_handed_to_the_optimizer(engine, tiny_dataset):
+    engine.part().run.step(5, wait_s=60)
+    reveal = engine.command("lesson:reveal", {"step": number_of("module"), "pixels": pixels_of(tiny_dataset, 3)})["reveal"]
+    code = reveal["code"]
+    assert "Linear(in_features=784, out_features=256, bias=True)" in code
+    assert ("[torch.Size([256, 784]), torch.Size([256]), torch.Size([10, 256]), torch.Size([10])]" in code)
+    assert code[-1] == "True" and reveal["correct"] == 2
+    # model.hidden(x) and x @ W.T + b print the same numbers, from the live weights
+    weights = engine.part().replica.reader.latest()
+    x = np.frombuffer(pixels_of(tiny_dataset, 3), "<f4")
+    z = weights.layers[0][0] @ x + weights.layers[0][1]
+    called = code[code.index(">>> model.hidden(x)") + 1]
+    assert called.startswith(f"tensor([{z[0]:.4f}, {z[1]:.4f}")
+    assert code[code.index(">>> x @ model.hidden.weight.T + model.hidden.bias") + 1] == called
+
+
+def test_the_sigmoid_step_draws_the_curve_with_the_drawings_zs_on_it(engine, tiny_dataset):
+    reveal = engine.command("lesson:reveal", {"step": number_of("sigmoid"), "pixels": pixels_of(tiny_dataset, 1)})["reveal"]
+    curve = reveal["curve"]
+    assert len(curve["points_z"]) == 256 and len(curve["z"]) == len(curve["a"])
+    assert np.allclose(curve["points_a"], 1 / (1 + np.exp(-np.array(curve["points_z"]))), atol=1e-4)
+    assert min(curve["z"]) <= min(curve["points_z"]) and max(curve["z"]) >= max(curve["points_z"])
+
+
+@pytest.mark.parametrize("optimizer, words", [("adam", "Adam, which divides each gradient by its recent size"),
+                                              ("sgd", "With SGD a step is the learning rate times the gradient")])
+def test_the_trap_step_gives_the_fix_in_code_and_claims_true_for_the_optimizer(engine, optimizer, words):
+    if optimizer != "adam":
+        engine.part().run.reset({"optimizer": optimizer})
+    trap = number_of("softmax-trap")
+    question = engine.command("lesson:steps")["steps"][number_of("learning-rate") - 1]["question"]
+    assert ("Adam moves each weight by about lr" in question) == (optimizer == "adam")
+    reveal = engine.command("lesson:reveal", {"step": trap})["reveal"]
+    assert any(words in line for line in reveal["details"])
+    code = "\n".join(reveal["code"])
+    assert "return self.output(x)" in code and "nn.NLLLoss()" in code
+    losses = [line.rsplit("=", 1)[1].strip() for line in reveal["code"] if line.startswith("#   ")]
+    assert len(losses) == 2 and losses[0] == losses[1]  # log_softmax + NLLLoss is CrossEntropyLoss on logits
 
 
 def test_the_prediction_step_answers_what_the_replica_answers(engine, tiny_dataset):

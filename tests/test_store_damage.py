@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from server import create_app
-from server.engine.store import DB_NAME, RunError, RunStore, StoreFullError, StoreReadOnlyError
+from server.engine.store import DB_NAME, RecordError, RunStore, StoreFullError, StoreReadOnlyError
 from tests.disks import FullDisk, read_only_file, read_only_folder, tmpfs
 from tests.helpers import Inbox
 
@@ -100,7 +100,7 @@ def test_a_damaged_database_in_a_read_only_folder_is_said_and_nothing_is_served(
         with pytest.raises(StoreReadOnlyError, match="a new run could not be recorded: .* is damaged and the data "
                                                      "directory is read-only"):
             store.create(config=CONFIG, dataset="mnist")
-        with pytest.raises(RunError, match="there is no run #1"):
+        with pytest.raises(RecordError, match="there is no run #1"):
             store.get(1)
         assert moved_aside(folder) == []
 
@@ -218,7 +218,7 @@ def test_one_run_with_broken_json_is_left_out_of_the_list_and_named(tmp_path, da
                                   "valid JSON (")
         assert problem.endswith("; it is left out of the runs list")
         assert store.list() == listing.runs
-        with pytest.raises(RunError, match=rf"run #{ids[1]}'s record in .* is damaged: its setup \(config\) is not valid JSON"):
+        with pytest.raises(RecordError, match=rf"run #{ids[1]}'s record in .* is damaged: its setup \(config\) is not valid JSON"):
             store.get(ids[1])
         assert store.get(ids[0])["config"] == CONFIG
         store.delete(ids[1])  # and it can still be deleted

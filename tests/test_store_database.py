@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.config import Config
 
-from server.engine.store import DB_NAME, MIGRATIONS_DIR, RunError, RunStore, metadata
+from server.engine.store import DB_NAME, MIGRATIONS_DIR, RecordError, RunStore, metadata
 from server.engine.store import RunStore as RunStoreFromRuns
 
 CONFIG = {"hidden_sizes": [8], "activation": "relu", "optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
@@ -71,9 +71,9 @@ def test_every_public_method_answers_the_same_on_both_databases(store):
     assert store.rename(second, "  a   better name ")["name"] == "a better name"
     store.delete(first)
     assert [r["id"] for r in store.list()] == [second]
-    with pytest.raises(RunError, match="there is no run #1"):
+    with pytest.raises(RecordError, match="there is no run #1"):
         store.checkpoint(first)
-    with pytest.raises(RunError, match="run #2 has no saved weights"):
+    with pytest.raises(RecordError, match="run #2 has no saved weights"):
         store.checkpoint(second)
     assert store.update(first, **progress()) is False  # deleted meanwhile: nothing to update
     store.save_checkpoint(first, 7, b"late")  # deleted meanwhile: ignored
@@ -87,7 +87,7 @@ def test_not_a_number_is_kept_as_none_and_huge_ids_are_unknown_runs(store):
     run = store.get(run_id)
     assert run["val_accuracy"] is None and run["history"] == [{"step": 1, "loss": None}]
     for bad in (0, -1, 2**63, "1", True):
-        with pytest.raises(RunError, match="there is no run"):
+        with pytest.raises(RecordError, match="there is no run"):
             store.get(bad)
 
 
@@ -182,13 +182,13 @@ def test_runs_in_postgresql_are_plain_rows(tmp_path, postgres_url):
     ("not a url", "is not a database URL"),
 ])
 def test_a_database_url_that_is_not_postgresql_is_refused_in_words(tmp_path, url, words):
-    with pytest.raises(RunError, match=words):
+    with pytest.raises(RecordError, match=words):
         RunStore(tmp_path, database_url=url)
 
 
 def test_a_postgresql_server_that_cannot_be_reached_is_said_in_words(tmp_path, postgres_server):
     url = postgres_server.url("no_such_database")
-    with pytest.raises(RunError, match=r"the PostgreSQL database no_such_database at 127\.0\.0\.1:\d+ cannot be used: .*"
+    with pytest.raises(RecordError, match=r"the PostgreSQL database no_such_database at 127\.0\.0\.1:\d+ cannot be used: .*"
                                        r"no_such_database"):
         RunStore(tmp_path, database_url=url)
 
@@ -263,7 +263,7 @@ def test_a_database_with_tables_the_playground_did_not_make_is_refused_in_words(
     with sqlite3.connect(tmp_path / DB_NAME) as db:
         db.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, title TEXT)")
     db.close()
-    with pytest.raises(RunError, match="the database has a runs table the playground did not make .*lacks name"):
+    with pytest.raises(RecordError, match="the database has a runs table the playground did not make .*lacks name"):
         RunStore(tmp_path)
     with sqlite3.connect(tmp_path / DB_NAME) as db:  # and it is left as it was
         assert [row[1] for row in db.execute("PRAGMA table_info(runs)")] == ["id", "title"]

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from ..errors import AccessError, LimitError, NotFound, UserError
-from ..experiment import DEFAULT_PACE, Architecture, TrainConfig, split_pace
+from ..experiment import DEFAULT_PACE, TrainConfig, split_pace
+from ..link.names import SHARED
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
-from .store import RunError, RunStore
+from .store import RecordError, RunStore
 from . import codegen, explain, exports
 from .exports import script
 from .checkpoints import CheckpointError, check_fits, load_state_dict_bytes, read_state_dict, state_dict_bytes
@@ -47,7 +48,6 @@ from .replay import Replay, replay_frame, replay_predict
 
 log = logging.getLogger(__name__)
 
-SHARED = "shared"  # the run every viewer watches (the teacher's)
 REPLICA_INTERVAL_S = 0.05  # while training, predictions' weights are at most this old...
 REPLICA_MAX_COST_SHARE = 0.01  # ...unless copying them costs more than this share of the time
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second
@@ -193,6 +193,7 @@ class Engine:
     def __init__(self, dataset, *, data_dir, database_url: Optional[str] = None, device: torch.device | str = "cpu",
                  publish: Publish = lambda message: None, pace: Optional[float] = DEFAULT_PACE,
                  clock=time.monotonic, training_cores: Optional[list[int]] = None,
+                 private_run_cores: Optional[list[int]] = None,
                  engine_id: str = "local-0", holds_shared: bool = True, max_runs: int = DEFAULT_MAX_RUNS,
                  is_stale=lambda engine: True):
         self.dataset = dataset
@@ -200,13 +201,13 @@ class Engine:
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
         self._watchers: dict[str, dict] = {}  # run key -> web process -> (streams, last told)
-        self.training_cores = training_cores  # the cores the training threads run on (None: any)
+        self.training_cores = training_cores  # the cores the shared run trains on (None: wherever)
+        self.private_run_cores = private_run_cores  # the cores private runs train on (None: wherever)
         self.device = torch.device(device)
         self.publish = publish
         self.clock = clock
         self.store = RunStore(data_dir, database_url=database_url, engine_id=engine_id, is_stale=is_stale)
         self.browser = DatasetBrowser(dataset)
-        self.started_at = time.time()
         self.runs: dict[str, RunParts] = {}
         # The class poll (one, of the shared run's viewers): polls.py
         self.polls = Polls(lambda poll: self._message("poll", SHARED, {"poll": poll}))
@@ -227,8 +228,12 @@ class Engine:
 
     def _add_run(self, key: str, pace: Optional[float], *, config: Optional[TrainConfig] = None,
                  owner: Optional[str] = None) -> RunParts:
+        # Only the shared run trains on the training cores; private runs on every core (pinned
+        # beside it, they would share one core with a full-speed run; on the serving cores alone,
+        # ten paced runs do not keep their pace: docs/performance.md).
+        cores = self.training_cores if key == SHARED else self.private_run_cores
         run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
-                          cores=self.training_cores, config=config)
+                          cores=cores, config=config)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
@@ -386,11 +391,6 @@ class Engine:
                 parts.last_seen = now
         return {}
 
-    def held_runs(self, args) -> dict:
-        return {"runs": {key: {"owner": parts.owner, "status": parts.run.status}
-                         for key, parts in list(self.runs.items())},
-                "engine": self.engine_id, "max_runs": self.max_runs}
-
     def drop_shared(self) -> None:
         """This engine no longer holds the shared run (its lease was lost): stop it after its
         step, record it, free it (the new holder carries it on from the record)."""
@@ -441,7 +441,7 @@ class Engine:
     def hello(self, args) -> dict:
         parts = self.part(args.get("run", SHARED))
         return {"state": parts.run.state(), "replica": parts.replica.name, "streams": sorted(STREAMS),
-                "started_at": self.started_at, "storage_problem": parts.recorder.problem,
+                "storage_problem": parts.recorder.problem,
                 "store_notices": list(self.store.notices)}
 
     def state(self, args) -> dict:
@@ -613,7 +613,7 @@ class Engine:
             config = recorded_config(saved["config"])
             state_dict = check_fits(read_state_dict(data), config)
         except (CheckpointError, UserError) as err:
-            raise RunError(f"run #{record}'s saved weights cannot be used: {err}") from None
+            raise RecordError(f"run #{record}'s saved weights cannot be used: {err}") from None
         parts = self._controlled(args)
         state = self._load_weights(parts, state_dict, config, f"restored from run #{record} at step {step}")
         which = "the shared run" if parts.owner is None else "your run"
@@ -672,9 +672,6 @@ class Engine:
         return {"data": data, "mimetype": mimetype, "step": weights.step,
                 "filename": checkpoint_name(config, weights.step).removesuffix(".pt") + "." + suffix}
 
-    def architecture(self, args) -> dict:
-        return {"model": Architecture.of(self.part(args.get("run", SHARED)).run.config).summary()}
-
     # the lesson (lesson.py), the replay (replay.py) and class polls (polls.py)
     def _lesson_context(self, key: str, pixels=None) -> lesson.LessonContext:
         parts = self.part(key)
@@ -728,7 +725,6 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "predict": Engine.predict,
     "run:create": Engine.create_run,
     "runs:present": Engine.present,
-    "runs:held": Engine.held_runs,
     "views:watch": Engine.watch,
     "inside:neuron": Engine.neuron,
     "explain:forward": Engine.forward,

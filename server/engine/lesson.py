@@ -6,7 +6,15 @@ class poll (polls.py) reveals the same way, from the shared run.
 
 Each reveal says: `said` (the answer in words), `correct` (the right choice's index, or None
 for a number question), `value` and `tolerance` (number questions), `details` (lines of what
-was computed and from which weights) and, for some, `pictures` (float32 28x28 pictures).
+was computed and from which weights) and, for some, `pictures` (float32 28x28 pictures),
+`code` (a Python session's lines, every value in it computed just now) or `curve` (the
+activation's curve with the drawing's z's on it). A step that needs a trained network and is
+asked on one that has hardly trained says so (`judged`: false, `trained_steps`, `needs_training`)
+instead of judging.
+
+Each question says which views of the page hold its answer (`hides`: the page veils them until
+the learner commits, on a class poll's screens too) and which control the learner needs while
+answering (`asks_for`: kept in sight), so the page asks first and shows afterwards.
 """
 from __future__ import annotations
 
@@ -22,11 +30,12 @@ from ..errors import UserError
 from ..experiment import N_INPUTS, TrainConfig
 from ..link.replica import Weights, forward
 from . import codegen, explain
-from .trainer import Trainer
+from .trainer import Trainer, make_optimizer
 
 TRIAL_STEPS = 40  # the learning-rate step's two real runs train this many mini-batches each
 BIG_LR = 10.0  # the largest learning rate the setup allows
 GRADIENT_DIGITS = 64  # real training digits for the softmax trap's gradient comparison
+TRAINED_STEPS = 50  # steps of training before "after training" means something (the row step)
 
 
 @dataclass
@@ -54,10 +63,14 @@ class Step:
     question: Callable[[TrainConfig], str]
     choices: Callable[[TrainConfig], list[str]]
     reveal: Callable[[LessonContext], dict]
+    hides: tuple[str, ...] = ()  # data-testids of the views that hold the answer: veiled while it asks
+    asks_for: Optional[str] = None  # data-testid of the control the learner needs while answering
+    needs_training: int = 0  # training steps the run needs before the answer can be judged
 
     def ask(self, config: TrainConfig) -> dict:
         return {"key": self.key, "title": self.title, "lead": self.lead, "kind": self.kind, "view": self.view,
-                "question": self.question(config), "choices": self.choices(config)}
+                "question": self.question(config), "choices": self.choices(config), "hides": list(self.hides),
+                "asks_for": self.asks_for, "needs_training": self.needs_training}
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -92,6 +105,10 @@ def reveal_shape(context: LessonContext) -> dict:
             f"{shape[0]} rows, one per neuron (out_features = {shape[0]}); {shape[1]} columns, one per input pixel "
             f"(in_features = {shape[1]}). PyTorch stores (out, in): the other way round from how it is called.",
             f"One bias per neuron: {bias[0]} numbers.",
+            f"Why (out, in): row j of the table is neuron j's {shape[1]} weights, one per pixel (the tiles show each "
+            f"row as a 28×28 picture). self.hidden(x) computes x @ W.T + b: for a batch x of shape (N, {shape[1]}), "
+            f"Wᵀ has shape ({shape[1]}, {shape[0]}), so (N, {shape[1]}) @ ({shape[1]}, {shape[0]}) gives (N, {shape[0]}): "
+            "each pixel meets its weight in every neuron, and out comes one number per neuron.",
             f"Read from {weights_from(context)}.",
         ],
     }
@@ -135,8 +152,11 @@ def reveal_example(context: LessonContext) -> dict:
         "details": [
             f"y[0] = {x[0]:g}×({w[0][0]:.4f}) + {x[1]:g}×({w[0][1]:.4f}) + ({b[0]:.4f}) = {y[0]:.4f}: "
             "row 0 of W times x, plus b[0]. That is y = x Wᵀ + b, one output per row of W.",
+            "The shapes: x is (1, 2), one row per example; W is (out, in) = (2, 2), one row per output; Wᵀ is "
+            "(in, out), so x @ W.T is (1, in) @ (in, out) = (1, out). The transpose puts each input beside its "
+            "weight in every row.",
             f"Computed by a real nn.Linear(2, 2) on the server: PyTorch printed {result['printed']}.",
-            "self.hidden does exactly this with 784 inputs and 256 rows.",
+            "self.hidden does exactly this with 784 inputs and 256 rows: (1, 784) @ (784, 256) = (1, 256).",
         ],
     }
 
@@ -183,22 +203,31 @@ def reveal_row(context: LessonContext) -> dict:
         correct = 0
     else:
         correct = 3
-    untrained = context.weights.step - first.step < 50
+    trained_steps = context.weights.step - first.step
+    untrained = trained_steps < TRAINED_STEPS
     details = [
         f"Neuron {j} (the one training changed most). Neighbouring weights agree by {smooth_before:.2f} at step "
         f"{first.step} and by {smooth_now:.2f} at step {context.weights.step} (0: random speckle; clearly above 0: "
         "smooth strokes).",
         f"Its 784 weights moved by {moved:.0%} of their starting size in all.",
     ]
+    before_words = 'blank' if zeros_before else 'random speckle' if smooth_before < 0.1 else 'smooth'
     if untrained:
-        details.append("This run has hardly trained yet: press Start, let it run for a while, and ask again.")
+        # Before and after are the same network here: judging would count "training changes
+        # little" right. Say so, and let the learner train and ask again.
+        details = [f"This run has trained {trained_steps} steps: too few for an \"after\". Train it (at least "
+                   f"{TRAINED_STEPS} steps), then ask again."]
+        said = f"not yet: this run has trained only {trained_steps} of the {TRAINED_STEPS} steps this question needs"
+    else:
+        said = (f"Row {j} at step {first.step}: {before_words}; "
+                f"at step {context.weights.step}: {'strokes and blobs' if correct == 0 else 'still speckle'}")
     return {
-        "said": (f"Row {j} at step {first.step}: {'blank' if zeros_before else 'random speckle' if smooth_before < 0.1 else 'smooth'}; "
-                 f"at step {context.weights.step}: {'strokes and blobs' if correct == 0 else 'still speckle'}"),
-        "correct": correct,
+        "said": said,
+        "correct": None if untrained else correct,
+        "judged": not untrained, "trained_steps": trained_steps, "needs_training": TRAINED_STEPS,
         "details": details,
         "neuron": j,
-        "pictures": [
+        "pictures": [] if untrained else [
             {"label": f"row {j} of hidden.weight at step {first.step}", "values": before[j].astype("<f4").tobytes()},
             {"label": f"row {j} at step {context.weights.step}", "values": now[j].astype("<f4").tobytes()},
         ],
@@ -241,8 +270,17 @@ def reveal_squash(context: LessonContext) -> dict:
     if saturated is not None:
         details.append(f"{saturated:.0%} of them are within 0.05 of 0 or 1: there the sigmoid is flat, "
                        "so those neurons learn slowly from this digit.")
+    details.append(f"The curve: {context.config.activation}(z) drawn by the network's own activation function; the dots "
+                   f"are this drawing's {len(z)} neurons, each at its z and what the activation made of it.")
+    reach = max(8.0, float(np.abs(z).max()) + 1.0)
+    grid = torch.linspace(-reach, reach, 161)
+    with torch.no_grad():
+        curve = context.network.activation(grid).numpy()
     return {"said": f"from {a.min():.3f} to {a.max():.3f} (z was from {z.min():.2f} to {z.max():.2f})",
             "correct": correct, "details": details,
+            "curve": {"activation": context.config.activation, "z": [round(float(v), 4) for v in grid],
+                      "a": [round(float(v), 5) for v in curve], "points_z": [round(float(v), 4) for v in z],
+                      "points_a": [round(float(v), 5) for v in a], "what": what},
             "values": {"z_min": float(z.min()), "z_max": float(z.max()), "a_min": float(a.min()), "a_max": float(a.max())}}
 
 
@@ -293,23 +331,81 @@ def gradient_ratio(context: LessonContext) -> float:
     return norms[1] / norms[0] if norms[0] > 0 else float("nan")
 
 
+def optimizer_name(config: TrainConfig) -> str:
+    return "Adam" if config.optimizer == "adam" else "SGD with momentum"
+
+
+def confident_wrong_push() -> tuple[float, float]:
+    """How hard each loss pushes a certain, wrong answer (logit 10 on digit 0, the digit is 3):
+    the size of d loss / d logits, on the logits and given softmax's probabilities."""
+    norms = []
+    for twice in (False, True):
+        logits = torch.zeros(1, 10)
+        logits[0, 0] = 10.0
+        logits.requires_grad_(True)
+        F.cross_entropy(F.softmax(logits, dim=1) if twice else logits, torch.tensor([3])).backward()
+        norms.append(float(logits.grad.norm()))
+    return norms[0], norms[1]
+
+
+def trap_fix_code(context: LessonContext) -> list[str]:
+    """The fix, as a Python session, with the two right ways' losses computed just now on real
+    training digits by the live network: they are the same number."""
+    train = context.dataset.train
+    x, y = train.images[:GRADIENT_DIGITS].float(), train.labels[:GRADIENT_DIGITS]
+    with torch.no_grad():
+        logits = context.network.logits(x)
+        on_logits = float(F.cross_entropy(logits, y))
+        nll = float(F.nll_loss(F.log_softmax(logits, dim=1), y))
+    activation = {"sigmoid": "torch.sigmoid", "relu": "F.relu", "tanh": "torch.tanh", "leaky_relu": "F.leaky_relu"}
+    act = activation.get(context.config.activation, "torch.sigmoid")
+    return [
+        "def forward(self, x):",
+        f"    x = {act}(self.hidden(x))",
+        "    return self.output(x)          # the logits: no softmax here",
+        "",
+        "loss = nn.CrossEntropyLoss()(model(x), y)   # it applies log-softmax itself",
+        "probabilities = F.softmax(model(x), dim=1)  # softmax only to read probabilities",
+        "",
+        "# or: forward returns F.log_softmax(self.output(x), dim=1), trained with nn.NLLLoss()",
+        f"# On {GRADIENT_DIGITS} real training digits, with the live weights:",
+        f"#   CrossEntropyLoss(logits)         = {on_logits:.4f}",
+        f"#   NLLLoss(log_softmax(logits))     = {nll:.4f}",
+    ]
+
+
 def reveal_trap(context: LessonContext) -> dict:
     perfect = torch.full((1, 10), -1e4)
     perfect[0, 3] = 1e4  # certain and right: probabilities (0, ..., 1, ..., 0)
     floor = float(F.cross_entropy(F.softmax(perfect, dim=1), torch.tensor([3])))
     ratio = gradient_ratio(context)
+    on_logits, twice = confident_wrong_push()
     history = context.state.get("history") or []
     lowest = min((p["loss"] for p in history if p.get("loss") is not None and math.isfinite(p["loss"])), default=None)
+    gradient_line = (f"On {GRADIENT_DIGITS} real training digits, the gradient reaching output.weight is {ratio:.2f}× as "
+                     f"large as on the logits ({weights_from(context)}).")
+    if context.config.optimizer == "adam":
+        # Adam divides each gradient by its running size: a uniformly smaller gradient alone
+        # does not make its steps smaller, so that cannot be the reason here.
+        gradient_line += (" This run trains with Adam, which divides each gradient by its recent size, so a smaller "
+                          "gradient alone does not make its steps smaller. What slows it is where the push goes:")
+    else:
+        gradient_line += (" With SGD a step is the learning rate times the gradient, so smaller gradients mean smaller "
+                          "steps. And the push goes to the wrong places:")
     details = [
         f"torch computed CrossEntropyLoss(softmax(a certain, right answer)) = {floor:.4f}: the loss applies softmax "
         "again, and probabilities between 0 and 1 stay close together, so even a perfect answer is only "
         f"{math.e / (math.e + 9):.0%} sure after it.",
-        f"On {GRADIENT_DIGITS} real training digits, the gradient reaching output.weight is {ratio:.2f}× as large as "
-        f"on the logits ({weights_from(context)}): smaller steps, slower learning.",
+        gradient_line,
+        f"a certain but wrong answer gets a push of {on_logits:.3f} on the logits, and of {twice:.6f} as written: "
+        "softmax is flat where it is sure, so the mistakes it is surest of are hardly corrected, while right answers "
+        "keep being pushed towards a certainty the loss can never reach.",
+        "The fix, in code (below): forward returns the logits; softmax only to read probabilities.",
     ]
     if lowest is not None:
         details.append(f"The run on screen trains on {context.config.output}; its lowest loss so far is {lowest:.3f}.")
-    return {"said": f"it cannot go below {floor:.3f}", "correct": 1, "details": details, "value": floor}
+    return {"said": f"it cannot go below {floor:.3f}", "correct": 1, "details": details, "value": floor,
+            "code": trap_fix_code(context)}
 
 
 # ---- 8. a far too large learning rate -------------------------------------------------------------------
@@ -335,9 +431,13 @@ def trial(config: TrainConfig, dataset, lr: float) -> dict:
 
 
 def lr_question(config: TrainConfig) -> str:
-    return (f"This network trains with {'Adam' if config.optimizer == 'adam' else 'SGD'} at learning rate "
-            f"lr = {config.lr:g}: each step moves the weights a little against the gradient. What happens "
-            f"after {TRIAL_STEPS} steps with lr = {BIG_LR:g} instead?")
+    # True for the optimizer in use: Adam's step is about lr whatever the gradient's size; SGD's
+    # is lr times the gradient.
+    how = ("Adam moves each weight by about lr per step, against its gradient (it rescales each gradient by its "
+           "recent size)" if config.optimizer == "adam"
+           else "SGD moves each weight by lr times its gradient, against it (with momentum: its recent average)")
+    return (f"This network trains with {optimizer_name(config)} at learning rate lr = {config.lr:g}: {how}. "
+            f"What happens after {TRIAL_STEPS} steps with lr = {BIG_LR:g} instead?")
 
 
 def reveal_lr(context: LessonContext) -> dict:
@@ -398,7 +498,81 @@ def reveal_keras(context: LessonContext) -> dict:
     }
 
 
+# ---- 10. what self.hidden is, as a Python object ------------------------------------------------------
+
+MODULE_CHOICES = [
+    "A number: the layer's size, 256",
+    "A tensor: the (256, 784) table of weights",
+    "A module object: it holds weight and bias, forward calls it as self.hidden(x), and model.parameters() "
+    "hands both to the optimizer",
+    "A function PyTorch runs once, in __init__",
+]
+
+
+def tensor_head(values: torch.Tensor, count: int = 4) -> str:
+    return "tensor([" + ", ".join(f"{float(v):.4f}" for v in values[:count]) + ", ...])"
+
+
+def reveal_module(context: LessonContext) -> dict:
+    network = context.network
+    hidden = network.hidden
+    pixels, what = drawing_or_digit(context)
+    x = torch.from_numpy(np.asarray(pixels, dtype=np.float32)).reshape(1, -1)
+    with torch.no_grad():
+        called = hidden(x)[0]
+        by_hand = (x @ hidden.weight.T + hidden.bias)[0]
+    difference = float((called - by_hand).abs().max())
+    # The optimizer the trainer builds (the same function), given this copy of the live network:
+    # it is handed the very tensors that hidden.weight and hidden.bias are.
+    optimizer = make_optimizer(network, context.config)
+    handed = [p for group in optimizer.param_groups for p in group["params"]]
+    gets_weight = any(p is hidden.weight for p in handed)
+    gets_bias = any(p is hidden.bias for p in handed)
+    named = [(name, tuple(p.shape)) for name, p in network.named_parameters()]
+    is_module = isinstance(hidden, torch.nn.Module)
+    correct = 2 if is_module and gets_weight and gets_bias and difference < 1e-4 else 1
+    shapes = ", ".join(f"torch.Size({list(shape)})" for _, shape in named)
+    code = [
+        ">>> model.hidden",
+        repr(hidden),
+        ">>> type(model.hidden).__mro__[:2]",
+        f"({type(hidden).__module__}.{type(hidden).__name__}, torch.nn.modules.module.Module)",
+        ">>> [p.shape for p in model.parameters()]",
+        f"[{shapes}]",
+        f">>> x = {what.split(' (')[0]}.reshape(1, 784)",
+        ">>> model.hidden(x)",
+        tensor_head(called),
+        ">>> x @ model.hidden.weight.T + model.hidden.bias",
+        tensor_head(by_hand),
+        f"# the largest difference over all {called.numel()}: {difference:.2g}",
+        f">>> optimizer = torch.optim.{type(optimizer).__name__}(model.parameters(), lr={context.config.lr:g})",
+        '>>> any(p is model.hidden.weight for g in optimizer.param_groups for p in g["params"])',
+        str(gets_weight),
+    ]
+    return {
+        "said": "a module object: nn.Linear(784, {n}) stored as an attribute, called as self.hidden(x), "
+                "and its weight and bias are among model.parameters(), which the optimizer gets".format(n=hidden.out_features),
+        "correct": correct,
+        "details": [
+            f"self.hidden = nn.Linear(784, {hidden.out_features}) makes an object (a torch.nn.Module) and stores it on "
+            "the network. Setting a Module as an attribute registers it: the network now owns its parameters.",
+            "forward calls it like a function: self.hidden(x) runs Linear's forward, x @ W.T + b. Computed just now "
+            f"on {what}: the two agree to {difference:.2g}.",
+            f"model.parameters() lists {len(named)} tensors: " + ", ".join(f"{name} {shape}" for name, shape in named)
+            + f". The optimizer ({type(optimizer).__name__}, built by the same function as the trainer's) is given "
+            f"exactly those tensors: it {'gets' if gets_weight and gets_bias else 'does NOT get'} hidden.weight and "
+            "hidden.bias, so optimizer.step() changes them.",
+            f"From {weights_from(context)}.",
+        ],
+        "code": code,
+    }
+
+
 # ---- the steps -------------------------------------------------------------------------------------------
+
+# The views that print the layer's shapes and counts, and those that show the drawing's prediction.
+SHAPE_VIEWS = ("explain-shapes", "code-selection", "keras-side-by-side", "tiles-caption", "forward-steps")
+PREDICTION_VIEWS = ("prediction", "probabilities", "forward-steps", "network-diagram", "prediction-by")
 
 STEPS: list[Step] = [
     Step("weight-shape", "The shape of hidden.weight",
@@ -408,45 +582,49 @@ STEPS: list[Step] = [
          "per pixel. PyTorch keeps all those weights in one table, hidden.weight.",
          "choice", "explain-shapes",
          lambda c: f"nn.Linear(784, {c.hidden_sizes[0]}): what shape (rows, columns) is hidden.weight?",
-         hidden_shape_choices, reveal_shape),
+         hidden_shape_choices, reveal_shape, hides=SHAPE_VIEWS + ("sandbox-w-shape",)),
     Step("parameter-count", "How many numbers it learns",
          "Besides its weights, each neuron has one more number of its own, its bias, added at the end. "
          "Weights and biases together are the layer's parameters: what training changes.",
          "number", "shapes-table",
          lambda c: f"How many numbers does self.hidden = nn.Linear(784, {c.hidden_sizes[0]}) learn, weights and biases together?",
-         lambda c: [], reveal_count),
+         lambda c: [], reveal_count, hides=SHAPE_VIEWS),
     Step("linear-example", "y = x Wᵀ + b by hand",
          "What a neuron does with its input: multiply each input number by its weight, add them up, add the "
          "bias. nn.Linear does that for every neuron at once; written as matrices it is y = x Wᵀ + b. (Python "
          "counts from 0: y[0] is the first output, W[0] the first row of weights, W[0][1] its second number.)",
-         "number", "linear-sandbox", example_question, lambda c: [], reveal_example),
+         "number", "sandbox-y", example_question, lambda c: [], reveal_example,
+         hides=("sandbox-y", "sandbox-formulas", "sandbox-printed", "sandbox-note"), asks_for="sandbox-inputs"),
     Step("row-before-after", "Row j of hidden.weight, before and after training",
          "Row j of hidden.weight holds neuron j's 784 weights, one per pixel, so it can be shown as a 28×28 "
          "picture: red pixels push the neuron up when they are inked, blue ones push it down. The tiles on the "
          "page show all 256 rows. The replay below them goes back to any step.",
          "choice", "hidden-weights",
          lambda c: "What does such a row look like when the network is new, and after it has trained?",
-         lambda c: list(ROW_CHOICES), reveal_row),
+         lambda c: list(ROW_CHOICES), reveal_row,
+         hides=("hidden-weights", "neuron-inspector"), asks_for="train-start", needs_training=TRAINED_STEPS),
     Step("sigmoid", "What the sigmoid does to z",
          "For a drawing x, neuron j's number z = x · W[j] + b[j] can be any size, positive or negative. The "
          "question's forward then applies F.sigmoid to each z before the next layer sees it.",
-         "choice", "forward-steps",
+         "choice", "activation-histogram",
          lambda c: f"The {c.hidden_sizes[0]} z's of a drawing run from large negative to large positive numbers. "
                    f"What range are they in after {c.activation}?",
-         lambda c: list(SQUASH_CHOICES), reveal_squash),
+         lambda c: list(SQUASH_CHOICES), reveal_squash,
+         hides=("forward-steps", "activation-histogram", "network-diagram", "neuron-inspector")),
     Step("prediction", "What the output layer says for your drawing",
          "self.output = nn.Linear(256, 10) turns the 256 neuron values into 10 numbers, one per digit; the "
          "largest is the network's answer. Draw a digit on the canvas (or put a real one on it) first.",
          "drawing", "probabilities",
          lambda c: "Which digit will the network say your drawing is?",
-         lambda c: [str(d) for d in range(10)], reveal_prediction),
+         lambda c: [str(d) for d in range(10)], reveal_prediction,
+         hides=PREDICTION_VIEWS, asks_for="canvas"),
     Step("softmax-trap", "Why the question's forward learns slowly",
          "The question's forward ends with F.softmax, which turns the 10 numbers into probabilities (0 to 1, "
          "adding up to 1). Training measures how wrong the network is with nn.CrossEntropyLoss, the \"loss\" "
          "(0 = perfect). But CrossEntropyLoss applies softmax itself, so given forward's output it applies it twice.",
-         "choice", "softmax-trap",
+         "choice", "trap-explained",
          lambda c: "Given probabilities, how low can that loss go, even for a perfect, certain answer?",
-         lambda c: list(TRAP_CHOICES), reveal_trap),
+         lambda c: list(TRAP_CHOICES), reveal_trap, hides=("softmax-trap",)),
     Step("learning-rate", "A far too large learning rate",
          "Training works in small steps: look at a few digits, see which way each weight should move to be a "
          "bit less wrong (the gradient), and move it that way by a step whose size is the learning rate, lr.",
@@ -454,9 +632,16 @@ STEPS: list[Step] = [
     Step("keras", "What Keras calls the same layer",
          "Keras (part of TensorFlow) is another popular way to write the same networks. Every layer kind has "
          "a name there too.",
-         "choice", "keras-side-by-side",
+         "choice", "keras-table",
          lambda c: f"What is nn.Linear(784, {c.hidden_sizes[0]}) called in Keras?",
-         keras_choices, reveal_keras),
+         keras_choices, reveal_keras, hides=("keras-side-by-side",)),
+    Step("module", "So what exactly is self.hidden?",
+         "Back to the question in the title. In the network's code, __init__ says self.hidden = "
+         "nn.Linear(784, 256), and forward says x = F.sigmoid(self.hidden(x)). Training then runs "
+         "optimizer = torch.optim.Adam(model.parameters(), lr=...) and calls optimizer.step() after each batch.",
+         "choice", "model-code",
+         lambda c: "What is self.hidden, as a Python thing?",
+         lambda c: list(MODULE_CHOICES), reveal_module),
 ]
 STEP_KEYS = [step.key for step in STEPS]
 

@@ -200,20 +200,21 @@ def main(connection, options: dict, engine_options: Optional[dict] = None) -> No
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    from ..cores import pin_this_thread
+    from ..cores import every_core, pin_this_thread
     from ..settings import Settings
     from .runtime import make_engine_factory
 
     settings = Settings.model_validate(options)
+    all_cores = every_core() if settings.serving_cores else None
     # Every thread but the training threads serves on the serving cores (server/cores.py).
     pin_this_thread(settings.serving_cores)
     # Built inside serve(): a refusal (no CUDA, no data) goes back to the web tier in words.
     engine_options = engine_options or {}
-    # The shared run trains on the training cores; private runs' training threads go wherever the
-    # system puts them (ten paced runs need more than the serving cores alone: docs/performance.md).
+    # The shared run trains on the training cores; private runs on every core (ten paced runs
+    # need more than the serving cores alone: docs/performance.md).
     cores = settings.training_cores if engine_options.get("holds_shared", True) else None
     serve(connection, lambda publish: make_engine_factory(
-        settings, training_cores=cores, **engine_options)(publish), stop=stop)
+        settings, training_cores=cores, private_run_cores=all_cores, **engine_options)(publish), stop=stop)
     logging.shutdown()
     sys.stdout.flush()
     os._exit(0)  # nothing left to wait for (daemon threads, torch's pools)

@@ -22,7 +22,8 @@ from typing import Callable, Optional
 import torch
 
 from ..cores import pin_this_thread, yield_to_paced_runs
-from ..errors import UserError
+from ..errors import RunError
+from ..link.names import SHARED
 from ..experiment import DEFAULT_PACE, LIVE_FIELDS, PACE_FIELD, ConfigError, TrainConfig, checked_pace, split_pace
 from .history import CurveHistory
 from .model import WeightsSnapshot
@@ -36,12 +37,6 @@ STEPPING_METRICS_INTERVAL_S = 1.0  # while steps asked for run (they end with a 
 STEP_ANSWER_WAIT_S = 0.5  # train:step answers when its steps are done, or after this, if sooner
 
 Publish = Callable[[str, dict], None]
-
-
-class RunError(UserError):
-    """A control request that cannot be done now, with a message for people."""
-
-    status = 409
 
 
 class RunFeature:
@@ -66,10 +61,10 @@ class RunFeature:
 
 class TrainingRun:
     def __init__(self, dataset, *, device: torch.device | str = "cpu", config: Optional[TrainConfig] = None,
-                 pace: Optional[float] = DEFAULT_PACE, key: str = "shared", clock=time.monotonic,
+                 pace: Optional[float] = DEFAULT_PACE, key: str = SHARED, clock=time.monotonic,
                  cores: Optional[list[int]] = None):
-        self.key = key
-        self.cores = cores  # the CPU cores its training thread runs on (None: wherever)  # which run this is for the web tier ("shared": the one everyone watches)
+        self.key = key  # which run this is for the web tier (SHARED: the one everyone watches)
+        self.cores = cores  # the CPU cores its training thread runs on (None: wherever)
         self.dataset = dataset
         self.device = torch.device(device)
         self.config = config or TrainConfig()

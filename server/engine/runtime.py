@@ -28,10 +28,12 @@ def stale_engines(engine_id: str, stale: str) -> Callable:
     return lambda engine: engine == engine_id
 
 
-def make_engine_factory(settings, *, dataset=None, training_cores=None, engine_id: str = "local-0",
+def make_engine_factory(settings, *, dataset=None, training_cores=None, private_run_cores=None,
+                        engine_id: str = "local-0",
                         holds_shared: bool = True, stale="all") -> Callable:
     """`factory(publish) -> Engine` for these settings (`dataset`: tests hand one in;
-    `training_cores`: the cores its training threads run on, None: wherever; `engine_id`,
+    `training_cores`, `private_run_cores`: the cores the shared run and private runs train on,
+    None: wherever the creating thread runs; `engine_id`,
     `holds_shared`, `stale`: its place among several engines)."""
     from .engine import Engine
 
@@ -53,7 +55,8 @@ def make_engine_factory(settings, *, dataset=None, training_cores=None, engine_i
             except DataError as err:
                 raise UserError(str(err)) from None
         return Engine(data, data_dir=settings.data_dir, database_url=settings.database, device=device,
-                      publish=publish, training_cores=training_cores, engine_id=engine_id,
+                      publish=publish, training_cores=training_cores,
+                      private_run_cores=private_run_cores, engine_id=engine_id,
                       holds_shared=holds_shared, max_runs=settings.max_runs,
                       is_stale=stale_engines(engine_id, stale))
 

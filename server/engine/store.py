@@ -104,11 +104,12 @@ JSON_FIELDS = {"config": "its setup", "config_changes": "its list of live change
                "history": "its training curve", "epochs": "its epoch records"}
 
 
-class RunError(UserError):
-    """A runs request that cannot be done (unknown run, bad name), in words for people."""
+class RecordError(UserError):
+    """A request about the runs' records that cannot be done (unknown record, bad name), in words.
+    (Not `RunError`: that is a control a training run cannot do now, server/errors.py.)"""
 
 
-class StoreError(RunError):
+class StoreError(RecordError):
     """The database itself is the problem (cannot be reached, of an unknown shape)."""
 
 
@@ -128,7 +129,7 @@ class RunListing(NamedTuple):
 def checked_id(run_id: int) -> int:
     """An id the database can hold; any other cannot name a run (and must not reach the driver)."""
     if not isinstance(run_id, int) or isinstance(run_id, bool) or not 1 <= run_id <= MAX_RUN_ID:
-        raise RunError(f"there is no run #{run_id}")
+        raise RecordError(f"there is no run #{run_id}")
     return run_id
 
 
@@ -524,13 +525,13 @@ class RunStore:
         run_id = checked_id(run_id)
         name = " ".join(name.split())
         if not name:
-            raise RunError(f"a run's name cannot be empty: type a name for run #{run_id} (its old name is kept)")
+            raise RecordError(f"a run's name cannot be empty: type a name for run #{run_id} (its old name is kept)")
         if len(name) > NAME_MAX:
-            raise RunError(f"a run's name can have at most {NAME_MAX} characters (this one has {len(name)}): "
+            raise RecordError(f"a run's name can have at most {NAME_MAX} characters (this one has {len(name)}): "
                            "shorten it")
         with self._writing(f"run #{run_id} could not be renamed") as db:
             if not self._update(db, run_id, {"name": name}):
-                raise RunError(f"there is no run #{run_id}")
+                raise RecordError(f"there is no run #{run_id}")
         return self.get(run_id, curves=False)
 
     def delete(self, run_id: int) -> None:
@@ -539,7 +540,7 @@ class RunStore:
             # The checkpoint first: foreign keys cascade in both databases, but say it anyway.
             db.execute(sa.delete(checkpoints_table).where(checkpoints_table.c.run_id == run_id))
             if db.execute(sa.delete(runs_table).where(runs_table.c.id == run_id)).rowcount != 1:
-                raise RunError(f"there is no run #{run_id}")
+                raise RecordError(f"there is no run #{run_id}")
 
     # ---- reading ----------------------------------------------------------------------------
     def _select(self, *extra):
@@ -600,7 +601,7 @@ class RunStore:
             row = None if db is None else db.execute(
                 self._select(runs_table.c.history, runs_table.c.epochs).where(runs_table.c.id == run_id)).first()
         if row is None:
-            raise RunError(f"there is no run #{run_id}")
+            raise RecordError(f"there is no run #{run_id}")
         run = self._summary(row)
         if curves:
             run.update(self._parsed(row, ("history", "epochs")))
@@ -611,9 +612,9 @@ class RunStore:
         run_id = checked_id(run_id)
         with self._reading() as db:
             if db is None or db.execute(sa.select(runs_table.c.id).where(runs_table.c.id == run_id)).first() is None:
-                raise RunError(f"there is no run #{run_id}")
+                raise RecordError(f"there is no run #{run_id}")
             row = db.execute(sa.select(checkpoints_table.c.step, checkpoints_table.c.data)
                              .where(checkpoints_table.c.run_id == run_id)).first()
         if row is None:
-            raise RunError(f"run #{run_id} has no saved weights")
+            raise RecordError(f"run #{run_id} has no saved weights")
         return int(row.step), bytes(row.data)

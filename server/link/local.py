@@ -84,15 +84,9 @@ class ThreadHandle:
         self.stop.set()
 
 
-def engine_thread_starter(make_engine: Callable) -> Callable[[], tuple]:
-    """`start()` for EngineHost: the engine served in a thread, over a real pipe.
-    `make_engine(publish)` builds it (see server/engine/runtime.py); a `make_engine` that takes
-    a second argument is given engine_options(index, started before) for each start."""
-    return engine_threads_starter(lambda started_before: make_engine)
-
-
 def engine_threads_starter(make_for: Callable, index: int = 0) -> Callable[[], tuple]:
-    """As engine_thread_starter, with `make_for(options) -> make_engine` for engine `index`."""
+    """`start()` for EngineHost: engine `index` served in a thread of this process, over a real
+    pipe; `make_for(engine_options) -> make_engine(publish)` builds it (server/engine/runtime.py)."""
     starts = [0]
 
     def start():

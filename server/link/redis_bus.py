@@ -69,11 +69,11 @@ from redis.retry import Retry
 from ..errors import EngineUnavailable, UserError
 from .client import refusal
 from .codec import pack, unpack
+from .names import SHARED
 
 log = logging.getLogger(__name__)
 
 PREFIX = "nnlp:"
-SHARED = "shared"
 
 ENGINE_TTL_S = 5.0          # an engine not heard from for this long is gone
 HEARTBEAT_S = 1.0           # how often an engine says it is alive and renews its runs
@@ -396,7 +396,6 @@ class Sender:
         self._queue: deque = deque()
         self._frames: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._closed = False
-        self.dropped = 0
         self.thread = threading.Thread(target=self._run, name="redis-sender", daemon=True)
         self.thread.start()
 
@@ -425,8 +424,7 @@ class Sender:
                 return
             self._queue.append(entry)
             if len(self._queue) > MAX_BACKLOG:
-                self._queue.popleft()
-                self.dropped += 1
+                self._queue.popleft()  # the oldest goes: a viewer wants the newest
             self._cond.notify()
 
     def _next(self) -> Optional[tuple]:
@@ -510,7 +508,7 @@ class EngineEndpoint:
         engine = make_engine(endpoint.publish)       # publish({"topic", "run", "payload"})
         endpoint.serve(engine.command)               # handler(name, args) -> result
         endpoint.hold("p-3f9a1c2b")                  # this engine now holds that run
-        lease = endpoint.lease("shared", on_acquired=..., on_lost=...)
+        lease = endpoint.lease(SHARED, on_acquired=..., on_lost=...)
         ...
         endpoint.close()
 

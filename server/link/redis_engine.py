@@ -19,6 +19,7 @@ from typing import Optional
 
 import socketio
 
+from .names import SHARED, room_of
 from .redis_bus import PREFIX, EngineEndpoint, connect, default_engine_id, engine_key
 
 log = logging.getLogger(__name__)
@@ -26,15 +27,6 @@ log = logging.getLogger(__name__)
 SOCKETIO_CHANNEL = PREFIX + "socketio"  # Flask-SocketIO's message queue channel (web/app.py)
 FANNED_OUT = ("state", "metrics", "epoch", "evaluation", "storage", "runs")
 HOUSEKEEPING_S = 0.25
-
-
-def room_of(topic: str, run: str) -> str:
-    """The Socket.IO room a run's broadcast goes to (server/web/runs.py, server/web/evaluate.py)."""
-    if topic == "runs":
-        return "broadcast:runs"
-    if topic == "evaluation":
-        return "broadcast:evaluation" if run == "shared" else f"broadcast:evaluation:{run}"
-    return f"run:{run}"
 
 
 class SocketIOFanout:
@@ -95,14 +87,14 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
         engine.hold_shared(restore=True, words=(
             f"The engine that trained the shared run stopped; engine {engine_id} took it over. "))
         log.info("%s holds the shared run now", engine_id)
-        endpoint.publish({"topic": "holder", "run": "shared", "payload": {"engine": engine_id}})
+        endpoint.publish({"topic": "holder", "run": SHARED, "payload": {"engine": engine_id}})
 
     def lost_shared(reason):
         log.warning("%s no longer holds the shared run: %s", engine_id, reason)
         engine.drop_shared()
 
     endpoint.serve(handle)
-    lease = endpoint.lease("shared", on_acquired=took_shared, on_lost=lost_shared)
+    lease = endpoint.lease(SHARED, on_acquired=took_shared, on_lost=lost_shared)
     if ready is not None:
         ready.set()
     log.info("engine %s serves on %s", engine_id, settings.redis)

@@ -14,11 +14,11 @@ import time
 from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
+from .names import SHARED
 from .redis_bus import REQUEST_TIMEOUT_S, EngineClient
 
 log = logging.getLogger(__name__)
 
-SHARED = "shared"
 WATCH_S = 0.5  # how often the shared run's holder is looked up
 READY_TIMEOUT_S = 60.0
 REDIS_JUST_STARTED_S = 20  # a Redis up for less than this has just restarted (its keys are gone)  # a web process waits this long at start for an engine to hold the shared run

@@ -35,8 +35,7 @@ ACTIVATION_NAMES = ("sigmoid", "relu", "tanh", "leaky_relu")
 MAX_SIZES = 8
 HEADER_BYTES = 128
 _U64, _I64, _F64, _U32 = np.dtype("<u8"), np.dtype("<i8"), np.dtype("<f8"), np.dtype("<u4")
-LEAKY_SLOPE = np.float32(0.01)
-_CREATED_HERE: set[str] = set()  # blocks this process made (an engine in a test's thread)  # PyTorch's default negative slope, as the engine trains with
+LEAKY_SLOPE = np.float32(0.01)  # PyTorch's default negative slope, as the engine trains with
 
 
 def block_floats(sizes: Sequence[int]) -> int:

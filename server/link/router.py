@@ -15,10 +15,10 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
 from .client import REQUEST_TIMEOUT_S, EngineHost
+from .names import SHARED
 
 log = logging.getLogger(__name__)
 
-SHARED = "shared"
 
 
 class EngineRouter:

@@ -50,17 +50,6 @@ def encode_event(event: str, data) -> EncodedEvent:
     return EncodedEvent(fastjson.dumps(body), tuple(attachments))
 
 
-def finite_or_none(data):
-    """The same data with every non-finite float replaced by None (for plain JSON answers)."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {key: finite_or_none(value) for key, value in data.items()}
-    if isinstance(data, list):
-        return [finite_or_none(item) for item in data]
-    return data
-
-
 def _reconstruct(data, attachments):
     if isinstance(data, dict):
         if data.get("_placeholder") is True and "num" in data:

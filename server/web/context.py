@@ -13,9 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from flask import Flask, current_app
+from flask import Flask
 
 from ..link.client import EngineHost
+from ..link.names import SHARED
 from ..link.replica import ReplicaReader
 from ..settings import Settings
 
@@ -61,7 +62,7 @@ class Playground:
         return self.engine.request(command, args, **kwargs)
 
     def replica_of(self, run: str) -> Optional[ReplicaReader]:
-        return self.replica if run == "shared" else self.replicas.get(run)
+        return self.replica if run == SHARED else self.replicas.get(run)
 
     def runs_lost(self, runs: list, why: str) -> None:
         for handler in list(self.on_runs_lost):
@@ -75,7 +76,7 @@ class Playground:
 
     def dispatch(self, message: dict) -> None:
         """An engine message (in the engine link's reader thread): to every feature that asked."""
-        if message.get("topic") == "state" and message.get("run") == "shared":
+        if message.get("topic") == "state" and message.get("run") == SHARED:
             self.latest_state = message["payload"]
         for handler in list(self.on_message.get(message.get("topic"), ())):
             try:
@@ -116,6 +117,3 @@ class Playground:
 
     close = shutdown
 
-
-def current_playground() -> Playground:
-    return current_app.extensions["playground"]

@@ -19,6 +19,7 @@ from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, UserError
+from ..link.names import broadcast_room
 from .access import access_level, asked_at_connect, require_control
 from .runs import current_owner, current_run, require_run_control, run_args
 from .answers import answered, parse
@@ -33,11 +34,6 @@ CHECKPOINT_TIMEOUT_S = 120.0  # saving or loading the biggest network takes seco
 
 
 BROADCASTS = ("evaluation", "runs")
-
-
-def room(topic: str, run: str = "shared") -> str:
-    """`runs` is everyone's (one list of records); `evaluation` is each run's own."""
-    return f"broadcast:{topic}" if topic == "runs" or run == "shared" else f"broadcast:{topic}:{run}"
 
 
 class BroadcastsRequest(Strict):
@@ -85,7 +81,7 @@ def init_app(app: Flask, playground) -> None:
     # changes its mind with broadcasts:subscribe (the page: when those panels are in view).
     def on_evaluation(message):
         if not playground.fanned_out:  # (with Redis the engine emitted it into the message queue)
-            socketio.emit("evaluation", message["payload"], to=room("evaluation", message["run"]))
+            socketio.emit("evaluation", message["payload"], to=broadcast_room("evaluation", message["run"]))
 
     playground.subscribe("evaluation", on_evaluation)
 
@@ -93,13 +89,13 @@ def init_app(app: Flask, playground) -> None:
         payload = message["payload"]
         if payload is not None:
             if not playground.fanned_out:
-                socketio.emit("runs", payload, to=room("runs"))
+                socketio.emit("runs", payload, to=broadcast_room("runs"))
             return
         try:  # an engine without the shared run: the list comes from the one with it
             payload = playground.request("runs:list")
         except UserError:
             return
-        socketio.emit("runs", payload, to=room("runs"), ignore_queue=True)  # each web process, its own viewers
+        socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)  # each web process, its own viewers
 
     playground.subscribe("runs", on_runs)
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes
@@ -108,7 +104,7 @@ def init_app(app: Flask, playground) -> None:
         run = run or playground.viewers.run_of(sid)
         taken[sid] = set(topics)
         for topic in BROADCASTS:
-            (join_room if topic in topics else leave_room)(room(topic, run), sid=sid, namespace="/")
+            (join_room if topic in topics else leave_room)(broadcast_room(topic, run), sid=sid, namespace="/")
 
     def greet(sid):
         wanted = asked_at_connect("broadcasts", BROADCASTS)
@@ -119,7 +115,7 @@ def init_app(app: Flask, playground) -> None:
 
     def moved(sid, old, new):
         topics = taken.get(sid, set(BROADCASTS))
-        leave_room(room("evaluation", old), sid=sid, namespace="/")
+        leave_room(broadcast_room("evaluation", old), sid=sid, namespace="/")
         take(sid, topics, new)
 
     playground.on_switch.append(moved)

@@ -21,45 +21,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 import socket
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
+from ..settings import split_host
+
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 EVERY_INTERFACE = ("0.0.0.0", "::", "")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
-
-
-def split_host(host: str) -> Optional[tuple[str, Optional[int]]]:
-    """'Example.org:5000' -> ('example.org', 5000), '[::1]:80' -> ('::1', 80); None if it is
-    not a host (and port) at all."""
-    host = host.strip().lower()
-    port: Optional[str] = None
-    if host.startswith("["):  # [IPv6]:port
-        end = host.find("]")
-        if end < 0:
-            return None
-        name, rest = host[1:end], host[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                return None
-            port = rest[1:]
-    elif host.count(":") == 1:
-        name, port = host.split(":")
-    else:
-        name = host
-    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-        return None
-    name = name[:-1] if name.endswith(".") else name  # "localhost." is localhost
-    if not name:
-        return None
-    try:
-        return str(ipaddress.ip_address(name)), int(port) if port else None
-    except ValueError:
-        pass
-    return (name, int(port) if port else None) if HOST_NAME.match(name) else None
 
 
 def _address(name: str):

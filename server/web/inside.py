@@ -22,6 +22,7 @@ from flask import request
 from pydantic import Field
 
 from ..errors import UserError
+from ..link.names import SHARED
 from ..link.wire import EncodedEvent, decode_event
 from ..preprocess import preprocess_pixels
 from .access import asked_at_connect
@@ -291,7 +292,7 @@ def init_app(app, playground) -> None:
                 delivery = deliveries[run] = FrameDelivery(socketio, STREAMS, on_watched=partial(watch_changed, run))
             return delivery
 
-    app.extensions["inside"] = delivery_for("shared")
+    app.extensions["inside"] = delivery_for(SHARED)
     app.extensions["inside.deliveries"] = deliveries
 
     def on_frame(message):
@@ -310,9 +311,9 @@ def init_app(app, playground) -> None:
 
     def on_engine_status(status):
         if status["status"] == "up":
-            shared = delivery_for("shared")
+            shared = delivery_for(SHARED)
             shared.forget_frames()  # a new engine counts its frames from the start
-            watch_changed("shared", shared.watched())
+            watch_changed(SHARED, shared.watched())
 
     playground.on_engine_status.append(on_engine_status)
 

@@ -23,6 +23,7 @@ from flask_socketio import join_room, leave_room
 from pydantic import Field, field_validator
 
 from ..errors import NotFound, UserError
+from ..link.names import SHARED, run_room
 from ..link.replica import ReplicaReader
 from .access import access_level, connect_auth
 from .answers import answered, parse
@@ -30,7 +31,6 @@ from .schemas import Strict
 
 log = logging.getLogger(__name__)
 
-SHARED = "shared"
 ENVIRON_VIEWER_KEY = "playground.viewer"
 RUN_KEY = r"^(shared|p-[0-9a-f]{12})$"
 VIEWER_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -53,10 +53,6 @@ class WatchRequest(Strict):
         if not re.match(RUN_KEY, key):
             raise ValueError(BAD_KEY)
         return key
-
-
-def run_room(key: str) -> str:
-    return f"run:{key}"
 
 
 def owner_id(secret: str) -> str:
@@ -299,4 +295,4 @@ def init_app(app, playground) -> None:
     threading.Thread(target=tell_presence, name="runs-presence", daemon=True).start()
 
 
-__all__ = ["init_app", "current_run", "run_args", "require_run_control", "run_room", "NotFound"]
+__all__ = ["init_app", "current_run", "run_args", "require_run_control", "NotFound"]

@@ -18,13 +18,14 @@ from ..errors import EngineUnavailable, UserError
 from ..experiment import ConfigError, LinkError, TrainConfig, config_from_query, config_to_query, split_pace
 import numpy as np
 
+from ..link.names import SHARED, run_room
 from ..link.replica import Trace, forward
 from ..preprocess import preprocess_canvas, preprocess_pixels
 from .access import remember_auth
 from .answers import answered, parse, rounded
 from .inside import float32_bytes
 from .limits import throttle_predict
-from .runs import require_run_control, run_args, run_of_environ, run_room
+from .runs import require_run_control, run_args, run_of_environ
 from .schemas import ConfigRequest, PaceRequest, PredictRequest, StepRequest, Strict
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,13 @@ def remote_trace(playground, run: str, pixels) -> tuple:
     return trace, answer["run_id"], answer["step"]
 
 
-def predict_answer(playground, pixels, run: str = "shared") -> dict:
+def predict_answer(playground, pixels, run: str = SHARED) -> dict:
     """The live network's answer for one 784-pixel input, from the run's replica."""
     replica = playground.replica_of(run)
     weights = replica.latest() if replica is not None else None
     if weights is not None:
         trace, run_id, step = forward(weights, pixels), weights.run_id, weights.step
-    elif run == "shared" and not playground.fanned_out:
+    elif run == SHARED and not playground.fanned_out:
         raise EngineUnavailable(NOT_READY)
     else:  # a private run's engine, or (--redis) one whose replica is on another machine
         trace, run_id, step = remote_trace(playground, run, pixels)
@@ -150,7 +151,7 @@ def init_app(app: Flask, playground) -> None:
         playground.subscribe(topic, broadcast)
 
     def on_storage(message):
-        if message["run"] == "shared":
+        if message["run"] == SHARED:
             playground.storage_problem = message["payload"]["problem"]
         if not playground.fanned_out:
             socketio.emit("storage", message["payload"], to=run_room(message["run"]))
@@ -170,7 +171,7 @@ def init_app(app: Flask, playground) -> None:
             playground.store_notices = hello.get("store_notices") or []
             playground.storage_problem = hello.get("storage_problem")
             if status["restarts"]:  # the shared run's pages resync from the new engine
-                socketio.emit("state", hello["state"], to=run_room("shared"), ignore_queue=True)
+                socketio.emit("state", hello["state"], to=run_room(SHARED), ignore_queue=True)
 
     playground.on_engine_status.append(on_engine_status)
 
@@ -183,7 +184,7 @@ def init_app(app: Flask, playground) -> None:
         try:
             run = playground.viewers.run_of(request.sid)
             emit("state", playground.request("state", {"run": run})["state"], ignore_queue=True)
-            if run != "shared":
+            if run != SHARED:
                 emit("run", playground.describe_run(request.sid, run), ignore_queue=True)
         except EngineUnavailable:
             if playground.latest_state is not None:

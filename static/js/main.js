@@ -5,7 +5,7 @@ import { createStore } from "./store.js";
 import { thin } from "./history.js";
 import { createCurves } from "./charts.js";
 import { createDrawingCanvas } from "./canvas.js";
-import { createPredictionViews } from "./prediction.js";
+import { createPredictionViews, guessingNote } from "./prediction.js";
 import { createControls, speedLabel } from "./controls.js";
 import { createNotice } from "./notice.js";
 import { byTestId as $ } from "./lib/dom.js";
@@ -180,6 +180,13 @@ function main() {
         const by = $("prediction-by");
         by.textContent = replay && answer ? (replay.answer ? `by the weights of step ${replay.answer.step} (replay)` : "replaying…") : "";
       });
+    }
+    if ("answer" in patch || "server" in patch || "replay" in patch) {
+      // An untrained network's answer is a guess: said under it, while it is one.
+      const { answer, replay, server } = store.get();
+      const note = answer && !replay ? guessingNote(server) : "";
+      const guessing = $("prediction-guessing");
+      if (guessing.textContent !== note) guessing.textContent = note;
     }
     if ("replay" in patch) curves.mark(state.replay ? state.replay.frame.epoch : null);
     if ("connection" in patch) {

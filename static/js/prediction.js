@@ -40,3 +40,15 @@ export function createPredictionViews({ digitElement, barsElement, previewCanvas
     },
   };
 }
+
+// Whether the network's answer means anything yet: an untrained network answers every drawing
+// with the same confident-looking digit. Words for under the prediction, or "" once it has learned.
+export const GUESSING_BELOW = 0.5; // right on fewer than half the digits: mostly guessing
+export function guessingNote(server) {
+  if (!server) return "";
+  if (server.step === 0) return "Guessing: this network has not trained yet (its weights are random). Press ▶ Start.";
+  const lastEpoch = server.epochs?.at(-1);
+  const accuracy = lastEpoch?.val_accuracy ?? server.history?.at(-1)?.accuracy;
+  if (accuracy == null || accuracy >= GUESSING_BELOW) return "";
+  return `Mostly guessing: right on ${Math.round(accuracy * 100)}% of ${lastEpoch ? "validation" : "training"} digits so far.`;
+}

@@ -90,12 +90,24 @@ export default function init(context) {
     if (topics.includes("runs") && !before.includes("runs")) refreshRuns();
   });
   for (const cards of Object.values(takes)) for (const card of cards) visibility.onChange(card, () => sendBroadcasts());
-  connection.on("connect", async () => {
+
+  // The dataset's sample digits (~87 kB) are asked for when the card first comes into view, not at
+  // load: thirty pages opening at once share one link (docs/performance.md).
+  const datasetCard = $("dataset");
+  let datasetAsked = false;
+  async function askDataset() {
+    if (datasetAsked || store.get().connection !== "connected" || !visibility.isVisible(datasetCard)) return;
+    datasetAsked = true;
+    const data = await ask("dataset:get");
+    if (data.ok) drawWhenSeen(datasetCard, () => dataset.render(data.dataset));
+    else datasetAsked = false; // asked again when it next comes into view
+  }
+  visibility.onChange(datasetCard, () => askDataset());
+  connection.on("connect", () => {
     taken = null;
     sendBroadcasts();
     refreshRuns(); // once: the curves' overlays and the softmax trap read the recorded runs
-    const data = await ask("dataset:get");
-    if (data.ok) drawWhenSeen($("dataset"), () => dataset.render(data.dataset));
+    askDataset();
   });
 
   // The checkpoint and export links, and the upload, are the page's run's (only its owner may
@@ -131,6 +143,8 @@ export default function init(context) {
         mistakes.clear("This run has no evaluation yet.");
       });
     }
-    if ((newRun || stopped) && (!shown || shown.step !== step)) refreshEvaluation();
+    // Out of view, nothing is asked for: the cards coming into view ask (sendBroadcasts above).
+    const inView = takes.evaluation.some(visibility.isVisible);
+    if ((newRun || stopped) && (!shown || shown.step !== step) && inView) refreshEvaluation();
   });
 }
