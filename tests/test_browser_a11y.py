@@ -35,10 +35,10 @@ def test_the_keyboard_path_into_the_inspector(page, live_server):
     playground = PlaygroundPage(page).open(live_server, wait_for=(f'{by_id("hidden-weights")}[data-step]',))
     tab_until(page, lambda f: f["testid"] == "hidden-weights")  # the tiles are one tab stop
     hover = page.locator('[data-role="tiles-hover"]')
-    expect(hover).to_contain_text("Tile 1 of 256")  # said when the tiles get the focus
+    expect(hover).to_contain_text("Neuron 0's tile")  # said when the tiles get the focus
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowDown")  # a row of tiles down: 1 + 16
-    expect(hover).to_contain_text("neuron 17")
+    expect(hover).to_contain_text("Neuron 17's tile")
     page.keyboard.press("Enter")
     inspector = playground.by_id("neuron-inspector")
     expect(inspector).to_have_attribute("data-neuron", "17", timeout=TIMEOUT_MS)

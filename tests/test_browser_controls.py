@@ -229,3 +229,59 @@ def test_the_softmax_trap_chart_remembers_the_as_written_run_after_a_reload(page
         names = chart.evaluate("el => el.data.map(t => t.name)")
         assert any("run #1" in name and "softmax twice" in name for name in names), (load, names)
     playground.screenshot("controls-trap-remembered.png", locator=playground.by_id("softmax-trap"))
+
+
+# Each field the setup form marks LIVE, and a value other than the default to give it.
+LIVE_VALUES = {"lr": "0.005", "momentum": "0.8", "weight_decay": "0.0001", "batch_size": "64", "epochs": "7"}
+
+
+def enter_each_live_field_then_reset_and_restore(playground, run, where: str):
+    """Enter in each LIVE field applies it to `run` (the engine's) and throws nothing away; the
+    Reset button's notice then names the record of the run it put away, and Restore brings
+    exactly that run's weights back into the same run."""
+    page = playground.page
+    live = page.eval_on_selector_all("[data-testid=setup] .badge.live[data-field]", "badges => badges.map(b => b.dataset.field)")
+    assert sorted(live) == sorted(LIVE_VALUES), live  # the page marks these (from the server's live_fields)
+    run_id, step = run.run.run_id, run.run.trainer.global_step
+    assert step > 0 and run.recorder.live_record_id is not None
+    for field, value in LIVE_VALUES.items():
+        field_input = page.locator(f"[data-testid=setup] [name={field}]")
+        field_input.fill(value)
+        field_input.press("Enter")
+        wait_for(lambda: str(getattr(run.run.config, field)) == str(type(getattr(run.run.config, field))(value)),
+                 timeout=TIMEOUT_MS / 1000, what=f"{field}={value} applied live on {where}")
+        assert run.run.run_id == run_id and run.run.trainer.global_step == step, f"Enter in {field} reset {where}"
+        expect(playground.by_id("notice-text")).not_to_contain_text("Reset")
+    record = run.recorder.live_record_id
+    weights = {k: v.clone() for k, v in run.run.trainer.model.state_dict().items()}
+    playground.by_id("train-reset").click()
+    wait_for(lambda: run.run.run_id == run_id + 1, timeout=TIMEOUT_MS / 1000, what=f"{where} reset")
+    expect(playground.by_id("notice-text")).to_contain_text(f"The previous one is run #{record} in Runs")
+    page.click(by_id("notice-restore"))
+    wait_for(lambda: run.run.weights_origin == f"restored from run #{record} at step {step}",
+             timeout=TIMEOUT_MS / 1000, what=f"run #{record} restored into {where}")
+    restored = run.run.trainer.model.state_dict()
+    assert all(torch.equal(restored[k], v) for k, v in weights.items())
+    return record
+
+
+def test_enter_in_a_live_field_applies_it_live_on_a_private_and_on_the_shared_run(page, live_server):
+    engine = live_server.engine
+    playground = PlaygroundPage(page).open(live_server)
+    playground.by_id("train-step").click()  # the shared run has a record of its own (step > 0)
+    wait_for(lambda: engine.part().recorder.live_record_id is not None, timeout=TIMEOUT_MS / 1000,
+             what="the shared run recorded")
+    shared_record = engine.part().recorder.live_record_id
+
+    key = playground.train_my_own_copy()
+    playground.wait_for_status("running")
+    playground.by_id("train-pause").click()
+    playground.wait_for_status("paused")
+    private = live_server.playground.engine.host_of(key).handle.engine.part(key)  # the engine holding it
+    private_record = enter_each_live_field_then_reset_and_restore(playground, private, "the private run")
+    assert private_record != shared_record  # the notice named the private run's record, not the shared one's
+    assert engine.part().run.weights_origin is None  # the shared run was not touched
+
+    playground.back_to_shared_run()
+    wait_for(lambda: playground.step() == engine.part().run.trainer.global_step, timeout=30, what="the shared run shown")
+    assert enter_each_live_field_then_reset_and_restore(playground, engine.part(), "the shared run") == shared_record

@@ -244,7 +244,7 @@ class Engine:
                                           clock=self.clock, latest=replica.network),
             recorder=RunRecorder(self.store, run, on_change=self._announce_runs,
                                  on_problem=lambda words: self._message("storage", key, {"problem": words}),
-                                 clock=self.clock),
+                                 clock=self.clock, owner=owner),
             replica=replica,
             owner=owner,
             last_seen=self.clock(),
@@ -475,7 +475,10 @@ class Engine:
     def reset(self, args) -> dict:
         parts = self._controlled(args)
         self._leave_queue(parts)
-        return {"state": parts.run.reset(args.get("config"))}
+        # The record of the run thrown away (it keeps its last weights): the page's notice
+        # names it and offers it back. None when nothing was recorded yet (step 0).
+        put_away = parts.recorder.live_record_id
+        return {"state": parts.run.reset(args.get("config")), "put_away": put_away}
 
     def update_config(self, args) -> dict:
         return {"state": self._controlled(args).run.update_config(args.get("changes"))}
@@ -575,12 +578,26 @@ class Engine:
     def runs_get(self, args) -> dict:
         return {"run": self.store.get(int(args["id"]))}
 
+    def _may_change_record(self, args) -> None:
+        """Renaming and deleting a record: whoever controls the shared run may change any (the web
+        tier checked, and sends no "owner"); a viewer who may not, only the records of its own runs."""
+        if "owner" not in args:
+            return
+        record = int(args["id"])
+        owner = self.store.get(record, curves=False).get("owner")
+        if owner is None or owner != args["owner"]:
+            whose = "the shared run's" if owner is None else "someone else's"
+            raise AccessError(f"run #{record} is {whose}: only {'the teacher' if owner is None else 'its owner or the teacher'} "
+                              "can rename or delete it. You can rename and delete the runs of your own run.")
+
     def runs_rename(self, args) -> dict:
+        self._may_change_record(args)
         run = self.store.rename(int(args["id"]), args["name"])
         self._announce_runs()
         return {"run": run}
 
     def runs_delete(self, args) -> dict:
+        self._may_change_record(args)
         record = int(args["id"])
         self.store.delete(record)
         for parts in list(self.runs.values()):
@@ -659,8 +676,9 @@ class Engine:
     def _lesson_context(self, key: str, pixels=None) -> lesson.LessonContext:
         parts = self.part(key)
         network, weights = parts.replica.network()
+        record = parts.recorder.live_record_id if weights.run_id == parts.run.run_id else None
         return lesson.LessonContext(weights=weights, network=network, config=parts.run.config, state=parts.run.state(), replay=parts.replay,
-            dataset=self.dataset, pixels=pixels_array(pixels) if pixels is not None else None)
+            dataset=self.dataset, pixels=pixels_array(pixels) if pixels is not None else None, record=record)
 
     def lesson_steps(self, args) -> dict:
         return {"steps": lesson.questions(self.part(args.get("run", SHARED)).run.config)}

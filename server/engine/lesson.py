@@ -50,6 +50,7 @@ class LessonContext:
     replay: object  # replay.Replay
     dataset: object
     pixels: Optional[np.ndarray] = None  # the learner's drawing (784 floats), if any
+    record: Optional[int] = None  # the run's id in the runs list (#N), once it is recorded
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ def hidden_shape_choices(config: TrainConfig) -> list[str]:
 
 def weights_from(context: LessonContext) -> str:
     w = context.weights
-    return f"the live network's weights at training step {w.step} (run {w.run_id})"
+    # One numbering for runs everywhere: the runs list's #N (not the engine's count of resets).
+    which = f"run #{context.record} in Runs" if context.record is not None else "not in Runs yet: no step taken"
+    return f"the live network's weights at training step {w.step} ({which})"
 
 
 # ---- 1. the shapes ---------------------------------------------------------------------------

@@ -435,6 +435,8 @@ class Snapshotter:
             "bias": bias,
             "weights": float32_bytes(weights),
             "max_abs": largest,
+            "min": float(weights.min()),  # the row's own range (the picture's scale is ±max_abs)
+            "max": float(weights.max()),
             "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
         }
         if pixels is not None:

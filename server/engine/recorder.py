@@ -32,8 +32,9 @@ RETRY_AFTER_S = 5.0  # after a failed save, the next try
 class RunRecorder(RunFeature):
     def __init__(self, store: RunStore, run, *, on_change: Callable[[], None] = lambda: None,
                  on_problem: Callable[[Optional[str]], None] = lambda words: None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, owner: Optional[str] = None):
         self.store = store
+        self.owner = owner  # a private run's owner id, kept with each record (None: the shared run)
         self.run = run
         self.on_change = on_change  # the runs list changed
         self.on_problem = on_problem  # a save failed (words), or works again (None)
@@ -122,7 +123,7 @@ class RunRecorder(RunFeature):
             try:
                 self._record_id = self.store.create(
                     config=config, dataset=run.dataset.info()["name"],
-                    origin=self._origins.pop(run.run_id, None), status=run.status, run_key=run.key)
+                    origin=self._origins.pop(run.run_id, None), status=run.status, run_key=run.key, owner=self.owner)
             except Exception as err:
                 self._record_id = None
                 self._failed(err, "this run could not be recorded")

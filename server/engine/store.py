@@ -45,7 +45,7 @@ UNFINISHED = ("running", "paused", "idle")
 MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER, PostgreSQL's BIGINT
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"  # the tables the code before migrations made
-ADDED_AFTER_FIRST = frozenset({"engine", "run_key"})  # columns of later migrations (0002)
+ADDED_AFTER_FIRST = frozenset({"engine", "run_key", "owner"})  # columns of later migrations (0002, 0003)
 # Engines starting together on one PostgreSQL take turns to migrate (pg_advisory_xact_lock).
 MIGRATION_LOCK_KEY = 0x6E6E4C696E  # "nnLin"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -82,6 +82,7 @@ runs_table = sa.Table(
     sa.Column("epochs", sa.Text(), nullable=False, server_default="[]"),
     sa.Column("engine", sa.Text()),  # the engine recording it (migration 0002)
     sa.Column("run_key", sa.Text()),  # "shared", or a private run's key
+    sa.Column("owner", sa.Text()),  # a private run's owner id (migration 0003); None: the shared run's
     sqlite_autoincrement=True,  # ids of deleted runs are never reused
 )
 sa.Index("runs_by_key", runs_table.c.run_key, runs_table.c.id)
@@ -97,7 +98,7 @@ checkpoints_table = sa.Table(
 
 SUMMARY_COLUMNS = ("id", "name", "created_at", "updated_at", "status", "note", "origin", "dataset",
                    "config", "config_changes", "steps", "epochs_done", "train_loss", "train_accuracy",
-                   "val_loss", "val_accuracy", "best_val_accuracy", "run_key")
+                   "val_loss", "val_accuracy", "best_val_accuracy", "run_key", "owner")
 # What each JSON field is, in the words a damaged record is described with.
 JSON_FIELDS = {"config": "its setup", "config_changes": "its list of live changes",
                "history": "its training curve", "epochs": "its epoch records"}
@@ -457,13 +458,14 @@ class RunStore:
 
     # ---- writing ----------------------------------------------------------------------------
     def create(self, *, config: dict, dataset: str, origin: Optional[str] = None,
-               name: Optional[str] = None, status: str = "running", run_key: Optional[str] = None) -> int:
+               name: Optional[str] = None, status: str = "running", run_key: Optional[str] = None,
+               owner: Optional[str] = None) -> int:
         now = time.time()
         with self._writing("a new run could not be recorded") as db:
             result = db.execute(sa.insert(runs_table).values(
                 name=name or describe_setup(config), created_at=now, updated_at=now, status=status,
                 origin=origin, dataset=dataset, config=json.dumps(config), engine=self.engine_id,
-                run_key=run_key))
+                run_key=run_key, owner=owner))
             return int(result.inserted_primary_key[0])
 
     @staticmethod

@@ -20,8 +20,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, UserError
 from ..link.names import broadcast_room
-from .access import asked_at_connect, require_control
-from .runs import current_run, require_run_control, run_args
+from .access import access_level, asked_at_connect, require_control
+from .runs import current_owner, current_run, require_run_control, run_args
 from .answers import answered, parse
 from .schemas import Strict
 
@@ -131,12 +131,18 @@ def init_app(app: Flask, playground) -> None:
     def query(event: str, schema=None, build=lambda body: {}, control: bool = False):
         @answered
         def handler(payload=None):
+            extra = {}
             if control == "run":
                 require_run_control()  # restoring into the run this viewer watches
+            elif control == "record":
+                # A viewer who may not control the shared run changes only its own runs' records
+                # (the engine, which knows whose each record is, checks the owner it is given).
+                if not access_level()["control"]:
+                    extra = {"owner": current_owner()}
             elif control:
                 require_control()
             body = parse(schema, payload, optional=schema is SamplesRequest) if schema else None
-            return ask(event, build(body))
+            return ask(event, {**build(body), **extra})
         handler.__name__ = f"on_{event.replace(':', '_')}"
         socketio.on_event(event, handler)
 
@@ -146,8 +152,8 @@ def init_app(app: Flask, playground) -> None:
     query("dataset:samples", SamplesRequest, lambda body: body.model_dump())
     query("runs:list")
     query("runs:get", RunRequest, lambda body: body.model_dump())
-    query("runs:rename", RenameRequest, lambda body: body.model_dump(), control=True)
-    query("runs:delete", RunRequest, lambda body: body.model_dump(), control=True)
+    query("runs:rename", RenameRequest, lambda body: body.model_dump(), control="record")
+    query("runs:delete", RunRequest, lambda body: body.model_dump(), control="record")
     query("runs:restore", RunRequest, lambda body: body.model_dump(), control="run")
 
     # ---- HTTP ------------------------------------------------------------------------------

@@ -213,7 +213,9 @@ def init_app(app: Flask, playground) -> None:
         def handler(payload=None):
             require_run_control()
             body = parse(schema, payload, optional=True) if schema else None
-            return {"state": playground.request(event, run_args(**build(body)))["state"]}
+            answer = playground.request(event, run_args(**build(body)))
+            # A reset also says which recorded run it put away (docs/protocol.md).
+            return {key: answer[key] for key in ("state", "put_away") if key in answer}
         handler.__name__ = f"on_{event.replace(':', '_')}"
         socketio.on_event(event, handler)
 

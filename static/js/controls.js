@@ -6,7 +6,7 @@ import {
   SETUP_FIELDS, describeDifferences, hasSetupKeys, readLink, sameSetup, setupOf, writeSetupToUrl,
 } from "./urlstate.js";
 import { SHARED, addressWithRun } from "./lib/viewer.js";
-import { READ_ONLY_REASON } from "./features/whose-run/run-bar.js";
+import { runControl } from "./lib/run-control.js";
 
 export const SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, null]; // steps/s; null = full speed
 
@@ -69,18 +69,18 @@ export function createControls(root, { store, request, ask, notice }) {
   let link = null;
 
   const send = ask;
-  // Someone else's run, watched through its link: nothing here may control it (the server
-  // refuses too; the page does not even ask).
-  const readOnly = () => store.get().run.owner === "someone";
+  // Someone else's run, watched through its link, or the shared run for a viewer who may only
+  // watch it: nothing here may control it (the server refuses too; the page does not even ask).
+  const readOnly = () => !runControl(store.get()).allowed;
   const thisRun = () => (store.get().run.key === SHARED ? "the shared run" : "this run");
 
   // A reset, then where the old run went: the Runs list keeps it with its last weights.
   async function resetRun(payload) {
-    const before = store.get();
-    // The run under way, as recorded: asked now (the runs list is only followed while in view).
-    const previous = before.server && before.server.step > 0 ? (await ask("runs:list")).live_run ?? null : null;
     const answer = await send("train:reset", payload);
-    if (answer.ok && previous != null) {
+    // The server says which recorded run this reset put away (this page's run, private or
+    // shared): the notice names it and Restore brings it back into the same run.
+    const previous = answer.ok ? answer.put_away ?? null : null;
+    if (previous != null) {
       notice.show(`Reset: a fresh run. The previous one is run #${previous} in Runs, with its weights.`, "info", {
         actions: [{ label: `Restore run #${previous}`, testid: "notice-restore", run: () => restore(previous) }],
         seconds: 20 });
@@ -143,8 +143,9 @@ export function createControls(root, { store, request, ask, notice }) {
   }
 
   // A live field applies on change; a model field at idle applies too (new weights, nothing lost).
-  form.addEventListener("change", async (event) => {
-    if (event.target.name === "hidden_layers") showLayerRows();
+  form.addEventListener("change", (event) => applyForm(event.target));
+  async function applyForm(field) {
+    if (field.name === "hidden_layers") showLayerRows();
     if (link) return; // the form is a proposal until the link is applied or dismissed
     const { config, status, step, live_fields: liveFields } = store.get().server;
     const changes = formToChanges(form);
@@ -157,6 +158,15 @@ export function createControls(root, { store, request, ask, notice }) {
     const answer = await send("config:update", changes);
     showSetupError(answer);
     if (!answer.ok) fillForm(store.get().server.config); // show what is really in force
+  }
+
+  // Enter in a field applies that field as a change does (live, or said why not): it never
+  // submits the form, whose submit is “Reset with this setup” and throws the run away. Only
+  // the button itself resets.
+  form.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.target.tagName !== "INPUT" || !event.target.name) return;
+    event.preventDefault();
+    applyForm(event.target);
   });
 
   // A refusal of the form is said beside the form too (the person is looking at it).
@@ -272,7 +282,7 @@ export function createControls(root, { store, request, ask, notice }) {
     if (![" ", "s", "r"].includes(key)) return;
     if (key === " ") event.preventDefault();
     if (!server || connection !== "connected") { notify("Not connected to the server: the keys work again once the badge says connected.", "connection"); return; }
-    if (readOnly()) { notify(`The keys do nothing here: ${READ_ONLY_REASON}`, "info"); return; }
+    if (readOnly()) { notify(`The keys do nothing here: ${runControl(store.get()).reason}`, "info"); return; }
     if (key === " ") {
       if (server.status === "running") actions.pause();
       else if (server.status === "done") {
@@ -312,7 +322,8 @@ export function createControls(root, { store, request, ask, notice }) {
       buttons.pause.disabled = watching || status !== "running";
       buttons.step.disabled = watching || status === "done";
       buttons.reset.disabled = watching;
-      for (const button of Object.values(buttons)) button.title = watching ? READ_ONLY_REASON : button.dataset.title;
+      const { reason } = runControl(store.get());
+      for (const button of Object.values(buttons)) button.title = watching ? reason : button.dataset.title;
       if (queued && !watching) buttons.start.title = "Started: it trains as soon as a place is free";
       speed.disabled = watching;
       form.dataset.readOnly = String(watching);

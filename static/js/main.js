@@ -30,7 +30,7 @@ const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAcces
 
 function main() {
   const store = createStore({ connection: "connecting", server: null, run: runFromAddress(), answer: null, runs: null,
-    overlays: [], replay: null, poll: null });
+    overlays: [], replay: null, poll: null, access: null });
   const notice = createNotice($("notice"));
   const notify = (text, kind = "info") => notice.show(text, kind);
   const visibility = createVisibility();
@@ -145,9 +145,9 @@ function main() {
   let rendered = {}; // what the controls and the network line were last drawn from
   let runShown = store.get().run.key; // the run the drawing was last predicted on
   store.subscribe((state, patch) => {
-    if ("run" in patch) {
+    if ("run" in patch || "access" in patch) {
       if (state.server && state.connection === "connected") controls.render(state.server); // read-only or not
-      if (state.run.key !== runShown) {
+      if ("run" in patch && state.run.key !== runShown) {
         runShown = state.run.key;
         canvas.resend(); // another run's network: what it says about the drawing
       }

@@ -6,6 +6,8 @@
 //               date by `metrics` and `epoch`); null until the first one
 //   run:        the run the page is on: {key: "shared" | "p-...", owner: "shared" | "you" |
 //               "someone" | null (not told yet), control} (features/whose-run.js)
+//   access:     what the server said of this viewer at connect: {control, reason}; null
+//               until it has (lib/run-control.js turns run + access into what the page offers)
 //   answer:     the latest predict answer (null when the canvas is empty)
 //   runs:       the runs list ({runs, live_run}); null until it arrives
 //   overlays:   recorded runs drawn over the learning curves: [{id, label, color, history, epochs}]

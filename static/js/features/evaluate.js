@@ -7,7 +7,7 @@ import { createRunsView } from "./evaluate/runs.js";
 import { createCheckpointView } from "./evaluate/checkpoints.js";
 import { latestOnly } from "../lib/latest.js";
 import { runPath } from "../lib/viewer.js";
-import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
+import { runControl } from "../lib/run-control.js";
 
 export default function init(context) {
   const { store, connection, ask, notify, notice, visibility, $ } = context;
@@ -33,7 +33,7 @@ export default function init(context) {
     },
   });
   const runs = createRunsView({ listElement: $("runs"), ask, notify, onOverlays: (overlays) => store.set({ overlays }),
-    pageRun: () => store.get().run, readOnlyReason: READ_ONLY_REASON });
+    pageRun: () => store.get().run, pageControl: () => runControl(store.get()), viewer: () => store.get().access });
   const checkpoints = createCheckpointView({ fileInput: $("upload-checkpoint"), statusElement: $("checkpoint-status"), notice,
     uploadPath: () => runPath("/api/checkpoint", store.get().run.key) });
 
@@ -112,12 +112,12 @@ export default function init(context) {
 
   // The checkpoint and export links, and the upload, are the page's run's (only its owner may
   // upload into a private run: the viewer secret goes with it, lib/http.js).
-  function followRun({ key, owner }) {
+  function followRun({ key }) {
     $("download-checkpoint").href = runPath("/api/checkpoint", key);
     $("export-python").href = runPath("/api/export.py", key);
     $("export-onnx").href = runPath("/api/export.onnx", key);
     $("export-keras").href = runPath("/api/export.keras", key);
-    checkpoints.setReadOnly(owner === "someone");
+    checkpoints.setReadOnly(!runControl(store.get()).allowed);
   }
   followRun(store.get().run);
 
@@ -126,7 +126,7 @@ export default function init(context) {
   let last = { run: null, status: null };
   store.subscribe((state, patch) => {
     if ("runs" in patch && state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs));
-    if ("run" in patch) {
+    if ("run" in patch || "access" in patch) {
       followRun(state.run);
       if (state.runs) drawWhenSeen(runsCard, () => runs.render(state.runs)); // Restore acts on the page's run
     }

@@ -9,7 +9,7 @@ import { createTrapView } from "./explain/trap-view.js";
 import { requestJSON } from "../lib/http.js";
 import { latestOnly } from "../lib/latest.js";
 import { runPath } from "../lib/viewer.js";
-import { READ_ONLY_REASON } from "./whose-run/run-bar.js";
+import { runControl } from "../lib/run-control.js";
 
 const TRAP_REDRAW_MS = 1000;
 const KERAS_REFRESH_MS = 2000; // the Keras code's live weights, while it is in view and the run moves
@@ -137,7 +137,10 @@ export default function init(context) {
   let config = null;
   let run = store.get().run;
   store.subscribe((state, patch) => {
-    if ("run" in patch) trapView.setReadOnly(state.run.owner === "someone", READ_ONLY_REASON);
+    if ("run" in patch || "access" in patch) {
+      const { allowed, reason } = runControl(state);
+      trapView.setReadOnly(!allowed, reason);
+    }
     if ("run" in patch && (state.run.key !== run.key || run.owner == null)) {
       const moved = state.run.key !== run.key;
       run = state.run;

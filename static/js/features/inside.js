@@ -14,6 +14,7 @@ import { decodeTiles } from "./inside/decode.js";
 import { createDistributionsChain, createWeightsChain, inOrder } from "./inside/chains.js";
 import { throttled } from "./inside/throttle.js";
 import { latestOnly } from "../lib/latest.js";
+import { float32 } from "../lib/bytes.js";
 
 // The page takes the small streams (a key frame, then what changed: chains.js) for the weights
 // and distributions; a chain's every frame is applied as it arrives, then drawn latest-wins.
@@ -37,12 +38,29 @@ export default function init({ store, connection, request, visibility, $ }) {
     readout: el("tiles-hover", tilesPanel),
     legend: el("tiles-legend", tilesPanel),
     whenVisible: (draw) => visibility.whenVisible($("hidden-weights"), draw),
+    exactRow: (index, frame) => {
+      if (exact && exact.index === index && exact.runId === frame.runId && exact.step === frame.step) return exact;
+      const key = `${index}/${frame.runId}/${frame.step}`;
+      if (key !== askedRow) { askedRow = key; fetchRow(index); } // once per neuron and frame: no loop while training
+      return null;
+    },
     onRender: () => {
       if (performance.getEntriesByName("inside:hidden-weights-render").length > MAX_MEASURES) {
         performance.clearMeasures("inside:hidden-weights-render");
         performance.clearMeasures("inside:hidden-weights-render-sync");
       }
     },
+  });
+  // The exact row of the neuron the tile readout speaks of (inside:neuron, without a drawing):
+  // one neuron at a time, asked again when the tiles show another step.
+  let exact = null; // {index, runId, step, weights: Float32Array, bias, min, max}
+  let askedRow = null;
+  const fetchRow = latestOnly(async (index) => {
+    const answer = await request("inside:neuron", { index }).catch(() => null);
+    if (!answer?.ok) return;
+    exact = { index, runId: answer.run_id, step: answer.step, weights: float32(answer.weights), bias: answer.bias,
+      min: answer.min, max: answer.max };
+    weights.refreshReadout();
   });
   const outputWeights = createOutputWeights($("output-weights"), el("output-legend"));
   const histogram = createActivationHistogram($("activation-histogram"), el("saturation"), el("layer-select"));
@@ -100,6 +118,23 @@ export default function init({ store, connection, request, visibility, $ }) {
   // tiles closes it too.
   $("hidden-weights").addEventListener("keydown", (event) => {
     if (event.key === "Escape" && inspectorOpen()) { event.preventDefault(); inspector.close(); }
+  });
+
+  // The neuron picker: the inspector by number (a phone's tiles are too small to tap one). A
+  // number outside the layer is said in words and opens nothing.
+  const picker = $("tile-picker");
+  picker.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const n = weights.meta()?.n_neurons ?? 0;
+    const text = picker.elements.neuron.value.trim();
+    const index = Number(text);
+    const error = el("picker-error", picker);
+    if (text === "" || !Number.isInteger(index) || index < 0 || (n && index >= n)) {
+      error.textContent = `Give a whole number from 0 to ${Math.max(n - 1, 0)}.`;
+      return;
+    }
+    error.textContent = "";
+    select(index, { focusInspector: true });
   });
 
   for (const input of tilesPanel.querySelectorAll('input[name="tile-scale"]')) {

@@ -4,6 +4,7 @@
 // the server's word (the run, run:unavailable and run:closed events); every panel follows the
 // store. docs/protocol.md, "Private runs".
 import { createRunBar } from "./whose-run/run-bar.js";
+import { runControl } from "../lib/run-control.js";
 import {
   SHARED, ownRun, rememberOwnRun, runInAddress, writeRunToAddress,
 } from "../lib/viewer.js";
@@ -65,9 +66,10 @@ export default function initWhoseRun({ store, connection, ask, notify, $ }) {
   });
 
   function render() {
-    const { run, server } = store.get();
+    const state = store.get();
+    const { run, server } = state;
     bar.render({ run, link: run.key === SHARED ? "" : shareAddress(run.key),
-      queuePosition: server?.queue_position ?? null, mine: ownRun(), busy });
+      queuePosition: server?.queue_position ?? null, mine: ownRun(), busy, readOnlyReason: runControl(state).reason });
   }
 
   connection.on("run", showRun); // at connect: the private run the address names
@@ -91,10 +93,10 @@ export default function initWhoseRun({ store, connection, ask, notify, $ }) {
 
   let shown = {};
   store.subscribe((state, patch) => {
-    if (!("run" in patch) && !("server" in patch)) return;
+    if (!("run" in patch) && !("server" in patch) && !("access" in patch)) return;
     const queuePosition = state.server?.queue_position ?? null;
-    if (state.run === shown.run && queuePosition === shown.queuePosition) return; // metrics: nothing here moved
-    shown = { run: state.run, queuePosition };
+    if (state.run === shown.run && state.access === shown.access && queuePosition === shown.queuePosition) return; // metrics
+    shown = { run: state.run, access: state.access, queuePosition };
     render();
   });
   render();

@@ -42,10 +42,10 @@ export function createCheckpointView({ fileInput, statusElement, notice, uploadP
   });
 
   return {
-    // Someone else's run: its weights can be downloaded, not replaced.
+    // A run this page may not control: its weights can be downloaded, not replaced.
     setReadOnly(readOnly) {
       fileInput.disabled = readOnly;
-      fileInput.title = readOnly ? "Only this run's owner can load weights into it" : "";
+      fileInput.title = readOnly ? "Only whoever controls this run can load weights into it" : "";
     },
   };
 }

@@ -10,10 +10,12 @@ const STATUS_WORDS = {
   interrupted: "interrupted (server stopped)", idle: "idle",
 };
 
-// pageRun(): the run the page is on ({key, owner}): Restore restarts that one, and is off on
-// someone else's run (readOnlyReason says why).
+// pageRun(): the run the page is on ({key, owner}): Restore restarts that one, and is off where
+// the page may not control it (pageControl(): {allowed, reason}, lib/run-control.js).
+// viewer(): the server's word on this viewer ({control, viewer}, features/access.js): whose each
+// record is, and whether it may rename or delete it (its own runs', or any with control).
 export function createRunsView({ listElement, ask, notify, onOverlays, pageRun = () => ({ key: "shared", owner: "shared" }),
-  readOnlyReason = "" }) {
+  pageControl = () => ({ allowed: true, reason: "" }), viewer = () => null }) {
   let runs = [];
   let liveRun = null;
   const overlaid = new Map(); // run id -> colour
@@ -64,8 +66,21 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
     return node;
   }
 
+  // Whose a record is, in words, and whether this viewer may rename or delete it (the server
+  // checks the same: web/evaluate.py, engine runs_delete).
+  function whoseRecord(run) {
+    const me = viewer();
+    const mine = run.owner != null && me?.viewer === run.owner;
+    const words = run.owner == null ? "the shared run" : mine ? "yours" : "someone's";
+    const mayChange = !me || me.control || mine;
+    const why = run.owner == null ? "Only the teacher can rename or delete the shared run's records"
+      : "Only its owner (or the teacher) can rename or delete this run";
+    return { words, kind: run.owner == null ? "shared" : mine ? "you" : "someone", mayChange, why };
+  }
+
   function runItem(run) {
     const isLive = run.id === liveRun;
+    const whose = whoseRecord(run);
     const tick = element("input", { type: "checkbox", "data-testid": `run-overlay-${run.id}`,
       title: isLive ? "The run under way is on the curves already" : "Draw this run over the learning curves",
       "aria-label": `overlay run #${run.id} on the learning curves` });
@@ -77,6 +92,8 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
 
     const name = element("input", { className: "run-name", value: run.name, "data-testid": `run-name-${run.id}`,
       "aria-label": `name of run #${run.id}` });
+    name.readOnly = !whose.mayChange;
+    if (!whose.mayChange) name.title = whose.why;
     name.maxLength = 80;
     name.addEventListener("keydown", (event) => { if (event.key === "Enter") name.blur(); });
     name.addEventListener("change", async () => {
@@ -87,7 +104,8 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
 
     const words = STATUS_WORDS[run.status] || run.status;
     const head = element("div", { className: "run-head" }, tick, swatch,
-      element("span", { className: "run-id", text: `#${run.id}` }), name,
+      element("span", { className: "run-id", text: `#${run.id}` }),
+      element("span", { className: `run-whose ${whose.kind}`, "data-testid": `run-whose-${run.id}`, text: whose.words }), name,
       element("span", { className: `run-status ${run.status}`, text: isLive ? `live · ${words}` : words }));
 
     const scores = run.epochs_done
@@ -100,14 +118,19 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
     const actions = element("div", { className: "run-actions" });
     if (run.checkpoint_step != null) {
       const { owner } = pageRun();
-      const restore = button("Restore", `run-restore-${run.id}`, async () => {
-        const answer = await ask("runs:restore", { id: run.id });
-        if (answer.ok) notify(answer.message, "info");
-      }, owner === "someone" ? readOnlyReason : owner === "you"
-        ? `Restart your own run from this run's weights at step ${run.checkpoint_step} and its setup`
-        : `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`);
-      restore.disabled = owner === "someone";
-      actions.append(restore,
+      const { allowed, reason } = pageControl();
+      // Restore restarts the run on this page: offered only where the page may control it.
+      if (allowed) {
+        actions.append(button("Restore", `run-restore-${run.id}`, async () => {
+          const answer = await ask("runs:restore", { id: run.id });
+          if (answer.ok) notify(answer.message, "info");
+        }, owner === "you"
+          ? `Restart your own run from this run's weights at step ${run.checkpoint_step} and its setup`
+          : `Restart the shared run from this run's weights at step ${run.checkpoint_step} and its setup (everyone watching sees it)`));
+      } else {
+        actions.dataset.why = reason;
+      }
+      actions.append(
       element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: "Download .pt",
         title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` }));
     }
@@ -121,7 +144,7 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
       const answer = await ask("runs:delete", { id: run.id });
       if (answer.ok) { overlaid.delete(run.id); curves.delete(run.id); publishOverlays(); }
     }, "Delete this run's record and weights");
-    actions.append(remove);
+    if (whose.mayChange) actions.append(remove);
 
     return element("li", { className: isLive ? "live" : "", "data-run": String(run.id) }, head, meta, actions);
   }

@@ -114,7 +114,9 @@ export function createCodeView({ list, selection }) {
     pointer.replaceChildren(`${viewName(view.dataset.testid)}: made by line ${index + 1}: `, code(lines[index].text.trim()));
     pointer.hidden = false;
   }
-  document.addEventListener("mouseover", (event) => {
+  // A mouse's hover only: a finger's tap would leave the bar standing (touch has no "leave").
+  document.addEventListener("pointerover", (event) => {
+    if (event.pointerType !== "mouse") return;
     let view = null;
     if (!list.contains(event.target) && !pointer.contains(event.target)) {
       for (let node = event.target.closest?.("[data-testid]"); node; node = node.parentElement?.closest("[data-testid]")) {

@@ -21,7 +21,7 @@ export function createInspector(root, { onMove, onClose, columns, count }) {
     const name = detail.layer;
     part("title").textContent = `Neuron ${detail.index} of ${detail.n_neurons} (${name}, step ${detail.step})`;
     const f = detail.activation;
-    const lines = [`bias b[${detail.index}] = ${fixed(detail.bias)}; weights ${name}.weight[${detail.index}] from ${fixed(-detail.max_abs, 3)} to ${fixed(detail.max_abs, 3)} (784 values, as 28×28).`];
+    const lines = [`bias b[${detail.index}] = ${fixed(detail.bias)}; weights ${name}.weight[${detail.index}] from ${fixed(detail.min)} to ${fixed(detail.max)} (784 values, as 28×28; the picture's scale is ±${fixed(detail.max_abs)}).`];
     if (detail.pre_activation != null) {
       lines.push(`For your drawing: z = Σ xᵢ·W[${detail.index}, i] + b = ${fixed(detail.contribution_sum)} + ${fixed(detail.bias)} = ${fixed(detail.pre_activation)}; ${f}(z) = ${fixed(detail.activation_value)}.`);
     } else {

@@ -44,7 +44,12 @@ function createPainter() {
 
 // The mosaic: a canvas painted off the main thread (drawing it costs a millisecond), hover
 // and clicks mapped to a tile and pixel, a keyboard focus that walks the tiles.
-export function createHiddenWeights(element, { onSelect, onRender, readout, legend, whenVisible = (draw) => draw() }) {
+// exactRow(index, frame): the neuron's exact weights ({weights, bias, maxAbs}) for the frame on
+// screen, or null while they are being asked for (the picture carries them quantised, so the
+// readout's numbers come from the row itself, as the checkpoint has them); refreshReadout() is
+// called again when they arrive.
+export function createHiddenWeights(element, { onSelect, onRender, readout, legend, whenVisible = (draw) => draw(),
+  exactRow = () => null }) {
   const canvas = element.querySelector('[data-role="mosaic"]');
   const context = canvas.getContext("2d");
   const focusBox = element.querySelector('[data-role="focus-box"]');
@@ -122,25 +127,44 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
     return index < tiles.n ? { index, pixel: (y % CELL) * TILE + (x % CELL), tiles } : null;
   }
 
+  // What the readout says: a tile (focus, click) or a pixel of it (hover). Its numbers are the
+  // row's exact ones; until they are here, the picture's, marked ≈ and to 2 decimals.
+  let said = null; // {index} or {index, pixel}
   function describeTile(index) {
     const { tiles, meta } = shown;
     const columns = meta.columns;
-    return `Tile ${index + 1} of ${tiles.n} (row ${Math.floor(index / columns) + 1}, column ${index % columns + 1}): `
-      + `neuron ${index}, bias ${fixed(tiles.bias[index])}, largest |w| ${fixed(tiles.largest[index])}. `
-      + (selected === index ? "Open in the inspector." : "Enter opens it in the inspector.");
+    const row = exactRow(index, shown);
+    const numbers = row ? `bias ${fixed(row.bias)}, weights from ${fixed(row.min)} to ${fixed(row.max)}`
+      : `bias ≈${fixed(tiles.bias[index], 2)}, largest |w| ≈${fixed(tiles.largest[index], 2)}`;
+    // One numbering: the neuron's (as the inspector and hidden.weight[j] count), not a tile count from 1.
+    return `Neuron ${index}'s tile (row ${Math.floor(index / columns) + 1}, column ${index % columns + 1} of ${columns}): `
+      + `${numbers}. ` + (selected === index ? "Open in the inspector." : "Enter opens it in the inspector.");
+  }
+  function describePixel(index, pixel) {
+    const row = exactRow(index, shown);
+    const where = `neuron ${index}: weight from pixel (row ${Math.floor(pixel / TILE)}, col ${pixel % TILE})`;
+    return row ? `${where} = ${fixed(row.weights[pixel])}, bias ${fixed(row.bias)}`
+      : `${where} ≈ ${fixed(shown.tiles.weight(index, pixel), 2)}, bias ≈ ${fixed(shown.tiles.bias[index], 2)}`;
+  }
+  function say(what) {
+    said = what;
+    if (!readout || !shown || !what) return;
+    readout.textContent = what.pixel == null ? describeTile(what.index) : describePixel(what.index, what.pixel);
   }
 
+  // A pointer press picks its tile before the focus event (which would otherwise say tile 1).
+  canvas.addEventListener("pointerdown", (event) => {
+    const hit = tileAt(event);
+    if (hit) focused = hit.index;
+  });
   canvas.addEventListener("click", (event) => {
     const hit = tileAt(event);
-    if (hit) { focused = hit.index; place(focusBox, null); onSelect(hit.index); }
+    if (hit) { focused = hit.index; place(focusBox, null); onSelect(hit.index); say({ index: hit.index }); }
   });
   canvas.addEventListener("pointermove", (event) => {
+    if (event.pointerType === "touch") return; // a finger's drag is a scroll, not a hover
     const hit = tileAt(event);
-    if (!hit || !readout) return;
-    const row = Math.floor(hit.pixel / TILE);
-    const col = hit.pixel % TILE;
-    readout.textContent = `neuron ${hit.index}: weight from pixel (row ${row}, col ${col}) = `
-      + `${fixed(hit.tiles.weight(hit.index, hit.pixel))}, bias ${fixed(hit.tiles.bias[hit.index])}`;
+    if (hit) say({ index: hit.index, pixel: hit.pixel });
   });
 
   // The keyboard path: focus the mosaic, walk the tiles with the arrows, Enter or Space opens
@@ -156,21 +180,21 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
       focused = focused == null && selected == null ? 0 : Math.min(n - 1, Math.max(0, from + steps[event.key]));
       place(focusBox, focused);
       if (selected != null) onSelect(focused);
-      readout.textContent = describeTile(focused);
+      say({ index: focused });
     } else if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       event.stopPropagation();
       focused = focused ?? selected ?? 0;
       place(focusBox, focused);
       onSelect(focused, { focusInspector: true });
-      readout.textContent = describeTile(focused);
+      say({ index: focused });
     }
   });
   element.addEventListener("focus", () => {
     if (!shown) return;
     focused = focused ?? selected ?? 0;
     place(focusBox, focused);
-    readout.textContent = describeTile(focused);
+    say({ index: focused });
   });
   element.addEventListener("blur", () => place(focusBox, null));
 
@@ -187,6 +211,7 @@ export function createHiddenWeights(element, { onSelect, onRender, readout, lege
       if (document.activeElement === element) place(focusBox, focused);
     },
     focus() { element.focus({ preventScroll: false }); },
+    refreshReadout() { say(said); },
     meta: () => latest?.meta ?? null,
   };
 }

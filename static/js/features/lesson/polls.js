@@ -10,6 +10,8 @@ export function createPolls({ store, connection, request, ask, $ }, { currentSte
   let answered = {}; // poll id -> the choice this page gave
   let poll = null; // as every viewer sees it
   let results = null; // as the teacher sees it (with the counts)
+  let dismissed = null; // "id/status" of the poll this viewer hid: a new poll or the reveal shows again
+  const pollKey = (p) => (p ? `${p.id}/${p.status}` : null);
 
   const view = createPollView($("poll"), {
     onChoose: async (choice) => {
@@ -24,6 +26,7 @@ export function createPolls({ store, connection, request, ask, $ }, { currentSte
       await ask("poll:reveal", pixels ? { pixels } : undefined);
     },
     onClose: () => ask("poll:close"),
+    onDismiss: () => { dismissed = pollKey(poll); render(); },
   });
 
   function render() {
@@ -33,7 +36,8 @@ export function createPolls({ store, connection, request, ask, $ }, { currentSte
     openButton.disabled = !step || step.choices.length === 0;
     openButton.title = step && step.choices.length === 0
       ? "This step asks for a number: a class poll needs choices (ask it aloud)" : "Put this question on every viewer's screen";
-    view.show(poll, { control, results: results && poll && results.id === poll.id ? results : null, answered: poll ? answered[poll.id] : undefined });
+    const onScreen = poll && pollKey(poll) !== dismissed ? poll : null;
+    view.show(onScreen, { control, results: results && poll && results.id === poll.id ? results : null, answered: poll ? answered[poll.id] : undefined });
     store.set({ poll });
   }
 

@@ -106,12 +106,14 @@ export function createStepView(root, { onChoose, onNumber }) {
       const right = given.choice != null ? given.choice === answer.correct
         : Math.abs(given.number - answer.value) <= Math.max(answer.tolerance ?? 0, Math.abs(answer.value) * 1e-9);
       reveal.dataset.agrees = answer.judged === false ? "not-judged" : String(right);
-      const pictures = (answer.pictures || []).map((picture) => {
-        const values = float32(picture.values);
-        return element("figure", { className: "lesson-picture" },
-          pictureCanvas(values, picture.label, { signed: true, className: "square" }),
-          element("figcaption", { text: picture.label }));
-      });
+      // Pictures side by side are compared: one colour scale for all (the largest |value| of
+      // any), under the one legend, so faint step-0 weights look faint beside trained ones.
+      const pictureValues = (answer.pictures || []).map((picture) => float32(picture.values));
+      let sharedLimit = 1e-9;
+      for (const values of pictureValues) for (const v of values) sharedLimit = Math.max(sharedLimit, Math.abs(v) || 0);
+      const pictures = (answer.pictures || []).map((picture, i) => element("figure", { className: "lesson-picture" },
+        pictureCanvas(pictureValues[i], picture.label, { signed: true, className: "square", limit: sharedLimit }),
+        element("figcaption", { text: picture.label })));
       const curveBox = answer.curve ? element("div", { className: "lesson-curve", "data-testid": "lesson-curve",
         role: "img", "aria-label": `The ${answer.curve.activation} curve with this drawing's ${answer.curve.points_z.length} neurons on it` }) : null;
       reveal.replaceChildren(

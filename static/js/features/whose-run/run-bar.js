@@ -10,8 +10,6 @@ export const OWNER_WORDS = {
   you: "Your own run",
   someone: "Someone's run (watching, read-only)",
 };
-export const READ_ONLY_REASON = "Only its owner can train this run, so the controls are off. "
-  + "“Train my own copy” gives you a run of your own.";
 
 // The top bar's word for a private run: on a phone the run bar is a scroll away.
 const BADGE_WORDS = { you: "your own run", someone: "watching someone's run" };
@@ -34,8 +32,9 @@ export function createRunBar(root, { onOwnCopy, onShared, onMine, onCopyLink }) 
 
   return {
     // run: {key, owner}; link: the run's address to share; queuePosition: null or 1, 2, ...;
-    // mine: this viewer's own run (its key) when the page is elsewhere; busy: a switch under way.
-    render({ run, link: address, queuePosition, mine, busy }) {
+    // mine: this viewer's own run (its key) when the page is elsewhere; busy: a switch under way;
+    // readOnlyReason: why the controls are off, in words ("" when they are on).
+    render({ run, link: address, queuePosition, mine, busy, readOnlyReason }) {
       root.dataset.owner = run.owner ?? "unknown";
       owner.textContent = OWNER_WORDS[run.owner] ?? "Opening the run of this link…";
       badge.hidden = !BADGE_WORDS[run.owner];
@@ -43,8 +42,8 @@ export function createRunBar(root, { onOwnCopy, onShared, onMine, onCopyLink }) 
       badge.dataset.owner = run.owner ?? "";
       share.hidden = run.key === SHARED;
       link.value = run.key === SHARED ? "" : address;
-      readOnly.hidden = run.owner !== "someone";
-      readOnly.textContent = run.owner === "someone" ? READ_ONLY_REASON : "";
+      readOnly.hidden = !readOnlyReason;
+      readOnly.textContent = readOnlyReason;
       queue.hidden = queuePosition == null;
       queue.textContent = queuePosition == null ? "" : `Waiting for a free place: ${ordinal(queuePosition)} in line`;
       buttons.own.hidden = run.owner === "you";
