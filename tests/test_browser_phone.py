@@ -81,3 +81,17 @@ def test_on_a_phone_nothing_is_squeezed_or_broken_nothing_sticks_and_targets_fit
         playground.screenshot("phone/tiles-picker-390.png", locator=page.locator("#tiles-panel"))
         # No sideways scroll for all that.
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+
+def test_on_a_touch_screen_the_hints_say_tap_and_a_tapped_sandbox_cell_marks_its_line_alone(browser, live_server):
+    with own_page(browser, **PHONE) as page:
+        PlaygroundPage(page).open(live_server, wait_for=(f'{by_id("sandbox-y-0-0")}',))
+        expect(page.locator('[data-role="tiles-hover"]')).to_have_text("Tap a tile to read its weights.")
+
+        marked = lambda: page.locator(f'{by_id("sandbox-formulas")} li.marked').evaluate_all(  # noqa: E731
+            "items => items.map((li) => li.dataset.testid)")
+        page.locator(by_id("sandbox-y-0-0")).scroll_into_view_if_needed()
+        page.locator(by_id("sandbox-y-0-0")).tap()
+        assert marked() == ["sandbox-formula-0-0"]
+        page.locator(by_id("sandbox-y-1-1")).tap()
+        assert marked() == ["sandbox-formula-1-1"], "the first tapped line stayed marked"

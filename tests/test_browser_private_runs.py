@@ -73,6 +73,14 @@ def test_own_run_trains_alone_is_watched_read_only_through_its_link_and_stays_it
         expect(mine.by_id("private-run")).to_be_hidden()
         mine.screenshot("private-runs/own-run-1440.png")
 
+        # The runs list marks as live the record of the run each page is on: mine on my page,
+        # the shared run's on the other.
+        for page, whose in ((first, "yours"), (second, "the shared run")):
+            page.locator(by_id("runs")).scroll_into_view_if_needed()
+            live = page.locator(f'{by_id("runs")} li.live')
+            expect(live).to_have_count(1, timeout=TIMEOUT_MS)
+            expect(live.locator(".run-whose")).to_have_text(whose)
+
         # The page on the shared run saw nothing of it: its step and status stay, so does the run.
         assert other.step() == shared_step and other.text("status") == shared_status
         assert live_server.session.trainer.global_step == shared_step and live_server.session.status != "running"

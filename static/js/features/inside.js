@@ -32,6 +32,8 @@ export default function init({ store, connection, request, visibility, $ }) {
   const tilesPanel = document.getElementById("tiles-panel");
   const el = (role, root = panel) => root.querySelector(`[data-role="${role}"]`);
   const card = (testid) => $(testid).closest(".inside-card, .panel");
+  // A screen without hover (a phone, a tablet): the tiles are tapped, and the hint says so.
+  if (matchMedia("(hover: none)").matches) el("tiles-hover", tilesPanel).textContent = "Tap a tile to read its weights.";
 
   const weights = createHiddenWeights($("hidden-weights"), {
     onSelect: (index, options) => select(index, options),

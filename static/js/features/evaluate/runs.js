@@ -4,11 +4,21 @@
 import { element } from "../../lib/dom.js";
 import { percent } from "../../lib/format.js";
 import { OVERLAY_COLORS } from "../../lib/plot.js";
+import { SHARED } from "../../lib/viewer.js";
 
 const STATUS_WORDS = {
   running: "running", paused: "paused", done: "finished", stopped: "stopped by a reset",
   interrupted: "interrupted (server stopped)", idle: "idle",
 };
+
+// The record of the run the page is on (marked live, on the curves already): the list's live_run
+// is the shared run's; a private run's is its newest record (records carry their run's key).
+const UNFINISHED = new Set(["running", "paused", "idle"]);
+export function liveRecordOf(payload, run) {
+  if (!run || run.key === SHARED) return payload.live_run;
+  const own = payload.runs.filter((record) => record.run_key === run.key && UNFINISHED.has(record.status));
+  return own.length ? Math.max(...own.map((record) => record.id)) : null;
+}
 
 // pageRun(): the run the page is on ({key, owner}): Restore restarts that one, and is off where
 // the page may not control it (pageControl(): {allowed, reason}, lib/run-control.js).
@@ -156,7 +166,7 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
         return;
       }
       runs = payload.runs;
-      liveRun = payload.live_run;
+      liveRun = liveRecordOf(payload, pageRun());
       const gone = [...overlaid.keys()].filter((id) => !runs.some((r) => r.id === id));
       for (const id of gone) { overlaid.delete(id); curves.delete(id); }
       if (gone.length) publishOverlays(); // redraw the curves only when what they show changed

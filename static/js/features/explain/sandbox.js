@@ -102,11 +102,16 @@ export function createSandbox(root, api) {
     const formulas = y.map((row, i) => row.map((v, j) => element("li", { "data-testid": `sandbox-formula-${i}-${j}` },
       code(symbols(i, j)), element("br"), code(`      ${numbers(i, j, v)}`))));
     $("sandbox-y").replaceChildren(...y.map((row, i) => element("tr", {}, row.map((v, j) => {
-      // Each cell carries its formula; pointing at it marks the written-out line below.
+      // Each cell carries its formula: a mouse over it marks the written-out line below; a tap
+      // marks that line alone (and stays, with nothing to leave on a touch screen).
       const cellNode = element("td", { "data-testid": `sandbox-y-${i}-${j}`, "data-value": String(v),
         title: `${symbols(i, j)}\n${numbers(i, j, v)}`, text: fixed(v) });
-      cellNode.addEventListener("mouseenter", () => formulas[i][j].classList.add("marked"));
-      cellNode.addEventListener("mouseleave", () => formulas[i][j].classList.remove("marked"));
+      cellNode.addEventListener("pointerenter", (event) => { if (event.pointerType === "mouse") formulas[i][j].classList.add("marked"); });
+      cellNode.addEventListener("pointerleave", (event) => { if (event.pointerType === "mouse") formulas[i][j].classList.remove("marked"); });
+      cellNode.addEventListener("pointerup", (event) => {
+        if (event.pointerType === "mouse") return;
+        for (const line of formulas.flat()) line.classList.toggle("marked", line === formulas[i][j]);
+      });
       return cellNode;
     }))));
     $("sandbox-formulas").replaceChildren(...formulas.flat());

@@ -236,7 +236,8 @@ export function createOutputWeights(element, legend) {
       const biasLimit = Math.max(...output.bias.map(Math.abs), 1e-9);
       plot(element, [
         { type: "heatmap", z, zmin: -limit, zmax: limit, zmid: 0, colorscale: DIVERGING, zsmooth: false, showscale: false,
-          hovertemplate: `weight from ${output.from_layer} neuron %{x} to digit %{y}: %{z:.4f}<extra></extra>` },
+          // The picture's weights are 16-bit floats (the checkpoint's are 32-bit): said as near, to 3 places.
+          hovertemplate: `weight from ${output.from_layer} neuron %{x} to digit %{y}: ≈%{z:.3f}<extra></extra>` },
         { type: "heatmap", z: output.bias.map((b) => [b]), xaxis: "x2", yaxis: "y2", zmin: -biasLimit, zmax: biasLimit,
           zmid: 0, colorscale: DIVERGING, showscale: false,
           hovertemplate: "bias of digit %{y}: %{z:.4f}<extra></extra>" },
