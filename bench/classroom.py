@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import LightViewer, emit_json, load_average, machine_note, median, revision_tree, server_process  # noqa: E402
 from bench.page import CANVAS_INPUT, INTERACTIVE, VIEWPORT  # noqa: E402
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from bench.shared import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 CONNECTIONS_PER_PAGE = 6  # a browser's HTTP/1.1 connections to one host
 GOAL_S = 10.0

@@ -30,7 +30,7 @@ import websocket
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import OrderedClient, command_line, descendants  # noqa: E402
+from bench.shared import OrderedClient, command_line, descendants  # noqa: E402
 
 PYTHON = sys.executable
 # The embedded digits' parsed cache (gitignored, shared with `make run`): each benchmark server

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import (QUIET, VIEWER_KINDS, LightViewer, Viewer, canvas_payload, close_all, emit_json, machine_note,  # noqa: E402
                           open_files, rss_mb, server_process, start_run, thread_count)
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from bench.shared import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 ARTIFACTS = REPO / "artifacts"
 

@@ -131,7 +131,7 @@ def measure_in_chromium(n: int) -> dict:
     """The same round trips from Chromium's own socket.io client (what a person gets)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.helpers import CHROMIUM, CHROMIUM_ARGS
+    from bench.shared import CHROMIUM, CHROMIUM_ARGS
 
     results = {}
     with server_process() as served, sync_playwright() as playwright:

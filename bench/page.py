@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import (Viewer, close_all, emit_json, load_average, machine_note, median, percentile,  # noqa: E402
                           revision_tree, server_process, start_run)
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from bench.shared import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 INSTRUMENT = """
 (() => {

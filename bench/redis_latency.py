@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.common import (BLANK_PIXELS, DEFAULT_PACE, DIGITS_CACHE, PAGE_BROADCASTS, PAGE_STREAMS, PYTHON,  # noqa: E402
                           QUIET, LightViewer, Viewer, checked, close_all, emit_json, machine_note, median,
                           percentile, server_process, start_run)
-from tests.redis_server import RedisServer  # noqa: E402
+from bench.shared import RedisServer  # noqa: E402
 
 
 @contextmanager

