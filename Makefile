@@ -9,13 +9,21 @@ PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test setup setup-test assets chromium services bench clean
+.PHONY: run test test-fast setup setup-test assets chromium services bench clean
 
 run: setup
 	$(PY) -m server
 
+# Every test; then its slowest tests and the wall time of the run.
 test: setup-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@start=$$(date +%s); $(PY) -m pytest --durations=15 $(PYTEST_ARGS); status=$$?; \
+	  echo "make test: $$(( $$(date +%s) - start )) s of tests"; exit $$status
+
+# The quick loop while working: no browser and no slow test (processes, Redis, PostgreSQL,
+# proxies, fresh virtualenvs); the same set up as `make test`.
+test-fast: setup-test
+	@start=$$(date +%s); $(PY) -m pytest -m "not browser and not slow" --durations=5 $(PYTEST_ARGS); status=$$?; \
+	  echo "make test-fast: $$(( $$(date +%s) - start )) s of tests"; exit $$status
 
 bench: setup-test
 	$(PY) bench/run_all.py

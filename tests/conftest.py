@@ -132,3 +132,11 @@ def pytest_runtest_call(item):
     page = item.funcargs.get("page")
     if page is not None and hasattr(page, "errors"):
         page.errors_during_test = list(page.errors)
+
+
+def pytest_collection_modifyitems(items):
+    """A test that opens Chromium is a browser test, marked or not (`make test-fast` leaves
+    them out)."""
+    for item in items:
+        if {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
