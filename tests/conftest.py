@@ -134,9 +134,16 @@ def pytest_runtest_call(item):
         page.errors_during_test = list(page.errors)
 
 
+SERVERS = {"redis_server", "redis_url", "postgres_server", "postgres_url"}
+
+
 def pytest_collection_modifyitems(items):
-    """A test that opens Chromium is a browser test, marked or not (`make test-fast` leaves
-    them out)."""
+    """A test that opens Chromium is a browser test, and one that starts a Redis or PostgreSQL
+    server a slow one, marked or not (`make test-fast` leaves both out)."""
     for item in items:
-        if {"browser", "page"} & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if {"browser", "page"} & fixtures:
             item.add_marker(pytest.mark.browser)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVERS & fixtures or params.get("database") == "postgresql":
+            item.add_marker(pytest.mark.slow)

@@ -115,6 +115,7 @@ def test_the_database_flag_chooses_where_runs_are_recorded():
     assert settings_from(parse_args([])).database is None  # runs.sqlite3 in the data directory
 
 
+@pytest.mark.slow
 def test_a_database_that_is_not_postgresql_stops_the_start_in_words(tmp_path):
     process = run_server_command("--port", "0", "--data-dir", str(tmp_path), "--database", "mysql://u@h/db")
     _, stderr = process.communicate(timeout=120)

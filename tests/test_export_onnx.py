@@ -87,6 +87,7 @@ def test_the_file_says_what_it_is_and_holds_the_weights_under_their_state_dict_n
     assert json.loads(props["setup"])["hidden_sizes"] == [32, 16] and props["step"] == "3"
 
 
+@pytest.mark.slow
 def test_the_graph_is_the_one_torch_onnx_export_makes_of_the_same_network(engine, client, session, tmp_path):
     """PyTorch's own exporter (torch 2.13's default, dynamo, with onnxscript), run on the question's
     kind of class holding the same weights: the same operators, the same numbers."""

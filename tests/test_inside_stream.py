@@ -156,6 +156,7 @@ def test_a_viewer_can_choose_its_streams(inbox, sio_client, session, app):
     assert stats["streams"] == ["weights"]  # the refused request changed nothing
 
 
+@pytest.mark.slow
 def test_a_slow_client_gets_the_latest_frame_never_a_backlog(live_server):
     """A viewer that acknowledges each frame a second late receives far fewer frames than a
     fast one; each frame it gets is the newest there was when it acknowledged the previous

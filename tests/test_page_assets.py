@@ -175,6 +175,7 @@ def copy_of_the_sources(tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_an_edited_module_is_rebuilt_before_the_page_is_served_again(tmp_path):
     root = copy_of_the_sources(tmp_path)
     out = tmp_path / "assets"
@@ -193,6 +194,7 @@ def test_an_edited_module_is_rebuilt_before_the_page_is_served_again(tmp_path):
     assert assets.file(before.split("/")[2], "mosaic-worker.js") is not None
 
 
+@pytest.mark.slow
 def test_a_module_that_does_not_build_is_said_in_words_not_served_stale(tmp_path):
     root = copy_of_the_sources(tmp_path)
     out = tmp_path / "assets"

@@ -329,6 +329,7 @@ def test_the_playground_starts_on_a_damaged_database_and_records_new_runs(tmp_pa
         app.extensions["playground"].shutdown()
 
 
+@pytest.mark.slow
 def test_python_m_server_on_a_damaged_database_starts_and_says_which_file_and_what_was_done(tmp_path):
     from tests.helpers import ServerProcess, socketio_client
     folder = tmp_path / "data"
