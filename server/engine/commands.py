@@ -21,13 +21,14 @@ from .checkpoints import CheckpointError, check_fits, checkpoint_name, load_stat
 from .evaluation import SAMPLES_PER_CLASS
 from .exports import script
 from .live_views import STREAMS
-from .snapshots import float32_bytes
 from .recorder import recorded_config
 from .replay import replay_frame as make_replay_frame, replay_predict as make_replay_prediction
+from .snapshots import float32_bytes
 from .store import RecordError
 
 if TYPE_CHECKING:
     from .engine import Engine
+
 
 def pixels_array(data) -> np.ndarray:
     """784 float32 pixels from the web tier (float32 bytes, or a list of numbers)."""

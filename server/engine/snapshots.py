@@ -1,4 +1,4 @@
-"""What the "look inside" pictures are: plain torch/numpy maths on a network, no web, no timing.
+"""What the "look inside" pictures are: plain torch/numpy maths on a network, no web, no sending.
 
 What is computed here, and how it travels:
 - Hidden-weight tiles: each row of the first hidden layer's weight (one neuron, 784 weights) is
