@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from server.engine.deltas import LEVELS, RowDeltas, RowDeltasReader
+from server.engine.deltas import LEVELS, RowDeltas
+from tests.row_deltas_reader import RowDeltasReader
 from server.engine.trainer import Trainer
 from server.experiment import TrainConfig
 

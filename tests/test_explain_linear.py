@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from server.engine.explain import QUESTION_PRINTED_Y, SANDBOX_DEFAULTS, linear_sandbox, random_linear
+from server.engine.explain import SANDBOX_DEFAULTS, linear_sandbox, random_linear
 
 QUESTION_W = [[-0.4500, 0.5856], [-0.1807, -0.4963]]
+QUESTION_PRINTED_Y = [[-0.8133, -0.2959], [0.8079, -1.1077], [0.2223, -0.6114]]  # the question's printed y
 QUESTION_B = [0.2223, -0.6114]
 
 

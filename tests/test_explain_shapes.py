@@ -32,7 +32,7 @@ def test_shapes_are_those_of_the_real_module(hidden_sizes):
         assert list(linear.weight.shape) == layer["weight_shape"] == [linear.out_features, linear.in_features]
         assert list(linear.bias.shape) == layer["bias_shape"]
         assert layer["parameters"] == linear.weight.numel() + linear.bias.numel()
-    assert shapes["parameters"] == network.parameter_count()
+    assert shapes["parameters"] == sum(p.numel() for p in network.parameters())
     assert [n for _, n in shapes["batch_shapes"]] == network.summary()["shape"]
 
 

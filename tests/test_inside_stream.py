@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import socketio as socketio_package
 
-from server.engine.live_views import QUANT_LEVELS, QUANT_ZERO
+from server.engine.snapshots import QUANT_LEVELS, QUANT_ZERO
 from tests.helpers import Inbox, OrderedClient, socketio_client, wait_for
 
 STREAM_EVENTS = ("inside:weights", "inside:activations", "inside:distributions")
@@ -228,7 +228,7 @@ def test_the_sender_thread_ends_when_the_last_viewer_leaves(live_server):
 
 def rebuild(frames):
     """The first hidden layer as a viewer of the weights-delta stream holds it."""
-    from server.engine.deltas import RowDeltasReader
+    from tests.row_deltas_reader import RowDeltasReader
     reader = None
     previous = None
     for frame in frames:

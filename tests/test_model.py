@@ -25,7 +25,7 @@ def test_the_default_network_has_the_questions_layers_and_shapes():
 def test_the_default_network_has_203530_parameters():
     network = Network()
 
-    assert network.parameter_count() == 784 * 256 + 256 + 256 * 10 + 10 == 203_530
+    assert sum(p.numel() for p in network.parameters()) == 784 * 256 + 256 + 256 * 10 + 10 == 203_530
     assert network.summary()["parameters"] == 203_530
     assert network.summary()["shape"] == [784, 256, 10]
 
@@ -125,7 +125,7 @@ def test_one_to_four_hidden_layers_are_named_hidden_hidden2_and_so_on(hidden_siz
     sizes = [784] + hidden_sizes + [10]
     for name, n_in, n_out in zip(names + ["output"], sizes[:-1], sizes[1:]):
         assert getattr(network, name).weight.shape == (n_out, n_in)
-    assert network.parameter_count() == sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    assert sum(p.numel() for p in network.parameters()) == sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
     assert [layer["name"] for layer in network.summary()["layers"]] == names + ["output"]
 
     trace = network.trace(x)

@@ -8,13 +8,23 @@ import torch.nn.functional as F
 
 from server.experiment import TrainConfig
 from server.engine.model import build_network
-from server.engine.live_views import (
-    HISTOGRAM_BINS, QUANT_LEVELS, QUANT_ZERO, FixedBins, HistogramHistory, Snapshotter,
-    activation_range, contributions, dequantise_rows, linear_histogram, log_count_codes,
-    mosaic_columns, quantise_rows, saturation, tile_images, top_exciting,
+from server.engine.snapshots import (
+    HISTOGRAM_BINS, QUANT_LEVELS, QUANT_ZERO, TILE_SIDE, FixedBins, HistogramHistory, Snapshotter,
+    activation_range, contributions, linear_histogram, log_count_codes,
+    mosaic_columns, quantise_rows, saturation, top_exciting,
 )
 from server.engine.trainer import Trainer
 from tests.helpers import seeded_tensor
+
+
+# How a viewer reads the quantised tiles back (static/js does the same): value = (code - 128) * scale / 127.
+def dequantise_rows(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    return (codes.astype(np.float32) - QUANT_ZERO) * (scales[:, None] / QUANT_LEVELS)
+
+
+def tile_images(quantised) -> np.ndarray:
+    """(n, 28, 28): neuron j's weights as the picture it responds to (row-major like the input)."""
+    return dequantise_rows(quantised.codes, quantised.scales).reshape(-1, TILE_SIDE, TILE_SIDE)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from typing import Optional
@@ -22,7 +23,7 @@ from typing import Optional
 import torch
 
 from ..errors import UserError
-from ..experiment import Architecture
+from ..experiment import Architecture, TrainConfig
 from .model import Network
 
 # The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
@@ -35,6 +36,16 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict")  # {"state_dict": {...}} is co
 class CheckpointError(UserError):
     """A checkpoint that cannot be used, with a message meant for people."""
 
+
+def safe_filename_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "run"
+
+
+def checkpoint_name(config: TrainConfig, step: int, record: Optional[int] = None) -> str:
+    """The download's file name: the network's shape, activation and step (and its record)."""
+    hidden = "-".join(str(n) for n in config.hidden_sizes)
+    prefix = f"run{record}-" if record else ""
+    return safe_filename_part(f"nn-linear-{prefix}784-{hidden}-10-{config.activation}-step{step}") + ".pt"
 
 def state_dict_bytes(model: Network) -> bytes:
     """The model's weights as torch.save bytes: a plain state_dict of CPU tensors."""

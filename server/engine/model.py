@@ -24,14 +24,10 @@ from torch import nn
 
 from ..experiment import ACTIVATIONS, Architecture, TrainConfig
 
-# The activations as PyTorch computes them (names and spellings: server/experiment.py).
-ACTIVATION_FUNCTIONS = {
-    "sigmoid": torch.sigmoid,
-    "relu": F.relu,
-    "tanh": torch.tanh,
-    "leaky_relu": F.leaky_relu,
-}
-assert set(ACTIVATION_FUNCTIONS) == set(ACTIVATIONS)
+# The activations as PyTorch computes them: each of the setup's activations (their names and
+# spellings: server/experiment.py) is the torch.nn.functional function of the same name
+# (F.leaky_relu with PyTorch's default negative slope, 0.01).
+ACTIVATION_FUNCTIONS = {name: getattr(F, name) for name in ACTIVATIONS}
 
 
 @dataclass
@@ -78,9 +74,6 @@ class Network(nn.Module):
             activations.append(x)
         logits = self.output(x)
         return ForwardTrace(zs, activations, logits, F.softmax(logits, dim=1))
-
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def summary(self) -> dict:
         return self.architecture.summary()

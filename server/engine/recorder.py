@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..experiment import TrainConfig, split_pace
 from .checkpoints import state_dict_bytes
 from .run import RunFeature
 from .store import RunStore
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 EPOCH_SAVE_INTERVAL_S = 2.0
 RETRY_AFTER_S = 5.0  # after a failed save, the next try
 
+
+def recorded_config(config: dict) -> TrainConfig:
+    """A recorded run's setup (records made before the pace left the setup still carry it)."""
+    setup, _, _ = split_pace(config)
+    return TrainConfig().updated(setup)
 
 class RunRecorder(RunFeature):
     def __init__(self, store: RunStore, run, *, on_change: Callable[[], None] = lambda: None,

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import UserError
 from ..link.replica import Weights, forward
-from .live_views import FixedBins, Snapshotter, log_count_codes
+from .snapshots import FixedBins, Snapshotter, log_count_codes
 from .model import network_of
 from .run import RunFeature
 

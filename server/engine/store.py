@@ -1,8 +1,8 @@
 """The runs database: every run's setup, curves, scores and last weights, through SQLAlchemy Core.
 
 SQLite by default (`runs.sqlite3` in the data directory, one machine), PostgreSQL when given a
-`postgresql://` URL (several machines). The schema is `metadata` below, in this one place; the
-migrations in `migrations/` (Alembic) bring any database to it and run at start-up, so a
+`postgresql://` URL (several machines). The schema is `metadata` in store_schema.py, in this one
+place; the migrations in `migrations/` (Alembic) bring any database to it and run at start-up, so a
 database made by an older version of the playground is upgraded in place, never replaced.
 
 A data directory can be in a bad way, and the playground still starts and says so in words
@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ..errors import UserError
+from .store_schema import ADDED_AFTER_FIRST, FIRST_REVISION, MIGRATIONS_DIR, checkpoints_table, runs_table
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,6 @@ LIST_LIMIT = 100  # the runs list shows the newest this many (it goes to every v
 # Runs whose server stopped while they were under way are marked so on the next start.
 UNFINISHED = ("running", "paused", "idle")
 MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER, PostgreSQL's BIGINT
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-FIRST_REVISION = "0001"  # the tables the code before migrations made
-ADDED_AFTER_FIRST = frozenset({"engine", "run_key", "owner"})  # columns of later migrations (0002, 0003)
 # Engines starting together on one PostgreSQL take turns to migrate (pg_advisory_xact_lock).
 MIGRATION_LOCK_KEY = 0x6E6E4C696E  # "nnLin"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -53,48 +51,6 @@ SQLITE_TIMEOUT_S = 10  # how long a writer waits for another process's write to 
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Alembic's `context` and `op` are module-wide proxies: one migration at a time in a process.
 _MIGRATING = threading.Lock()
-
-# ---- the schema, in one place -----------------------------------------------------------------
-# JSON fields are TEXT holding json.dumps output (as the first version wrote them), parsed per
-# row here: a sqlalchemy JSON column would fail the whole query on one damaged row.
-RunId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: the rowid, as before
-metadata = sa.MetaData()
-runs_table = sa.Table(
-    "runs", metadata,
-    sa.Column("id", RunId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.Text(), nullable=False),
-    sa.Column("created_at", sa.Float(), nullable=False),
-    sa.Column("updated_at", sa.Float(), nullable=False),
-    sa.Column("status", sa.Text(), nullable=False),
-    sa.Column("note", sa.Text()),
-    sa.Column("origin", sa.Text()),
-    sa.Column("dataset", sa.Text(), nullable=False),
-    sa.Column("config", sa.Text(), nullable=False),
-    sa.Column("config_changes", sa.Text(), nullable=False, server_default="[]"),
-    sa.Column("steps", sa.BigInteger(), nullable=False, server_default="0"),
-    sa.Column("epochs_done", sa.Integer(), nullable=False, server_default="0"),
-    sa.Column("train_loss", sa.Float()),
-    sa.Column("train_accuracy", sa.Float()),
-    sa.Column("val_loss", sa.Float()),
-    sa.Column("val_accuracy", sa.Float()),
-    sa.Column("best_val_accuracy", sa.Float()),
-    sa.Column("history", sa.Text(), nullable=False, server_default="[]"),
-    sa.Column("epochs", sa.Text(), nullable=False, server_default="[]"),
-    sa.Column("engine", sa.Text()),  # the engine recording it (migration 0002)
-    sa.Column("run_key", sa.Text()),  # "shared", or a private run's key
-    sa.Column("owner", sa.Text()),  # a private run's owner id (migration 0003); None: the shared run's
-    sqlite_autoincrement=True,  # ids of deleted runs are never reused
-)
-sa.Index("runs_by_key", runs_table.c.run_key, runs_table.c.id)
-
-checkpoints_table = sa.Table(
-    "checkpoints", metadata,
-    sa.Column("run_id", RunId, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True,
-              autoincrement=False),
-    sa.Column("step", sa.BigInteger(), nullable=False),
-    sa.Column("saved_at", sa.Float(), nullable=False),
-    sa.Column("data", sa.LargeBinary(), nullable=False),
-)
 
 SUMMARY_COLUMNS = ("id", "name", "created_at", "updated_at", "status", "note", "origin", "dataset",
                    "config", "config_changes", "steps", "epochs_done", "train_loss", "train_accuracy",

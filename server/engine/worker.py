@@ -73,3 +73,25 @@ class LatestWorker:
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+
+
+class Debounced:
+    """Call `fn` at most every `interval` seconds; a call in between is remembered and made by
+    the next `poll()` after the interval (the engine polls from its housekeeping thread)."""
+
+    def __init__(self, fn, interval: float, clock=time.monotonic):
+        self.fn, self.interval, self.clock = fn, interval, clock
+        self._last = float("-inf")
+        self._pending = False
+
+    def __call__(self) -> None:
+        if self.clock() - self._last >= self.interval:
+            self._last = self.clock()
+            self._pending = False
+            self.fn()
+        else:
+            self._pending = True
+
+    def poll(self) -> None:
+        if self._pending and self.clock() - self._last >= self.interval:
+            self()
