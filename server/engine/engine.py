@@ -31,6 +31,7 @@ import torch
 
 from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, TrainConfig, split_pace
+from ..link.arrays import encode_prediction, float32_array
 from ..link.names import SHARED
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights, forward
 from .store import RecordError, RunStore
@@ -181,7 +182,7 @@ def recorded_config(config: dict) -> TrainConfig:
 def pixels_array(data) -> np.ndarray:
     """784 float32 pixels from the web tier (float32 bytes, or a list of numbers)."""
     if isinstance(data, (bytes, bytearray)):
-        array = np.frombuffer(data, dtype="<f4")
+        array = float32_array(data)
     else:
         array = np.asarray(data, dtype=np.float32)
     if array.size != 784:
@@ -492,10 +493,7 @@ class Engine:
         weights = self.part(args.get("run", SHARED)).replica.reader.latest()
         if weights is None:
             raise UserError("the network is not ready yet")
-        trace = forward(weights, pixels_array(args["pixels"]))
-        f32 = lambda a: np.ascontiguousarray(a, dtype="<f4").tobytes()
-        return {"probabilities": f32(trace.probabilities), "logits": f32(trace.logits),
-                "activations": [f32(a) for a in trace.activations], "run_id": weights.run_id, "step": weights.step}
+        return encode_prediction(forward(weights, pixels_array(args["pixels"])), weights.run_id, weights.step)
 
     # live views
     def watch(self, args) -> dict:
