@@ -1,0 +1,14 @@
+"""The words both sides of the line spell are defined once, in server/link/names.py: the web tier
+delivers the streams the engine makes, under the same events."""
+from __future__ import annotations
+
+from server.engine import live_views
+from server.link.names import CHAINED, DEFAULT_STREAMS, STREAMS
+from server.web import inside
+
+
+def test_the_web_tier_delivers_the_streams_the_engine_makes_under_the_same_events():
+    # (live_views.py still spells its own copy until it is split: this catches a drift meanwhile)
+    assert live_views.STREAMS == STREAMS and live_views.CHAINED == CHAINED
+    assert inside.STREAMS is STREAMS and inside.CHAINED is CHAINED
+    assert set(DEFAULT_STREAMS) <= set(STREAMS) and CHAINED <= set(STREAMS)
