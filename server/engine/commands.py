@@ -14,16 +14,16 @@ import torch
 
 from ..errors import AccessError, UserError
 from ..experiment import TrainConfig, split_pace
+from ..link.arrays import encode_prediction, float32_array
 from ..link.names import SHARED
 from ..link.replica import forward as replica_forward
 from . import codegen, explain, exports, lesson
 from .checkpoints import CheckpointError, check_fits, checkpoint_name, load_state_dict_bytes, read_state_dict, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS
 from .exports import script
-from .live_views import STREAMS
+from ..link.names import STREAMS
 from .recorder import recorded_config
 from .replay import replay_frame as make_replay_frame, replay_predict as make_replay_prediction
-from .snapshots import float32_bytes
 from .store import RecordError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def pixels_array(data) -> np.ndarray:
     """784 float32 pixels from the web tier (float32 bytes, or a list of numbers)."""
     if isinstance(data, (bytes, bytearray)):
-        array = np.frombuffer(data, dtype="<f4")
+        array = float32_array(data)
     else:
         array = np.asarray(data, dtype=np.float32)
     if array.size != 784:
@@ -99,10 +99,7 @@ def predict(engine: Engine, args) -> dict:
     weights = engine.part(run_key(args)).replica.reader.latest()
     if weights is None:
         raise UserError("the network is not ready yet")
-    trace = replica_forward(weights, pixels_array(args["pixels"]))
-    return {"probabilities": float32_bytes(trace.probabilities), "logits": float32_bytes(trace.logits),
-            "activations": [float32_bytes(a) for a in trace.activations], "run_id": weights.run_id,
-            "step": weights.step}
+    return encode_prediction(replica_forward(weights, pixels_array(args["pixels"])), weights.run_id, weights.step)
 
 
 # ---- private runs -----------------------------------------------------------------------------------

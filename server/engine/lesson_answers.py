@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..experiment import ACTIVATIONS, N_INPUTS, TrainConfig
+from ..link.arrays import float32_bytes
 from ..link.replica import Weights, forward
 from . import codegen, explain
 from .trainer import Trainer, make_optimizer
@@ -199,8 +200,8 @@ def reveal_row(context: LessonContext) -> dict:
         "details": details,
         "neuron": j,
         "pictures": [] if untrained else [
-            {"label": f"row {j} of hidden.weight at step {first.step}", "values": before[j].astype("<f4").tobytes()},
-            {"label": f"row {j} at step {context.weights.step}", "values": now[j].astype("<f4").tobytes()},
+            {"label": f"row {j} of hidden.weight at step {first.step}", "values": float32_bytes(before[j])},
+            {"label": f"row {j} at step {context.weights.step}", "values": float32_bytes(now[j])},
         ],
     }
 

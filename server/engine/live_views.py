@@ -14,6 +14,7 @@ from functools import partial
 from typing import Callable, Optional
 
 from ..errors import UserError
+from ..link.names import CHAINED, STREAMS
 from ..link.wire import encode_event
 from .model import Network
 from .run import RunFeature
@@ -22,17 +23,8 @@ from .worker import LatestWorker
 
 # ---- when frames are made ----------------------------------------------------------------------------
 
-# stream name -> Socket.IO event
-STREAMS = {
-    "weights": "inside:weights",  # heatmaps: hidden tiles, output weights (whole frames)
-    "activations": "inside:activations",  # hidden activations over a fixed validation batch
-    "distributions": "inside:distributions",  # weight and gradient histograms over steps
-    # The same pictures, small: a key frame, then only what changed (deltas.py). The page uses these.
-    "weights-delta": "inside:weights-delta",
-    "distributions-delta": "inside:distributions-delta",
-}
+# The streams (name -> Socket.IO event) and which of them are chains: server/link/names.py.
 KEY_AFTER = 4  # a chain starts over once its deltas add up to this many key frames
-CHAINED = frozenset({"weights-delta", "distributions-delta"})  # each frame builds on the one before
 WEIGHTS_BYTES_PER_S = 40_000  # heatmap deltas: frames come slower when they are big...
 MAX_CHAIN_INTERVAL_S = 1.0  # ...but at least once a second while the weights move
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..experiment import N_INPUTS
+from ..link.arrays import float32_bytes
 from .deltas import LEVELS as DELTA_LEVELS, RowDeltas
 from .model import ACTIVATION_FUNCTIONS, Network
 
@@ -69,10 +70,6 @@ def quantise_rows(matrix: torch.Tensor) -> QuantisedRows:
 def mosaic_columns(n_tiles: int) -> int:
     """Tiles per row of the mosaic: as square as possible (16 for 256)."""
     return max(1, math.ceil(math.sqrt(n_tiles)))
-
-
-def float32_bytes(values) -> bytes:
-    return np.ascontiguousarray(np.asarray(values, dtype="<f4")).tobytes()
 
 
 def float16_bytes(tensor: torch.Tensor) -> bytes:

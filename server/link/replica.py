@@ -30,8 +30,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-STATUSES = ("idle", "running", "paused", "done")
-ACTIVATION_NAMES = ("sigmoid", "relu", "tanh", "leaky_relu")
+from .names import ACTIVATION_NAMES, STATUSES
+
 MAX_SIZES = 8
 HEADER_BYTES = 128
 _U64, _I64, _F64, _U32 = np.dtype("<u8"), np.dtype("<i8"), np.dtype("<f8"), np.dtype("<u4")

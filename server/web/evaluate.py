@@ -1,10 +1,10 @@
 """Evaluate, compare and keep: the web side of evaluation, the dataset browser, runs,
-checkpoints (the exports: web/exports.py). Events and requests become engine commands; the engine's `evaluation`
-and `runs` messages become broadcasts.
+checkpoints (the exports: web/exports.py). The engine's `evaluation` and `runs` messages become
+broadcasts, to the viewers who take them (broadcasts:subscribe).
 
-Socket.IO (answered by acknowledgement, see docs/protocol.md):
-  evaluate:get, evaluate:cell, dataset:get, dataset:samples,
-  runs:list, runs:get, runs:rename, runs:delete, runs:restore
+Relayed to the engine as they are (web/relays.py, docs/protocol.md): evaluate:get,
+evaluate:cell, dataset:get, dataset:samples, runs:list, runs:get, runs:rename, runs:delete,
+runs:restore.
 Broadcasts: `evaluation` (each epoch end, and after a checkpoint is loaded), `runs` (the list
 changed). HTTP: GET/POST /api/checkpoint, GET /api/runs/<id>/checkpoint.
 """
@@ -20,13 +20,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, UserError
 from ..link.names import broadcast_room
-from .access import access_level, asked_at_connect, require_control
-from .runs import current_owner, current_run, require_run_control, run_args
+from .access import asked_at_connect
+from .runs import current_run, require_run_control, run_args
 from .answers import answered, parse
-from .schemas import Strict
+from .schemas import MAX_RUN_ID, Strict
 
-MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER: no other id can name a run
-NAME_MAX = 80
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
 # The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
 MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
@@ -40,26 +38,6 @@ class BroadcastsRequest(Strict):
     topics: list[Literal["evaluation", "runs"]] = Field(max_length=len(BROADCASTS))
 
 
-class CellRequest(Strict):
-    actual: int = Field(ge=0, le=9)
-    predicted: int = Field(ge=0, le=9)
-
-
-class SamplesRequest(Strict):
-    offset: int = Field(0, ge=0, le=1_000_000)
-
-
-class RunRequest(Strict):
-    id: int = Field(ge=1, le=MAX_RUN_ID)
-
-
-class RenameRequest(Strict):
-    id: int = Field(ge=1, le=MAX_RUN_ID)
-    # Empty and over-long names are refused by the runs store, in its words (after spaces are
-    # collapsed); this bound only keeps a huge text off the engine line.
-    name: str = Field(max_length=NAME_MAX * 20)
-
-
 def send_weights(data: bytes, name: str):
     response = send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
                          download_name=name, max_age=0)
@@ -69,12 +47,6 @@ def send_weights(data: bytes, name: str):
 
 def init_app(app: Flask, playground) -> None:
     socketio = playground.socketio
-
-    PER_RUN = {"evaluate:get", "evaluate:cell", "runs:restore"}  # about the run a viewer watches
-
-    def ask(command: str, args=None) -> dict:
-        args = args or {}
-        return playground.request(command, run_args(**args) if command in PER_RUN else args)
 
     # `evaluation` and `runs` go to the viewers who take them: by default everyone (the first
     # protocol); a page says which it wants when connecting (auth {"broadcasts": [...]}) and
@@ -126,35 +98,6 @@ def init_app(app: Flask, playground) -> None:
         topics = parse(BroadcastsRequest, payload).topics
         take(request.sid, set(topics))
         return {"topics": sorted(set(topics))}
-
-    # ---- Socket.IO -----------------------------------------------------------------------
-    def query(event: str, schema=None, build=lambda body: {}, control: bool = False):
-        @answered
-        def handler(payload=None):
-            extra = {}
-            if control == "run":
-                require_run_control()  # restoring into the run this viewer watches
-            elif control == "record":
-                # A viewer who may not control the shared run changes only its own runs' records
-                # (the engine, which knows whose each record is, checks the owner it is given).
-                if not access_level()["control"]:
-                    extra = {"owner": current_owner()}
-            elif control:
-                require_control()
-            body = parse(schema, payload, optional=schema is SamplesRequest) if schema else None
-            return ask(event, {**build(body), **extra})
-        handler.__name__ = f"on_{event.replace(':', '_')}"
-        socketio.on_event(event, handler)
-
-    query("evaluate:get")
-    query("evaluate:cell", CellRequest, lambda body: body.model_dump())
-    query("dataset:get")
-    query("dataset:samples", SamplesRequest, lambda body: body.model_dump())
-    query("runs:list")
-    query("runs:get", RunRequest, lambda body: body.model_dump())
-    query("runs:rename", RenameRequest, lambda body: body.model_dump(), control="record")
-    query("runs:delete", RunRequest, lambda body: body.model_dump(), control="record")
-    query("runs:restore", RunRequest, lambda body: body.model_dump(), control="run")
 
     # ---- HTTP ------------------------------------------------------------------------------
     @app.get("/api/checkpoint")

@@ -3,33 +3,29 @@ steps of a drawing. Translation only; the work is in the engine (server/engine/e
 server/engine/codegen.py).
 
 HTTP: GET /api/code.py, GET /api/explain/code, GET|POST /api/linear, POST /api/linear/random.
-Socket.IO: `explain:forward` (acknowledged, like every request).
+Socket.IO: `explain:forward` (relayed to the engine: web/relays.py).
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from ..errors import UserError
-from ..preprocess import preprocess_pixels
 from .runs import current_run
-from .answers import answered, parse
-from .inside import float32_bytes
+from .answers import parse
 from .limits import throttle
 from .schemas import Strict
 
-# Per-viewer rates: the page sends at most one sandbox computation per edit (debounced) and one
-# forward explanation per prediction; bursts leave room for fast typing.
+# Per-viewer rates: the page sends at most one sandbox computation per edit (debounced); bursts
+# leave room for fast typing.
 SANDBOX_PER_SECOND, SANDBOX_BURST = 30.0, 60
-FORWARD_PER_SECOND, FORWARD_BURST = 20.0, 40
 
 # The sandbox's bounds (the engine's explain.SANDBOX_MAX_SIZE / SANDBOX_MAX_ABS, checked here
 # before anything is sent to it).
 MAX = 8
 MAX_ABS = 1e6
-TOP_TERMS_MAX = 32
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS)]
 Row = Annotated[list[Number], Field(min_length=1, max_length=MAX)]
 
@@ -46,13 +42,6 @@ class RandomLinearRequest(Strict):
     seed: Optional[int] = Field(None, ge=0, le=2**31 - 1)
 
 
-class ForwardRequest(Strict):
-    pixels: list[Any] = Field(max_length=784 * 4)  # checked by preprocess_pixels
-    layer: str = Field("hidden", max_length=16)
-    neuron: Optional[int] = Field(None, ge=0)
-    top: int = Field(8, ge=1, le=TOP_TERMS_MAX)
-
-
 def json_body(schema: type[BaseModel]):
     """The request's JSON validated by `schema` (a UserError in words when it is not)."""
     body = request.get_json(silent=True)
@@ -62,8 +51,6 @@ def json_body(schema: type[BaseModel]):
 
 
 def init_app(app: Flask, playground) -> None:
-    socketio = playground.socketio
-
     @app.get("/api/code.py")
     def code_py():
         """The network on screen as a Python file (the current setup)."""
@@ -90,14 +77,3 @@ def init_app(app: Flask, playground) -> None:
         throttle("linear", SANDBOX_PER_SECOND, SANDBOX_BURST, "sandbox")
         body = json_body(RandomLinearRequest)
         return jsonify(playground.request("linear", {"random": True, **body.model_dump()}))
-
-    @socketio.on("explain:forward")
-    @answered
-    def on_forward(payload=None):
-        throttle("explain", FORWARD_PER_SECOND, FORWARD_BURST, "explain:forward")
-        if not isinstance(payload, dict):
-            raise UserError("explain:forward needs an object: {\"pixels\": [784 numbers], \"neuron\": j}")
-        body = parse(ForwardRequest, payload)
-        pixels = float32_bytes(preprocess_pixels(body.pixels))
-        return playground.request("explain:forward", {"run": current_run(), "pixels": pixels, "layer": body.layer,
-                                                      "neuron": body.neuron, "top": body.top})

@@ -17,49 +17,26 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Literal, Optional
 
-import numpy as np
 from flask import request
 from pydantic import Field
 
 from ..errors import UserError
-from ..link.names import SHARED
+from ..link.names import CHAINED, DEFAULT_STREAMS, SHARED, STREAMS
 from ..link.wire import EncodedEvent, decode_event
-from ..preprocess import preprocess_pixels
 from .access import asked_at_connect
-from .runs import run_args
 from .answers import answered, parse
 from .schemas import Strict
 from .transport import is_connected, is_pending, send_encoded
 
 log = logging.getLogger(__name__)
 
-# stream name -> Socket.IO event (the engine's server/engine/live_views.py STREAMS)
-STREAMS = {
-    "weights": "inside:weights",  # heatmaps: hidden tiles, output weights
-    "activations": "inside:activations",  # hidden activations over a fixed validation batch
-    "distributions": "inside:distributions",  # weight and gradient histograms over steps
-    "weights-delta": "inside:weights-delta",  # the heatmaps as a key frame, then what changed
-    "distributions-delta": "inside:distributions-delta",  # the histograms, then new records only
-}
-CHAINED = frozenset({"weights-delta", "distributions-delta"})
-# A new viewer that does not say which streams it wants gets these (the first protocol's).
-DEFAULT_STREAMS = ("weights", "activations", "distributions")
 CONNECT_GRACE_S = 1.0
 ACK_TIMEOUT_S = 10.0  # an unacknowledged frame is given up after this
-StreamName = Literal["weights", "activations", "distributions", "weights-delta", "distributions-delta"]
+StreamName = Literal[tuple(STREAMS)]  # type: ignore[valid-type]  (pydantic checks it)
 
 
 class SubscribeRequest(Strict):
     streams: list[StreamName] = Field(max_length=len(STREAMS))
-
-
-class NeuronRequest(Strict):
-    index: int = Field(ge=0, le=4095)
-    pixels: Optional[list] = Field(None, max_length=784)
-
-
-def float32_bytes(values) -> bytes:
-    return np.ascontiguousarray(np.asarray(values, dtype="<f4")).tobytes()
 
 
 # ---- delivery ------------------------------------------------------------------------------------
@@ -350,10 +327,3 @@ def init_app(app, playground) -> None:
         wanted[request.sid] = list(streams)
         delivery_for(playground.viewers.run_of(request.sid)).set_streams(request.sid, streams)
         return {"streams": sorted(set(streams))}
-
-    @socketio.on("inside:neuron")
-    @answered
-    def on_neuron(payload=None):
-        body = parse(NeuronRequest, payload)
-        pixels = float32_bytes(preprocess_pixels(body.pixels)) if body.pixels is not None else None
-        return playground.request("inside:neuron", run_args(index=body.index, pixels=pixels))

@@ -3,7 +3,7 @@ run, as for train:*), an anonymous id per connection for the one-answer-per-view
 here, passed to the engine, never sent to anyone), and the engine's `poll` messages fanned out.
 
 The poll itself lives in the engine (server/engine/polls.py), so several web processes can
-serve one class. Socket.IO, answered by acknowledgement (docs/protocol.md, "Class polls"):
+serve one class. Socket.IO, relayed to the engine (web/relays.py; docs/protocol.md, "Class polls"):
   poll:open {step}, poll:reveal {pixels?}, poll:close (control), poll:answer {poll, choice}, poll:get
 Broadcasts: `poll` to every viewer ({"poll": ... or null}; the counts only once revealed),
 `poll:results` to the viewers who may control (the counts as answers arrive).
@@ -11,38 +11,16 @@ Broadcasts: `poll` to every viewer ({"poll": ... or null}; the counts only once 
 from __future__ import annotations
 
 import secrets
-from typing import Any, Optional
+from typing import Optional
 
 from flask import Flask, request
 from flask_socketio import join_room
-from pydantic import Field
 
 from ..errors import UserError
-from ..preprocess import preprocess_pixels
-from .access import access_level, require_control
-from .answers import answered, parse
-from .inside import float32_bytes
-from .limits import throttle
-from .schemas import Strict
+from .access import access_level
 
 VOTER_KEY = "playground.poll_voter"  # the connection's anonymous id, in its WSGI environ
 RESULTS_ROOM = "poll:results"  # the viewers who may control see the answers arrive
-MAX_STEP = 50
-ANSWERS_PER_SECOND, ANSWERS_BURST = 2.0, 5
-REVEALS_PER_SECOND, REVEALS_BURST = 1.0, 3
-
-
-class OpenRequest(Strict):
-    step: int = Field(ge=1, le=MAX_STEP)
-
-
-class AnswerRequest(Strict):
-    poll: int = Field(ge=1, le=2**53)
-    choice: int = Field(ge=0, le=63)
-
-
-class RevealRequest(Strict):
-    pixels: Optional[list[Any]] = Field(None, max_length=784 * 4)  # the teacher's drawing, if the step needs one
 
 
 def public(poll: Optional[dict]) -> Optional[dict]:
@@ -90,39 +68,3 @@ def init_app(app: Flask, playground) -> None:
                 socketio.emit("poll:results", {"poll": poll}, to=sid, ignore_queue=True)
 
     playground.on_connect.append(greet)
-
-    @socketio.on("poll:open")
-    @answered
-    def on_open(payload=None):
-        require_control()
-        body = parse(OpenRequest, payload)
-        return playground.request("poll:open", {"step": body.step})
-
-    @socketio.on("poll:answer")
-    @answered
-    def on_answer(payload=None):
-        throttle("poll-answer", ANSWERS_PER_SECOND, ANSWERS_BURST, "poll answer")
-        body = parse(AnswerRequest, payload)
-        return playground.request("poll:answer", {"voter": voter(), "poll": body.poll, "choice": body.choice})
-
-    @socketio.on("poll:reveal")
-    @answered
-    def on_reveal(payload=None):
-        require_control()
-        throttle("poll-reveal", REVEALS_PER_SECOND, REVEALS_BURST, "poll reveal")
-        body = parse(RevealRequest, payload, optional=True)
-        args = {"pixels": float32_bytes(preprocess_pixels(body.pixels))} if body.pixels is not None else {}
-        return playground.request("poll:reveal", args, timeout=30.0)
-
-    @socketio.on("poll:close")
-    @answered
-    def on_close(payload=None):
-        require_control()
-        return playground.request("poll:close")
-
-    @socketio.on("poll:get")
-    @answered
-    def on_get(payload=None):
-        answer = playground.request("poll:get")
-        poll = answer["poll"]
-        return {"poll": poll if access_level()["control"] else public(poll)}

@@ -1,5 +1,5 @@
-"""The spine: health, and the shared run's controls and predictions (the page and its assets:
-assets.py). Socket events become engine commands; engine messages become broadcasts.
+"""The spine: health, predictions and setup links (the page and its assets: assets.py; the
+run's controls, relayed to the engine: relays.py). The engine's messages become broadcasts.
 
 Every handler answers by acknowledgement: {"ok": true, ...} or {"ok": false, "error": words}.
 A bad payload changes nothing. `predict` is answered here, in the connection's own thread,
@@ -15,18 +15,16 @@ from flask_socketio import emit
 from pydantic import Field
 
 from ..errors import EngineUnavailable, UserError
-from ..experiment import ConfigError, LinkError, TrainConfig, config_from_query, config_to_query, split_pace
-import numpy as np
-
+from ..experiment import ConfigError, LinkError, config_from_query, config_to_query
+from ..link.arrays import decode_prediction, float32_bytes
 from ..link.names import SHARED, run_room
-from ..link.replica import Trace, forward
+from ..link.replica import forward
 from ..preprocess import preprocess_canvas, preprocess_pixels
 from .access import remember_auth
 from .answers import answered, parse, rounded
-from .inside import float32_bytes
 from .limits import throttle_predict
-from .runs import require_run_control, run_args, run_of_environ
-from .schemas import ConfigRequest, PaceRequest, PredictRequest, StepRequest, Strict
+from .runs import run_of_environ
+from .schemas import PredictRequest, Strict
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +56,7 @@ def pixels_from(body: PredictRequest):
 
 def remote_trace(playground, run: str, pixels) -> tuple:
     """A prediction asked of the engine holding `run` (its replica is on another machine)."""
-    answer = playground.request("predict", {"run": run, "pixels": float32_bytes(pixels)})
-    f32 = lambda data: np.frombuffer(data, dtype="<f4")
-    trace = Trace(probabilities=f32(answer["probabilities"]), logits=f32(answer["logits"]),
-                  activations=[f32(a) for a in answer["activations"]])
-    return trace, answer["run_id"], answer["step"]
+    return decode_prediction(playground.request("predict", {"run": run, "pixels": float32_bytes(pixels)}))
 
 
 def predict_answer(playground, pixels, run: str = SHARED) -> dict:
@@ -88,18 +82,6 @@ def predict_answer(playground, pixels, run: str = SHARED) -> dict:
         "run_id": run_id,
         "step": step,
     }
-
-
-def checked_changes(changes):
-    """Setup changes checked field by field before they go to the engine (refused in words
-    here: a value the engine line cannot even carry, such as a 70-digit integer, too)."""
-    if changes is None:
-        return None
-    if not isinstance(changes, dict):
-        raise ConfigError("config must be an object of setup fields, e.g. {\"lr\": 0.01}")
-    setup, _, _ = split_pace(changes)
-    TrainConfig().updated(setup)
-    return changes
 
 
 def setup_from_link(query: str) -> dict:
@@ -207,37 +189,6 @@ def init_app(app: Flask, playground) -> None:
 
     # Every drawing of every viewer: answered in the connection's thread (web/transport.py).
     playground.inline_events["predict"] = on_predict
-
-    def control(event: str, schema=None, build=lambda body: {}):
-        @answered
-        def handler(payload=None):
-            require_run_control()
-            body = parse(schema, payload, optional=True) if schema else None
-            answer = playground.request(event, run_args(**build(body)))
-            # A reset also says which recorded run it put away (docs/protocol.md).
-            return {key: answer[key] for key in ("state", "put_away") if key in answer}
-        handler.__name__ = f"on_{event.replace(':', '_')}"
-        socketio.on_event(event, handler)
-
-    control("train:start", ConfigRequest, lambda body: {"config": checked_changes(body.config)})
-    control("train:pause")
-    control("train:step", StepRequest, lambda body: {"batches": body.batches})
-    control("train:reset", ConfigRequest, lambda body: {"config": checked_changes(body.config)})
-
-    @socketio.on("config:update")
-    @answered
-    def on_config_update(payload=None):
-        require_run_control()
-        if not isinstance(payload, dict) or not payload:
-            raise ConfigError("config:update needs an object of setup fields to change, e.g. {\"lr\": 0.01}")
-        return {"state": playground.request("config:update", run_args(changes=checked_changes(payload)))["state"]}
-
-    @socketio.on("pace:update")
-    @answered
-    def on_pace_update(payload=None):
-        require_run_control()
-        body = parse(PaceRequest, payload)
-        return {"state": playground.request("pace:set", run_args(pace=body.steps_per_second))["state"]}
 
     @socketio.on("setup:link")
     @answered

@@ -2,6 +2,7 @@
 // the recorded runs overlaid on it, dashed, one colour per run), only while it is in view.
 import { COLORS, plot } from "./lib/plot.js";
 import { latestOnly } from "./lib/latest.js";
+import { SHARED } from "./lib/viewer.js";
 
 const TRAIN = 0;
 const VALIDATION = 1;
@@ -136,7 +137,7 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
     },
     // The state to show: new points are drawn in batches, anything else at once.
     // run: the key of the run it belongs to (runs number their resets alike: "shared/2", "p-…/2").
-    show(server, overlays, run = "shared") {
+    show(server, overlays, run = SHARED) {
       if (!server) return;
       wanted = { server, overlays, run };
       schedule(!extension(wanted));

@@ -4,6 +4,7 @@
 // own the viewer trains (no badge); on someone's run the run badge says so already.
 import { element } from "../lib/dom.js";
 import { SHARED_RUN_REASON } from "../lib/run-control.js";
+import { SHARED } from "../lib/viewer.js";
 
 export default function initAccess({ store, connection }) {
   const badge = element("span", { className: "access-badge", "data-testid": "access", role: "status" });
@@ -11,7 +12,7 @@ export default function initAccess({ store, connection }) {
   document.querySelector(".topbar-badges")?.append(badge);
 
   function render({ run, access }) {
-    const watchingShared = Boolean(access) && !access.control && run.key === "shared";
+    const watchingShared = Boolean(access) && !access.control && run.key === SHARED;
     badge.hidden = !watchingShared;
     badge.textContent = watchingShared ? "watching only" : "";
     badge.title = watchingShared ? SHARED_RUN_REASON : "";

@@ -3,6 +3,8 @@
 // refuses too; the page does not offer what it would refuse.
 //   state: the store's {run, access}; access is the server's word at connect ({control}),
 //   null until it comes (then the page offers, as before, and the server decides).
+import { SHARED } from "./viewer.js";
+
 export const SOMEONES_RUN_REASON = "Only its owner can train this run, so the controls are off. "
   + "“Train my own copy” gives you a run of your own.";
 export const SHARED_RUN_REASON = "The shared run is the teacher's: here you can watch it and draw on it, "
@@ -10,6 +12,6 @@ export const SHARED_RUN_REASON = "The shared run is the teacher's: here you can 
 
 export function runControl({ run, access }) {
   if (run.owner === "someone") return { allowed: false, reason: SOMEONES_RUN_REASON };
-  if (run.key === "shared" && access && !access.control) return { allowed: false, reason: SHARED_RUN_REASON };
+  if (run.key === SHARED && access && !access.control) return { allowed: false, reason: SHARED_RUN_REASON };
   return { allowed: true, reason: "" };
 }

@@ -24,7 +24,7 @@ export function liveRecordOf(payload, run) {
 // the page may not control it (pageControl(): {allowed, reason}, lib/run-control.js).
 // viewer(): the server's word on this viewer ({control, viewer}, features/access.js): whose each
 // record is, and whether it may rename or delete it (its own runs', or any with control).
-export function createRunsView({ listElement, ask, notify, onOverlays, pageRun = () => ({ key: "shared", owner: "shared" }),
+export function createRunsView({ listElement, ask, notify, onOverlays, pageRun = () => ({ key: SHARED, owner: "shared" }),
   pageControl = () => ({ allowed: true, reason: "" }), viewer = () => null }) {
   let runs = [];
   let liveRun = null;
