@@ -224,14 +224,12 @@ class EngineEndpoint:
     def _register(self, claim_timeout_s: float) -> None:
         """Claim this engine id (SET NX): an id alive elsewhere is refused, in words. A previous
         process with this id that died leaves its key for at most ENGINE_TTL_S: we wait it out."""
-        deadline = time.monotonic() + claim_timeout_s
         try:
-            while not self.redis.set(engine_key(self.engine_id), self.token, nx=True, px=int(ENGINE_TTL_S * 1000)):
-                if time.monotonic() > deadline:
-                    self.redis.close()
-                    raise UserError(f"an engine with the id {self.engine_id!r} is already running on this Redis; "
-                                    "give each engine its own id")
-                time.sleep(0.25)
+            if not self._alive.acquire(blocking=True, blocking_timeout=claim_timeout_s, sleep=0.25,
+                                       token=self.token):
+                self.redis.close()
+                raise UserError(f"an engine with the id {self.engine_id!r} is already running on this Redis; "
+                                "give each engine its own id")
             self.redis.sadd(engines_key(), self.engine_id)
             self._write_load()
         except REDIS_ERRORS as err:
