@@ -71,11 +71,11 @@ class EngineInProcess:
 
     def __init__(self, dataset, data_dir: str):
         from server.engine.engine import Engine
-        from server.engine.process import Outbox
+        from server.engine.process import pipe_outbox
 
         mine, theirs = multiprocessing.Pipe(duplex=True)
         self.mine, self.theirs = mine, theirs
-        self.outbox = Outbox(theirs)
+        self.outbox = pipe_outbox(theirs)
         self.drained = 0
         self._drainer = threading.Thread(target=self._drain, daemon=True)
         self._drainer.start()

@@ -141,7 +141,7 @@ def serve_engine(settings: Settings) -> int:
     import signal
     import threading
 
-    from .link.redis_engine import run_engine
+    from .engine.redis_engine import run_engine
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -156,6 +156,7 @@ def serve_engine(settings: Settings) -> int:
 
 def serve(settings: Settings) -> int:
     """Serve until stopped: gunicorn's arbiter here, the web worker, the engine."""
+    from .engine.entry import LocalEngines
     from .web.serve import PlaygroundServer
 
     # Why the web worker could not start, told back to this process (gunicorn only sees an
@@ -177,7 +178,7 @@ def serve(settings: Settings) -> int:
                 return app
 
         try:
-            Server(settings).run()
+            Server(settings, engines=LocalEngines()).run()
         except SystemExit as stop:
             if failure.exists():
                 print(f"error: {failure.read_text()}", file=sys.stderr)

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from server.errors import AccessError
-from server.link.redis_bus import EngineEndpoint
+from server.engine.redis_endpoint import EngineEndpoint
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ import redis
 
 from server.errors import AccessError, EngineUnavailable, NotFound, UserError
 from server.link.names import SHARED
-from server.link.redis_bus import (PREFIX, EngineClient, EngineEndpoint, Lease, describe_url,
-                                   engine_key, run_key)
+from server.engine.redis_endpoint import EngineEndpoint, Lease
+from server.link.redis_bus import PREFIX, describe_url, engine_key, run_key
+from server.link.redis_client import EngineClient
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -145,36 +146,6 @@ def test_messages_reach_every_web_process(bus):
             {"kind": "message", "topic": "frame", "run": "p-7", "payload": {"stream": "weights", "data": frame}},
         ]
     assert alice.threads and bob.threads
-
-
-def test_a_web_process_can_hear_only_the_runs_its_viewers_watch(bus):
-    engine = bus.engine("e1")
-    everything, chosen = [], []
-    bus.web("all", on_message=everything.append)
-    web = bus.web("some", on_message=chosen.append, runs={"shared"})
-    assert web.followed == {"shared"}
-
-    def say(run, n):
-        engine.publish({"topic": "metrics", "run": run, "payload": {"n": n}})
-
-    def heard(messages):
-        return [(m["run"], m["payload"]["n"]) for m in messages]
-
-    say("shared", 1)
-    say("p-1", 2)
-    assert wait_for(lambda: len(everything) == 2)
-    assert wait_for(lambda: chosen) and heard(chosen) == [("shared", 1)]
-    assert web.follow("p-1")
-    say("p-1", 3)
-    assert wait_for(lambda: len(chosen) == 2) and heard(chosen)[-1] == ("p-1", 3)
-    web.unfollow("shared")
-    time.sleep(0.5)  # unfollow takes effect within FOLLOW_POLL_S
-    say("shared", 4)
-    say("p-1", 5)
-    assert wait_for(lambda: len(everything) == 5)
-    assert wait_for(lambda: len(chosen) == 3)
-    time.sleep(0.3)
-    assert heard(chosen) == [("shared", 1), ("p-1", 3), ("p-1", 5)] and web.followed == {"p-1"}
 
 
 def test_the_newest_frame_of_a_stream_always_arrives(bus):
@@ -390,10 +361,8 @@ def test_a_redis_restart_is_told_in_words_and_everything_works_again(bus, redis_
     waiter_acquired = []
     waiter = bus.engine("e2").lease(SHARED, on_acquired=lambda: waiter_acquired.append(True))
     web = bus.web("web", on_status=statuses["web"].append, on_message=heard.append)
-    follower_heard = []
-    follower = bus.web("follower", on_message=follower_heard.append, runs={"p-1"})
     assert web.request("echo")["engine"] == "e1"
-    threads = web.threads + engine.threads + follower.threads
+    threads = web.threads + engine.threads
 
     # A request waiting for its answer when Redis goes: told at once, not at its timeout.
     waiting = ThreadPoolExecutor(1).submit(web.request, "slow", {"s": 2.0}, run="p-1", timeout=25)
@@ -422,9 +391,8 @@ def test_a_redis_restart_is_told_in_words_and_everything_works_again(bus, redis_
     assert wait_for(web.subscribed.is_set, 10)
     engine.publish({"topic": "state", "run": SHARED, "payload": {"after": "restart"}})
     assert wait_for(lambda: heard and heard[-1]["payload"] == {"after": "restart"}, 10)
-    assert wait_for(follower.subscribed.is_set, 10)  # its chosen runs subscribed again
     engine.publish({"topic": "state", "run": "p-1", "payload": {"after": "restart"}})
-    assert wait_for(lambda: follower_heard and follower_heard[-1]["run"] == "p-1", 10)
+    assert wait_for(lambda: heard[-1]["run"] == "p-1", 10)
     # The shared run did not move: the waiter held off while the holder took its lease back.
     time.sleep(2.0)
     assert holder.held and not waiter.held and waiter_acquired == []

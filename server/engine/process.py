@@ -16,100 +16,30 @@ import os
 import signal
 import sys
 import threading
-from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from ..errors import UserError
 from ..link.codec import pack, unpack
+from ..link.line import COMMAND_THREADS, HOUSEKEEPING_S, Outbox, answer_to
 
 log = logging.getLogger(__name__)
 
-COMMAND_THREADS = 4
-HOUSEKEEPING_S = 0.25
 
-
-class Outbox:
-    """Everything the engine sends, from one thread: answers and messages in the order they were
-    put, frames newest-only per (run, stream)."""
-
-    def __init__(self, connection):
-        self.connection = connection
-        self._cond = threading.Condition()
-        self._queue: deque = deque()
-        self._frames: "OrderedDict[tuple, dict]" = OrderedDict()
-        self._closed = False
-        self.broken = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="engine-sender", daemon=True)
-        self._thread.start()
-
-    def put(self, item: dict) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            # Whole frames: only the newest matters. A chain's frames each build on the last: all go.
-            if item.get("kind") == "message" and item.get("topic") == "frame" and not item["payload"].get("kind"):
-                key = (item.get("run"), item["payload"].get("stream"))
-                self._frames.pop(key, None)
-                self._frames[key] = item
-            else:
-                self._queue.append(item)
-            self._cond.notify()
-
-    def message(self, message: dict) -> None:
-        self.put({"kind": "message", **message})
-
-    def _next(self) -> Optional[dict]:
-        with self._cond:
-            while not self._queue and not self._frames:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            if self._queue:
-                return self._queue.popleft()
-            _, item = self._frames.popitem(last=False)
-            return item
-
-    def _run(self) -> None:
-        while True:
-            item = self._next()
-            if item is None:
-                return
-            try:
-                self.connection.send_bytes(pack(item))
-            except (OSError, EOFError, ValueError):
-                self.broken.set()  # the web tier is gone: the main thread stops the engine
-                return
-            except TypeError:
-                log.exception("could not encode %s %s", item.get("kind"), item.get("topic") or item.get("id"))
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Send what is queued, then stop."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout)
+def pipe_outbox(connection) -> Outbox:
+    """The engine's Outbox on the pipe: a write that fails means the web tier is gone."""
+    return Outbox(lambda item, route: connection.send_bytes(pack(item)))
 
 
 def answer(outbox: Outbox, engine, request: dict) -> None:
-    name, request_id = request.get("name"), request.get("id")
-    try:
-        result = engine.command(name, request.get("args") or {})
-        outbox.put({"kind": "answer", "id": request_id, "ok": True, "result": result})
-    except UserError as err:
-        outbox.put({"kind": "answer", "id": request_id, "ok": False, "error": str(err),
-                    "status": err.status, "type": type(err).__name__})
-    except Exception:
-        log.exception("engine command %s failed", name)
-        outbox.put({"kind": "answer", "id": request_id, "ok": False, "status": 500, "type": "InternalError",
-                    "error": "internal error in the training engine while handling the request (see the server log)"})
+    outbox.put(answer_to(engine.command, request))
 
 
 def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) -> None:
     """Build the engine (`make_engine(publish)`) and answer `connection` until told to stop or
     the connection closes; then close the engine (every run recorded) and say goodbye."""
     stop = stop or threading.Event()
-    outbox = Outbox(connection)
+    outbox = pipe_outbox(connection)
     try:
         engine = make_engine(outbox.message)
     except UserError as err:
@@ -168,7 +98,7 @@ def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) ->
             pass
 
 
-def _name_this_process(name: str) -> None:
+def name_this_process(name: str) -> None:
     """Linux: the process's name in ps/top (and /proc/PID/comm), e.g. "nnlp-engine-0"."""
     try:
         import ctypes
@@ -178,7 +108,7 @@ def _name_this_process(name: str) -> None:
         pass
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGTERM this process when its parent dies, whatever kills the parent."""
     try:
         import ctypes
@@ -189,12 +119,12 @@ def _die_with_parent() -> None:
 
 
 def main(connection, options: dict, engine_options: Optional[dict] = None) -> None:
-    """The engine process's entry point (spawned by server/link/local.py). `options`: the server
+    """The engine process's entry point (spawned by server/link/local.py, handed there by server/engine/entry.py). `options`: the server
     Settings as a plain dict; `engine_options`: this engine's place among several (runtime.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s engine %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its migration steps are not news
-    _die_with_parent()
-    _name_this_process("nnlp-engine-" + (engine_options or {}).get("engine_id", "local-0").rsplit("-", 1)[-1])
+    die_with_parent()
+    name_this_process("nnlp-engine-" + (engine_options or {}).get("engine_id", "local-0").rsplit("-", 1)[-1])
     stop = threading.Event()
     # Ctrl+C reaches the whole process group: the web tier decides when to stop (and tells us).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -7,40 +7,27 @@ handle on what runs it), notices when it dies, says so (`on_status`), and starts
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
-from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Callable, Optional
 
-from ..errors import AccessError, EngineUnavailable, LimitError, NotFound, UserError
+from ..errors import EngineUnavailable, UserError
 from .codec import pack, unpack
+from .line import DOWN_WORDS, REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, result_of
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 300.0  # a first start may download MNIST
 RESTART_DELAYS_S = (0.0, 1.0, 2.0, 5.0, 10.0)  # after the engine died, before each new start
-ERROR_TYPES = {cls.__name__: cls for cls in (UserError, AccessError, LimitError, NotFound, EngineUnavailable)}
-
-DOWN_WORDS = "the training engine is restarting; try again in a moment"
-
-
-def refusal(answer: dict) -> UserError:
-    """The engine's refusal as the error the web tier raises (its words, its status)."""
-    cls = ERROR_TYPES.get(answer.get("type"), UserError)
-    return cls(answer.get("error") or "the training engine refused the request", status=answer.get("status"))
 
 
 class EngineLink:
     def __init__(self, connection, on_message: Callable[[dict], None]):
         self.connection = connection
         self.on_message = on_message
-        self._ids = itertools.count(1)
-        self._pending: dict[int, Future] = {}
-        self._lock = threading.Lock()
+        self.requests = Requests()
         self._send_lock = threading.Lock()
         self.ready = threading.Event()
         self.closed = threading.Event()
@@ -57,10 +44,7 @@ class EngineLink:
     def request(self, name: str, args: Optional[dict] = None, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
         if self.closed.is_set():
             raise EngineUnavailable(DOWN_WORDS)
-        future: Future = Future()
-        request_id = next(self._ids)
-        with self._lock:
-            self._pending[request_id] = future
+        request_id, future = self.requests.open()
         try:
             self._send({"kind": "command", "id": request_id, "name": name, "args": args or {}})
             answer = future.result(timeout)
@@ -69,13 +53,10 @@ class EngineLink:
         except (OSError, EOFError, ValueError):
             raise EngineUnavailable(DOWN_WORDS) from None
         except (TypeError, OverflowError):  # e.g. an integer too big for the line
-            raise UserError("the request holds a value that cannot be used (a number far too big?); nothing was done") from None
+            raise UserError(TOO_BIG_WORDS) from None
         finally:
-            with self._lock:
-                self._pending.pop(request_id, None)
-        if answer.get("ok"):
-            return answer.get("result") or {}
-        raise refusal(answer)
+            self.requests.forget(request_id)
+        return result_of(answer)
 
     def shutdown(self) -> None:
         """Ask the engine to stop (it records every run and says bye)."""
@@ -93,10 +74,7 @@ class EngineLink:
                     return
                 kind = item.get("kind")
                 if kind == "answer":
-                    with self._lock:
-                        future = self._pending.get(item.get("id"))
-                    if future is not None and not future.done():
-                        future.set_result(item)
+                    self.requests.resolve(item)
                 elif kind == "message":
                     try:
                         self.on_message(item)
@@ -112,11 +90,7 @@ class EngineLink:
         finally:
             self.closed.set()
             self.ready.set()  # wake anyone waiting for a start that will not come
-            with self._lock:
-                pending = list(self._pending.values())
-            for future in pending:
-                if not future.done():
-                    future.set_result({"ok": False, "type": "EngineUnavailable", "status": 503, "error": DOWN_WORDS})
+            self.requests.fail_all(DOWN_WORDS)
             try:
                 self.connection.close()
             except OSError:

@@ -1,17 +1,23 @@
-"""Where the engine runs on this machine: a process of its own (what `python -m server` does)
-or, for tests, a thread of this process. Both talk over a real pipe with the same codec, so
-the web tier cannot tell them apart."""
+"""Engines on this machine, as the web tier starts and stops them: a process of its own per
+engine (what `python -m server` does) or, for tests, a thread of this process. What runs in
+them is the engine's (server/engine/entry.py); the entry point hands it over as an
+`EngineEntry` (server/__init__.py create_app, server/__main__.py), so nothing here imports
+the engine."""
 from __future__ import annotations
 
 import multiprocessing
-import threading
-from typing import Callable
+from typing import Callable, Protocol
 
 
-def _engine_process_main(connection, options: dict, engine_options: dict) -> None:
-    # Imported in the child only: the web process never loads torch.
-    from server.engine.process import main
-    main(connection, options, engine_options)
+class EngineEntry(Protocol):
+    """How this server's engines run (server/engine/entry.py LocalEngines)."""
+
+    def pipe_starters(self, settings) -> list[Callable[[], tuple]]:
+        """One `start() -> (connection, handle)` per engine, for EngineHost (one machine)."""
+
+    def redis_engines(self, settings) -> list:
+        """This machine's engines on the Redis line, started (`--redis` with `--role all`):
+        handles whose `close()` stops them."""
 
 
 def engine_options(index: int, started_before: bool) -> dict:
@@ -41,16 +47,16 @@ class ProcessHandle:
         self.process.kill()
 
 
-def engine_process_starter(options: dict, index: int = 0) -> Callable[[], tuple]:
-    """`start()` for EngineHost: a new engine process with these Settings (a plain dict), the
-    server's engine number `index`."""
+def engine_process_starter(entry: Callable, options: dict, index: int = 0) -> Callable[[], tuple]:
+    """`start()` for EngineHost: a new engine process running `entry(connection, options,
+    engine_options)` (a module-level function: the child imports it; the web process never
+    loads torch), with these Settings (a plain dict), the server's engine number `index`."""
     context = multiprocessing.get_context("spawn")
     starts = [0]
 
     def start():
         mine, theirs = context.Pipe(duplex=True)
-        process = context.Process(target=_engine_process_main,
-                                  args=(theirs, options, engine_options(index, starts[0] > 0)),
+        process = context.Process(target=entry, args=(theirs, options, engine_options(index, starts[0] > 0)),
                                   name=f"playground-engine-{index}", daemon=False)
         starts[0] += 1
         process.start()
@@ -58,75 +64,6 @@ def engine_process_starter(options: dict, index: int = 0) -> Callable[[], tuple]
         return mine, ProcessHandle(process)
 
     return start
-
-
-class ThreadHandle:
-    """An engine in a thread of this process (tests): it 'exits' when its serve loop returns."""
-
-    def __init__(self, thread, stop: threading.Event, built: dict):
-        self.thread, self.stop = thread, stop
-        self.pid = None
-        self._built = built
-
-    @property
-    def engine(self):
-        """The Engine object itself (tests compare what the web tier says with it)."""
-        return self._built.get("engine")
-
-    @property
-    def exitcode(self):
-        return None if self.thread.is_alive() else 0
-
-    def join(self, timeout=None):
-        self.thread.join(timeout)
-
-    def kill(self):
-        self.stop.set()
-
-
-def engine_threads_starter(make_for: Callable, index: int = 0) -> Callable[[], tuple]:
-    """`start()` for EngineHost: engine `index` served in a thread of this process, over a real
-    pipe; `make_for(engine_options) -> make_engine(publish)` builds it (server/engine/runtime.py)."""
-    starts = [0]
-
-    def start():
-        make_engine = make_for(engine_options(index, starts[0] > 0))
-        starts[0] += 1
-        from server.engine.process import serve
-
-        mine, theirs = multiprocessing.Pipe(duplex=True)
-        stop = threading.Event()
-        built: dict = {}
-
-        def build(publish):
-            built["engine"] = make_engine(publish)
-            return built["engine"]
-
-        thread = threading.Thread(target=serve, args=(theirs, build), kwargs={"stop": stop},
-                                  name="engine-in-thread", daemon=True)
-        thread.start()
-        return mine, ThreadHandle(thread, stop, built)
-
-    return start
-
-
-# ---- engines on the Redis line (--redis with --role all) -------------------------------------------
-
-def _redis_engine_main(options: dict, index: int) -> None:
-    import signal
-    import threading
-
-    from server.engine.process import _die_with_parent, _name_this_process
-    from server.link.redis_engine import run_engine
-    from server.settings import Settings
-
-    _die_with_parent()
-    _name_this_process(f"nnlp-engine-{index}")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web tier stops us (SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    settings = Settings.model_validate(options)
-    run_engine(settings, stop=stop)
 
 
 class RedisEngineHandle:
@@ -151,22 +88,9 @@ class RedisEngineHandle:
             self.thread.join(timeout)
 
 
-def redis_engine_process(options: dict, index: int) -> RedisEngineHandle:
+def redis_engine_process(entry: Callable, options: dict, index: int) -> RedisEngineHandle:
+    """An engine process on the Redis line running `entry(options, index)` (module-level)."""
     context = multiprocessing.get_context("spawn")
-    process = context.Process(target=_redis_engine_main, args=(options, index),
-                              name=f"playground-engine-{index}", daemon=False)
+    process = context.Process(target=entry, args=(options, index), name=f"playground-engine-{index}", daemon=False)
     process.start()
     return RedisEngineHandle(process=process)
-
-
-def redis_engine_thread(settings, dataset, index: int) -> RedisEngineHandle:
-    from server.link.redis_engine import run_engine
-
-    stop, ready = threading.Event(), threading.Event()
-    settings = settings.model_copy(update={"engine_id": f"{settings.engine_id or 'test'}-{index}"})
-    thread = threading.Thread(target=run_engine, args=(settings,), kwargs={"stop": stop, "dataset": dataset,
-                                                                          "ready": ready},
-                              name=f"redis-engine-{index}", daemon=True)
-    thread.start()
-    ready.wait(60)
-    return RedisEngineHandle(thread=thread, stop=stop)

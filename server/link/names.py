@@ -38,7 +38,3 @@ def broadcast_room(topic: str, run: str = SHARED) -> str:
     each run's own (the shared run's under the first protocol's plain name)."""
     return f"broadcast:{topic}" if topic == "runs" or run == SHARED else f"broadcast:{topic}:{run}"
 
-
-def room_of(topic: str, run: str) -> str:
-    """The room an engine's message with this topic, about this run, is emitted to."""
-    return broadcast_room(topic, run) if topic in ("runs", "evaluation") else run_room(run)

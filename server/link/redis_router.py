@@ -1,5 +1,5 @@
-"""The web tier's engines over Redis (`--role web`): the EngineRouter's face on the bus's
-EngineClient (server/link/redis_bus.py), so the web features do not care where engines run.
+"""The web tier's engines over Redis (`--role web`): the `Engines` interface (server/link/line.py)
+on the bus's EngineClient (server/link/redis_bus.py), so the web features do not care where engines run.
 
 Status, as the pages hear it in the `engine` event: "up" while an alive engine holds the
 shared run; "down" while none does (its engine died: another takes it over within 15 s) or
@@ -15,13 +15,14 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
 from .names import SHARED
-from .redis_bus import REQUEST_TIMEOUT_S, EngineClient
+from .line import REQUEST_TIMEOUT_S
+from .redis_client import EngineClient
 
 log = logging.getLogger(__name__)
 
 WATCH_S = 0.5  # how often the shared run's holder is looked up
-READY_TIMEOUT_S = 60.0
-REDIS_JUST_STARTED_S = 20  # a Redis up for less than this has just restarted (its keys are gone)  # a web process waits this long at start for an engine to hold the shared run
+READY_TIMEOUT_S = 60.0  # a web process waits this long at start for an engine to hold the shared run
+REDIS_JUST_STARTED_S = 20  # a Redis up for less than this has just restarted (its keys are gone)
 
 
 class RedisEngines:
@@ -40,10 +41,6 @@ class RedisEngines:
         self._stop = threading.Event()
         self.client = EngineClient(redis_url, on_message=self._message, on_status=self._redis_status)
         self._watcher: Optional[threading.Thread] = None
-        # the EngineHost face a few callers read
-        self.pid = None
-        self.handle = None
-        self.link = None
 
     def _message(self, item: dict) -> None:
         self.on_message({"topic": item.get("topic"), "run": item.get("run"), "payload": item.get("payload")})
@@ -93,7 +90,7 @@ class RedisEngines:
             except Exception:
                 log.exception("looking up the shared run's engine failed")
 
-    # ---- EngineHost's face ------------------------------------------------------------------------
+    # ---- Engines -----------------------------------------------------------------------------------
     def start(self, *, wait: bool = True) -> None:
         deadline = time.monotonic() + (READY_TIMEOUT_S if wait else 0)
         while True:

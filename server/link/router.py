@@ -3,9 +3,9 @@
 On one machine the web process starts `engines` engine processes (server/link/local.py): the
 first holds the shared run, the others hold private runs (with one engine, it holds them all).
 A request carries the run it is about (`args["run"]`, default "shared") and goes to the engine
-holding that run; a new private run goes to the engine with the fewest runs. The router has
-the same face as one EngineHost (request, status, close), so the web tier does not care how
-many engines there are.
+holding that run; a new private run goes to the engine with the fewest runs. The router is
+one of the two `Engines` (server/link/line.py), so the web tier does not care how many
+engines there are, nor where.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import threading
 from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
-from .client import REQUEST_TIMEOUT_S, EngineHost
+from .client import EngineHost
+from .line import REQUEST_TIMEOUT_S
 from .names import SHARED
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class EngineRouter:
                 on_status(status)
         return handle
 
-    # ---- EngineHost's face ------------------------------------------------------------------------
+    # ---- Engines -----------------------------------------------------------------------------------
     @property
     def shared_host(self) -> EngineHost:
         return self.hosts[0]
@@ -77,16 +78,9 @@ class EngineRouter:
         return self.shared_host.restarts
 
     @property
-    def pid(self) -> Optional[int]:
-        return self.shared_host.pid
-
-    @property
     def handle(self):
+        """What runs the shared run's engine (tests reach the Engine of an engine in a thread)."""
         return self.shared_host.handle
-
-    @property
-    def link(self):
-        return self.shared_host.link
 
     def start(self, *, wait: bool = True) -> None:
         for host in self.hosts:

@@ -7,7 +7,7 @@ from flask import Flask, jsonify
 from flask_socketio import SocketIO
 
 from ..errors import UserError
-from ..link.local import engine_process_starter, engine_threads_starter
+from ..link.local import EngineEntry
 from ..link.replica import ReplicaReader
 from ..link.router import EngineRouter
 from ..settings import REPO_ROOT, Settings
@@ -16,32 +16,15 @@ from .context import Playground
 log = logging.getLogger(__name__)
 
 
-def engine_starters(settings: Settings, dataset=None) -> list:
-    """How this app's engines run: processes of their own (what users get), or, when a test
-    hands in a dataset, threads of this process (same pipe, same codec, same commands)."""
-    if dataset is None:
-        options = settings.model_dump(mode="json")
-        return [engine_process_starter(options, index) for index in range(settings.engines)]
-    from ..engine.runtime import make_engine_factory  # tests only: this process then has torch
-    return [engine_threads_starter(lambda opts: make_engine_factory(settings, dataset=dataset, **opts), index)
-            for index in range(settings.engines)]
+REDIS_CHANNEL = "nnlp:socketio"  # Flask-SocketIO's message queue between web processes (--redis)
 
 
-REDIS_CHANNEL = "nnlp:socketio"  # server/link/redis_engine.py SOCKETIO_CHANNEL
-
-
-def start_redis_engines(settings: Settings, dataset=None) -> list:
-    """`--redis` with `--role all`: this machine's engines, as `--role engine` processes would be
-    (threads of this process when a test hands in a dataset)."""
-    from ..link.local import redis_engine_process, redis_engine_thread
-    if dataset is None:
-        return [redis_engine_process(settings.model_dump(mode="json"), index) for index in range(settings.engines)]
-    return [redis_engine_thread(settings, dataset, index) for index in range(settings.engines)]
-
-
-def create_app(config: dict | Settings | None = None, *, dataset=None, start=None) -> Flask:
-    """Build the playground. `config` holds Settings fields; `dataset` (tests) runs the engine
-    in a thread with that data; `start` (tests) is an EngineHost starter of their own."""
+def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | None = None, start=None) -> Flask:
+    """Build the playground. `config` holds Settings fields; `engines`: how the engines run,
+    handed in by the entry point (server.create_app, server/__main__.py: server/engine/entry.py);
+    `start` (tests) is an EngineHost starter of their own."""
+    if engines is None and start is None:
+        raise ValueError("create_app needs the engines' entry (use server.create_app, which hands it in)")
     settings = config if isinstance(config, Settings) else Settings.model_validate(config or {})
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
     app.config["SETTINGS"] = settings
@@ -63,8 +46,8 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
         # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
         # when it drops a session over a bad or oversized POST (tests/test_limits.py).
         transports=["websocket"],
-        # Several web processes (--redis): Flask-SocketIO's message queue; the engines emit their
-        # broadcasts into it (server/link/redis_engine.py) and each web process delivers them.
+        # Several web processes (--redis): Flask-SocketIO's message queue between them. The engines'
+        # broadcasts come over the bus instead, and each web process emits them to its own viewers.
         **({"message_queue": settings.redis, "channel": REDIS_CHANNEL} if settings.redis else {}),
     )
     playground = Playground(app=app, settings=settings, socketio=socketio, engine=None)  # type: ignore[arg-type]
@@ -72,13 +55,13 @@ def create_app(config: dict | Settings | None = None, *, dataset=None, start=Non
         from ..link.redis_router import RedisEngines
         playground.engine = RedisEngines(settings.redis, on_message=playground.dispatch,
                                          on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
-        playground.fanned_out = True  # broadcasts come through the message queue, not from here
+        playground.engines_elsewhere = True
         playground.web_id = playground.engine.client.web_id
         playground.replica = ReplicaReader(tracked=False)  # its engine is not this process's child
         if settings.role == "all":  # this machine's engines too, on the same Redis
-            playground.local_engines = start_redis_engines(settings, dataset)
+            playground.local_engines = engines.redis_engines(settings)
     else:
-        starters = [start] if start is not None else engine_starters(settings, dataset)
+        starters = [start] if start is not None else engines.pipe_starters(settings)
         playground.engine = EngineRouter(starters, on_message=playground.dispatch,
                                          on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
     app.extensions["playground"] = playground

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from flask import Flask
 
-from ..link.client import EngineHost
+from ..link.line import Engines
 from ..link.names import SHARED
 from ..link.replica import ReplicaReader
 from ..settings import Settings
@@ -28,7 +28,7 @@ class Playground:
     app: Flask
     settings: Settings
     socketio: Any  # flask_socketio.SocketIO
-    engine: EngineHost
+    engine: Engines  # the engines, one machine or Redis (server/link/router.py, redis_router.py)
     replica: ReplicaReader = field(default_factory=ReplicaReader)
     control_token: str = ""
     # callables(sid) run when a viewer connects (after it got the state)
@@ -50,7 +50,7 @@ class Playground:
     viewers: Any = None  # which run each viewer watches, and who it is (web/runs.py Viewers)
     # private runs' weights replicas for their predictions: run key -> ReplicaReader
     replicas: dict = field(default_factory=dict)
-    fanned_out: bool = False  # engines emit the broadcasts themselves (--redis: the message queue)
+    engines_elsewhere: bool = False  # --redis: the engines are not this process's children (maybe other machines)
     local_engines: list = field(default_factory=list)  # --redis --role all: this machine's engines
     latest_state: Optional[dict] = None  # the shared run's last state message (for /healthz)
     host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)

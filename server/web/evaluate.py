@@ -52,16 +52,15 @@ def init_app(app: Flask, playground) -> None:
     # protocol); a page says which it wants when connecting (auth {"broadcasts": [...]}) and
     # changes its mind with broadcasts:subscribe (the page: when those panels are in view).
     def on_evaluation(message):
-        if not playground.fanned_out:  # (with Redis the engine emitted it into the message queue)
-            socketio.emit("evaluation", message["payload"], to=broadcast_room("evaluation", message["run"]))
+        socketio.emit("evaluation", message["payload"], to=broadcast_room("evaluation", message["run"]),
+                      ignore_queue=True)  # each web process, its own viewers
 
     playground.subscribe("evaluation", on_evaluation)
 
     def on_runs(message):
         payload = message["payload"]
         if payload is not None:
-            if not playground.fanned_out:
-                socketio.emit("runs", payload, to=broadcast_room("runs"))
+            socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)
             return
         try:  # an engine without the shared run: the list comes from the one with it
             payload = playground.request("runs:list")

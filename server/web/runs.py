@@ -249,7 +249,7 @@ def init_app(app, playground) -> None:
         if playground.settings.predict_via_engine:
             return
         replica = playground.replica if key == SHARED else playground.replicas.setdefault(
-            key, ReplicaReader(tracked=not playground.fanned_out))
+            key, ReplicaReader(tracked=not playground.engines_elsewhere))
         try:
             replica.attach(name)
         except FileNotFoundError:  # an engine on another machine: predictions ask it instead

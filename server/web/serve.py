@@ -153,8 +153,9 @@ def websockets_without_timeout(wsgi_app):
 
 
 class PlaygroundServer(BaseApplication):
-    def __init__(self, settings, *, on_ready=None, threads: int = THREADS):
+    def __init__(self, settings, *, engines, on_ready=None, threads: int = THREADS):
         self.settings = settings
+        self.engines = engines  # how the engines run (server/link/local.py EngineEntry)
         self.on_ready = on_ready
         self.threads = threads
         self.playground = None
@@ -186,7 +187,7 @@ class PlaygroundServer(BaseApplication):
 
     def load(self):
         from .app import create_app
-        app = create_app(self.settings)
+        app = create_app(self.settings, engines=self.engines)
         self.playground = app.extensions["playground"]
         app.wsgi_app = websockets_without_timeout(app.wsgi_app)
         return app
@@ -215,6 +216,6 @@ class PlaygroundServer(BaseApplication):
             self.playground.shutdown()
 
 
-def serve(settings, *, on_ready=None) -> int:
-    PlaygroundServer(settings, on_ready=on_ready).run()
+def serve(settings, *, engines, on_ready=None) -> int:
+    PlaygroundServer(settings, engines=engines, on_ready=on_ready).run()
     return 0

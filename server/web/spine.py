@@ -65,7 +65,7 @@ def predict_answer(playground, pixels, run: str = SHARED) -> dict:
     weights = replica.latest() if replica is not None else None
     if weights is not None:
         trace, run_id, step = forward(weights, pixels), weights.run_id, weights.step
-    elif run == SHARED and not playground.fanned_out:
+    elif run == SHARED and not playground.engines_elsewhere:
         raise EngineUnavailable(NOT_READY)
     else:  # a private run's engine, or (--redis) one whose replica is on another machine
         trace, run_id, step = remote_trace(playground, run, pixels)
@@ -126,8 +126,8 @@ def init_app(app: Flask, playground) -> None:
 
     # ---- the engine's messages and status --------------------------------------------------
     def broadcast(message):  # a run's news, to its watchers
-        if not playground.fanned_out:  # (with Redis the engine emitted it into the message queue)
-            socketio.emit(message["topic"], message["payload"], to=run_room(message["run"]))
+        # ignore_queue: with --redis every web process hears the engines and tells its own viewers
+        socketio.emit(message["topic"], message["payload"], to=run_room(message["run"]), ignore_queue=True)
 
     for topic in BROADCAST_TOPICS:
         playground.subscribe(topic, broadcast)
@@ -135,8 +135,7 @@ def init_app(app: Flask, playground) -> None:
     def on_storage(message):
         if message["run"] == SHARED:
             playground.storage_problem = message["payload"]["problem"]
-        if not playground.fanned_out:
-            socketio.emit("storage", message["payload"], to=run_room(message["run"]))
+        socketio.emit("storage", message["payload"], to=run_room(message["run"]), ignore_queue=True)
 
     playground.subscribe("storage", on_storage)
 

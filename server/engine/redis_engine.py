@@ -1,11 +1,9 @@
 """An engine on the Redis line (`python -m server --redis URL --role engine`): the same Engine
 as on one machine, its commands taken from Redis (server/link/redis_bus.py) instead of a pipe.
 
-- Broadcasts (state, metrics, epoch, evaluation, storage, runs) go out through Flask-SocketIO's
-  message queue (python-socketio's write-only RedisManager, "emitting from an external
-  process"): every web process hands them to its own viewers of that run's room.
-- Everything the web processes keep track of (frames, whose replica is where, run:closed, and
-  the broadcasts too) goes on the bus's per-run channels.
+- Every message (frames, broadcasts such as state, metrics and runs, whose replica is where,
+  run:closed) goes on the bus's per-run channels; every web process hears them and hands the
+  broadcasts to its own viewers (server/web/spine.py). This process loads no web library.
 - The shared run has one holder at a time: a lease in Redis. The engine that gets it carries the
   shared run on from its last record (the page says so in the state's notice); one that loses
   it (cut off from Redis) stops its copy.
@@ -14,40 +12,34 @@ as on one machine, its commands taken from Redis (server/link/redis_bus.py) inst
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import Optional
 
-import socketio
-
-from .names import SHARED, room_of
-from .redis_bus import PREFIX, EngineEndpoint, connect, default_engine_id, engine_key
+from ..link.line import HOUSEKEEPING_S
+from ..link.names import SHARED
+from ..link.redis_bus import connect, engine_key
+from .redis_endpoint import EngineEndpoint, default_engine_id
+from .process import die_with_parent, name_this_process
 
 log = logging.getLogger(__name__)
 
-SOCKETIO_CHANNEL = PREFIX + "socketio"  # Flask-SocketIO's message queue channel (web/app.py)
-FANNED_OUT = ("state", "metrics", "epoch", "evaluation", "storage", "runs")
-HOUSEKEEPING_S = 0.25
 
+def process_main(options: dict, index: int) -> None:
+    """A local engine process on the Redis line (`--redis` with `--role all`, server/engine/entry.py)."""
+    from ..settings import Settings
 
-class SocketIOFanout:
-    """Emits into Flask-SocketIO's message queue; every web process delivers to its viewers."""
-
-    def __init__(self, redis_url: str):
-        self.manager = socketio.RedisManager(redis_url, channel=SOCKETIO_CHANNEL, write_only=True)
-
-    def __call__(self, message: dict) -> None:
-        topic, run, payload = message.get("topic"), message.get("run"), message.get("payload")
-        if topic not in FANNED_OUT or payload is None:
-            return
-        try:
-            self.manager.emit(topic, payload, namespace="/", room=room_of(topic, run))
-        except Exception as err:  # Redis away: the web processes resync when it is back
-            log.warning("could not fan %s out through Redis: %s", topic, err)
+    die_with_parent()
+    name_this_process(f"nnlp-engine-{index}")
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web tier stops us (SIGTERM)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    run_engine(Settings.model_validate(options), stop=stop)
 
 
 def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional[threading.Event] = None) -> None:
     """Serve as an engine on settings.redis until `stop` is set; then record every run and go."""
-    from ..engine.runtime import make_engine_factory
+    from .runtime import make_engine_factory
 
     engine_id = settings.engine_id or default_engine_id()
     endpoint = EngineEndpoint(settings.redis, engine_id,
@@ -63,18 +55,13 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
         except Exception:
             return False  # cannot tell: leave it
 
-    fanout = SocketIOFanout(settings.redis)
-    engine_box: dict = {}
-
     def publish(message: dict) -> None:
         endpoint.publish(message)
-        fanout(message)
         if message.get("topic") == "run:closed":
             endpoint.release(message["run"])
 
     engine = make_engine_factory(settings, dataset=dataset, engine_id=engine_id, holds_shared=False,
                                  stale=is_stale)(publish)
-    engine_box["engine"] = engine
 
     def handle(name: str, args: dict):
         result = engine.command(name, args)
