@@ -163,22 +163,30 @@ export default function initLesson(context) {
     saveProgress(progress);
   }
 
-  async function commit(given) {
-    const n = progress.current;
-    const step = steps[n - 1];
-    if (progress.answers[step.key] || asking) return;
+  // Ask the network for step n's answer and keep it with what the learner gave: the reveal, or
+  // null when the lesson moved on meanwhile or the answer is refused (said in the panel).
+  async function judge(n, step, given) {
     asking = true;
     render({ waiting: true });
     const answer = await reveal(n);
     asking = false;
-    if (progress.current !== n) return;
-    if (!answer.ok) { render({ error: answer.error }); return; }
+    if (progress.current !== n) return null;
+    if (!answer.ok) { render({ error: answer.error }); return null; }
     reveals[step.key] = answer.reveal;
     record(step, given, answer.reveal);
+    return answer.reveal;
+  }
+
+  async function commit(given) {
+    const n = progress.current;
+    const step = steps[n - 1];
+    if (progress.answers[step.key] || asking) return;
+    const shown = await judge(n, step, given);
+    if (!shown) return;
     folded = PHONE.matches;
     render();
     // The answer first (the focus, for a keyboard and a screen reader), then where it shows.
-    if (answer.reveal.judged !== false) point(answer.reveal.view);
+    if (shown.judged !== false) point(shown.view);
     else bringIntoSight($("train-start"), { outline: false });
     view.focusReveal();
   }
@@ -189,16 +197,10 @@ export default function initLesson(context) {
     const step = steps[n - 1];
     const given = progress.answers[step.key]?.answer;
     if (!given || asking) return;
-    asking = true;
-    render({ waiting: true });
-    const answer = await reveal(n);
-    asking = false;
-    if (progress.current !== n) return;
-    if (!answer.ok) { render({ error: answer.error }); return; }
-    reveals[step.key] = answer.reveal;
-    record(step, given, answer.reveal);
+    const shown = await judge(n, step, given);
+    if (!shown) return;
     render();
-    if (answer.reveal.judged !== false) point(answer.reveal.view);
+    if (shown.judged !== false) point(shown.view);
     view.focusReveal();
   }
 
