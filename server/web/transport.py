@@ -1,6 +1,6 @@
 """Every change the playground makes to python-socketio's and python-engineio's behaviour, in
 one place. They use these private parts of the pinned versions (requirements.txt); the test
-tests/test_transport.py checks each still exists and behaves as assumed, so an upgrade that
+tests/unit/test_transport.py checks each still exists and behaves as assumed, so an upgrade that
 changes them fails there first:
 
 - `socketio.Server._send_packet`, `_send_eio_packet`, `_handle_event`, `packet_class`,

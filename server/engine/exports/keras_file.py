@@ -11,7 +11,7 @@ The file is Keras 3's saving format (keras/src/saving/saving_lib.py), a zip of:
   config.json       the model: a Sequential of InputLayer, Dense, activation and Softmax layers;
   model.weights.h5  HDF5 (h5py): layers/<layer class in snake_case, numbered>/vars/{0: kernel,
                     1: bias}, in the order of the model's layers.
-tests/test_export_keras.py loads it with keras.saving.load_model on the torch backend, runs the
+tests/app/test_export_keras.py loads it with keras.saving.load_model on the torch backend, runs the
 code with real Keras and compares both with the playground's predictions.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ on torch 2.13 the default (dynamo) exporter needs onnxscript, takes about a seco
 safe beside a training thread (torch.export edits process-wide tracing state: a run training in
 the same process died with KeyError: 'custom' inside torch.fx, three runs out of three); the
 TorchScript exporter (dynamo=False) still works but warns that it will be removed. The graph of
-these networks is a Gemm and an activation per layer; tests/test_export_onnx.py checks that it is
+these networks is a Gemm and an activation per layer; tests/app/test_export_onnx.py checks that it is
 the graph torch.onnx.export makes, and that onnxruntime gives the playground's logits.
 """
 from __future__ import annotations
