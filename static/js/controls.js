@@ -7,6 +7,7 @@ import {
 } from "./urlstate.js";
 import { SHARED, addressWithRun } from "./lib/viewer.js";
 import { runControl } from "./lib/run-control.js";
+import { STATUS } from "./lib/status.js";
 
 export const SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, null]; // steps/s; null = full speed
 
@@ -151,7 +152,7 @@ export function createControls(root, { store, request, ask, notice }) {
     const changes = formToChanges(form);
     const changedModelFields = SETUP_FIELDS.filter((field) => !liveFields.includes(field)
       && field in changes && JSON.stringify(changes[field]) !== JSON.stringify(config[field]));
-    if (changedModelFields.length && step > 0 && (status === "running" || status === "paused")) {
+    if (changedModelFields.length && step > 0 && (status === STATUS.running || status === STATUS.paused)) {
       notify("This field builds a new model: press “Reset with this setup” to apply it.", "info");
       return;
     }
@@ -220,7 +221,7 @@ export function createControls(root, { store, request, ask, notice }) {
       settleLink();
       return;
     }
-    if (server.status === "idle" && server.step === 0 && !server.weights_origin && !link.autoTried) {
+    if (server.status === STATUS.idle && server.step === 0 && !server.weights_origin && !link.autoTried) {
       // Nothing has been trained or loaded yet: applying loses nothing, so the link just applies.
       link.autoTried = true;
       link.applying = true;
@@ -284,8 +285,8 @@ export function createControls(root, { store, request, ask, notice }) {
     if (!server || connection !== "connected") { notify("Not connected to the server: the keys work again once the badge says connected.", "connection"); return; }
     if (readOnly()) { notify(`The keys do nothing here: ${runControl(store.get()).reason}`, "info"); return; }
     if (key === " ") {
-      if (server.status === "running") actions.pause();
-      else if (server.status === "done") {
+      if (server.status === STATUS.running) actions.pause();
+      else if (server.status === STATUS.done) {
         notify("This run is finished, so Space does nothing: press ▶ New run to start another (this one stays in Runs).", "info");
       } else actions.start();
     } else if (key === "s") actions.step();
@@ -317,10 +318,10 @@ export function createControls(root, { store, request, ask, notice }) {
       statusWord.title = "";
       form.querySelector("[data-testid=apply-setup]").disabled = watching;
       const queued = server.queue_position != null; // started already: waiting in line for a place
-      buttons.start.disabled = watching || queued || status === "running";
-      buttons.start.textContent = status === "paused" ? "▶ Resume" : status === "done" ? "▶ New run" : "▶ Start";
-      buttons.pause.disabled = watching || status !== "running";
-      buttons.step.disabled = watching || status === "done";
+      buttons.start.disabled = watching || queued || status === STATUS.running;
+      buttons.start.textContent = status === STATUS.paused ? "▶ Resume" : status === STATUS.done ? "▶ New run" : "▶ Start";
+      buttons.pause.disabled = watching || status !== STATUS.running;
+      buttons.step.disabled = watching || status === STATUS.done;
       buttons.reset.disabled = watching;
       const { reason } = runControl(store.get());
       for (const button of Object.values(buttons)) button.title = watching ? reason : button.dataset.title;

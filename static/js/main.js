@@ -23,6 +23,7 @@ import initLesson from "./features/lesson.js";
 import initReplay from "./features/replay.js";
 import initBenchmarks from "./features/benchmarks.js";
 import initWhoseRun, { runFromAddress } from "./features/whose-run.js";
+import { STATUS } from "./lib/status.js";
 
 // Feature modules (whose run, "look inside", explainer, evaluation, access, the replay, the
 // benchmarks, the lesson and its class polls); each gets the page context.
@@ -100,7 +101,7 @@ function main() {
     const { config } = server;
     // A private run waiting for a free place to train says so (features/whose-run.js says where in line).
     $("status").textContent = server.queue_position != null ? "waiting" : server.status;
-    $("epoch").textContent = server.status === "done" || server.status === "idle"
+    $("epoch").textContent = server.status === STATUS.done || server.status === STATUS.idle
       ? `epoch ${server.epoch} / ${config.epochs}` : `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
     $("step-count").textContent = `step ${server.step} / ${server.total_steps}`;
     const percent = Math.round(server.progress * 1000) / 10;
@@ -108,8 +109,8 @@ function main() {
     $("progress").setAttribute("aria-valuetext", `${percent}% of the run`);
     $("progress").querySelector(".progress-fill").style.width = `${percent}%`;
     const rate = server.samples_per_second ? `${Math.round(server.samples_per_second).toLocaleString()} samples/s` : "";
-    $("speed-readout").textContent = server.status === "running" ? rate : "";
-    $("eta").textContent = server.status === "running" && server.eta_seconds != null
+    $("speed-readout").textContent = server.status === STATUS.running ? rate : "";
+    $("eta").textContent = server.status === STATUS.running && server.eta_seconds != null
       ? `· about ${formatDuration(server.eta_seconds)} left at ${speedLabel(config.steps_per_second)}` : "";
   }
 

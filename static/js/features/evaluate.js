@@ -8,6 +8,7 @@ import { createCheckpointView } from "./evaluate/checkpoints.js";
 import { latestOnly } from "../lib/latest.js";
 import { runPath } from "../lib/viewer.js";
 import { runControl } from "../lib/run-control.js";
+import { STATUS } from "../lib/status.js";
 
 export default function init(context) {
   const { store, connection, ask, notify, notice, visibility, $ } = context;
@@ -134,7 +135,7 @@ export default function init(context) {
     const { status, step } = state.server;
     const run = `${state.run.key}/${state.server.run_id}`;
     const newRun = run !== last.run;
-    const stopped = status !== last.status && status !== "running";
+    const stopped = status !== last.status && status !== STATUS.running;
     last = { run, status };
     if (newRun && shown) {
       shown = null;

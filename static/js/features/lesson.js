@@ -10,6 +10,7 @@ import { createSummaryView } from "./lesson/summary-view.js";
 import { createVeil } from "./lesson/veil.js";
 import { agrees, linkedStep, loadProgress, saveProgress, writeStepToUrl } from "./lesson/progress.js";
 import { createPolls } from "./lesson/polls.js";
+import { STATUS } from "../lib/status.js";
 
 const PHONE = window.matchMedia("(max-width: 760px)");
 const USER_SCROLLS = ["wheel", "touchmove", "keydown"];
@@ -132,7 +133,7 @@ export default function initLesson(context) {
     const step = steps[progress.current - 1];
     const needs = training(step);
     const answer = progress.answers[step.key] ? reveals[step.key] : null;
-    const running = store.get().server?.status === "running";
+    const running = store.get().server?.status === STATUS.running;
     const key = JSON.stringify([progress.current, needs, running, Boolean(answer), answer?.judged]);
     if (key === trainingShown) return;
     trainingShown = key;

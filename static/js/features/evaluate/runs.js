@@ -5,6 +5,7 @@ import { element } from "../../lib/dom.js";
 import { percent } from "../../lib/format.js";
 import { OVERLAY_COLORS } from "../../lib/plot.js";
 import { SHARED } from "../../lib/viewer.js";
+import { STATUS } from "../../lib/status.js";
 
 const STATUS_WORDS = {
   running: "running", paused: "paused", done: "finished", stopped: "stopped by a reset",
@@ -13,7 +14,7 @@ const STATUS_WORDS = {
 
 // The record of the run the page is on (marked live, on the curves already): the list's live_run
 // is the shared run's; a private run's is its newest record (records carry their run's key).
-const UNFINISHED = new Set(["running", "paused", "idle"]);
+const UNFINISHED = new Set([STATUS.running, STATUS.paused, STATUS.idle]);
 export function liveRecordOf(payload, run) {
   if (!run || run.key === SHARED) return payload.live_run;
   const own = payload.runs.filter((record) => record.run_key === run.key && UNFINISHED.has(record.status));
