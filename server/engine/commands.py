@@ -24,7 +24,7 @@ from .exports import script
 from ..link.names import STREAMS
 from .recorder import recorded_config
 from .replay import replay_frame as make_replay_frame, replay_predict as make_replay_prediction
-from .store import RecordError
+from .records import RecordError
 
 if TYPE_CHECKING:
     from .engine import Engine

@@ -41,7 +41,7 @@ from .recorder import RunRecorder, recorded_config
 from .replay import Replay
 from .replica_publisher import ReplicaPublisher
 from .run import TrainingRun
-from .store import RunStore
+from .records import RunStore
 from .worker import Debounced
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import torch
 from ..experiment import TrainConfig, split_pace
 from .checkpoints import state_dict_bytes
 from .run import RunFeature
-from .store import RunStore
+from .records import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ def init_app(app: Flask, playground) -> None:
     def tell_viewer_access(sid):
         # Tell a watch-only viewer up front, so the page can say so before a button is pressed;
         # and who it is to the runs list (its owner id: the records of its own runs carry it).
-        from .runs import current_owner  # (runs.py imports this module)
+        from .viewers import current_owner  # (viewers.py imports this module)
         playground.socketio.emit("access", {**access_level(), "viewer": current_owner()}, to=sid, ignore_queue=True)
 
     playground.on_connect.append(tell_viewer_access)

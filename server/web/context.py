@@ -39,7 +39,7 @@ class Playground:
     on_engine_status: list[Callable[[dict], None]] = field(default_factory=list)
     # Socket.IO events answered in the connection's own thread: name -> handler(environ, *args)
     inline_events: dict[str, Callable] = field(default_factory=dict)
-    # callables(sid, old run key, new run key): a viewer moved to another run (web/runs.py)
+    # callables(sid, old run key, new run key): a viewer moved to another run (web/viewers.py)
     on_switch: list[Callable[[str, str, str], None]] = field(default_factory=list)
     on_disconnect: list[Callable[[str], None]] = field(default_factory=list)  # callables(sid)
     on_presence: list[Callable[[], None]] = field(default_factory=list)  # every minute: tell the engines
@@ -47,7 +47,7 @@ class Playground:
     web_id: str = "local"  # this web process, as the engines know it (--redis: its id on Redis)
     # callables(run keys, words): an engine stopped, and these private runs with it
     on_runs_lost: list[Callable[[list, str], None]] = field(default_factory=list)
-    viewers: Any = None  # which run each viewer watches, and who it is (web/runs.py Viewers)
+    viewers: Any = None  # which run each viewer watches, and who it is (web/viewers.py Viewers)
     # private runs' weights replicas for their predictions: run key -> ReplicaReader
     replicas: dict = field(default_factory=dict)
     engines_elsewhere: bool = False  # --redis: the engines are not this process's children (maybe other machines)

@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..errors import NotFound, UserError
 from ..link.names import broadcast_room
 from .access import asked_at_connect
-from .runs import current_run, require_run_control, run_args
+from .viewers import current_run, require_run_control, run_args
 from .answers import answered, parse
 from .schemas import MAX_RUN_ID, Strict
 

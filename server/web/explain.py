@@ -13,7 +13,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from ..errors import UserError
-from .runs import current_run
+from .viewers import current_run
 from .answers import parse
 from .limits import throttle
 from .schemas import Strict

@@ -8,7 +8,7 @@ import io
 
 from flask import Flask, send_file
 
-from .runs import current_run
+from .viewers import current_run
 
 EXPORT_TIMEOUT_S = 120.0  # the biggest network's file is about 57 MB
 

@@ -9,7 +9,7 @@ gets, as the acknowledgement `{"ok": true, ...}` (docs/protocol.md).
 
 Events with logic of their own stay hand-written beside their feature: `predict` (answered in
 the connection's own thread from the weights replica: spine.py), `setup:link` (the web tier
-alone: spine.py), `run:create` and `run:watch` (switching runs: runs.py), `inside:subscribe` and
+alone: spine.py), `run:create` and `run:watch` (switching runs: viewers.py), `inside:subscribe` and
 `broadcasts:subscribe` (frame and broadcast delivery: inside.py, evaluate.py), and the HTTP
 uploads and downloads.
 """
@@ -27,7 +27,7 @@ from .access import access_level, require_control
 from .answers import answered, parse
 from .limits import throttle
 from .polls import public, voter
-from .runs import current_owner, current_run, require_run_control, run_args
+from .viewers import current_owner, current_run, require_run_control, run_args
 from .schemas import (CellRequest, ConfigRequest, ForwardRequest, LessonRevealRequest, NeuronRequest, PaceRequest,
                       PollAnswerRequest, PollOpenRequest, PollRevealRequest, RenameRequest, ReplayPredictRequest,
                       ReplayRequest, RunRequest, SamplesRequest, StepRequest)
@@ -43,7 +43,7 @@ Control = Optional[Literal["shared", "run", "record"]]
 # The run the command acts on:
 #   None            none, or the shared run (the dataset, the records, the class poll);
 #   "watched"       the run this viewer watches ({"run": key});
-#   "watched+owner" the same, and who asks ({"run": key, "owner": id}: web/runs.py run_args).
+#   "watched+owner" the same, and who asks ({"run": key, "owner": id}: web/viewers.py run_args).
 RunScope = Optional[Literal["watched", "watched+owner"]]
 # What the payload is read with: a schema, or a function for shapes a schema cannot say (it
 # refuses in words, or returns what the args are built from); None: the payload is not read.

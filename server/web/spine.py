@@ -23,7 +23,7 @@ from ..preprocess import preprocess_canvas, preprocess_pixels
 from .access import remember_auth
 from .answers import answered, parse, rounded
 from .limits import throttle_predict
-from .runs import run_of_environ
+from .viewers import run_of_environ
 from .schemas import PredictRequest, Strict
 
 log = logging.getLogger(__name__)

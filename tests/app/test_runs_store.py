@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from server import create_app
-from server.engine.store import DB_NAME, RunStore
+from server.engine.records import DB_NAME, RunStore
 from tests.support.helpers import wait_for
 
 FAST = {"batch_size": 250}  # 4 steps per epoch on the 1,000 test digits

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from server import create_app
-from server.engine.store import DB_NAME, RecordError, RunStore, StoreFullError, StoreReadOnlyError
+from server.engine.records import DB_NAME, RecordError, RunStore, StoreFullError, StoreReadOnlyError
 from tests.support.disks import FullDisk, read_only_file, read_only_folder, tmpfs
 from tests.support.helpers import Inbox
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from server.engine.datadir import LOCK_NAME, DataDirInUse, DataDirLock
-from server.engine.store import DB_NAME
+from server.engine.records import DB_NAME
 from tests.support.disks import read_only_folder
 from tests.support.helpers import REPO, free_port, socketio_client, wait_for
 

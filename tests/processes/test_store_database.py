@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.config import Config
 
-from server.engine.store import DB_NAME, RecordError, RunStore
-from server.engine.store_schema import MIGRATIONS_DIR, metadata
-from server.engine.store import RunStore as RunStoreFromRuns
+from server.engine.records import DB_NAME, RecordError, RunStore
+from server.engine.records_schema import MIGRATIONS_DIR, metadata
+from server.engine.records import RunStore as RunStoreFromRuns
 
 CONFIG = {"hidden_sizes": [8], "activation": "relu", "optimizer": "sgd", "momentum": 0.9, "lr": 0.1,
           "batch_size": 4, "output": "logits", "weight_decay": 0, "seed": 1, "epochs": 2,
@@ -114,7 +114,7 @@ def test_progress_and_weights_are_saved_in_one_transaction(store):
 
 
 def test_the_migrations_make_exactly_the_schema_in_the_code(store):
-    """The tables live in one place (server/engine/store_schema.py's metadata); the migrations must
+    """The tables live in one place (server/engine/records_schema.py's metadata); the migrations must
     make exactly them, on both databases."""
     with store.engine.connect() as db:
         context = MigrationContext.configure(db, opts={"compare_type": True, "compare_server_default": False})

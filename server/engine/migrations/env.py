@@ -3,7 +3,7 @@
 alembic.ini and no logging set-up here: one transaction, on the connection it is given."""
 from alembic import context
 
-from server.engine.store_schema import metadata
+from server.engine.records_schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=metadata,

@@ -1,7 +1,7 @@
 """The runs database: every run's setup, curves, scores and last weights, through SQLAlchemy Core.
 
 SQLite by default (`runs.sqlite3` in the data directory, one machine), PostgreSQL when given a
-`postgresql://` URL (several machines). The schema is `metadata` in store_schema.py, in this one
+`postgresql://` URL (several machines). The schema is `metadata` in records_schema.py, in this one
 place; the migrations in `migrations/` (Alembic) bring any database to it and run at start-up, so a
 database made by an older version of the playground is upgraded in place, never replaced.
 
@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ..errors import UserError
-from .store_schema import ADDED_AFTER_FIRST, FIRST_REVISION, MIGRATIONS_DIR, checkpoints_table, runs_table
+from .records_schema import ADDED_AFTER_FIRST, FIRST_REVISION, MIGRATIONS_DIR, checkpoints_table, runs_table
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The runs database's tables, in this one place (store.py reads and writes them): the schema
+"""The runs database's tables, in this one place (records.py reads and writes them): the schema
 the migrations in migrations/ (Alembic) bring every database to. A new column is added here and
 in a new migration, never by editing an old one.
 """
@@ -13,7 +13,7 @@ FIRST_REVISION = "0001"  # the tables the code before migrations made
 ADDED_AFTER_FIRST = frozenset({"engine", "run_key", "owner"})  # columns of later migrations (0002, 0003)
 
 # JSON fields are TEXT holding json.dumps output (as the first version wrote them), parsed per
-# row by store.py: a sqlalchemy JSON column would fail the whole query on one damaged row.
+# row by records.py: a sqlalchemy JSON column would fail the whole query on one damaged row.
 RunId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite: the rowid, as before
 metadata = sa.MetaData()
 runs_table = sa.Table(
