@@ -21,7 +21,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..errors import NotFound, UserError
 from ..link.names import broadcast_room
 from .access import asked_at_connect
-from .runs import current_run, require_run_control, run_args
+from ..link.names import SHARED
+from .runs import current_run, require_run_control, run_args, visible_runs
 from .answers import answered, parse
 from .schemas import MAX_RUN_ID, Strict
 
@@ -57,16 +58,30 @@ def init_app(app: Flask, playground) -> None:
 
     playground.subscribe("evaluation", on_evaluation)
 
+    def send_runs(payload):
+        """The runs list to the viewers who take it, each web process to its own: the same list
+        to all, but a private run's key (its link) only to its owner and its watchers, each of
+        whom gets a list of its own (web/runs.py visible_runs)."""
+        public = visible_runs(payload, None, SHARED)
+        own = {}
+        for sid, topics in list(taken.items()):
+            if "runs" not in topics:
+                continue
+            mine = visible_runs(payload, playground.viewers.owner_of(sid), playground.viewers.run_of(sid))
+            if mine != public:
+                own[sid] = mine
+        socketio.emit("runs", public, to=broadcast_room("runs"), skip_sid=list(own) or None, ignore_queue=True)
+        for sid, mine in own.items():
+            socketio.emit("runs", mine, to=sid, ignore_queue=True)
+
     def on_runs(message):
         payload = message["payload"]
-        if payload is not None:
-            socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)
-            return
-        try:  # an engine without the shared run: the list comes from the one with it
-            payload = playground.request("runs:list")
-        except UserError:
-            return
-        socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)  # each web process, its own viewers
+        if payload is None:
+            try:  # an engine without the shared run: the list comes from the one with it
+                payload = playground.request("runs:list")
+            except UserError:
+                return
+        send_runs(payload)
 
     playground.subscribe("runs", on_runs)
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes
