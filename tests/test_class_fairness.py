@@ -322,3 +322,42 @@ def test_with_redis_one_viewer_holds_three_runs_across_engines_and_a_fourth_is_r
             assert fourth["ok"] is False and "you already have 3 runs of your own" in fourth["error"], fourth
         finally:
             mallory.disconnect()
+
+
+def test_a_private_runs_recorded_weights_go_to_its_owner_and_the_teacher_only(join, places_server):
+    import urllib.error
+    import urllib.request
+
+    teacher = join(number=1, token=TOKEN)
+    alice, bob = join("alice", 80), join("bob", 81)
+    assert alice.call("run:create", {"config": {"hidden_sizes": [16]}}, timeout=60)["ok"]
+    assert alice.call("train:step", {"batches": 2}, timeout=30)["ok"]
+    wait_for(lambda: any(r["owner"] == alice.received["access"][0]["viewer"] and r["checkpoint_step"] == 2
+                         for r in teacher.call("runs:list", timeout=10)["runs"]), what="alice's weights recorded")
+    record = next(r["id"] for r in teacher.call("runs:list", timeout=10)["runs"]
+                  if r["owner"] == alice.received["access"][0]["viewer"])
+
+    def download(headers):
+        request = urllib.request.Request(f"{places_server.url}/api/runs/{record}/checkpoint",
+                                         headers={**student_address(81), **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    words = (f"run #{record} is someone else's private run: only its owner (or the teacher) can take its weights. "
+             "You can overlay its curves.")
+    status, body = download({})
+    assert status == 403 and words in body.decode(), (status, body[:200])
+    status, body = download({"X-Viewer": secret("bob")})
+    assert status == 403
+    status, body = download({"X-Viewer": secret("alice")})
+    assert status == 200 and len(body) > 1000  # a .pt of the 784 -> 16 -> 10 network
+    status, _ = download({"X-Control-Token": TOKEN})
+    assert status == 200
+
+    # Restoring it into a run of his own would copy its weights too: refused in words.
+    assert bob.call("run:create", {"config": {"hidden_sizes": [16]}}, timeout=60)["ok"]
+    assert bob.call("runs:restore", {"id": record}, timeout=30) == {"ok": False, "error": words}
+    assert bob.call("runs:get", {"id": record}, timeout=10)["ok"]  # its curves stay everyone's

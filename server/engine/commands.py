@@ -256,9 +256,21 @@ def runs_delete(engine: Engine, args) -> dict:
     return {}
 
 
+def may_take_weights(args, saved: dict, record: int) -> None:
+    """A private run's recorded weights (a download, a restore) go to its owner and the teacher
+    (the web tier says which the asker is: "owner", "teacher"), as its live weights go only to
+    whoever has its link; the shared run's records are everyone's."""
+    owner = saved.get("owner")
+    if owner is None or args.get("teacher") or args.get("owner") == owner:
+        return
+    raise AccessError(f"run #{record} is someone else's private run: only its owner (or the teacher) can take "
+                      "its weights. You can overlay its curves.")
+
+
 def runs_restore(engine: Engine, args) -> dict:
     record = int(args["id"])
     saved = engine.store.get(record, curves=False)
+    may_take_weights(args, saved, record)
     step, data = engine.store.checkpoint(record)
     try:
         config = recorded_config(saved["config"])
@@ -275,6 +287,7 @@ def runs_restore(engine: Engine, args) -> dict:
 def runs_checkpoint(engine: Engine, args) -> dict:
     record = int(args["id"])
     saved = engine.store.get(record, curves=False)
+    may_take_weights(args, saved, record)
     step, data = engine.store.checkpoint(record)
     config = recorded_config(saved["config"])
     return {"data": data, "filename": checkpoint_name(config, step, record)}

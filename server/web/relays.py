@@ -167,7 +167,8 @@ RELAYS: tuple[Relay, ...] = (
     Relay("runs:get", RunRequest, answer=record_for_viewer),
     Relay("runs:rename", RenameRequest, control="record"),
     Relay("runs:delete", RunRequest, control="record"),
-    Relay("runs:restore", RunRequest, control="run", run="watched+owner"),  # into the run this viewer watches
+    Relay("runs:restore", RunRequest, lambda body: {"id": body.id, "teacher": access_level()["control"]},
+          control="run", run="watched+owner"),  # into the run this viewer watches; someone's private record: refused
     # The teacher puts a private run away (its owner gets it back from its record): to its engine
     Relay("run:put_away", WatchRequest, lambda body: {"run": body.run}, control="shared"),
     # The lesson and the run replayed
