@@ -361,3 +361,42 @@ def test_a_private_runs_recorded_weights_go_to_its_owner_and_the_teacher_only(jo
     assert bob.call("run:create", {"config": {"hidden_sizes": [16]}}, timeout=60)["ok"]
     assert bob.call("runs:restore", {"id": record}, timeout=30) == {"ok": False, "error": words}
     assert bob.call("runs:get", {"id": record}, timeout=10)["ok"]  # its curves stay everyone's
+
+
+def test_with_redis_two_web_processes_making_runs_for_one_viewer_at_once_make_three(small_dataset, tmp_path,
+                                                                                   redis_url):
+    """Eight run:create at once for one viewer, four through each of two web processes' lines to
+    the engines (the app's, and a second one on the same Redis): three runs, five refusals."""
+    import threading
+
+    from server.errors import UserError
+    from server.link.redis_router import RedisEngines
+
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "redis": redis_url, "engines": 2},
+                     dataset=small_dataset)
+    with LiveServer(app) as server:
+        first = server.playground.engine
+        wait_for(lambda: len(first.client.engines()) == 2, timeout=60, what="both engines on Redis")
+        second = RedisEngines(redis_url, on_message=lambda message: None)
+        second.start()
+        results = []
+
+        def make(engines):
+            try:
+                results.append(engines.create_run({"owner": "one-viewer-on-two-web-processes",
+                                                   "config": {"hidden_sizes": [16]}}, timeout=60)["run"])
+            except UserError as err:
+                results.append(err)
+
+        try:
+            threads = [threading.Thread(target=make, args=(engines,)) for engines in [first, second] * 4]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(90)
+        finally:
+            second.close()
+        made = [result for result in results if isinstance(result, str)]
+        refused = [str(result) for result in results if not isinstance(result, str)]
+        assert len(made) == 3 and len(refused) == 5, results
+        assert all("you already have 3 runs of your own" in words for words in refused), refused

@@ -266,13 +266,6 @@ def init_app(app, playground) -> None:
             except Exception:
                 log.exception("forgetting a viewer failed")
 
-    # One run:create at a time per viewer (striped: a bounded number of locks, whoever asks)
-    creating = [threading.Lock() for _ in range(64)]
-
-    def held_by(owner: str) -> int:
-        """The owner's private runs in every engine (the per-viewer cap is across engines)."""
-        return sum(int(answer.get("runs", 0)) for answer in playground.engine.everywhere("runs:owned", {"owner": owner}))
-
     def from_record(owner: str, record: int) -> dict:
         """run:create's args for a put-away run back from its record: its key, if it is the
         asker's and not still there (the engine checks whose it is again, from the record)."""
@@ -293,19 +286,18 @@ def init_app(app, playground) -> None:
         body = parse(CreateRequest, payload, optional=True)
         sid = request.sid
         owner = viewers.owner_of(sid)
-        with creating[int(owner[:8], 16) % len(creating)]:  # two at once from one viewer cannot both pass the count
-            if body.record is not None:
-                args = from_record(owner, body.record)
-            else:
-                shared_state = playground.request("state")["state"]
-                config = dict(shared_state["config"]) if body.config is None else body.config
-                args = {"owner": owner, "config": config}
-                if body.weights == "shared":
-                    copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
-                    args["weights"] = copy["data"]
-                    args["origin"] = f"a copy of the shared run's weights at step {copy.get('step', shared_state['step'])}"
-            args["held"] = held_by(owner)
-            answer = playground.engine.create_run(args, timeout=COPY_TIMEOUT_S)
+        if body.record is not None:
+            args = from_record(owner, body.record)
+        else:
+            shared_state = playground.request("state")["state"]
+            config = dict(shared_state["config"]) if body.config is None else body.config
+            args = {"owner": owner, "config": config}
+            if body.weights == "shared":
+                copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
+                args["weights"] = copy["data"]
+                args["origin"] = f"a copy of the shared run's weights at step {copy.get('step', shared_state['step'])}"
+        # (the line counts the owner's runs in every engine, one run:create per owner at a time)
+        answer = playground.engine.create_run(args, timeout=COPY_TIMEOUT_S)
         switch(sid, answer["run"])
         return {"run": answer["run"], "state": answer["state"], "owner": "you", "control": True}
 
