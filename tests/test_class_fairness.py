@@ -92,6 +92,16 @@ def test_a_student_reconnecting_and_answering_twelve_times_counts_once_with_the_
     assert revealed["ok"] and revealed["poll"]["counts"] == [0, 2, 1, 0] and revealed["poll"]["answers"] == 3
 
 
+def test_addresses_one_device_makes_up_in_its_ipv6_network_are_one_voter(connect):
+    teacher = connect(TEACHER, student_address(1))
+    poll = teacher.call("poll:open", {"step": 1}, timeout=10)["poll"]["id"]
+    for number, address in enumerate(("2001:db8:1:1::7", "2001:db8:1:1:a:b:c:d", "2001:db8:1:2::7")):
+        student = connect({"viewer": secret(f"ipv6-{number}")}, {"X-Forwarded-For": address})
+        assert student.call("poll:answer", {"poll": poll, "choice": number}, timeout=10)["ok"]
+    wait_for(lambda: latest_results(teacher)["answers"] == 2, what="two devices' answers")
+    assert latest_results(teacher)["counts"] == [0, 1, 1, 0]  # the first /64's last answer, the second's
+
+
 def test_an_open_polls_answer_is_refused_to_students_until_the_teacher_reveals_it(connect):
     teacher = connect(TEACHER, student_address(1))
     student = connect({"viewer": secret("eve")}, student_address(30))

@@ -13,6 +13,7 @@ Broadcasts: `poll` to every viewer ({"poll": ... or null}; the counts only once 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from typing import Optional
 
 from flask import Flask, request
@@ -40,8 +41,19 @@ def voters() -> list[str]:
     keys = ["viewer:" + _hashed(current_owner())]
     address = client_address(request.environ)
     if address is not None:
-        keys.append("address:" + _hashed(address))
+        keys.append("address:" + _hashed(one_device(address)))
     return keys
+
+
+def one_device(address: str) -> str:
+    """An address as one device's: an IPv6 address by its /64 (a device makes up new addresses
+    in its network's /64 at will: privacy extensions), an IPv4 address as it is."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:198.51.100.7 is 198.51.100.7
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
 
 
 def _hashed(text: str) -> str:
