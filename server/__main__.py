@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-runs", type=int, default=defaults.max_runs, metavar="N",
                         help="private runs that train at once in one engine; more wait in a queue "
                              "(default %(default)s)")
+    parser.add_argument("--owner-grace", type=float, default=defaults.owner_grace_s, metavar="SECONDS",
+                        help="a private run whose owner has no connection left this long is paused, recorded "
+                             "and freed; its owner gets it back from its record (default %(default)g)")
     parser.add_argument("--redis", default=None, metavar="URL",
                         help="several processes or machines (docs/deploy.md): the Redis they share, "
                              "redis://HOST:PORT/DB; without it one command runs everything on this machine")
@@ -82,7 +85,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
-        "database": args.database, "engines": args.engines, "max_runs": args.max_runs,
+        "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,
         "predict_via_engine": args.predict_via_engine,
     })

@@ -73,6 +73,9 @@ class Settings(BaseModel):
     engines: int = Field(3, ge=1, le=64)
     # Private runs training at once in one engine; more wait in a queue (--max-runs).
     max_runs: int = Field(10, ge=1, le=1000)
+    # A private run whose owner has no connection left this long is paused, recorded and freed
+    # (its place comes back; its owner gets it back from its record). --owner-grace.
+    owner_grace_s: float = Field(90.0, ge=1, le=3600)
     # Several machines (docs/deploy.md): the Redis every web and engine process shares, and what
     # this process is: "all" (web and engines; without Redis, today's one machine), "web", "engine".
     redis: Optional[str] = Field(None, min_length=1, max_length=2000)

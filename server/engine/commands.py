@@ -71,9 +71,7 @@ def pause(engine: Engine, args) -> dict:
 
 
 def step(engine: Engine, args) -> dict:
-    parts = engine.controlled(args)
-    engine.leave_queue(parts)
-    return {"state": parts.run.step(int(args.get("batches", 1)))}
+    return {"state": engine.step_or_queue(engine.controlled(args), int(args.get("batches", 1)))}
 
 
 def reset(engine: Engine, args) -> dict:
@@ -108,7 +106,10 @@ def create_run(engine: Engine, args) -> dict:
     owner = args.get("owner")
     if not isinstance(owner, str) or not owner:
         raise UserError("a private run needs an owner")
-    engine.check_room_for(owner)
+    engine.check_room_for(owner, int(args.get("held") or 0))
+    if args.get("record") is not None:  # a put-away run of this owner's, back from its record
+        parts = engine.private_run_from_record(owner, int(args["record"]), engine.default_pace)
+        return {"run": parts.run.key, "state": parts.run.state(), "engine": engine.engine_id}
     setup, has_pace, pace = split_pace(args.get("config") or {})
     config = TrainConfig().updated(setup)
     state_dict = None
@@ -121,6 +122,28 @@ def create_run(engine: Engine, args) -> dict:
     if state_dict is not None:
         engine.load_weights(parts, state_dict, config, args.get("origin") or "copied weights")
     return {"run": parts.run.key, "state": parts.run.state(), "engine": engine.engine_id}
+
+
+def owned(engine: Engine, args) -> dict:
+    """How many private runs this owner has in this engine (the web tier adds every engine's)."""
+    return {"runs": engine.owned(str(args.get("owner") or ""))}
+
+
+def private_runs(engine: Engine, args) -> dict:
+    """Every private run of this engine, for the teacher (the web tier checks who asks)."""
+    return {"runs": engine.private_listing()}
+
+
+def put_away(engine: Engine, args) -> dict:
+    """The teacher puts a private run away: paused, recorded (its owner gets it back from its
+    record) and freed (the web tier checks who asks)."""
+    key = run_key(args)
+    parts = engine.part(key)
+    if parts.owner is None:
+        raise UserError("the shared run cannot be put away: only private runs can")
+    record = engine.close_run(key, "the teacher put it away: it was paused and recorded in the runs list (its owner gets "
+                          "it back from its record)")
+    return {"run": key, "record": record}
 
 
 def present(engine: Engine, args) -> dict:
@@ -233,9 +256,21 @@ def runs_delete(engine: Engine, args) -> dict:
     return {}
 
 
+def may_take_weights(args, saved: dict, record: int) -> None:
+    """A private run's recorded weights (a download, a restore) go to its owner and the teacher
+    (the web tier says which the asker is: "owner", "teacher"), as its live weights go only to
+    whoever has its link; the shared run's records are everyone's."""
+    owner = saved.get("owner")
+    if owner is None or args.get("teacher") or args.get("owner") == owner:
+        return
+    raise AccessError(f"run #{record} is someone else's private run: only its owner (or the teacher) can take "
+                      "its weights. You can overlay its curves.")
+
+
 def runs_restore(engine: Engine, args) -> dict:
     record = int(args["id"])
     saved = engine.store.get(record, curves=False)
+    may_take_weights(args, saved, record)
     step, data = engine.store.checkpoint(record)
     try:
         config = recorded_config(saved["config"])
@@ -252,6 +287,7 @@ def runs_restore(engine: Engine, args) -> dict:
 def runs_checkpoint(engine: Engine, args) -> dict:
     record = int(args["id"])
     saved = engine.store.get(record, curves=False)
+    may_take_weights(args, saved, record)
     step, data = engine.store.checkpoint(record)
     config = recorded_config(saved["config"])
     return {"data": data, "filename": checkpoint_name(config, step, record)}
@@ -333,7 +369,9 @@ def poll_open(engine: Engine, args) -> dict:
 
 
 def poll_answer(engine: Engine, args) -> dict:
-    return engine.polls.answer(str(args["voter"]), int(args["poll"]), int(args["choice"]))
+    # "voters": the keys the answerer is known by (web/polls.py); "voter": one key (the first protocol)
+    voters = args["voters"] if isinstance(args.get("voters"), (list, tuple)) else str(args["voter"])
+    return engine.polls.answer(voters, int(args["poll"]), int(args["choice"]))
 
 
 def poll_reveal(engine: Engine, args) -> dict:
@@ -361,6 +399,9 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "predict": predict,
     "run:create": create_run,
     "runs:present": present,
+    "runs:owned": owned,
+    "runs:private": private_runs,
+    "run:put_away": put_away,
     "views:watch": watch,
     "inside:neuron": neuron,
     "explain:forward": forward,

@@ -9,8 +9,9 @@ Runs: the shared run (key "shared", the teacher's, when this engine holds it) an
 (the web tier passes the asking viewer's), or it is refused. The commands themselves, name by
 name, are server/engine/commands.py; here is what they act on: the runs, their features, the
 private runs' queue and places, and which streams web processes watch. At most `max_runs` private runs
-train at once; a start beyond that waits in a queue (its state says its place). A private run
-whose owner has not been seen for OWNER_GONE_S is paused, recorded and freed.
+train at once; a start or a step beyond that waits in a queue (its state says its place). A
+private run whose owner has not been seen for `owner_gone_s` (the web tier tells who is
+connected: runs:present) is paused, recorded and freed; its owner gets it back from its record.
 
 Messages, each `{"topic", "run", "payload"}`:
   state, metrics, epoch, evaluation (the Socket.IO events of docs/protocol.md, payload as sent);
@@ -22,6 +23,7 @@ Messages, each `{"topic", "run", "payload"}`:
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -41,18 +43,19 @@ from .recorder import RunRecorder, recorded_config
 from .replay import Replay
 from .replica_publisher import ReplicaPublisher
 from .run import TrainingRun
-from .records import RunStore
+from .records import RunStore, describe_setup
 from .worker import Debounced
 
 log = logging.getLogger(__name__)
 
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second
 PRIVATE_PREFIX = "p-"
+PRIVATE_KEY = re.compile(r"^p-[0-9a-f]{12}$")
 DEFAULT_MAX_RUNS = 10  # private runs training at once in one engine (docs/performance.md)
 RUNS_PER_PLACE = 3  # an engine holds at most this many private runs per training place
 RUNS_PER_OWNER = 3  # one viewer's private runs held at once
 WATCHER_TTL_S = 180.0  # a web process tells which streams it watches at least every minute
-OWNER_GONE_S = 600.0  # a private run whose owner is gone this long is paused, recorded, freed
+OWNER_GONE_S = 90.0  # a private run whose owner is gone this long is paused, recorded, freed (settings.owner_grace_s)
 NOT_YOURS = ("this run is someone else's: you can watch it, not change it. Press \"Train my own copy\" "
              "for a run of your own")
 Publish = Callable[[dict], None]
@@ -70,7 +73,30 @@ class RunParts:
     owner: Optional[str] = None  # who controls a private run (None: the shared run)
     last_seen: float = 0.0  # when its owner was last seen (private runs)
     queued_config: Optional[dict] = None  # the setup changes a queued start will apply
+    queued_steps: int = 0  # a queued step's batches (0: the queue's turn starts the run)
     replay: Optional[Replay] = None  # the run's weights kept over time (replay.py)
+
+
+def duration(seconds: float) -> str:
+    """90 -> "90 seconds", 600 -> "10 minutes"."""
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
+
+
+def memory_bytes(parts: RunParts) -> int:
+    """What a run holds now, in bytes: its weights and their gradients, the optimizer's state,
+    the weights' copy in shared memory (for predictions) and the replay's kept weights."""
+    trainer = parts.run.trainer
+    params = list(trainer.model.parameters())
+    weights = sum(p.nbytes for p in params)
+    grads = sum(p.grad.nbytes for p in params if p.grad is not None)
+    try:  # (the training thread may add the optimizer's state meanwhile)
+        optimizer = sum(value.nbytes for state in list(trainer.optimizer.state.values())
+                        for value in list(state.values()) if isinstance(value, torch.Tensor))
+    except RuntimeError:
+        optimizer = 0
+    return weights * 2 + grads + optimizer + (parts.replay.nbytes() if parts.replay else 0)
 
 
 class Engine:
@@ -79,8 +105,9 @@ class Engine:
                  clock=time.monotonic, training_cores: Optional[list[int]] = None,
                  private_run_cores: Optional[list[int]] = None,
                  engine_id: str = "local-0", holds_shared: bool = True, max_runs: int = DEFAULT_MAX_RUNS,
-                 is_stale=lambda engine: True):
+                 is_stale=lambda engine: True, owner_gone_s: float = OWNER_GONE_S):
         self.dataset = dataset
+        self.owner_gone_s = owner_gone_s
         self.engine_id = engine_id
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
@@ -201,6 +228,7 @@ class Engine:
         self.queue.remove(parts.run.key)
         parts.run.queue_position = None
         parts.queued_config = None
+        parts.queued_steps = 0
         self._announce_queue()
         return True
 
@@ -213,26 +241,31 @@ class Engine:
                 continue
             parts.run.queue_position = None
             try:
-                parts.run.start(parts.queued_config)
+                if parts.queued_steps:  # its steps take the place while they train
+                    parts.run.step(parts.queued_steps, wait_s=0)
+                else:
+                    parts.run.start(parts.queued_config)
             except UserError as err:
                 parts.run.notice = f"This run could not start: {err}"
                 parts.run.announce()
             parts.queued_config = None
+            parts.queued_steps = 0
             self._announce_queue()
 
     def _put_away_abandoned(self) -> None:
         now = self.clock()
         for parts in self.private_runs():
-            if now - parts.last_seen >= OWNER_GONE_S:
-                minutes = OWNER_GONE_S / 60
-                self.close_run(parts.run.key, f"its owner was gone for {minutes:g} minutes: it was paused, "
-                                              "recorded in the runs list and put away")
+            if now - parts.last_seen >= self.owner_gone_s:
+                self.close_run(parts.run.key, f"its owner was gone for {duration(self.owner_gone_s)}: it was paused, "
+                                              "recorded in the runs list and put away (its owner gets it back "
+                                              "from its record)")
 
-    def close_run(self, key: str, reason: str) -> None:
-        """Pause a private run, record it (status paused) and free its memory."""
+    def close_run(self, key: str, reason: str) -> Optional[int]:
+        """Pause a private run, record it (status paused) and free its memory. Its record's id
+        (None: nothing was trained, nothing recorded)."""
         parts = self.runs.get(key)
         if parts is None or parts.owner is None:
-            return
+            return None
         self.leave_queue(parts)
         parts.recorder.close_status = "paused"
         parts.run.close()
@@ -241,19 +274,64 @@ class Engine:
         del self.runs[key]
         self._message("run:closed", key, {"reason": reason, "record": record})
         self.announce_runs()
+        return record
 
-    def check_room_for(self, owner: str) -> None:
-        """Refused in words when `owner`, or this engine, holds as many private runs as it may."""
+    def owned(self, owner: str) -> int:
+        """How many private runs `owner` has in this engine."""
+        return sum(1 for parts in self.private_runs() if parts.owner == owner)
+
+    def check_room_for(self, owner: str, held: int = 0) -> None:
+        """Refused in words when `owner`, or this engine, holds as many private runs as it may.
+        `held`: the owner's runs in every engine, as the web tier counted them (the cap is one
+        viewer's, whichever engines its runs are in)."""
         private = self.private_runs()
-        if sum(1 for parts in private if parts.owner == owner) >= RUNS_PER_OWNER:
+        if max(held, self.owned(owner)) >= RUNS_PER_OWNER:
             raise LimitError(f"you already have {RUNS_PER_OWNER} runs of your own on this server: go back to one "
                              "of them (its link), or wait until one is put away")
         if len(private) >= self.max_runs * RUNS_PER_PLACE:
             raise LimitError(f"this server already holds {len(private)} private runs, the most it can: "
                              "watch the shared run, or try again in a few minutes")
 
-    def add_private_run(self, owner: str, config: TrainConfig, pace: Optional[float]) -> RunParts:
-        return self.add_run(PRIVATE_PREFIX + secrets.token_hex(6), pace, config=config, owner=owner)
+    def add_private_run(self, owner: str, config: TrainConfig, pace: Optional[float],
+                        key: Optional[str] = None) -> RunParts:
+        return self.add_run(key or PRIVATE_PREFIX + secrets.token_hex(6), pace, config=config, owner=owner)
+
+    def private_run_from_record(self, owner: str, record: int, pace: Optional[float]) -> RunParts:
+        """A put-away private run back for its owner, from its record: its key (its link works
+        again), setup, weights, curves and step, paused; recorded on into the same record. (The
+        web tier checked that no other engine holds that key now.)"""
+        saved = self.store.get(record)
+        key = saved.get("run_key")
+        if saved.get("owner") != owner or not isinstance(key, str) or not PRIVATE_KEY.match(key):
+            raise AccessError(f"run #{record} is not a run of yours: only its owner gets it back "
+                              "(\"Train my own copy\" makes a run of your own)")
+        if key in self.runs:
+            raise UserError(f"run #{record} is still there: go back to it (its link)")
+        step, data = self.store.checkpoint(record)
+        try:
+            config = recorded_config(saved["config"])
+            state_dict = check_fits(read_state_dict(data), config)
+        except (CheckpointError, UserError) as err:
+            raise UserError(f"run #{record}'s saved weights cannot be used: {err}") from None
+        parts = self.add_private_run(owner, config, pace, key=key)
+        parts.run.restore(status="paused", config=config, state_dict=state_dict, history=saved.get("history") or [],
+                          epochs=saved.get("epochs") or [], step=step,
+                          notice=f"Back from its record (run #{record}, step {step}): press Train to go on.")
+        parts.recorder.adopt(record, parts.run.run_id, config.model_dump())
+        self.announce_runs()
+        return parts
+
+    def private_listing(self) -> list[dict]:
+        """Every private run of this engine, for the teacher: whose, its setup, what it holds."""
+        now, listing = self.clock(), []
+        for parts in self.private_runs():
+            run = parts.run
+            listing.append({"run": run.key, "owner": parts.owner, "engine": self.engine_id, "status": run.status,
+                            "step": run.step_count, "setup": describe_setup(run.config.model_dump()),
+                            "model": run.config.architecture.summary(), "queue_position": run.queue_position,
+                            "memory_bytes": memory_bytes(parts), "owner_seen_s": round(now - parts.last_seen, 1),
+                            "record": parts.recorder.live_record_id})
+        return listing
 
     def owners_present(self, owners: set) -> None:
         """These owners are connected now: their runs stay."""
@@ -266,15 +344,36 @@ class Engine:
         """Start the run, or, for a private run when every training place is taken, queue it
         (its state says its place); the setup is checked now either way. Its state."""
         run = parts.run
-        if parts.owner is not None and run.status != "running" and \
-                (run.key in self.queue or self._training_places_taken(but=parts) >= self.max_runs):
+        if self._must_wait(parts):
             run._validated(config)  # refused now, in words, not when its turn comes
-            if run.key not in self.queue:
-                self.queue.append(run.key)
-            parts.queued_config = config
-            run.queue_position = self._queue_position(run.key)
-            return run.announce()
+            return self._queue(parts, config=config)
         return run.start(config)
+
+    def step_or_queue(self, parts: RunParts, batches: int) -> dict:
+        """Train `batches` steps, or, for a private run when every training place is taken, wait
+        in the queue for a place as a start does (a step trains on a place too). Its state."""
+        if self._must_wait(parts):
+            return self._queue(parts, steps=batches)
+        self.leave_queue(parts)
+        return parts.run.step(batches)
+
+    def _must_wait(self, parts: RunParts) -> bool:
+        """A private run without a place (not training, nor stepping) finds them all taken, or
+        others ahead of it in the queue."""
+        run = parts.run
+        holds_a_place = run.status == "running" or run._steps_wanted
+        return parts.owner is not None and not holds_a_place and \
+            (run.key in self.queue or self._training_places_taken(but=parts) >= self.max_runs)
+
+    def _queue(self, parts: RunParts, *, config: Optional[dict] = None, steps: int = 0) -> dict:
+        """In line for a place: what its turn does is the last thing asked (a start with its
+        setup changes, or a step of `steps` batches), as pressing it on a run with a place would."""
+        run = parts.run
+        if run.key not in self.queue:
+            self.queue.append(run.key)
+        parts.queued_config, parts.queued_steps = config, steps
+        run.queue_position = self._queue_position(run.key)
+        return run.announce()
 
     def drop_shared(self) -> None:
         """This engine no longer holds the shared run (its lease was lost): stop it after its

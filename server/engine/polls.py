@@ -3,9 +3,13 @@ on their own devices, the teacher reveals the answer computed from the shared ru
 
 The poll lives here, in the engine, not in a web process: several web processes can then serve
 one class (each passes its viewers' answers through). Answers are anonymous: the web tier
-passes a per-connection id it made up (never shown, never stored beyond the poll) and only the
-counts per choice leave this module. One answer per viewer. Who may open, reveal and close is
-the web tier's check (server/web/polls.py, the same as the run's controls).
+passes who answers as opaque keys (a hash of the viewer's secret, a hash of its address: never
+shown, never stored beyond the poll) and only the counts per choice leave this module.
+
+One answer per viewer: an answer whose keys share any key with an earlier answer replaces it
+(a student who reconnects, reloads or makes up new secrets from one address counts once, with
+its latest choice). Who may open, reveal and close is the web tier's check (server/web/polls.py,
+the same as the run's controls).
 
 A poll, as published (message topic "poll", run "shared"): {"id", "step", "key", "title",
 "question", "choices", "kind", "counts", "answers", "status": "open" | "revealed", "reveal"}; or
@@ -20,6 +24,7 @@ from typing import Callable, Optional
 from ..errors import UserError
 
 MAX_VOTERS = 10_000  # answers held per poll (a bound on memory whoever sends them)
+MAX_VOTER_KEYS = 4  # keys one answer is known by (the viewer, its address)
 NO_POLL = "there is no class poll open now"
 
 
@@ -35,7 +40,10 @@ class Polls:
         self.clock = clock
         self._lock = threading.Lock()
         self._poll: Optional[dict] = None
-        self._votes: dict[str, int] = {}  # anonymous voter id -> choice
+        self._votes: dict[int, int] = {}  # answer number -> choice (one per viewer)
+        self._answer_of: dict[str, int] = {}  # a voter key -> the answer it gave
+        self._keys_of: dict[int, tuple] = {}  # answer number -> its voter keys
+        self._next_answer = 1
         self._next_id = 1
 
     def current(self) -> Optional[dict]:
@@ -62,12 +70,20 @@ class Polls:
                           "view": question.get("view"), "status": "open", "reveal": None,
                           "opened_at": time.time()}
             self._next_id += 1
-            self._votes = {}
+            self._forget_answers()
             public = self._public()
         self.publish(public)
         return public
 
-    def answer(self, voter: str, poll_id: int, choice: int) -> dict:
+    def _forget_answers(self) -> None:
+        self._votes, self._answer_of, self._keys_of = {}, {}, {}
+
+    def answer(self, voters, poll_id: int, choice: int) -> dict:
+        """`voters`: the keys the answerer is known by (one string: a single key). An earlier
+        answer sharing any of them is replaced."""
+        keys = (voters,) if isinstance(voters, str) else tuple(dict.fromkeys(voters))
+        if not keys or len(keys) > MAX_VOTER_KEYS or not all(isinstance(key, str) and key for key in keys):
+            raise PollError(f"an answer needs 1 to {MAX_VOTER_KEYS} voter keys")
         with self._lock:
             poll = self._poll
             if poll is None:
@@ -78,14 +94,21 @@ class Polls:
                 raise PollError("the answer has been revealed: this poll takes no more answers")
             if not 0 <= choice < len(poll["choices"]):
                 raise PollError(f"choice: this poll has choices 0 to {len(poll['choices']) - 1}, got {choice}")
-            if voter in self._votes:
-                raise PollError("you have already answered this poll (one answer per viewer)")
-            if len(self._votes) >= MAX_VOTERS:
+            earlier = {self._answer_of[key] for key in keys if key in self._answer_of}
+            if not earlier and len(self._votes) >= MAX_VOTERS:
                 raise PollError(f"this poll has {MAX_VOTERS:,} answers, as many as it takes")
-            self._votes[voter] = choice
+            for number in earlier:  # this viewer's earlier answer(s): the new one replaces them
+                del self._votes[number]
+                for key in self._keys_of.pop(number):
+                    self._answer_of.pop(key, None)
+            number, self._next_answer = self._next_answer, self._next_answer + 1
+            self._votes[number] = choice
+            self._keys_of[number] = keys
+            for key in keys:
+                self._answer_of[key] = number
             public = self._public()
         self.publish(public)
-        return {"poll": poll_id, "choice": choice, "answers": public["answers"]}
+        return {"poll": poll_id, "choice": choice, "answers": public["answers"], "replaced": bool(earlier)}
 
     def reveal(self, compute: Callable[[int], dict]) -> dict:
         """`compute(step)` computes the answer from the shared run (outside the lock: it may train)."""
@@ -107,6 +130,6 @@ class Polls:
             if self._poll is None:
                 raise PollError(NO_POLL)
             self._poll = None
-            self._votes = {}
+            self._forget_answers()
         self.publish(None)
         return {"poll": None}

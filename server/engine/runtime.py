@@ -57,7 +57,7 @@ def make_engine_factory(settings, *, dataset=None, training_cores=None, private_
         return Engine(data, data_dir=settings.data_dir, database_url=settings.database, device=device,
                       publish=publish, training_cores=training_cores,
                       private_run_cores=private_run_cores, engine_id=engine_id,
-                      holds_shared=holds_shared, max_runs=settings.max_runs,
+                      holds_shared=holds_shared, max_runs=settings.max_runs, owner_gone_s=settings.owner_grace_s,
                       is_stale=stale_engines(engine_id, stale))
 
     return factory

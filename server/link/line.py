@@ -14,6 +14,7 @@ answers it reads.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import threading
@@ -169,6 +170,18 @@ class Outbox:
 
 # ---- the web side ---------------------------------------------------------------------------------
 
+OWNER_LOCKS = 64  # one run:create at a time per owner: striped, a bounded number of locks whoever asks
+
+
+def owner_lock_index(owner: str) -> int:
+    return int(hashlib.sha256(owner.encode()).hexdigest()[:8], 16) % OWNER_LOCKS
+
+
+def runs_held(engines: "Engines", owner: str) -> int:
+    """The owner's private runs in every engine that answers (runs:owned)."""
+    return sum(int(answer.get("runs", 0)) for answer in engines.everywhere("runs:owned", {"owner": owner}))
+
+
 def refusal(answer: dict) -> UserError:
     """The engine's refusal as the error the web tier raises (its words, its status)."""
     cls = ERROR_TYPES.get(answer.get("type"), UserError)
@@ -236,4 +249,6 @@ class Engines(Protocol):
         """The same request to every engine that is up (the answers of those that answered)."""
 
     def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
-        """A new private run on the least-loaded engine."""
+        """A new private run on the least-loaded engine. With args["owner"], one at a time per
+        owner over every web process, with "held" (its runs in every engine: runs:owned) added,
+        so the engine's per-owner cap holds across engines."""

@@ -25,6 +25,22 @@ from .redis_bus import (ALIVE_CHECK_S, AWAY_S, BLOCK_S, LOOKUP_SCRIPT, MESSAGES_
 log = logging.getLogger(__name__)
 
 
+class _Releasing:
+    """A held Redis lock as a context: released on the way out (an expired one is let go)."""
+
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        return self.lock
+
+    def __exit__(self, *exc):
+        try:
+            self.lock.release()
+        except Exception:  # expired meanwhile, or Redis away: the expiry frees it
+            log.warning("an owner's run:create lock was not released (it expires by itself)")
+
+
 class EngineClient:
     """A web process's side of the bus.
 
@@ -85,6 +101,18 @@ class EngineClient:
                 self.redis.srem(engines_key(), engine_id)
         except REDIS_ERRORS:
             pass
+
+    def owner_lock(self, owner: str, timeout: float):
+        """A lock per owner that every web process shares (Redis's SET NX with an expiry: a web
+        process that dies holding it frees it within `timeout` + 5 s)."""
+        lock = self.redis.lock(f"{PREFIX}creating:{owner}", timeout=timeout + 5, blocking_timeout=timeout)
+        try:
+            if not lock.acquire():
+                raise EngineUnavailable("another run of yours is being made: try again in a moment")
+        except REDIS_ERRORS as err:
+            self.reachability.failed(err)
+            raise self.reachability.unavailable() from None
+        return _Releasing(lock)
 
     def pick_engine(self) -> str:
         """The alive engine holding the fewest runs (ties at random, so new runs spread)."""

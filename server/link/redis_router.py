@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
 from .names import SHARED
-from .line import REQUEST_TIMEOUT_S
+from .line import REQUEST_TIMEOUT_S, runs_held
 from .redis_client import EngineClient
 
 log = logging.getLogger(__name__)
@@ -131,5 +131,11 @@ class RedisEngines:
         return answers
 
     def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
-        engine = self.client.pick_engine()
-        return self.client.request("run:create", args, timeout=timeout, engine=engine)
+        """One at a time per owner over every web process (a Redis lock), with its runs in every
+        engine counted ("held": the cap is per owner, whichever engines its runs are in)."""
+        owner = args.get("owner")
+        if not isinstance(owner, str):
+            return self.client.request("run:create", args, timeout=timeout, engine=self.client.pick_engine())
+        with self.client.owner_lock(owner, timeout):
+            args = {**args, "held": runs_held(self, owner)}
+            return self.client.request("run:create", args, timeout=timeout, engine=self.client.pick_engine())

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, NotFound
 from .client import EngineHost
-from .line import REQUEST_TIMEOUT_S
+from .line import OWNER_LOCKS, REQUEST_TIMEOUT_S, owner_lock_index, runs_held
 from .names import SHARED
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class EngineRouter:
         self.on_runs_lost = on_runs_lost  # (run keys, words): an engine died with these runs
         self._where: dict[str, int] = {SHARED: 0}  # run key -> index of the engine holding it
         self._lock = threading.Lock()
+        self._creating = [threading.Lock() for _ in range(OWNER_LOCKS)]  # one run:create per owner at a time
         self.hosts = [
             EngineHost(start, on_message=self._from(index), on_status=self._status_of(index, on_status))
             for index, start in enumerate(starters)]
@@ -117,7 +118,15 @@ class EngineRouter:
         return answers
 
     def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
-        """A new private run on the engine for private runs with the fewest runs."""
+        """A new private run on the engine for private runs with the fewest runs; one at a time
+        per owner, with its runs in every engine counted ("held": the cap is per owner)."""
+        owner = args.get("owner")
+        if not isinstance(owner, str):
+            return self._create_run(args, timeout)
+        with self._creating[owner_lock_index(owner)]:
+            return self._create_run({**args, "held": runs_held(self, owner)}, timeout)
+
+    def _create_run(self, args: dict, timeout: float) -> dict:
         candidates = list(range(1, len(self.hosts))) or [0]
         with self._lock:
             load = {index: 0 for index in candidates}

@@ -62,6 +62,24 @@ def is_local_environ(environ: dict) -> bool:
     return not address or is_loopback(address)
 
 
+def client_address(environ: dict) -> Optional[str]:
+    """The address a viewer connects from, as far as this server can tell (for rules per
+    address, such as one poll answer per address): a peer on another machine, its own address;
+    a loopback peer that came through a proxy (only this machine can open a loopback
+    connection, so the proxy is this machine's), the address the proxy names (the last of
+    X-Forwarded-For, the one the proxy itself added, else X-Real-IP); this machine itself
+    (the teacher's browser, an in-process test client): None, no address rule."""
+    address = environ.get("REMOTE_ADDR")
+    if address and not is_loopback(address):
+        return address
+    forwarded = (environ.get("HTTP_X_FORWARDED_FOR") or "").split(",")[-1].strip() or \
+        (environ.get("HTTP_X_REAL_IP") or "").strip()
+    try:
+        return str(ipaddress.ip_address(forwarded)) if forwarded else None
+    except ValueError:
+        return None
+
+
 def _expected_token() -> str:
     from flask import current_app
     return current_app.extensions["playground"].control_token

@@ -18,12 +18,12 @@ from flask_socketio import join_room, leave_room
 from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..errors import NotFound, UserError
-from ..link.names import broadcast_room
-from .access import asked_at_connect
-from .viewers import current_run, require_run_control, run_args
+from ..errors import AccessError, NotFound, UserError
+from ..link.names import SHARED, broadcast_room
+from .access import access_level, asked_at_connect
 from .answers import answered, parse
 from .schemas import MAX_RUN_ID, Strict
+from .viewers import current_owner, current_run, require_run_control, run_args, visible_runs
 
 UPLOAD_CONTENT_TYPE = "application/octet-stream"
 # The biggest network the setup allows (784 -> 4 x 2048 -> 10, float32) is about 57 MB.
@@ -57,16 +57,30 @@ def init_app(app: Flask, playground) -> None:
 
     playground.subscribe("evaluation", on_evaluation)
 
+    def send_runs(payload):
+        """The runs list to the viewers who take it, each web process to its own: the same list
+        to all, but a private run's key (its link) only to its owner and its watchers, each of
+        whom gets a list of its own (web/runs.py visible_runs)."""
+        public = visible_runs(payload, None, SHARED)
+        own = {}
+        for sid, topics in list(taken.items()):
+            if "runs" not in topics:
+                continue
+            mine = visible_runs(payload, playground.viewers.owner_of(sid), playground.viewers.run_of(sid))
+            if mine != public:
+                own[sid] = mine
+        socketio.emit("runs", public, to=broadcast_room("runs"), skip_sid=list(own) or None, ignore_queue=True)
+        for sid, mine in own.items():
+            socketio.emit("runs", mine, to=sid, ignore_queue=True)
+
     def on_runs(message):
         payload = message["payload"]
-        if payload is not None:
-            socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)
-            return
-        try:  # an engine without the shared run: the list comes from the one with it
-            payload = playground.request("runs:list")
-        except UserError:
-            return
-        socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)  # each web process, its own viewers
+        if payload is None:
+            try:  # an engine without the shared run: the list comes from the one with it
+                payload = playground.request("runs:list")
+            except UserError:
+                return
+        send_runs(payload)
 
     playground.subscribe("runs", on_runs)
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes
@@ -108,8 +122,11 @@ def init_app(app: Flask, playground) -> None:
     def download_run_checkpoint(run_id: int):
         if not 1 <= run_id <= MAX_RUN_ID:
             raise NotFound(f"there is no run #{run_id}")
+        asker = {"owner": current_owner(), "teacher": access_level()["control"]}  # X-Viewer, the token
         try:
-            answer = playground.request("runs:checkpoint", {"id": run_id}, timeout=CHECKPOINT_TIMEOUT_S)
+            answer = playground.request("runs:checkpoint", {"id": run_id, **asker}, timeout=CHECKPOINT_TIMEOUT_S)
+        except AccessError:
+            raise  # 403, in words
         except UserError as err:
             raise NotFound(str(err)) from None
         return send_weights(answer["data"], answer["filename"])

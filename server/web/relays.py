@@ -9,7 +9,8 @@ gets, as the acknowledgement `{"ok": true, ...}` (docs/protocol.md).
 
 Events with logic of their own stay hand-written beside their feature: `predict` (answered in
 the connection's own thread from the weights replica: spine.py), `setup:link` (the web tier
-alone: spine.py), `run:create` and `run:watch` (switching runs: viewers.py), `inside:subscribe` and
+alone: spine.py), `run:create` and `run:watch` (switching runs: viewers.py), `runs:private` (every
+engine's private runs with this web process's connections: viewers.py), `inside:subscribe` and
 `broadcasts:subscribe` (frame and broadcast delivery: inside.py, evaluate.py), and the HTTP
 uploads and downloads.
 """
@@ -26,8 +27,9 @@ from ..preprocess import preprocess_pixels
 from .access import access_level, require_control
 from .answers import answered, parse
 from .limits import throttle
-from .polls import public, voter
-from .viewers import current_owner, current_run, require_run_control, run_args
+from .polls import keep_open_poll_answer, public, voters
+from .viewers import (WatchRequest, current_owner, current_run, record_for_viewer, require_run_control, run_args,
+                   runs_for_viewer)
 from .schemas import (CellRequest, ConfigRequest, ForwardRequest, LessonRevealRequest, NeuronRequest, PaceRequest,
                       PollAnswerRequest, PollOpenRequest, PollRevealRequest, RenameRequest, ReplayPredictRequest,
                       ReplayRequest, RunRequest, SamplesRequest, StepRequest)
@@ -71,6 +73,8 @@ class Relay:
     optional: bool = False  # no payload: the schema's defaults
     timeout: Optional[float] = None  # seconds the engine may take; None: the line's default
     answer: Callable[[dict], dict] = field(default=lambda answer: answer)  # what of the engine's answer the client gets
+    # a check of what was read, beyond its schema (playground, body): refuses in words or returns
+    check: Optional[Callable[[Any, Any], None]] = None
 
     @property
     def engine_command(self) -> str:
@@ -159,21 +163,25 @@ RELAYS: tuple[Relay, ...] = (
     Relay("evaluate:cell", CellRequest, run="watched+owner"),
     Relay("dataset:get"),
     Relay("dataset:samples", SamplesRequest, optional=True),
-    Relay("runs:list"),
-    Relay("runs:get", RunRequest),
+    Relay("runs:list", answer=runs_for_viewer),  # a private run's key only to its owner (web/runs.py)
+    Relay("runs:get", RunRequest, answer=record_for_viewer),
     Relay("runs:rename", RenameRequest, control="record"),
     Relay("runs:delete", RunRequest, control="record"),
-    Relay("runs:restore", RunRequest, control="run", run="watched+owner"),  # into the run this viewer watches
+    Relay("runs:restore", RunRequest, lambda body: {"id": body.id, "teacher": access_level()["control"]},
+          control="run", run="watched+owner"),  # into the run this viewer watches; someone's private record: refused
+    # The teacher puts a private run away (its owner gets it back from its record): to its engine
+    Relay("run:put_away", WatchRequest, lambda body: {"run": body.run}, control="shared"),
     # The lesson and the run replayed
     Relay("lesson:steps", run="watched"),
     Relay("lesson:reveal", LessonRevealRequest, lambda body: {"step": body.step, "pixels": drawing(body.pixels)},
-          run="watched", rate=LESSON_REVEALS, timeout=REVEAL_TIMEOUT_S),
+          run="watched", rate=LESSON_REVEALS, timeout=REVEAL_TIMEOUT_S,
+          check=lambda playground, body: keep_open_poll_answer(playground, body.step)),
     Relay("replay:frame", ReplayRequest, run="watched", rate=REPLAY),
     Relay("replay:predict", ReplayPredictRequest, lambda body: {"step": body.step, "pixels": drawing(body.pixels)},
           run="watched", rate=REPLAY),
     # Class polls (about the shared run; the engine holds the poll)
     Relay("poll:open", PollOpenRequest, control="shared"),
-    Relay("poll:answer", PollAnswerRequest, lambda body: {"voter": voter(), "poll": body.poll, "choice": body.choice},
+    Relay("poll:answer", PollAnswerRequest, lambda body: {"voters": voters(), "poll": body.poll, "choice": body.choice},
           rate=POLL_ANSWERS),
     Relay("poll:reveal", PollRevealRequest, lambda body: {"pixels": drawing(body.pixels)}, optional=True,
           control="shared", rate=POLL_REVEALS, timeout=REVEAL_TIMEOUT_S),
@@ -201,6 +209,8 @@ def relay(playground, row: Relay, payload=None) -> dict:
         body = parse(row.schema, payload, optional=row.optional)
     else:
         body = row.schema(payload)
+    if row.check is not None:
+        row.check(playground, body)
     if row.args is not None:
         args = row.args(body)
     else:

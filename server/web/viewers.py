@@ -6,14 +6,23 @@ broadcasts (state, metrics, epoch, live views, evaluation) reach its watchers on
 identified by the `viewer` secret its page keeps (connect auth; a connection without one is
 its own viewer): the owner of a private run is the viewer that made it, by a hash of that
 secret, so a reload keeps the run its own. Its owner controls it without a token; everyone
-else watches it, read-only (the engine refuses their controls).
+else watches it, read-only (the engine refuses their controls). A private run's key is its
+link: it reaches its owner (and the teacher), never a list everyone sees, so whoever watches
+a private run was sent its link by its owner.
 
-Socket.IO (docs/protocol.md): run:create, run:watch; broadcast run:closed.
+Places come back: every engine hears who is connected (runs:present) a few times per grace
+period (settings.owner_grace_s), and frees the runs of owners gone longer; their owners get them
+back from their records (run:create {"record"}). One viewer holds at most 3 private runs,
+whichever engines they are in. The teacher (whoever may control the shared run) sees every
+private run (runs:private) and puts any away (run:put_away, a row of web/relays.py).
+
+Socket.IO (docs/protocol.md): run:create, run:watch, runs:private; broadcast run:closed.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 import re
 import threading
 from typing import Literal, Optional
@@ -22,12 +31,12 @@ from flask import request
 from flask_socketio import join_room, leave_room
 from pydantic import Field, field_validator
 
-from ..errors import NotFound, UserError
+from ..errors import AccessError, NotFound, UserError
 from ..link.names import SHARED, run_room
 from ..link.replica import ReplicaReader
-from .access import access_level, connect_auth
+from .access import access_level, client_address, connect_auth, require_control
 from .answers import answered, parse
-from .schemas import Strict
+from .schemas import MAX_RUN_ID, Strict
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +44,22 @@ ENVIRON_VIEWER_KEY = "playground.viewer"
 RUN_KEY = r"^(shared|p-[0-9a-f]{12})$"
 VIEWER_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 BAD_KEY = "give \"shared\" or a private run's key (p- and 12 hex digits), as its link shows"
-PRESENCE_INTERVAL_S = 60.0  # the engines hear who is here this often (they free abandoned runs)
+PRESENCE_INTERVAL_S = 60.0  # the engines hear who is here this often (they free abandoned runs)...
+PRESENCE_PER_GRACE = 3  # ...and at least this often per grace period (a place comes back within it)
 COPY_TIMEOUT_S = 120.0  # copying the biggest network's weights takes seconds
 
 
 class CreateRequest(Strict):
     config: Optional[dict] = None  # a fresh setup (defaults + these); none: the shared run's setup
     weights: Optional[Literal["shared"]] = None  # "shared": start from the shared run's weights now
+    record: Optional[int] = Field(None, ge=1, le=MAX_RUN_ID)  # a put-away run of one's own, back from its record
+
+    @field_validator("record")
+    @classmethod
+    def _record_alone(cls, record, info):
+        if record is not None and (info.data.get("config") is not None or info.data.get("weights") is not None):
+            raise ValueError("a run back from its record takes its own setup and weights: give \"record\" alone")
+        return record
 
 
 class WatchRequest(Strict):
@@ -104,6 +122,31 @@ class Viewers:
     def __len__(self) -> int:
         with self._lock:
             return len(self._by_sid)
+
+
+# ---- whose run keys a viewer sees ---------------------------------------------------------------
+
+def visible_record(record: dict, owner: Optional[str], watched: str) -> dict:
+    """A runs record as a viewer sees it: a private run's key (its link) only for its owner, or
+    for a viewer who watches that run already (it has the link); for anyone else `run_key` is
+    null (the record itself, its curves and scores, stay in the shared list)."""
+    key = record.get("run_key")
+    if key in (None, SHARED) or key == watched or (owner is not None and record.get("owner") == owner):
+        return record
+    return {**record, "run_key": None}
+
+
+def visible_runs(payload: dict, owner: Optional[str], watched: str) -> dict:
+    """The runs list (runs:list's answer, the `runs` broadcast) as a viewer sees it."""
+    return {**payload, "runs": [visible_record(record, owner, watched) for record in payload.get("runs", [])]}
+
+
+def runs_for_viewer(answer: dict) -> dict:
+    return visible_runs(answer, current_owner(), current_run())
+
+
+def record_for_viewer(answer: dict) -> dict:
+    return {**answer, "run": visible_record(answer["run"], current_owner(), current_run())}
 
 
 # ---- the current request's run -----------------------------------------------------------------
@@ -173,9 +216,12 @@ def init_app(app, playground) -> None:
 
     playground.switch_run = switch
 
+    addresses: dict[str, Optional[str]] = {}  # sid -> the address it connects from (the teacher's list)
+
     def place(sid: str) -> Optional[str]:
         """At connect: the viewer's identity, and the run it asked for (auth {"run": key}), else
         the shared run. Words if the run asked for is not there."""
+        addresses[sid] = client_address(request.environ)
         auth = connect_auth()
         secret = auth.get("viewer")
         owner = owner_id(secret) if isinstance(secret, str) and VIEWER_SECRET.match(secret) else owner_id("sid:" + sid)
@@ -213,27 +259,66 @@ def init_app(app, playground) -> None:
     def on_disconnect(*_reason):
         sid = request.sid
         viewers.remove(sid)
+        addresses.pop(sid, None)
         for hook in list(playground.on_disconnect):
             try:
                 hook(sid)
             except Exception:
                 log.exception("forgetting a viewer failed")
 
+    def from_record(owner: str, record: int) -> dict:
+        """run:create's args for a put-away run back from its record: its key, if it is the
+        asker's and not still there (the engine checks whose it is again, from the record)."""
+        saved = playground.request("runs:get", {"id": record})["run"]
+        key = saved.get("run_key")
+        if saved.get("owner") != owner or not isinstance(key, str) or not key.startswith("p-"):
+            raise AccessError(f"run #{record} is not a run of yours: only its owner gets it back (\"Train my own "
+                              "copy\" makes a run of your own)")
+        try:
+            playground.request("state", {"run": key})
+        except NotFound:
+            return {"owner": owner, "record": record}
+        raise UserError(f"run #{record} is still there: go back to it (its link)")
+
     @socketio.on("run:create")
     @answered
     def on_create(payload=None):
         body = parse(CreateRequest, payload, optional=True)
         sid = request.sid
-        shared_state = playground.request("state")["state"]
-        config = dict(shared_state["config"]) if body.config is None else body.config
-        args = {"owner": viewers.owner_of(sid), "config": config}
-        if body.weights == "shared":
-            copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
-            args["weights"] = copy["data"]
-            args["origin"] = f"a copy of the shared run's weights at step {copy.get('step', shared_state['step'])}"
+        owner = viewers.owner_of(sid)
+        if body.record is not None:
+            args = from_record(owner, body.record)
+        else:
+            shared_state = playground.request("state")["state"]
+            config = dict(shared_state["config"]) if body.config is None else body.config
+            args = {"owner": owner, "config": config}
+            if body.weights == "shared":
+                copy = playground.request("checkpoint:get", timeout=COPY_TIMEOUT_S)
+                args["weights"] = copy["data"]
+                args["origin"] = f"a copy of the shared run's weights at step {copy.get('step', shared_state['step'])}"
+        # (the line counts the owner's runs in every engine, one run:create per owner at a time)
         answer = playground.engine.create_run(args, timeout=COPY_TIMEOUT_S)
         switch(sid, answer["run"])
         return {"run": answer["run"], "state": answer["state"], "owner": "you", "control": True}
+
+    # ---- the teacher's view of the private runs ---------------------------------------------------
+    @socketio.on("runs:private")
+    @answered
+    def on_private_runs(payload=None):
+        """Every private run of every engine: whose (owner id, its connections and addresses
+        here), its setup, status and memory. For whoever may control the shared run."""
+        require_control()
+        connected: dict[str, list] = defaultdict(list)
+        for sid in list(addresses):
+            connected[viewers.owner_of(sid)].append(addresses.get(sid))
+        runs = [run for answer in playground.engine.everywhere("runs:private") for run in answer.get("runs", [])]
+        for run in runs:
+            here = connected.get(run["owner"], [])
+            run["connections"] = len(here)
+            run["addresses"] = sorted({address for address in here if address})
+            run["watchers"] = len(viewers.watching(run["run"]))
+        runs.sort(key=lambda run: (run["owner"], run["run"]))
+        return {"runs": runs, "memory_bytes": sum(run["memory_bytes"] for run in runs)}
 
     @socketio.on("run:watch")
     @answered
@@ -281,8 +366,10 @@ def init_app(app, playground) -> None:
     stop = threading.Event()
     playground.on_shutdown.append(stop.set)
 
+    interval = min(PRESENCE_INTERVAL_S, playground.settings.owner_grace_s / PRESENCE_PER_GRACE)
+
     def tell_presence():
-        while not stop.wait(PRESENCE_INTERVAL_S):
+        while not stop.wait(interval):
             owners = sorted(viewers.owners())
             if owners:
                 playground.engine.everywhere("runs:present", {"owners": owners})

@@ -24,14 +24,16 @@ import initReplay from "./features/replay.js";
 import initBenchmarks from "./features/benchmarks.js";
 import initWhoseRun, { runFromAddress } from "./features/whose-run.js";
 import { STATUS } from "./lib/status.js";
+import initPrivateRuns from "./features/private-runs.js";
 
 // Feature modules (whose run, "look inside", explainer, evaluation, access, the replay, the
 // benchmarks, the lesson and its class polls); each gets the page context.
-const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson];
+const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson,
+  initPrivateRuns];
 
 function main() {
   const store = createStore({ connection: "connecting", server: null, run: runFromAddress(), answer: null, runs: null,
-    overlays: [], replay: null, poll: null, access: null });
+    overlays: [], replay: null, poll: null, access: null, privateRuns: null });
   const notice = createNotice($("notice"));
   const notify = (text, kind = "info") => notice.show(text, kind);
   const visibility = createVisibility();

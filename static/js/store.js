@@ -11,6 +11,8 @@
 //   answer:     the latest predict answer (null when the canvas is empty)
 //   runs:       the runs list ({runs, live_run}); null until it arrives
 //   overlays:   recorded runs drawn over the learning curves: [{id, label, color, history, epochs}]
+//   privateRuns: the teacher's list of every private run ({runs, memory_bytes}, runs:private);
+//               null until asked (features/private-runs.js)
 export function createStore(initial) {
   let state = Object.freeze({ ...initial });
   const listeners = new Set();

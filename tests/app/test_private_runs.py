@@ -138,7 +138,7 @@ def test_a_run_put_away_moves_its_watchers_back_to_the_shared_run(viewers, live_
     for client in (alice, bob):
         wait_for(lambda client=client: client.received["run:closed"], what="the watchers are told")
         closed = client.received["run:closed"][0]
-        assert closed["run"] == key and "gone for 10 minutes" in closed["reason"] and isinstance(closed["record"], int)
+        assert closed["run"] == key and "gone for 90 seconds" in closed["reason"] and isinstance(closed["record"], int)
     wait_for(lambda: bob.received["state"][n:], what="the shared run's state for bob")
     # He is on the shared run now: its news and its answers.
     assert bob.call("predict", BLANK, timeout=10)["step"] == 0

@@ -19,6 +19,7 @@ HAND_WRITTEN = {
     "predict",  # answered in the connection's own thread, from the weights replica
     "setup:link",  # the web tier alone
     "run:create", "run:watch",  # moving a viewer between runs
+    "runs:private",  # every engine's private runs, with this web process's connections (the teacher's)
     "inside:subscribe", "broadcasts:subscribe",  # frame and broadcast delivery
 }
 PROTOCOL = (REPO_ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")

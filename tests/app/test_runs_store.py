@@ -43,6 +43,9 @@ def test_a_run_is_recorded_from_its_first_step_with_setup_curves_and_scores(sess
     session.reset(FAST)
     assert call(sio_client, "runs:list")["runs"] == []  # nothing trained, nothing to keep
     session.step(9)  # two epochs and a bit
+    # the recorder writes in its own thread: the record reaches step 9 soon after the run does
+    wait_for(lambda: [r["steps"] for r in call(sio_client, "runs:list")["runs"]] == [9], timeout=20,
+             what="the record to reach step 9")
     runs = call(sio_client, "runs:list")
     assert len(runs["runs"]) == 1
     run = runs["runs"][0]

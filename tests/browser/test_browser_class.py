@@ -30,8 +30,8 @@ def class_server(small_dataset, tmp_path):
         yield server
 
 
-def open_as_student(page, server, query: str = "") -> PlaygroundPage:
-    page.context.set_extra_http_headers(REMOTE)
+def open_as_student(page, server, query: str = "", address: str = REMOTE["X-Forwarded-For"]) -> PlaygroundPage:
+    page.context.set_extra_http_headers({"X-Forwarded-For": address})  # each student its own machine
     student = PlaygroundPage(page).open(server, query)
     page.wait_for_function("() => document.body.dataset.access === 'watch'", timeout=TIMEOUT_MS)
     return student
@@ -82,7 +82,7 @@ def test_after_the_reveal_each_student_sees_right_or_wrong_and_the_right_answer_
     with own_page(browser) as teacher_page, own_page(browser, **phone) as right_page, \
             own_page(browser) as wrong_page:
         PlaygroundPage(teacher_page).open(class_server, "?lesson=1", wait_for=(f'{by_id("lesson")}[data-step="1"]',))
-        students = {STEP_1_RIGHT: open_as_student(right_page, class_server), 0: open_as_student(wrong_page, class_server)}
+        students = {STEP_1_RIGHT: open_as_student(right_page, class_server), 0: open_as_student(wrong_page, class_server, address="203.0.113.10")}
         teacher_page.click(by_id("poll-open"))
         for choice, student in students.items():
             student.page.wait_for_selector(by_id("poll"), state="visible", timeout=TIMEOUT_MS)

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.browser import STRAIGHT_STROKE, TIMEOUT_MS, PlaygroundPage, by_id, own_page
 from tests.support.helpers import wait_for
@@ -132,10 +133,16 @@ def test_a_poll_opened_by_the_teacher_reaches_a_second_page_whose_answer_the_tea
         student_page.locator(f'{by_id("poll")} {by_id("lesson-choice")}').nth(1).click()
         teacher_page.wait_for_function(
             f"() => document.querySelector('{by_id('poll-count')}').textContent === '1 answer'", timeout=TIMEOUT_MS)
-        # one answer each: the student's page locks its choices once the server took its answer
-        # (the teacher's count may come first: it is the same answer's other message)
-        student_page.wait_for_function(
-            f"() => document.querySelector('{by_id('poll')} {by_id('lesson-choice')}').disabled", timeout=TIMEOUT_MS)
+        # one answer each: a second click changes the student's answer, never the count (issue 23)
+        choices = student_page.locator(f'{by_id("poll")} {by_id("lesson-choice")}')
+        expect(choices.nth(1)).to_have_attribute("aria-pressed", "true", timeout=TIMEOUT_MS)
+        choices.nth(0).click()
+        expect(choices.nth(0)).to_have_attribute("aria-pressed", "true", timeout=TIMEOUT_MS)
+        choices.nth(1).click()
+        expect(choices.nth(1)).to_have_attribute("aria-pressed", "true", timeout=TIMEOUT_MS)
+        wait_for(lambda: live_server.engine.polls.current()["counts"] == [0, 1, 0, 0], what="the last choice counted once")
+        teacher_page.wait_for_function(
+            f"() => document.querySelector('{by_id('poll-count')}').textContent === '1 answer'", timeout=TIMEOUT_MS)
         teacher.screenshot("lesson/poll-teacher.png")
 
         teacher_page.click(by_id("poll-reveal"))

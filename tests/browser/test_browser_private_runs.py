@@ -217,7 +217,14 @@ def test_a_run_put_away_sends_its_pages_back_to_the_shared_run_in_words(browser,
         for page, whose in [(owner, "Your run"), (watcher, "The run you watched")]:
             page.wait_for_owner("shared")
             expect(page.by_id("notice-text")).to_contain_text(f"{whose} is closed: its owner was gone")
-            expect(page.by_id("notice-text")).to_contain_text("in Runs, with its weights. Showing the shared run.")
+            expect(page.by_id("notice-text")).to_contain_text("in Runs, with its weights.")
+            expect(page.by_id("notice-text")).to_contain_text("Showing the shared run.")
             assert page.run_key() is None
             wait_for(lambda page=page: page.step() == 3, timeout=30, what="the shared run's step on the page")
-        expect(owner.by_id("my-run")).to_be_hidden()  # nothing to go back to
+        # Its owner gets it back from its record (issue 23): the same run, its link again.
+        expect(owner.by_id("notice-text")).to_contain_text('"Back to my own run" gets it back.')
+        expect(watcher.by_id("my-run")).to_be_hidden()
+        owner.by_id("my-run").click()
+        owner.wait_for_owner("you")
+        assert owner.run_key() == key
+        expect(owner.by_id("notice-text")).to_contain_text("Your run is back from its record")

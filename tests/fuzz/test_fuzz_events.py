@@ -51,6 +51,8 @@ VALID = {
     "setup:link": [{"query": "?hidden=256&act=sigmoid&lr=0.01&batch=64&seed=0"}],
     "run:create": [None, {"config": {"lr": 0.01}}, {"weights": "shared"}],
     "run:watch": [{"run": "shared"}],
+    "runs:private": [None],
+    "run:put_away": [{"run": "p-000000000000"}],
     "lesson:steps": [None],
     "lesson:reveal": [{"step": 1}, {"step": 6, "pixels": BLANK}],
     "replay:frame": [{"step": 0}],

@@ -136,7 +136,7 @@ def test_a_run_whose_owner_is_gone_is_paused_recorded_and_freed(make_engine, mon
     engine.housekeeping()
     assert key not in engine.runs
     closed = engine.messages.of("run:closed", key)
-    assert closed and "gone for 10 minutes" in closed[0]["payload"]["reason"]
+    assert closed and "gone for 90 seconds" in closed[0]["payload"]["reason"]
     record = engine.store.get(closed[0]["payload"]["record"], curves=False)
     assert record["status"] == "paused" and record["steps"] == 3 and record["run_key"] == key
     with pytest.raises(UserError, match="no run"):

@@ -120,8 +120,9 @@ def test_a_poll_takes_one_anonymous_answer_per_viewer_and_reveals_from_the_share
     assert poll["choices"] == ["(784, 256)", "(256, 784)", "(256,)", "(784,)"] and poll["answers"] == 0
     engine.command("poll:answer", {"voter": "viewer-a", "poll": poll["id"], "choice": 1})
     engine.command("poll:answer", {"voter": "viewer-b", "poll": poll["id"], "choice": 0})
-    with pytest.raises(UserError, match="already answered"):
-        engine.command("poll:answer", {"voter": "viewer-a", "poll": poll["id"], "choice": 0})
+    # A second answer replaces the first (one per viewer), as does one sharing any key of it.
+    assert engine.command("poll:answer", {"voter": "viewer-a", "poll": poll["id"], "choice": 0})["replaced"]
+    assert engine.command("poll:answer", {"voters": ["viewer-a2", "viewer-a"], "poll": poll["id"], "choice": 1})["replaced"]
     current = engine.command("poll:get")["poll"]
     assert current["counts"] == [1, 1, 0, 0] and current["answers"] == 2
     assert "viewer-a" not in repr(poll_messages(engine))  # only counts leave the engine

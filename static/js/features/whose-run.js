@@ -17,7 +17,7 @@ export function runFromAddress() {
 
 const shareAddress = (key) => `${window.location.origin}${window.location.pathname}?run=${encodeURIComponent(key)}`;
 
-export default function initWhoseRun({ store, connection, ask, notify, $ }) {
+export default function initWhoseRun({ store, connection, request, ask, notify, $ }) {
   let busy = false;
 
   // The server's word on the page's run (an answer or an event): the store and the address follow.
@@ -45,10 +45,32 @@ export default function initWhoseRun({ store, connection, ask, notify, $ }) {
     await ask("train:start");
   });
 
+  // A run of this viewer's put away while it was gone (its owner left for the grace period, or
+  // the teacher put it away) comes back from its record: the same key, weights, curve and step.
+  async function getBack(key) {
+    let record;
+    try {
+      const list = await request("runs:list");
+      record = list.ok ? list.runs.find((run) => run.run_key === key) : null;
+    } catch { record = null; }
+    if (!record) return false;
+    const back = await ask("run:create", { record: record.id });
+    if (!back.ok) return false;
+    showRun(back);
+    notify(`Your run is back from its record (run #${record.id}), paused at step ${back.state.step}: `
+      + "press Resume to go on.", "info");
+    return true;
+  }
+
   const watch = (key) => switching(async () => {
-    const answer = await ask("run:watch", { run: key });
+    const mine = key === ownRun();
+    const answer = mine ? await request("run:watch", { run: key }).catch((err) => ({ ok: false, error: err.message }))
+      : await ask("run:watch", { run: key });
     if (answer.ok) showRun(answer);
-    else if (key === ownRun()) rememberOwnRun(null); // gone: nothing to go back to
+    else if (mine && !(await getBack(key))) {
+      rememberOwnRun(null); // gone: nothing to go back to
+      notify(answer.error, "error");
+    }
   });
 
   const bar = createRunBar($("run-bar"), {
@@ -78,16 +100,19 @@ export default function initWhoseRun({ store, connection, ask, notify, $ }) {
     const { run } = store.get();
     if (run.key !== SHARED) store.set({ run: { ...run, owner: null, control: false } });
   });
-  connection.on("run:unavailable", ({ reason }) => {
+  connection.on("run:unavailable", async ({ reason }) => {
+    const key = runInAddress();
     backToShared();
+    if (key !== SHARED && key === ownRun() && await getBack(key)) return;
     notify(`The run of this link cannot be shown: ${reason}.`, "error");
   });
   connection.on("run:closed", ({ run: key, reason, record }) => {
     if (key !== store.get().run.key) return;
     const mine = store.get().run.owner === "you";
-    if (mine) rememberOwnRun(null);
+    if (mine && record == null) rememberOwnRun(null); // nothing kept: nothing to get back
     backToShared(); // the server has moved the page; the shared run's state follows
-    const kept = record != null ? ` It is run #${record} in Runs, with its weights.` : "";
+    const back = mine ? " \"Back to my own run\" gets it back." : "";
+    const kept = record != null ? ` It is run #${record} in Runs, with its weights.${back}` : "";
     notify(`${mine ? "Your run" : "The run you watched"} is closed: ${reason}.${kept} Showing the shared run.`, "info");
   });
 

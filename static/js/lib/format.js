@@ -17,6 +17,7 @@ export function short(v) {
 }
 
 // "1 step", "3 steps".
+export const megabytes = (bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
 export const plural = (n, word, words = `${word}s`) => `${thousands(n)} ${n === 1 ? word : words}`;
 
 export function formatDuration(seconds) {

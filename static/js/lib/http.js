@@ -26,3 +26,21 @@ export async function upload(url, file) {
   });
   return answer(response);
 }
+
+// A file the server gives only to whoever asks as this viewer (a private run's recorded weights:
+// its owner's): fetched with the viewer secret and the control token, then saved as a download.
+// Resolves with {ok, error?}.
+export async function downloadFile(url) {
+  const response = await fetch(url, { headers: { ...controlHeaders(), ...viewerHeaders() } });
+  if (!response.ok) {
+    const { body } = await answer(response);
+    return { ok: false, error: body.error };
+  }
+  const name = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "")?.[1] || "weights.pt";
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(await response.blob()), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+  return { ok: true };
+}

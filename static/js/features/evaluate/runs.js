@@ -6,6 +6,7 @@ import { percent } from "../../lib/format.js";
 import { OVERLAY_COLORS } from "../../lib/plot.js";
 import { SHARED } from "../../lib/viewer.js";
 import { STATUS } from "../../lib/status.js";
+import { downloadFile } from "../../lib/http.js";
 
 const STATUS_WORDS = {
   running: "running", paused: "paused", done: "finished", stopped: "stopped by a reset",
@@ -127,7 +128,11 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
     const meta = element("div", { className: "run-meta", text: `${setup}${scores}${run.origin ? ` · ${run.origin}` : ""}${changes}` });
 
     const actions = element("div", { className: "run-actions" });
-    if (run.checkpoint_step != null) {
+    // A private run's recorded weights are its owner's (and the teacher's): nobody else is offered them.
+    const weightsOffered = whose.kind !== "someone" || Boolean(viewer()?.control);
+    if (run.checkpoint_step != null && !weightsOffered) {
+      actions.dataset.why = "Someone else's private run: only its owner (or the teacher) can take its weights";
+    } else if (run.checkpoint_step != null) {
       const { owner } = pageRun();
       const { allowed, reason } = pageControl();
       // Restore restarts the run on this page: offered only where the page may control it.
@@ -141,9 +146,17 @@ export function createRunsView({ listElement, ask, notify, onOverlays, pageRun =
       } else {
         actions.dataset.why = reason;
       }
-      actions.append(
-      element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "", text: "Download .pt",
-        title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` }));
+      const download = element("a", { className: "button", href: `/api/runs/${run.id}/checkpoint`, download: "",
+        text: "Download .pt", "data-testid": `run-download-${run.id}`,
+        title: `Download run #${run.id}'s weights (step ${run.checkpoint_step})` });
+      if (run.owner != null) { // a private run's: the server asks who wants them (the viewer secret)
+        download.addEventListener("click", async (event) => {
+          event.preventDefault();
+          const fetched = await downloadFile(download.href);
+          if (!fetched.ok) notify(fetched.error, "error");
+        });
+      }
+      actions.append(download);
     }
     const remove = button("Delete", `run-delete-${run.id}`, async () => {
       if (!remove.dataset.armed) { // a second click confirms: no dialog to dismiss by mistake

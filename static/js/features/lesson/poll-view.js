@@ -30,7 +30,8 @@ export function createPollView(root, { onChoose, onReveal, onClose, onDismiss })
       const mark = (index) => (right == null ? "" : index === right ? "right" : index === answered ? "wrong" : "");
       part("choices").replaceChildren(...poll.choices.map((text, index) => element("button", {
         type: "button", className: `lesson-choice ${mark(index)}`.trim(), "data-testid": "lesson-choice", "data-index": String(index),
-        "aria-pressed": String(answered === index), disabled: answered != null || poll.status !== "open",
+        // One answer each, and a new one replaces it (the server's rule): a choice can change until the reveal.
+        "aria-pressed": String(answered === index), disabled: poll.status !== "open" || answered === index,
         onclick: () => onChoose(index) }, mark(index) === "right" ? `✓ ${text}` : mark(index) === "wrong" ? `✗ ${text}` : text)));
       const you = part("you");
       you.dataset.verdict = right == null || answered == null ? "" : answered === right ? "right" : "wrong";
@@ -38,8 +39,8 @@ export function createPollView(root, { onChoose, onReveal, onClose, onDismiss })
         ? (answered == null ? `The answer: ${poll.choices[right]}. You did not answer this one.`
           : answered === right ? `✓ Right: you chose “${poll.choices[answered]}”.`
             : `✗ Not this time: you chose “${poll.choices[answered]}”; the answer is “${poll.choices[right]}”.`)
-        : answered != null ? `Your answer is in: ${poll.choices[answered]}. Answers are anonymous.`
-          : poll.status === "open" ? "Answer on this device: one answer each, anonymous." : "";
+        : answered != null ? `Your answer is in: ${poll.choices[answered]}. You can change it until the reveal; answers are anonymous.`
+          : poll.status === "open" ? "Answer on this device: one answer each (a new one replaces it), anonymous." : "";
       const shown = results ?? (poll.status === "revealed" ? poll : null);
       resultsBox.hidden = !shown;
       revealButton.hidden = !control || poll.status !== "open";
