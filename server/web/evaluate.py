@@ -68,7 +68,7 @@ def init_app(app: Flask, playground) -> None:
             return
         socketio.emit("runs", payload, to=broadcast_room("runs"), ignore_queue=True)  # each web process, its own viewers
 
-    playground.subscribe("runs", on_runs)
+    playground.subscribe("runs", on_runs, asks_engine=True)  # it may ask for the list
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes
 
     def take(sid, topics, run=None):
