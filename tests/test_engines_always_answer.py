@@ -13,7 +13,8 @@ import time
 import pytest
 
 from server import create_app
-from server.engine import lesson, lesson_answers
+from server.engine import lesson, lesson_answers, replay
+from server.link.line import ASKER_GONE, Commands
 from tests.helpers import LiveServer, disconnect_all, socketio_client, wait_for
 
 LR_STEP = next(number for number, step in enumerate(lesson.STEPS, 1) if step.key == "learning-rate")
@@ -157,3 +158,57 @@ def test_putting_away_a_run_two_viewers_watch_answers_at_once_with_one_engine(vi
     assert answer["ok"]
     assert took < 10, took
     assert not [record for record in caplog.records if "reader thread" in record.getMessage()]
+
+
+def test_a_replayed_steps_pictures_are_made_once_while_its_point_is_kept(viewers, monkeypatch):
+    built = []
+    network_of = replay.network_of
+
+    def counted(weights):  # the real network of a kept point's weights, counted
+        built.append(weights)
+        return network_of(weights)
+
+    monkeypatch.setattr(replay, "network_of", counted)
+    alice = viewers(student(70))
+    assert alice.call("run:create", {}, timeout=30)["ok"]
+    assert alice.call("train:step", {"batches": 3}, timeout=30)["ok"]
+    wait_for(lambda: any(s["step"] >= 3 for s in alice.received["state"]), what="three steps")
+    first = alice.call("replay:frame", {"step": 0}, timeout=30)
+    again = alice.call("replay:frame", {"step": 0}, timeout=30)
+    assert first["ok"] and again["ok"], (first, again)
+    assert first["frame"]["weights"] == again["frame"]["weights"]
+    assert len(built) == 1  # the second time from the kept frame
+    later = alice.call("replay:frame", {"step": 3}, timeout=30)
+    assert later["ok"] and later["frame"]["step"] != first["frame"]["step"] and len(built) == 2
+
+
+def test_costly_commands_wait_their_turn_bounded_and_quick_ones_pass_them():
+    """The line's command runner on its own, with a plain handler standing for the engine."""
+    release = threading.Event()
+    answers: dict = {}
+
+    def handler(name, args):
+        if name == "lesson:reveal":
+            release.wait(10)
+        return {"name": name}
+
+    commands = Commands(handler, lambda reply, command: answers.__setitem__(command["id"], reply), costly_waiting=3)
+    try:
+        now = time.time()
+        for n in range(5):  # one computing, three waiting, the fifth refused at once
+            commands.submit({"id": n, "name": "lesson:reveal", "args": {}, "asker": f"web:{n}", "sent": now,
+                             "timeout": 30})
+            time.sleep(0.05)
+        commands.submit({"id": "pause", "name": "train:pause", "args": {}})
+        wait_for(lambda: "pause" in answers and 4 in answers, timeout=5, what="the pause and the refusal")
+        assert answers["pause"]["ok"] and not answers[4]["ok"] and answers[4]["status"] == 429
+        assert "busy computing 3 answers" in answers[4]["error"]
+        commands.submit({"id": "gone", "name": ASKER_GONE, "args": {"asker": "web:2"}})
+        wait_for(lambda: "gone" in answers, timeout=5, what="asker:gone answered")
+        release.set()
+        wait_for(lambda: all(n in answers for n in range(4)), timeout=10, what="the reveals")
+        assert [answers[n]["ok"] for n in range(4)] == [True, True, False, True]
+        assert answers[2]["error"] == "lesson:reveal was not computed: its asker left"
+    finally:
+        release.set()
+        commands.shutdown()
