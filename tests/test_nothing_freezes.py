@@ -245,3 +245,32 @@ def test_the_memory_big_canvases_took_is_handed_back(tmp_path):
                      what=f"the web worker's memory to come back to {before:.0f} MB (+40)")
         finally:
             disconnect_all(clients)
+
+
+def test_all_events_of_one_address_count_together(small_dataset, tmp_path):
+    """Many connections of one client are one client: past the address's rate (here 60 a second,
+    bursts of 120, as for one page), its events are refused in words, whichever connection
+    sends them. In-process server, real sockets."""
+    from server import create_app
+    from tests.helpers import LiveServer
+
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "engines": 1,
+                      "sockets_per_address": 8}, dataset=small_dataset)
+    with LiveServer(app) as server:
+        clients = [socketio_client(server.url, record=()) for _ in range(3)]
+        answers, lock = [], threading.Lock()
+        try:
+            def record(answer):
+                with lock:
+                    answers.append(answer)
+
+            for _ in range(100):  # 100 each: within one connection's own rate (bursts of 120)
+                for client in clients:
+                    client.emit("poll:get", None, callback=record)
+            wait_for(lambda: len(answers) == 300, timeout=30, what="every event answered")
+            refused = [answer for answer in answers if not answer["ok"]]
+            assert refused and len(refused) < 300 - 120
+            assert all(answer["error"] == "too many requests: at most 60 per second from one address; "
+                                          "this one was not handled" for answer in refused)
+        finally:
+            disconnect_all(clients)

@@ -82,7 +82,7 @@ def _bucket(name: str, per_second: float, burst: int, socket_environ=None) -> To
 
 def address_bucket(name: str, address: str, per_second: float, burst: int) -> TokenBucket:
     """The bucket `name` of one client address (a bounded table: the oldest are forgotten)."""
-    key = (name, address)
+    key = (name, address, per_second, burst)  # (servers with other limits in one process: tests)
     with _http_lock:
         bucket = _http_buckets.pop(key, None) or TokenBucket(per_second, burst)
         _http_buckets[key] = bucket
