@@ -254,7 +254,9 @@ def measure(viewers: int = 50, seconds: float = 10.0, rounds: int = 2, torch_thr
     auth = CROWD_TAKES[crowd_takes]
     solo, loaded, solo_cores, loaded_cores, generator = [], [], [], [], []
     latencies, failures, sent, dropped, web_rss = [], [], 0, 0, []
-    with server_process(torch_threads=torch_threads, extra_args=tuple(server_args)) as served:
+    # Every viewer here comes from this machine's one address: room for all of them.
+    every_viewer = ("--sockets-per-address", str(viewers + 20))
+    with server_process(torch_threads=torch_threads, extra_args=every_viewer + tuple(server_args)) as served:
         controller = LightViewer(served.url, auth=QUIET)
         try:
             start_run(controller)

@@ -50,6 +50,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="another name this server may be reached by (the Host in its address, e.g. a "
                              "proxy's playground.example.org); repeat for several. Loopback names and the "
                              "--host address always work; requests naming any other Host are refused")
+    parser.add_argument("--trusted-proxy", action="append", dest="trusted_proxies", metavar="ADDRESS",
+                        help="a proxy in front of this server (an address or a network, e.g. 10.0.0.20); repeat "
+                             "for several. Its requests count as from the address it puts last in "
+                             "X-Forwarded-For (per-address limits); anyone else's X-Forwarded-For is ignored")
+    parser.add_argument("--sockets-per-address", type=int, default=defaults.sockets_per_address, metavar="N",
+                        help="websockets (open pages) one client address may hold at once (default "
+                             "%(default)s; a class behind one address without a proxy needs more)")
     parser.add_argument("--database", default=None, metavar="URL",
                         help="where runs and checkpoints are recorded: a postgresql://user:password@host:port/db "
                              "URL that every engine reaches (several machines); default: runs.sqlite3 in --data-dir")
@@ -84,6 +91,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "device": args.device, "dataset": args.dataset, "data_dir": args.data_dir,
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
+        "trusted_proxies": args.trusted_proxies or [], "sockets_per_address": args.sockets_per_address,
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,

@@ -92,6 +92,22 @@ class Settings(BaseModel):
     # Host names the server may be reached by besides loopback and --host (server/web/hosts.py:
     # any other Host is refused, against DNS rebinding). --allowed-host, repeatable.
     allowed_hosts: list[str] = Field(default_factory=list, max_length=64)
+    # Proxies whose X-Forwarded-For is believed (server/web/addresses.py), addresses or networks;
+    # --trusted-proxy, repeatable. And the websockets one client address may hold at once.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+    sockets_per_address: int = Field(64, ge=1, le=100_000)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, proxies):
+        checked = []
+        for proxy in proxies:
+            try:
+                checked.append(str(ipaddress.ip_network(proxy.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"trusted proxy {proxy!r} is not an IP address or network (give e.g. 10.0.0.20 "
+                                 "or 10.0.0.0/24; a name would be looked up, and could change)") from None
+        return checked
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -10,6 +10,8 @@ a trained network and is asked on one that has hardly trained says so (`judged`:
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -391,9 +393,33 @@ LR_CHOICES = [
 ]
 
 
+# Trial runs depend only on the setup (its seed included) and the data: each is computed once
+# (ten students asking the same reveal cost two trainings, not twenty). Kept for the newest few.
+TRIALS_KEPT = 64
+_trials: "OrderedDict[tuple, tuple]" = OrderedDict()  # (data, setup) -> (the data, the result)
+_trials_lock = threading.Lock()
+
+
 def trial(config: TrainConfig, dataset, lr: float) -> dict:
-    """A real run of TRIAL_STEPS mini-batches from the setup's first weights (its seed)."""
+    """A real run of TRIAL_STEPS mini-batches from the setup's first weights (its seed); the
+    same setup on the same data is trained once (`_trials`)."""
     trial_config = config.updated({"lr": lr})
+    key = (id(dataset), trial_config.model_dump_json())
+    with _trials_lock:
+        kept = _trials.get(key)
+        if kept is not None and kept[0] is dataset:
+            _trials.move_to_end(key)
+            return dict(kept[1])
+    result = train_trial(trial_config, dataset)
+    with _trials_lock:
+        _trials[key] = (dataset, result)  # the data held with it: its id is not reused meanwhile
+        while len(_trials) > TRIALS_KEPT:
+            _trials.popitem(last=False)
+    return dict(result)
+
+
+def train_trial(trial_config: TrainConfig, dataset) -> dict:
+    lr = trial_config.lr
     trainer = Trainer(trial_config, dataset.train.images, dataset.train.labels, torch.device("cpu"))
     stats = trainer.train_batches(TRIAL_STEPS)
     validation = dataset.validation

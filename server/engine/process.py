@@ -1,7 +1,9 @@
 """The engine process: an `Engine` served over one connection to the web tier.
 
 Threads: the main thread reads commands; a few command threads run them (a slow one, such as
-a checkpoint of a big network, never holds up a pause); one sender thread writes answers and
+a checkpoint of a big network, never holds up a pause), and the costly ones (a lesson reveal's
+trial runs, a replay frame) one at a time on a thread of their own (link/line.py `Commands`:
+those whose asker gave up are dropped); one sender thread writes answers and
 messages in order, and live-view frames latest-first (a slow reader gets the newest frame of
 each stream, never a backlog); a housekeeping thread does what was put off. The training
 threads belong to the runs (server/engine/run.py).
@@ -16,12 +18,11 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from ..errors import UserError
 from ..link.codec import pack, unpack
-from ..link.line import COMMAND_THREADS, HOUSEKEEPING_S, Outbox, answer_to
+from ..link.line import HOUSEKEEPING_S, Commands, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 def pipe_outbox(connection) -> Outbox:
     """The engine's Outbox on the pipe: a write that fails means the web tier is gone."""
     return Outbox(lambda item, route: connection.send_bytes(pack(item)))
-
-
-def answer(outbox: Outbox, engine, request: dict) -> None:
-    outbox.put(answer_to(engine.command, request))
 
 
 def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) -> None:
@@ -52,7 +49,7 @@ def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) ->
         outbox.close()
         return
     outbox.put({"kind": "ready", "pid": os.getpid()})
-    commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="engine-command")
+    commands = Commands(engine.command, lambda reply, command: outbox.put(reply))
 
     def housekeeping():
         while not stop.wait(HOUSEKEEPING_S):
@@ -79,14 +76,14 @@ def serve(connection, make_engine, *, stop: Optional[threading.Event] = None) ->
             if request.get("kind") == "shutdown":
                 break
             if request.get("kind") == "command":
-                commands.submit(answer, outbox, engine, request)
+                commands.submit(request)
         stop.set()
 
     reader = threading.Thread(target=read, name="engine-reader", daemon=True)
     reader.start()
     stop.wait()
     log.info("the engine is stopping: recording every run up to its last step")
-    commands.shutdown(wait=True, cancel_futures=True)
+    commands.shutdown()
     try:
         engine.close()
     finally:

@@ -11,14 +11,13 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 from redis.lock import Lock
 
 from ..errors import EngineUnavailable, UserError
 from ..link.codec import pack, unpack
-from ..link.line import COMMAND_THREADS, REQUEST_TIMEOUT_S, Outbox, answer_to
+from ..link.line import COMMAND_THREADS, REQUEST_TIMEOUT_S, Commands, Outbox
 from ..link.names import SHARED
 from ..link.redis_bus import (AWAY_S, BLOCK_S, CLOCK_SLACK_S, ENGINE_TTL_S, HEARTBEAT_S, LEASE_POLL_S, LEASE_TTL_S,
                               MAX_BACKLOG, QUEUE_TTL_S, REDIS_ERRORS, RUN_TTL_S, Reachability, client_of,
@@ -185,7 +184,8 @@ class EngineEndpoint:
         ...
         endpoint.close()
 
-    Commands are run by COMMAND_THREADS threads (a slow one never holds up a pause); a
+    Commands are run by COMMAND_THREADS threads (a slow one never holds up a pause; costly ones
+    apart, link/line.py `Commands`); a
     `UserError` is answered with its words, status and type, anything else as an internal
     error (logged). `on_run_lost(run)` hears that another engine holds a run this one held.
     """
@@ -213,7 +213,9 @@ class EngineEndpoint:
         self._leases: list[Lease] = []
         self._stop = threading.Event()
         self._handler: Optional[Callable[[str, dict], object]] = None
-        self._commands = ThreadPoolExecutor(command_threads, thread_name_prefix="engine-command")
+        self._commands = Commands(lambda name, args: self._handler(name, args), self._send_answer,
+                                  threads=command_threads, extra={"engine": self.engine_id},
+                                  clock_slack_s=CLOCK_SLACK_S)
         self._since = time.time()
         self._register(claim_timeout_s)
         self._heartbeat = threading.Thread(target=self._beat, name="engine-heartbeat", daemon=True)
@@ -386,10 +388,10 @@ class EngineEndpoint:
             if time.time() > expires:
                 log.info("dropped %s: its asker gave up", command.get("name"))
                 continue
-            self._commands.submit(self._answer, command, expires)
+            self._commands.submit(command)
 
-    def _answer(self, command: dict, expires: float) -> None:
-        reply = answer_to(self._handler, command, engine=self.engine_id)
+    def _send_answer(self, reply: dict, command: dict) -> None:
+        expires = command.get("sent", 0) + command.get("timeout", REQUEST_TIMEOUT_S) + CLOCK_SLACK_S
         self.sender.put(reply, (command["reply_to"], expires))
 
     @property
@@ -403,7 +405,7 @@ class EngineEndpoint:
         self._stop.set()
         if self._reader is not None:
             self._reader.join(timeout)
-        self._commands.shutdown(wait=True, cancel_futures=True)
+        self._commands.shutdown()
         self.sender.close(timeout)
         self._heartbeat.join(timeout)
         for lease in self._leases:

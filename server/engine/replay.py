@@ -14,6 +14,8 @@ keeps fewer (never under 2). docs/architecture.md states the bound.
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -184,11 +186,34 @@ def curve_point(history: list[dict], step: int) -> Optional[dict]:
     return dict(before[-1]) if before else None
 
 
+# A kept point's weights frame is the costly part of a replay frame (a network of the point's
+# weights is built for it: a big run's took a core and hundreds of MB); a scrubber goes back to
+# the same points, so the newest few are kept. A point's weights never change once kept.
+FRAMES_KEPT = 8
+_frames: "OrderedDict[tuple, tuple]" = OrderedDict()  # (replay, snapshotter, run id, step) -> (their refs, frame)
+_frames_lock = threading.Lock()
+
+
+def point_weights_frame(replay: Replay, snapshotter: Snapshotter, point: ReplayPoint) -> dict:
+    key = (id(replay), id(snapshotter), point.weights.run_id, point.step)
+    with _frames_lock:
+        kept = _frames.get(key)
+        if kept is not None and kept[0]() is replay and kept[1]() is snapshotter:
+            _frames.move_to_end(key)
+            return kept[2]
+    frame = snapshotter.weights_frame(network_of(point.float32()))
+    with _frames_lock:
+        # Weak: a run put away takes its frames' worth with it (an id reused later is not a match).
+        _frames[key] = (weakref.ref(replay), weakref.ref(snapshotter), frame)
+        while len(_frames) > FRAMES_KEPT:
+            _frames.popitem(last=False)
+    return frame
+
+
 def replay_frame(replay: Replay, snapshotter: Snapshotter, history: list[dict], step: int, live_step: int) -> dict:
     """What the page shows for `step`: the kept point nearest to it, as the live views' frames."""
     point = replay.point_at(step)
-    model = network_of(point.float32())
-    weights = snapshotter.weights_frame(model)
+    weights = point_weights_frame(replay, snapshotter, point)
     return {
         "run_id": point.weights.run_id,
         "asked": step,

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, UserError
 from .codec import pack, unpack
-from .line import DOWN_WORDS, REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, result_of
+from .line import DOWN_WORDS, REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, envelope, result_of
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,13 @@ class EngineLink:
     def request(self, name: str, args: Optional[dict] = None, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
         if self.closed.is_set():
             raise EngineUnavailable(DOWN_WORDS)
+        if threading.current_thread() is self._reader:  # the answer would wait for this very thread
+            raise RuntimeError(f"{name} was asked of the engine from its link's reader thread, which reads the "
+                               "answer: ask from another thread (Playground.subscribe(..., asks_engine=True))")
         request_id, future = self.requests.open()
         try:
-            self._send({"kind": "command", "id": request_id, "name": name, "args": args or {}})
+            self._send(envelope({"kind": "command", "id": request_id, "name": name, "args": args or {},
+                                 "sent": time.time(), "timeout": timeout}))
             answer = future.result(timeout)
         except FutureTimeout:
             raise EngineUnavailable(f"the training engine did not answer {name} within {timeout:g} s") from None

@@ -2,12 +2,15 @@
 server/engine/process.py; Redis, server/link/redis_bus.py):
 
 - the engine side: `answer_to(handler, command)` turns one command into its answer (a refusal
-  keeps its words, status and type; anything else is an internal error, logged), and `Outbox`
+  keeps its words, status and type; anything else is an internal error, logged); `Commands`
+  runs them, the costly ones (COSTLY_COMMANDS) apart, one at a time, so that state, pause and
+  the runs list answer while they compute, and drops those whose asker gave up; and `Outbox`
   sends answers and messages from one thread in the order they were put, whole live-view frames
   newest-only per (run, stream);
 - the web side: `Requests` gives each request an id and a future, resolves it from the answer,
   turns a refusal back into the same `UserError`, and tells every pending request in words
-  when the line drops.
+  when the line drops; `asking(asker)` names who a costly command is for (a command's
+  "asker"), so that the engine can drop it when that viewer leaves (ASKER_GONE).
 
 A channel only moves bytes: it hands `Outbox` a `send(item, route)` and feeds `Requests` the
 answers it reads.
@@ -18,8 +21,11 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Optional, Protocol
 
 from ..errors import AccessError, EngineUnavailable, LimitError, NotFound, UserError
@@ -33,6 +39,16 @@ ERROR_TYPES = {cls.__name__: cls for cls in (UserError, AccessError, LimitError,
 DOWN_WORDS = "the training engine is restarting; try again in a moment"
 TOO_BIG_WORDS = "the request holds a value that cannot be used (a number far too big?); nothing was done"
 INTERNAL_WORDS = "internal error in the training engine while handling the request (see the server log)"
+# Commands that may compute for seconds (the lesson's trial runs, a big run's replay frame): run
+# by COSTLY_THREADS of their own, at most COSTLY_WAITING waiting, each dropped unanswered if its
+# asker gave up first (its time ran out, or the viewer left: ASKER_GONE).
+COSTLY_COMMANDS = frozenset({"lesson:reveal", "poll:reveal", "replay:frame"})
+COSTLY_THREADS = 1
+COSTLY_WAITING = 32
+ASKER_GONE = "asker:gone"  # {"asker"}: the viewer left; what it asked and is still waiting is dropped
+GONE_REMEMBERED_S = 120.0
+BUSY_WORDS = ("the training engine is busy computing {n} answers (lesson reveals, replay frames); "
+              "this one was not started: try again in a moment")
 
 
 # ---- the engine side ------------------------------------------------------------------------------
@@ -53,6 +69,88 @@ def answer_to(handler: Callable[[str, dict], object], command: dict, **extra) ->
         log.exception("engine command %s failed", name)
         reply.update(ok=False, status=500, type="InternalError", error=INTERNAL_WORDS)
     return reply
+
+
+def gave_up(command: dict, now: float, slack_s: float = 0.0) -> Optional[str]:
+    """Why nobody waits for `command`'s answer any more (its time ran out), or None. `slack_s`:
+    how far the asker's clock may be from this one (another machine's)."""
+    sent, timeout = command.get("sent"), command.get("timeout")
+    if isinstance(sent, (int, float)) and isinstance(timeout, (int, float)) and now > sent + timeout + slack_s:
+        return f"its asker stopped waiting after {timeout:g} s"
+    return None
+
+
+class Commands:
+    """The engine's command threads: `submit(command)` runs it and hands `send(reply, command)`
+    the answer. Quick commands go to COMMAND_THREADS threads; costly ones (COSTLY_COMMANDS) to
+    COSTLY_THREADS threads of their own (ten lesson reveals held every command thread, and a
+    pause waited seconds behind them), at most `costly_waiting` of them waiting (more are
+    refused in words at once). A costly command whose asker gave up before its turn (its time
+    ran out, or `asker:gone` named its asker) is answered with words, not computed."""
+
+    def __init__(self, handler: Callable[[str, dict], object], send: Callable[[dict, dict], None], *,
+                 threads: int = COMMAND_THREADS, costly_threads: int = COSTLY_THREADS,
+                 costly_waiting: int = COSTLY_WAITING, extra: Optional[dict] = None, clock=time.time,
+                 clock_slack_s: float = 0.0):
+        self.handler, self.send, self.extra, self.clock = handler, send, extra or {}, clock
+        self.clock_slack_s = clock_slack_s
+        self.costly_waiting = costly_waiting
+        self._quick = ThreadPoolExecutor(threads, thread_name_prefix="engine-command")
+        self._costly = ThreadPoolExecutor(costly_threads, thread_name_prefix="engine-costly")
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._gone: "OrderedDict[str, float]" = OrderedDict()  # asker -> when it left
+
+    def submit(self, command: dict) -> None:
+        name = command.get("name")
+        if name == ASKER_GONE:
+            self._asker_gone(command)
+        elif name in COSTLY_COMMANDS:
+            with self._lock:
+                waiting = self._waiting
+                if waiting < self.costly_waiting:
+                    self._waiting += 1
+            if waiting >= self.costly_waiting:
+                self._refuse(command, LimitError(BUSY_WORDS.format(n=waiting)))
+                return
+            self._costly.submit(self._run_costly, command)
+        else:
+            self._quick.submit(self._run, command)
+
+    def _run(self, command: dict) -> None:
+        self.send(answer_to(self.handler, command, **self.extra), command)
+
+    def _refuse(self, command: dict, err: UserError) -> None:
+        def refuse(name, args):
+            raise err
+        self.send(answer_to(refuse, command, **self.extra), command)
+
+    def _run_costly(self, command: dict) -> None:
+        with self._lock:
+            self._waiting -= 1
+            asker = command.get("asker")
+            left = asker is not None and asker in self._gone
+        why = "its asker left" if left else gave_up(command, self.clock(), self.clock_slack_s)
+        if why is not None:
+            log.info("dropped %s: %s", command.get("name"), why)
+            self._refuse(command, UserError(f"{command.get('name')} was not computed: {why}", status=410))
+            return
+        self._run(command)
+
+    def _asker_gone(self, command: dict) -> None:
+        asker = (command.get("args") or {}).get("asker")
+        now = self.clock()
+        with self._lock:
+            if isinstance(asker, str) and asker:
+                self._gone.pop(asker, None)
+                self._gone[asker] = now
+            while self._gone and next(iter(self._gone.values())) < now - GONE_REMEMBERED_S:
+                self._gone.popitem(last=False)
+        self.send(answer_to(lambda name, args: {"gone": asker}, command, **self.extra), command)
+
+    def shutdown(self) -> None:
+        self._costly.shutdown(wait=True, cancel_futures=True)
+        self._quick.shutdown(wait=True, cancel_futures=True)
 
 
 def is_whole_frame(item: dict) -> bool:
@@ -180,6 +278,26 @@ def owner_lock_index(owner: str) -> int:
 def runs_held(engines: "Engines", owner: str) -> int:
     """The owner's private runs in every engine that answers (runs:owned)."""
     return sum(int(answer.get("runs", 0)) for answer in engines.everywhere("runs:owned", {"owner": owner}))
+
+
+ASKER: ContextVar[Optional[str]] = ContextVar("asker", default=None)
+
+
+@contextmanager
+def asking(asker: Optional[str]):
+    """Commands sent meanwhile from this thread carry `asker` (who waits for them: a viewer), so
+    that the engine can drop them unanswered when that viewer leaves (ASKER_GONE)."""
+    token = ASKER.set(asker)
+    try:
+        yield
+    finally:
+        ASKER.reset(token)
+
+
+def envelope(command: dict) -> dict:
+    """`command` with its asker, when a viewer is named (`asking`)."""
+    asker = ASKER.get()
+    return {**command, "asker": asker} if asker is not None else command
 
 
 def refusal(answer: dict) -> UserError:

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from ..errors import EngineUnavailable, UserError
 from .codec import pack, unpack
-from .line import REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, result_of
+from .line import REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, envelope, result_of
 from .names import SHARED
 from .redis_bus import (ALIVE_CHECK_S, AWAY_S, BLOCK_S, LOOKUP_SCRIPT, MESSAGES_PATTERN, PREFIX, QUEUE_TTL_S,
                         REDIS_ERRORS, RUN_TTL_S, Reachability, answers_key, commands_key, connect, engine_key,
@@ -163,8 +163,8 @@ class EngineClient:
                                         "one takes it over within 15 s")
             engine = self.pick_engine()
         request_id, future = self.requests.open()
-        command = {"kind": "command", "id": request_id, "name": name, "args": args,
-                   "reply_to": answers_key(self.web_id), "sent": time.time(), "timeout": timeout}
+        command = envelope({"kind": "command", "id": request_id, "name": name, "args": args,
+                            "reply_to": answers_key(self.web_id), "sent": time.time(), "timeout": timeout})
         try:
             try:
                 data = pack(command)

@@ -8,6 +8,7 @@ engine only through `playground.request(command, args)` and the messages they su
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +22,38 @@ from ..link.replica import ReplicaReader
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class FollowUps:
+    """One thread that runs, in the order given, what engine messages set off and that asks the
+    engine: the messages arrive on the engine link's reader thread, which also reads the
+    answers, so a handler waiting there for one waited for itself (with one engine, putting
+    away a run with two watchers froze the server for a minute)."""
+
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    def put(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="engine-follow-ups", daemon=True)
+                self._thread.start()
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:
+                log.exception("following up an engine message failed")
+
+    def close(self) -> None:
+        self._jobs.put(None)
 
 
 @dataclass
@@ -56,6 +89,8 @@ class Playground:
     host_policy: Any = None  # the Hosts and Origins this server answers (web/hosts.py)
     store_notices: list = field(default_factory=list)  # what was wrong with the runs database at start
     storage_problem: Optional[str] = None  # why saving fails now (None: it works)
+    follow_ups: FollowUps = field(default_factory=FollowUps)  # message handlers that ask the engine
+    askers: Any = None  # who waits for costly engine commands (web/askers.py)
 
     def request(self, command: str, args: Optional[dict] = None, **kwargs) -> dict:
         """Ask the engine; refusals raise UserError in words (EngineUnavailable when it is down)."""
@@ -71,7 +106,14 @@ class Playground:
             except Exception:
                 log.exception("telling the viewers of lost runs failed")
 
-    def subscribe(self, topic: str, handler: Callable[[dict], None]) -> None:
+    def subscribe(self, topic: str, handler: Callable[[dict], None], *, asks_engine: bool = False) -> None:
+        """`handler(message)` for each engine message of `topic`. One that asks the engine
+        (`asks_engine`) runs on the follow-ups thread, never on the reader of the answers."""
+        if asks_engine:
+            plain = handler
+
+            def handler(message, plain=plain):
+                self.follow_ups.put(lambda: plain(message))
         self.on_message[topic].append(handler)
 
     def dispatch(self, message: dict) -> None:
@@ -109,6 +151,7 @@ class Playground:
             except Exception:
                 log.exception("disconnecting the viewers failed")
             self.engine.close()
+            self.follow_ups.close()
             for engine in self.local_engines:
                 engine.close()
             self.replica.close()

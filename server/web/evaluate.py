@@ -82,7 +82,7 @@ def init_app(app: Flask, playground) -> None:
                 return
         send_runs(payload)
 
-    playground.subscribe("runs", on_runs)
+    playground.subscribe("runs", on_runs, asks_engine=True)  # it may ask for the list
     taken: dict[str, set] = {}  # sid -> the broadcasts it takes
 
     def take(sid, topics, run=None):

@@ -7,7 +7,9 @@
   these numbers inside python-socketio).
 - Rates: `throttle(name, per_second, burst)` is a per-client token bucket. A Socket.IO client's
   buckets live in its connection's WSGI environ (gone when it disconnects); HTTP clients are
-  keyed by address in a bounded table.
+  keyed by address in a bounded table (the client's address, behind a trusted proxy too:
+  web/addresses.py). All Socket.IO events of one address together count against
+  `address_bucket` as well (many sockets of one client are one client).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import LimitError
+from .addresses import client_address
 
 # The page sends at most one predict per 60 ms while drawing, one at a time; 20 a second with
 # bursts of 40 leaves room for fast drawing and a slow link catching up.
@@ -30,6 +33,15 @@ EVENTS_PER_SECOND = 60.0
 EVENTS_BURST = 120
 RECEIVE_BYTES = 64 * 1024  # one socket read of a websocket connection
 HTTP_CLIENTS_TRACKED = 4096  # oldest HTTP client buckets are forgotten past this
+# All events of one address: as many as an eighth of the pages it may hold at once, all busy (a
+# class behind one address with --sockets-per-address 240 gets 30 pages' worth).
+ADDRESS_PAGES_BUSY = 1 / 8
+
+
+def address_events_rate(sockets_per_address: int) -> tuple[float, int]:
+    """(per second, burst) of all Socket.IO events from one address."""
+    pages = max(1.0, sockets_per_address * ADDRESS_PAGES_BUSY)
+    return EVENTS_PER_SECOND * pages, int(EVENTS_BURST * pages)
 
 
 class TokenBucket:
@@ -65,10 +77,15 @@ def _bucket(name: str, per_second: float, burst: int, socket_environ=None) -> To
         if bucket is None:
             bucket = environ[key] = TokenBucket(per_second, burst)
         return bucket
-    address = (name, environ.get("REMOTE_ADDR"))
+    return address_bucket(name, client_address(environ), per_second, burst)
+
+
+def address_bucket(name: str, address: str, per_second: float, burst: int) -> TokenBucket:
+    """The bucket `name` of one client address (a bounded table: the oldest are forgotten)."""
+    key = (name, address, per_second, burst)  # (servers with other limits in one process: tests)
     with _http_lock:
-        bucket = _http_buckets.pop(address, None) or TokenBucket(per_second, burst)
-        _http_buckets[address] = bucket
+        bucket = _http_buckets.pop(key, None) or TokenBucket(per_second, burst)
+        _http_buckets[key] = bucket
         while len(_http_buckets) > HTTP_CLIENTS_TRACKED:
             _http_buckets.popitem(last=False)
     return bucket

@@ -17,15 +17,19 @@ uploads and downloads.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Literal, Optional, Union
 
+from flask import request
 from pydantic import BaseModel
 
 from ..experiment import ConfigError, TrainConfig, split_pace
 from ..link.arrays import float32_bytes
+from ..link.names import SHARED
 from ..preprocess import preprocess_pixels
 from .access import access_level, require_control
 from .answers import answered, parse
+from .askers import Askers
 from .limits import throttle
 from .polls import keep_open_poll_answer, public, voters
 from .viewers import (WatchRequest, current_owner, current_run, record_for_viewer, require_run_control, run_args,
@@ -33,6 +37,7 @@ from .viewers import (WatchRequest, current_owner, current_run, record_for_viewe
 from .schemas import (CellRequest, ConfigRequest, ForwardRequest, LessonRevealRequest, NeuronRequest, PaceRequest,
                       PollAnswerRequest, PollOpenRequest, PollRevealRequest, RenameRequest, ReplayPredictRequest,
                       ReplayRequest, RunRequest, SamplesRequest, StepRequest)
+from .transport import is_connected
 
 # Who may send it:
 #   None      anyone;
@@ -75,6 +80,9 @@ class Relay:
     answer: Callable[[dict], dict] = field(default=lambda answer: answer)  # what of the engine's answer the client gets
     # a check of what was read, beyond its schema (playground, body): refuses in words or returns
     check: Optional[Callable[[Any, Any], None]] = None
+    # The engine computes it apart, one at a time (link/line.py COSTLY_COMMANDS), and drops it
+    # if the viewer leaves first (web/askers.py).
+    costly: bool = False
 
     @property
     def engine_command(self) -> str:
@@ -174,9 +182,9 @@ RELAYS: tuple[Relay, ...] = (
     # The lesson and the run replayed
     Relay("lesson:steps", run="watched"),
     Relay("lesson:reveal", LessonRevealRequest, lambda body: {"step": body.step, "pixels": drawing(body.pixels)},
-          run="watched", rate=LESSON_REVEALS, timeout=REVEAL_TIMEOUT_S,
+          run="watched", rate=LESSON_REVEALS, timeout=REVEAL_TIMEOUT_S, costly=True,
           check=lambda playground, body: keep_open_poll_answer(playground, body.step)),
-    Relay("replay:frame", ReplayRequest, run="watched", rate=REPLAY),
+    Relay("replay:frame", ReplayRequest, run="watched", rate=REPLAY, costly=True),
     Relay("replay:predict", ReplayPredictRequest, lambda body: {"step": body.step, "pixels": drawing(body.pixels)},
           run="watched", rate=REPLAY),
     # Class polls (about the shared run; the engine holds the poll)
@@ -184,7 +192,7 @@ RELAYS: tuple[Relay, ...] = (
     Relay("poll:answer", PollAnswerRequest, lambda body: {"voters": voters(), "poll": body.poll, "choice": body.choice},
           rate=POLL_ANSWERS),
     Relay("poll:reveal", PollRevealRequest, lambda body: {"pixels": drawing(body.pixels)}, optional=True,
-          control="shared", rate=POLL_REVEALS, timeout=REVEAL_TIMEOUT_S),
+          control="shared", rate=POLL_REVEALS, timeout=REVEAL_TIMEOUT_S, costly=True),
     Relay("poll:close", control="shared"),
     Relay("poll:get", answer=poll_for_viewer),
 )
@@ -221,11 +229,16 @@ def relay(playground, row: Relay, payload=None) -> dict:
     elif row.run == "watched+owner":
         args = run_args(**args)
     timeout = {"timeout": row.timeout} if row.timeout is not None else {}
+    if row.costly and getattr(request, "sid", None) is not None:
+        with playground.askers.asking(request.sid, args.get("run", SHARED)):
+            return row.answer(playground.request(row.engine_command, args, **timeout))
     return row.answer(playground.request(row.engine_command, args, **timeout))
 
 
 def init_app(app, playground) -> None:
     socketio = playground.socketio
+    playground.askers = Askers(playground, partial(is_connected, socketio))
+    playground.on_disconnect.append(playground.askers.left)
     for row in RELAYS:
         socketio.on_event(row.event, answered(handler_for(playground, row)))
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import selectors
 import signal
 import socket
 import threading
+import time
+from collections import OrderedDict
 from concurrent.futures import Future
+from functools import partial
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
@@ -27,6 +31,13 @@ THREADS = 1024  # one per open websocket (threading mode), plus HTTP requests: t
 GRACEFUL_TIMEOUT_S = 10  # stopping waits at most this long for the engine to save
 REQUEST_HEAD_TIMEOUT_S = 15  # a request that has not arrived whole by then is dropped
 IDLE_THREAD_S = 20  # a pool thread with nothing to do this long ends (memory and threads go back)
+# A finished connection's peer gets this long to hang up (RFC 9112 section 9.6), watched by the
+# accepting thread's poller: gunicorn waited for each in turn on that thread (30 peers that never
+# hung up froze every page for a minute).
+LINGER_S = 2.0
+LINGER_DRAIN_BYTES = 64 * 1024  # read (and dropped) from a lingering peer at most
+MAX_LINGERING = 4096  # past this many at once, the oldest is closed at once
+SILENCE_SLACK_S = 5.0  # a websocket is dropped after Engine.IO's ping interval + timeout + this of silence
 
 
 class ElasticPool:
@@ -95,7 +106,7 @@ class TimedSocket(socket.socket):
     (gunicorn sets its sockets blocking before it reads a request, which would wait forever).
     A websocket lifts the limit once its handshake is in (`websockets_without_timeout`)."""
 
-    unlimited = False
+    unlimited = False  # a websocket: its own time limit (`websockets_without_timeout`)
     silent = False  # it timed out: closed at once, without waiting for it to hang up
 
     def setblocking(self, flag: bool) -> None:
@@ -118,16 +129,108 @@ class TimedSocket(socket.socket):
             raise OSError("the client went silent")
         super().shutdown(how)
 
+    def send(self, data, *flags):
+        # simple-websocket writes each frame with one send() and ignores what it returns; with a
+        # time limit the socket may take part of a big frame. All of it, or the time limit's error.
+        if self.unlimited and self.gettimeout() is not None:
+            self.sendall(data, *flags)
+            return len(data)
+        return super().send(data, *flags)
+
+
+class Lingering:
+    """Connections the server is done with, closed without waiting on the accepting thread: the
+    write side is shut (the peer reads the whole answer, then the end), the socket stays on the
+    worker's poller until the peer hangs up, LINGER_DRAIN_BYTES arrived, or LINGER_S passed."""
+
+    def __init__(self, poller, linger_s: float = LINGER_S, limit: int = MAX_LINGERING):
+        self.poller, self.linger_s, self.limit = poller, linger_s, limit
+        self._sockets: "OrderedDict[socket.socket, list]" = OrderedDict()  # -> [deadline, bytes drained]
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def close(self, sock) -> None:
+        try:
+            sock.setblocking(False)
+            sock.shutdown(socket.SHUT_WR)
+            self.poller.register(sock, selectors.EVENT_READ, partial(self._readable, sock))
+        except (OSError, ValueError, KeyError):
+            self._close(sock)
+            return
+        self._sockets[sock] = [time.monotonic() + self.linger_s, 0]
+        while len(self._sockets) > self.limit:
+            self._end(next(iter(self._sockets)))
+
+    def _readable(self, sock, _fileobj=None) -> None:
+        entry = self._sockets.get(sock)
+        if entry is None:
+            return
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        entry[1] += len(data)
+        if not data or entry[1] >= LINGER_DRAIN_BYTES:
+            self._end(sock)
+
+    def expire(self, force: bool = False) -> None:
+        now = time.monotonic()
+        while self._sockets:
+            sock, (deadline, _) = next(iter(self._sockets.items()))
+            if deadline > now and not force:
+                break
+            self._end(sock)
+
+    def _end(self, sock) -> None:
+        self._sockets.pop(sock, None)
+        try:
+            self.poller.unregister(sock)
+        except (OSError, ValueError, KeyError):
+            pass
+        self._close(sock)
+
+    @staticmethod
+    def _close(sock) -> None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
 
 class PlaygroundWorker(ThreadWorker):
-    """gunicorn's threaded worker, with idle threads that end (ElasticPool) and a time limit
+    """gunicorn's threaded worker, with idle threads that end (ElasticPool), a time limit
     on reading a request (a connection that sends half a request and waits held a thread for
-    good: TimedSocket)."""
+    good: TimedSocket), and finished connections closed without waiting for their peers on the
+    accepting thread (Lingering)."""
+
+    lingering: Lingering
 
     def init_process(self):
         limit_malloc_arenas()  # threads that come and go: memory is reused, not scattered
         pin_this_thread(self.app.settings.serving_cores)  # the cores the training threads leave free
         super().init_process()
+
+    def run(self):
+        self.lingering = Lingering(self.poller)
+        super().run()
+
+    def finish_request(self, conn, fs):
+        # gunicorn closes a finished connection gracefully on this, the accepting thread, waiting
+        # up to 2 s for the peer to hang up (`util.close_graceful`): the same close, on the poller.
+        if not fs.cancelled() and fs.exception() is None and fs.result() is False:
+            self.nr_conns -= 1
+            self.lingering.close(conn.sock)
+            return
+        super().finish_request(conn, fs)
+
+    def murder_keepalived(self, force=False):  # called on every turn of the worker's loop
+        super().murder_keepalived(force)
+        lingering = getattr(self, "lingering", None)
+        if lingering is not None:
+            lingering.expire(force)
 
     def get_thread_pool(self):
         return ElasticPool(self.cfg.threads)
@@ -140,14 +243,18 @@ class PlaygroundWorker(ThreadWorker):
         super().enqueue_req(conn)
 
 
-def websockets_without_timeout(wsgi_app):
+def websockets_without_timeout(wsgi_app, silence_s: float | None = None):
     """A websocket, once its handshake arrived whole, may stay quiet as long as it answers the
-    pings: the time limit is taken off its socket."""
+    pings: the request's time limit is taken off its socket. `silence_s` (Engine.IO's ping
+    interval plus its ping timeout: a live page answers a ping within it) takes its place, so a
+    peer that says nothing for that long is dropped and both its threads end (the websocket's
+    reader and the request's); python-engineio means to set the same, but looks for the socket
+    under names simple-websocket does not use."""
     def app(environ, start_response):
         sock = environ.get("gunicorn.socket")
         if isinstance(sock, TimedSocket) and environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             sock.unlimited = True
-            sock.settimeout(None)
+            sock.settimeout(silence_s)
         return wsgi_app(environ, start_response)
     return app
 
@@ -189,7 +296,8 @@ class PlaygroundServer(BaseApplication):
         from .app import create_app
         app = create_app(self.settings, engines=self.engines)
         self.playground = app.extensions["playground"]
-        app.wsgi_app = websockets_without_timeout(app.wsgi_app)
+        eio = self.playground.socketio.server.eio
+        app.wsgi_app = websockets_without_timeout(app.wsgi_app, eio.ping_interval + eio.ping_timeout + SILENCE_SLACK_S)
         return app
 
     # ---- gunicorn's hooks --------------------------------------------------------------------

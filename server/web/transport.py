@@ -18,8 +18,9 @@ What they do:
 - `cap_attachments`: at most MAX_ATTACHMENTS binary attachments per packet, a binary scan
   that does not look into every number of a prediction's answer, and orjson for the packets'
   JSON (`Server.packet_class`, `Packet.json`).
-- `gate_events`: every event of a connection counts against one rate before a handler thread
-  starts, and a few short events (`predict`) are answered in the connection's own thread.
+- `gate_events`: every event of a connection counts against one rate (and against its
+  address's: web/limits.py) before a handler thread starts, and a few short events (`predict`)
+  are answered in the connection's own thread.
 - `send_encoded`: send an event encoded once elsewhere (server/link/wire.py) to one client,
   with its own acknowledgement id: no re-encoding per viewer.
 - `library_loggers`: the loggers handed to python-socketio and python-engineio (so they add no
@@ -44,7 +45,8 @@ from socketio import packet as socketio_packet
 from ..link import fastjson
 from ..link.wire import EncodedEvent, decode_event
 from .answers import NoBinary
-from .limits import EVENTS_BURST, EVENTS_PER_SECOND, RECEIVE_BYTES, TokenBucket
+from .addresses import client_address
+from .limits import EVENTS_BURST, EVENTS_PER_SECOND, RECEIVE_BYTES, TokenBucket, address_bucket
 
 MAX_ATTACHMENTS = 4  # binary attachments one Socket.IO packet may declare
 # Packets waiting to be written to one client. A reading page has a handful (frames wait for
@@ -169,7 +171,7 @@ def cap_attachments(socketio) -> None:
     server.packet_class = AttachmentCappedPacket
 
 
-def gate_events(socketio, inline_events: dict) -> None:
+def gate_events(socketio, inline_events: dict, address_rate: tuple[float, int] | None = None) -> None:
     """Every event from one connection, whatever its name, counts against one bucket before a
     handler thread is started for it: a client that floods (any event, known or not) is
     answered "too many requests" instead of making the server start a thread per message.
@@ -187,12 +189,17 @@ def gate_events(socketio, inline_events: dict) -> None:
             bucket = environ.get("playground.rate.events")
             if bucket is None:
                 bucket = environ["playground.rate.events"] = TokenBucket(EVENTS_PER_SECOND, EVENTS_BURST)
+            refusal = None
             if not bucket.take():
+                refusal = f"too many requests: at most {EVENTS_PER_SECOND:g} per second from one viewer"
+            elif address_rate is not None and environ.get("REMOTE_ADDR") and not address_bucket(
+                    "events", client_address(environ), *address_rate).take():  # (no address: in-process tests)
+                refusal = f"too many requests: at most {address_rate[0]:g} per second from one address"
+            if refusal is not None:
                 if id is not None:
                     server._send_packet(eio_sid, server.packet_class(
                         socketio_packet.ACK, namespace=namespace or "/", id=id, data=[{
-                            "ok": False, "error": f"too many requests: at most {EVENTS_PER_SECOND:g} per "
-                                                  f"second from one viewer; this one was not handled"}]))
+                            "ok": False, "error": f"{refusal}; this one was not handled"}]))
                 return
         inline = inline_events.get(data[0])
         if inline is not None and (namespace or "/") == "/":
@@ -302,9 +309,9 @@ def disconnect_everyone(socketio) -> None:
             pass
 
 
-def install(socketio, inline_events: dict) -> None:
+def install(socketio, inline_events: dict, address_rate: tuple[float, int] | None = None) -> None:
     send_packets_whole(socketio.server)
     cap_queued_packets(socketio)
     cap_websocket_messages(socketio)
     cap_attachments(socketio)
-    gate_events(socketio, inline_events)
+    gate_events(socketio, inline_events, address_rate)

@@ -360,7 +360,7 @@ def init_app(app, playground) -> None:
                     pass
 
     playground.subscribe("run:closed", lambda message: run_ended(
-        message["run"], message["payload"]["reason"], message["payload"].get("record")))
+        message["run"], message["payload"]["reason"], message["payload"].get("record")), asks_engine=True)
     playground.on_runs_lost.append(lambda runs, why: [run_ended(key, why) for key in runs])
 
     stop = threading.Event()
