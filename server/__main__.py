@@ -59,9 +59,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-runs", type=int, default=defaults.max_runs, metavar="N",
                         help="private runs that train at once in one engine; more wait in a queue "
                              "(default %(default)s)")
-    parser.add_argument("--redis", default=None, metavar="URL",
+    parser.add_argument("--engine-memory", default=None, metavar="SIZE",
+                        help="what one engine's runs may hold in memory, e.g. 4G or 1500M; a run that would not "
+                             "fit is refused in words saying what would (default: 75%% of this machine's memory, "
+                             "split between the engines on it)")
+    parser.add_argument("--redis", default=os.environ.get(REDIS_URL_ENV), metavar="URL",
                         help="several processes or machines (docs/deploy.md): the Redis they share, "
-                             "redis://HOST:PORT/DB; without it one command runs everything on this machine")
+                             "redis://HOST:PORT/DB or rediss:// (TLS); without it one command runs everything on "
+                             f"this machine. A URL with a password goes in env {REDIS_URL_ENV} (the command line "
+                             "shows in ps); the shared secret in env PLAYGROUND_REDIS_SECRET")
     parser.add_argument("--role", default="all", choices=["all", "web", "engine"],
                         help="with --redis: web (serve pages, no training), engine (train, no HTTP) or "
                              "all (both on this machine; the default)")
@@ -69,6 +75,39 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="with --role engine: this engine's name on Redis (default host-pid)")
     parser.add_argument("--predict-via-engine", action="store_true", help=argparse.SUPPRESS)  # bench/redis_latency.py
     return parser.parse_args(argv)
+
+
+REDIS_URL_ENV = "PLAYGROUND_REDIS_URL"
+REDIS_SECRET_ENV = "PLAYGROUND_REDIS_SECRET"
+
+
+def password_on_command_line(argv) -> bool:
+    """Whether --redis was given a URL with a password on the command line (everyone on the
+    machine reads it in ps)."""
+    from urllib.parse import urlsplit
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, word in enumerate(argv):
+        url = argv[i + 1] if word == "--redis" and i + 1 < len(argv) else \
+            word.split("=", 1)[1] if word.startswith("--redis=") else None
+        if url:
+            try:
+                if urlsplit(url).password is not None:
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+def engine_memory_from(text) -> int | None:
+    from .memory import parse_memory
+
+    if text is None:
+        return None
+    try:
+        return parse_memory(text)
+    except ValueError as err:
+        raise UserError(f"--engine-memory: {err}") from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -84,6 +123,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,
+        "engine_memory": engine_memory_from(args.engine_memory),
+        "redis_secret": os.environ.get(REDIS_SECRET_ENV) or None,
         "predict_via_engine": args.predict_via_engine,
     })
 
@@ -105,8 +146,16 @@ def startup_lines(playground) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if password_on_command_line(argv):
+        print(f"error: --redis was given a password on the command line, where everyone on this machine reads it "
+              f"(ps): put the URL in the environment variable {REDIS_URL_ENV} instead and leave --redis out",
+              file=sys.stderr)
+        return 2
     try:
         settings = settings_from(args)
+    except UserError as err:  # --engine-memory that is not a size
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:
         from pydantic import ValidationError
         if not isinstance(err, ValidationError):
