@@ -11,6 +11,10 @@ from tests.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_onc
 from tests.postgres import PostgresServer
 from tests.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
 
+# The secret every process on a test's Redis shares (server/link/redis_auth.py); processes the
+# tests start inherit it, as a deployment's do from their environment.
+os.environ.setdefault("PLAYGROUND_REDIS_SECRET", "tests-" + os.urandom(16).hex())
+
 
 @pytest.fixture(scope="session")
 def embedded_dataset(tmp_path_factory):
