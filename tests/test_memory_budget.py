@@ -107,3 +107,33 @@ def test_a_run_put_away_gives_its_memory_back(tmp_path):
         assert row["kept_after_mb"] <= 0.2 * row["grew_mb"], biggest
     # made and put away again: the engine does not grow round after round
     assert biggest[1]["after_mb"] <= biggest[0]["after_mb"] + 30, biggest
+
+
+def test_a_setup_change_past_the_budget_is_refused_and_leaves_the_run_as_it_was(small_dataset, tmp_path):
+    from server.engine.engine import Engine
+    from server.engine.memory_budget import process_rss
+
+    # room for the default network and a little more, not for the biggest
+    engine = Engine(small_dataset, data_dir=tmp_path, holds_shared=False, pace=50.0,
+                    memory_limit=process_rss() + 400 * MB)
+    try:
+        key = engine.command("run:create", {"owner": "alice", "config": {"hidden_sizes": [64]}})["run"]
+        for command, args in (("train:reset", {"config": BIGGEST}), ("config:update", {"changes": BIGGEST}),
+                              ("train:start", {"config": BIGGEST})):
+            with pytest.raises(LimitError) as refused:
+                engine.command(command, {"run": key, "owner": "alice", **args})
+            assert "not enough memory" in str(refused.value) and "What fits now" in str(refused.value)
+            state = engine.command("state", {"run": key})["state"]
+            assert state["config"]["hidden_sizes"] == [64] and state["status"] == "idle", command
+        # a smaller change is admitted
+        engine.command("train:reset", {"run": key, "owner": "alice", "config": {"hidden_sizes": [128]}})
+        assert engine.command("state", {"run": key})["state"]["config"]["hidden_sizes"] == [128]
+    finally:
+        engine.close()
+
+
+def test_engine_memory_that_is_not_a_size_is_refused_in_words(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "server", "--engine-memory", "lots", "--data-dir", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--engine-memory: 'lots' is not an amount of memory: give e.g. 2G, 1500M or 800MiB" in done.stderr
