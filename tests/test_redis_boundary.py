@@ -303,3 +303,69 @@ def test_a_binary_broadcast_from_the_queue_is_sent_whole_under_the_clients_send_
             assert client.received["queued"][0]["blob"] == blob
         finally:
             client.disconnect()
+
+
+def acl_rules_in_deploy_doc() -> dict[str, str]:
+    """The per-role ACL lines as docs/deploy.md gives them (user -> rules after the password)."""
+    rules = {}
+    for line in (REPO / "docs" / "deploy.md").read_text().splitlines():
+        words = line.strip().split()
+        if len(words) > 3 and words[0] == "user" and words[1] in ("nnlp-web", "nnlp-engine"):
+            assert words[2] == "on" and words[3].startswith(">"), line
+            rules[words[1]] = words[4:]
+    assert set(rules) == {"nnlp-web", "nnlp-engine"}
+    return rules
+
+
+def test_the_documented_per_role_acls_let_each_role_do_its_work_and_no_more(redis_server, tmp_path):
+    """docs/deploy.md's ACL users, as written there, on a real redis-server: an engine and a web
+    process each on its own user serve a class (shared run, a private run); Redis denied them
+    nothing (ACL LOG); the web user cannot write an engine's liveness or flush Redis."""
+    admin = redis.Redis.from_url(redis_server.url)
+    passwords = {user: "pw-" + uuid.uuid4().hex for user in ("nnlp-web", "nnlp-engine")}
+    for user, rules in acl_rules_in_deploy_doc().items():
+        admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", *rules)
+    url_of = {user: f"redis://{user}:{pw}@127.0.0.1:{redis_server.port}/0" for user, pw in passwords.items()}
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLAYGROUND_REDIS_URL": url_of["nnlp-engine"]}
+    engine_log = open(tmp_path / "engine.log", "w")
+    engine = subprocess.Popen([sys.executable, "-m", "server", "--role", "engine", "--data-dir",
+                               str(tmp_path / "engine-data"), "--engine-id", "acl-engine"],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=engine_log, env=env)
+    try:
+        wait_for(lambda: admin.exists("nnlp:run:shared"), timeout=120, what="the engine holding the shared run")
+        with ServerProcess(tmp_path / "web-data", "--role", "web",
+                           env={"PLAYGROUND_REDIS_URL": url_of["nnlp-web"]}) as web:
+            teacher = teacher_of(web.url)
+            student = socketio_client(web.url, record=("state",), auth={"viewer": "student-0123456789abcdef"})
+            try:
+                step_when_served(teacher, 3)
+                made = student.call("run:create", {}, timeout=60)
+                assert made["ok"], made
+                assert student.call("train:step", {"batches": 2}, timeout=60)["ok"]
+                wait_for(lambda: any(s.get("step") == 2 for s in student.received["state"]), timeout=60,
+                         what="the private run's 2 steps")
+                assert healthz(web.url)["status"] == "ok"
+            finally:
+                teacher.disconnect()
+                student.disconnect()
+            denied = admin.execute_command("ACL", "LOG")
+            assert denied == [], denied
+
+        as_web = redis.Redis.from_url(url_of["nnlp-web"])
+        for attempt in (lambda: as_web.set("nnlp:engine:fake", "1"), lambda: as_web.flushall(),
+                        lambda: as_web.delete("nnlp:run:shared"), lambda: as_web.get("elsewhere")):
+            try:
+                attempt()
+                allowed = True
+            except redis.exceptions.NoPermissionError:
+                allowed = False
+            assert not allowed
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        try:
+            engine.wait(30)
+        except subprocess.TimeoutExpired:
+            engine.kill()
+            engine.wait(10)
+        engine_log.close()
