@@ -8,6 +8,11 @@ One engine in this process (no web), the embedded digits, no shared run (only th
 count). Each setup is made and put away ROUNDS times, to show memory comes back every time.
 
     .venv/bin/python bench/engine_memory.py [--rounds 2] [--steps 40] [--json out.json]
+
+`--crowd N --budget SIZE`: instead, `python -m server --engines 2 --engine-memory SIZE` and N
+students asking for the biggest network at once: how many are admitted and refused, and the
+private runs' engine's RSS at its highest (sampled every 50 ms) while the admitted ones train
+and are replayed, against the budget.
 """
 from __future__ import annotations
 
@@ -106,12 +111,75 @@ def measure(rounds: int = 2, steps: int = 40) -> dict:
     return results
 
 
+def crowd(students: int, budget: str, steps: int) -> dict:
+    """N students ask for the biggest setup at once on a real server with this budget."""
+    import secrets
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.common import QUIET, Viewer, close_all, server_process
+    from bench.shared import descendants
+    from server.memory import parse_memory
+
+    def engine_rss(server_pid: int) -> int:
+        for pid in descendants(server_pid):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "nnlp-engine-1":
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            return int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return 0
+
+    with server_process(extra_args=["--engines", "2", "--engine-memory", budget]) as served:
+        viewers = [Viewer(served.url, auth={**QUIET, "viewer": secrets.token_urlsafe(18)}) for _ in range(students)]
+        peak = [engine_rss(served.pid)]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.05):
+                peak[0] = max(peak[0], engine_rss(served.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            with ThreadPoolExecutor(students) as pool:
+                answers = list(pool.map(lambda v: v.call("run:create", {"config": SETUPS["biggest"]}, timeout=300),
+                                        viewers))
+            admitted = [v for v, a in zip(viewers, answers) if a.get("ok")]
+            refusals = [a.get("error") for a in answers if not a.get("ok")]
+            with ThreadPoolExecutor(max(1, len(admitted))) as pool:
+                list(pool.map(lambda v: v.call("train:step", {"batches": steps}, timeout=300), admitted))
+            time.sleep(2.0)
+            with ThreadPoolExecutor(max(1, len(admitted))) as pool:
+                list(pool.map(lambda v: v.call("replay:frame", {"step": steps // 2}, timeout=300), admitted))
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            sampler.join()
+            close_all(viewers)
+    return {"students": students, "budget_mb": parse_memory(budget) / MB, "admitted": len(admitted),
+            "refused": len(refusals), "a_refusal": refusals[0] if refusals else None,
+            "engine_peak_rss_mb": peak[0] / MB}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--crowd", type=int, default=0, metavar="N")
+    parser.add_argument("--budget", default="4G")
     args = parser.parse_args(argv)
+    if args.crowd:
+        results = crowd(args.crowd, args.budget, args.steps)
+        print(machine_note())
+        print(f"{results['students']} students ask for the biggest network at once, --engine-memory "
+              f"{results['budget_mb']:.0f} MB: {results['admitted']} admitted, {results['refused']} refused; "
+              f"the private runs' engine at most {results['engine_peak_rss_mb']:.0f} MB")
+        print(f"a refusal: {results['a_refusal']}")
+        emit_json(results, Path(args.json) if args.json else None)
+        return 0
     results = measure(args.rounds, args.steps)
     print(machine_note())
     print(f"engine alone (torch, the embedded digits, no run): {results['engine_alone_mb']:.0f} MB")
