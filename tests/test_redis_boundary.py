@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 
 from server.link.codec import pack, unpack
@@ -25,6 +26,23 @@ from server.link.redis_client import EngineClient
 from server.engine.redis_endpoint import EngineEndpoint
 from tests.helpers import REPO, ServerProcess, descendants, socketio_client, wait_for
 from tests.redis_server import RedisServer
+
+OPENED: list = []
+
+
+@pytest.fixture(autouse=True)
+def close_redis_clients():
+    """Every Redis client a test opens, closed after it (no socket left to the collector)."""
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
+def client_of(url: str, **options) -> redis.Redis:
+    client = redis.Redis.from_url(url, **options)
+    OPENED.append(client)
+    return client
+
 
 OURS = Signer.of()  # the tests' secret (tests/conftest.py), which the servers they start inherit
 NOT_OURS = Signer("someone-else's-secret-0123456789")
@@ -57,7 +75,7 @@ def forged_command(name: str, args: dict, reply_to: str) -> dict:
 
 
 def test_a_forged_command_or_message_is_dropped_and_changes_nothing(redis_url, tmp_path):
-    r = redis.Redis.from_url(redis_url)
+    r = client_of(redis_url)
     with ServerProcess(tmp_path / "data", "--redis", redis_url, "--engines", "1") as server:
         teacher = teacher_of(server.url)
         try:
@@ -111,7 +129,7 @@ def test_a_forged_command_or_message_is_dropped_and_changes_nothing(redis_url, t
 
 
 def test_an_engine_that_is_not_signed_or_announces_an_impossible_load_gets_no_run(redis_url):
-    r = redis.Redis.from_url(redis_url)
+    r = client_of(redis_url)
     real = EngineEndpoint(redis_url, "real-engine")
     client = EngineClient(redis_url, "web-under-test")
     try:
@@ -142,7 +160,7 @@ def test_an_engine_that_is_not_signed_or_announces_an_impossible_load_gets_no_ru
 
 
 def test_redis_on_a_fresh_sqlite_data_directory_brings_three_engines_up(redis_url, tmp_path):
-    r = redis.Redis.from_url(redis_url)
+    r = client_of(redis_url)
     data = tmp_path / "fresh"
     assert not data.exists()
     with ServerProcess(data, "--redis", redis_url, "--engines", "3") as server:
@@ -190,7 +208,7 @@ def test_the_redis_password_is_never_on_a_command_line(tmp_path):
     password = "pw-" + uuid.uuid4().hex
     redis_server = RedisServer().start()
     try:
-        redis.Redis.from_url(redis_server.url).config_set("requirepass", password)
+        client_of(redis_server.url).config_set("requirepass", password)
         url = f"redis://:{password}@127.0.0.1:{redis_server.port}/0"
 
         # on the command line: refused in words, before anything starts
@@ -234,7 +252,7 @@ def tls_redis(folder: Path):
     deadline = time.monotonic() + 10
     while True:
         try:
-            redis.Redis.from_url(url).ping()
+            client_of(url).ping()
             return process, url
         except redis.RedisError:
             if time.monotonic() > deadline or process.poll() is not None:
@@ -248,7 +266,7 @@ def test_a_rediss_url_serves_the_whole_playground_over_tls(tmp_path):
     try:
         plain = f"redis://127.0.0.1:{url.split(':')[2].split('/')[0]}/0"
         try:
-            redis.Redis.from_url(plain, socket_timeout=2).ping()
+            client_of(plain, socket_timeout=2).ping()
             spoke_plain = True
         except redis.RedisError:
             spoke_plain = False
@@ -283,7 +301,7 @@ def test_a_binary_broadcast_from_the_queue_is_sent_whole_under_the_clients_send_
 
     app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "redis": redis_url,
                       "engines": 1}, dataset=small_dataset)
-    r = redis.Redis.from_url(redis_url)
+    r = client_of(redis_url)
     with LiveServer(app) as server:
         client = socketio_client(server.url, record=("queued",))
         try:
@@ -321,7 +339,7 @@ def test_the_documented_per_role_acls_let_each_role_do_its_work_and_no_more(redi
     """docs/deploy.md's ACL users, as written there, on a real redis-server: an engine and a web
     process each on its own user serve a class (shared run, a private run); Redis denied them
     nothing (ACL LOG); the web user cannot write an engine's liveness or flush Redis."""
-    admin = redis.Redis.from_url(redis_server.url)
+    admin = client_of(redis_server.url)
     passwords = {user: "pw-" + uuid.uuid4().hex for user in ("nnlp-web", "nnlp-engine")}
     for user, rules in acl_rules_in_deploy_doc().items():
         admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", *rules)
@@ -352,7 +370,7 @@ def test_the_documented_per_role_acls_let_each_role_do_its_work_and_no_more(redi
             denied = admin.execute_command("ACL", "LOG")
             assert denied == [], denied
 
-        as_web = redis.Redis.from_url(url_of["nnlp-web"])
+        as_web = client_of(url_of["nnlp-web"])
         for attempt in (lambda: as_web.set("nnlp:engine:fake", "1"), lambda: as_web.flushall(),
                         lambda: as_web.delete("nnlp:run:shared"), lambda: as_web.get("elsewhere")):
             try:
