@@ -82,20 +82,19 @@ REDIS_SECRET_ENV = "PLAYGROUND_REDIS_SECRET"
 
 
 def password_on_command_line(argv) -> bool:
-    """Whether --redis was given a URL with a password on the command line (everyone on the
-    machine reads it in ps)."""
+    """Whether the command line holds a Redis URL with a password (everyone on the machine
+    reads it in ps), after --redis, --redis=, or an abbreviation argparse would take."""
     from urllib.parse import urlsplit
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, word in enumerate(argv):
-        url = argv[i + 1] if word == "--redis" and i + 1 < len(argv) else \
-            word.split("=", 1)[1] if word.startswith("--redis=") else None
-        if url:
-            try:
-                if urlsplit(url).password is not None:
-                    return True
-            except ValueError:
-                continue
+    for word in list(sys.argv[1:] if argv is None else argv):
+        url = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            continue
+        try:
+            if urlsplit(url).password is not None:
+                return True
+        except ValueError:
+            continue
     return False
 
 

@@ -217,6 +217,10 @@ def test_the_redis_password_is_never_on_a_command_line(tmp_path):
                                  timeout=60)
         assert refused.returncode == 2
         assert "PLAYGROUND_REDIS_URL" in refused.stderr and password not in refused.stderr
+        abbreviated = subprocess.run([sys.executable, "-m", "server", f"--redi={url}", "--port", "0",
+                                      "--data-dir", str(tmp_path / "no")], cwd=REPO, capture_output=True,
+                                     text=True, timeout=60)
+        assert abbreviated.returncode == 2 and "PLAYGROUND_REDIS_URL" in abbreviated.stderr
 
         # from the environment: it serves, and no process of it shows the password
         with ServerProcess(tmp_path / "data", "--engines", "2", env={"PLAYGROUND_REDIS_URL": url}) as server:
