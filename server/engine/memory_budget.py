@@ -111,14 +111,6 @@ class MemoryBudget:
         with self._lock:
             return sum(self._held.values())
 
-    def room(self, but: Optional[str] = None) -> int:
-        """Bytes still free for a run (for `but`: counting its own estimate as free)."""
-        if self.limit is None:
-            return 1 << 62
-        with self._lock:
-            taken = sum(size for key, size in self._held.items() if key != but)
-        return self.limit - self.base - taken
-
     def admit(self, key: str, config: TrainConfig, *, force: bool = False) -> None:
         """Hold `config`'s estimate for run `key` (replacing what it held), or refuse in words,
         holding nothing new. `force`: hold it even past the budget (the shared run carried on
@@ -144,9 +136,3 @@ class MemoryBudget:
         if fits is not None:
             return f"{words}. What fits now: {describe_setup(fits)} (hidden={','.join(map(str, fits.hidden_sizes))})"
         return f"{words}. Nothing fits now: try again when other runs are put away, or watch the shared run"
-
-    def summary(self) -> dict:
-        with self._lock:
-            held = dict(self._held)
-        return {"limit": self.limit, "base": self.base, "held": sum(held.values()), "runs": held,
-                "rss": process_rss()}
