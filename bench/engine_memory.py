@@ -80,6 +80,7 @@ def one_run(engine, setup: dict, steps: int, *, first: bool) -> dict:
     engine.command("evaluate:get", {"run": key})
     held = rss_bytes()
     engine.close_run(key, "bench: put away")
+    engine.housekeeping()  # the engine process does it a few times a second
     peak_bytes = peak.stop()
     time.sleep(0.3)
     after = rss_bytes()

@@ -87,6 +87,7 @@ class Engine:
         # What the runs may hold together (memory_budget.py); the base is this process now,
         # before any run: torch and the digits.
         self.memory = MemoryBudget(memory_limit)
+        self._give_back_due = False
         self.engine_id = engine_id
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
@@ -177,6 +178,8 @@ class Engine:
         self._put_away_abandoned()
         self._fill_places()
         self._forget_stale_watchers()
+        if self._give_back_due:  # a run was put away since
+            self.give_back_memory()
 
     def close(self) -> None:
         """Stop every run after its current step, record it up to there, free shared memory."""
@@ -256,18 +259,23 @@ class Engine:
         parts.recorder.close_status = "paused"
         parts.run.close()
         parts.replica.close()
+        self._put_away(key)
         record = parts.recorder.live_record_id
         del self.runs[key]
-        self._watchers.pop(key, None)
-        self.memory.release(key)
         self._message("run:closed", key, {"reason": reason, "record": record})
         self.announce_runs()
-        del parts
-        self.give_back_memory()
+
+    def _put_away(self, key: str) -> None:
+        """A run put away: its place in the memory budget is free now, and its memory is handed
+        back at the next housekeeping, once nothing refers to it any more."""
+        self._watchers.pop(key, None)
+        self.memory.release(key)
+        self._give_back_due = True
 
     def give_back_memory(self) -> None:
         """After a run is put away: its tensors, replay points and frames are unreachable now;
         collect them and hand the freed heap back to the system (glibc keeps it otherwise)."""
+        self._give_back_due = False
         gc.collect()
         give_back_memory()
 
@@ -312,9 +320,7 @@ class Engine:
         if parts is not None:
             parts.run.close()
             parts.replica.close()
-            self.memory.release(SHARED)
-            del parts
-            self.give_back_memory()
+            self._put_away(SHARED)
 
     def hold_shared(self, *, restore: bool, words: str = "") -> RunParts:
         """Take the shared run on (this engine now holds it); with `restore`, carry on its last
