@@ -36,6 +36,10 @@ from bench.common import (BLANK_PIXELS, DEFAULT_PACE, DIGITS_CACHE, PAGE_BROADCA
                           percentile, server_process, start_run)
 from bench.shared import RedisServer  # noqa: E402
 
+# The secret the web and engine processes it starts share (server/link/redis_auth.py): they
+# inherit it, as a deployment's processes do from their environment.
+os.environ.setdefault("PLAYGROUND_REDIS_SECRET", os.urandom(32).hex())
+
 
 @contextmanager
 def engine_process(redis_url: str, data_dir: str):

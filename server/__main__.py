@@ -69,9 +69,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--owner-grace", type=float, default=defaults.owner_grace_s, metavar="SECONDS",
                         help="a private run whose owner has no connection left this long is paused, recorded "
                              "and freed; its owner gets it back from its record (default %(default)g)")
-    parser.add_argument("--redis", default=None, metavar="URL",
+    parser.add_argument("--engine-memory", default=None, metavar="SIZE",
+                        help="what one engine's runs may hold in memory, e.g. 4G or 1500M; a run that would not "
+                             "fit is refused in words saying what would (default: 75%% of this machine's memory, "
+                             "split between the engines on it)")
+    parser.add_argument("--redis", default=os.environ.get(REDIS_URL_ENV), metavar="URL",
                         help="several processes or machines (docs/deploy.md): the Redis they share, "
-                             "redis://HOST:PORT/DB; without it one command runs everything on this machine")
+                             "redis://HOST:PORT/DB or rediss:// (TLS); without it one command runs everything on "
+                             f"this machine. A URL with a password goes in env {REDIS_URL_ENV} (the command line "
+                             "shows in ps); the shared secret in env PLAYGROUND_REDIS_SECRET")
     parser.add_argument("--role", default="all", choices=["all", "web", "engine"],
                         help="with --redis: web (serve pages, no training), engine (train, no HTTP) or "
                              "all (both on this machine; the default)")
@@ -79,6 +85,38 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="with --role engine: this engine's name on Redis (default host-pid)")
     parser.add_argument("--predict-via-engine", action="store_true", help=argparse.SUPPRESS)  # bench/redis_latency.py
     return parser.parse_args(argv)
+
+
+REDIS_URL_ENV = "PLAYGROUND_REDIS_URL"
+REDIS_SECRET_ENV = "PLAYGROUND_REDIS_SECRET"
+
+
+def password_on_command_line(argv) -> bool:
+    """Whether the command line holds a Redis URL with a password (everyone on the machine
+    reads it in ps), after --redis, --redis=, or an abbreviation argparse would take."""
+    from urllib.parse import urlsplit
+
+    for word in list(sys.argv[1:] if argv is None else argv):
+        url = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            continue
+        try:
+            if urlsplit(url).password is not None:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def engine_memory_from(text) -> int | None:
+    from .memory import parse_memory
+
+    if text is None:
+        return None
+    try:
+        return parse_memory(text)
+    except ValueError as err:
+        raise UserError(f"--engine-memory: {err}") from None
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -95,6 +133,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,
+        "engine_memory": engine_memory_from(args.engine_memory),
+        "redis_secret": os.environ.get(REDIS_SECRET_ENV) or None,
         "predict_via_engine": args.predict_via_engine,
     })
 
@@ -116,8 +156,16 @@ def startup_lines(playground) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if password_on_command_line(argv):
+        print(f"error: --redis was given a password on the command line, where everyone on this machine reads it "
+              f"(ps): put the URL in the environment variable {REDIS_URL_ENV} instead and leave --redis out",
+              file=sys.stderr)
+        return 2
     try:
         settings = settings_from(args)
+    except UserError as err:  # --engine-memory that is not a size
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:
         from pydantic import ValidationError
         if not isinstance(err, ValidationError):

@@ -76,10 +76,17 @@ class Settings(BaseModel):
     # A private run whose owner has no connection left this long is paused, recorded and freed
     # (its place comes back; its owner gets it back from its record). --owner-grace.
     owner_grace_s: float = Field(90.0, ge=1, le=3600)
+    # What one engine's runs may hold in memory, in bytes (--engine-memory; None: a share of this
+    # machine's memory, server/engine/memory_budget.py). A run that would not fit is refused in words.
+    engine_memory: Optional[int] = Field(None, ge=64 * 2**20, le=2**50)
     # Several machines (docs/deploy.md): the Redis every web and engine process shares, and what
     # this process is: "all" (web and engines; without Redis, today's one machine), "web", "engine".
     redis: Optional[str] = Field(None, min_length=1, max_length=2000)
     role: Literal["all", "web", "engine"] = "all"
+    # The secret every process on that Redis shares: commands, answers, messages and engine loads
+    # carry an HMAC made with it (server/link/redis_auth.py). From the environment
+    # (PLAYGROUND_REDIS_SECRET), never the command line; --role all without it makes its own.
+    redis_secret: Optional[str] = Field(None, min_length=16, max_length=1000, repr=False, validate_default=True)
     # --redis: a web process answers predictions from the engine's shared memory when it is on
     # the same machine; this makes it ask the engine, as one on another machine must (benchmarks).
     predict_via_engine: bool = False
@@ -136,6 +143,16 @@ class Settings(BaseModel):
                 f"--role {role} needs --redis redis://HOST:PORT/DB: web and engine processes find each "
                 "other through it (without --redis, one command runs both)"))
         return role
+
+    @field_validator("redis_secret")
+    @classmethod
+    def _processes_on_redis_share_a_secret(cls, secret, info):
+        if secret is None and info.data.get("redis") and info.data.get("role") in ("web", "engine"):
+            raise PydanticCustomError("redis_without_secret", (
+                f"--role {info.data['role']} on Redis needs the secret every web and engine process shares, in the "
+                "environment variable PLAYGROUND_REDIS_SECRET (at least 16 characters, e.g. from "
+                "`openssl rand -hex 32`): commands and messages on Redis are signed with it (docs/deploy.md)"))
+        return secret
 
     @field_validator("mirrors")
     @classmethod

@@ -19,6 +19,10 @@ from tests.support.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embe
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
 
+# The secret every process on a test's Redis shares (server/link/redis_auth.py); processes the
+# tests start inherit it, as a deployment's do from their environment.
+os.environ.setdefault("PLAYGROUND_REDIS_SECRET", "tests-" + os.urandom(16).hex())
+
 
 @pytest.fixture(scope="session")
 def embedded_dataset(tmp_path_factory):

@@ -22,6 +22,7 @@ Messages, each `{"topic", "run", "payload"}`:
 """
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import secrets
@@ -34,10 +35,12 @@ import torch
 from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, TrainConfig
 from ..link.names import SHARED
+from ..memory import give_back_memory
 from .checkpoints import CheckpointError, check_fits, read_state_dict
 from .commands import COMMANDS
 from .evaluation import DatasetBrowser, EvaluationTracker
 from .live_views import LiveViews
+from .memory_budget import MemoryBudget
 from .polls import Polls
 from .recorder import RunRecorder, recorded_config
 from .replay import Replay
@@ -105,9 +108,14 @@ class Engine:
                  clock=time.monotonic, training_cores: Optional[list[int]] = None,
                  private_run_cores: Optional[list[int]] = None,
                  engine_id: str = "local-0", holds_shared: bool = True, max_runs: int = DEFAULT_MAX_RUNS,
-                 is_stale=lambda engine: True, owner_gone_s: float = OWNER_GONE_S):
+                 is_stale=lambda engine: True, owner_gone_s: float = OWNER_GONE_S,
+                 memory_limit: Optional[int] = None):
         self.dataset = dataset
         self.owner_gone_s = owner_gone_s
+        # What the runs may hold together (memory_budget.py); the base is this process now,
+        # before any run: torch and the digits.
+        self.memory = MemoryBudget(memory_limit)
+        self._give_back_due = False
         self.engine_id = engine_id
         self.max_runs = max_runs
         self.queue: list[str] = []  # private runs waiting for a place to train, first first
@@ -143,8 +151,21 @@ class Engine:
         # beside it, they would share one core with a full-speed run; on the serving cores alone,
         # ten paced runs do not keep their pace: docs/performance.md).
         cores = self.training_cores if key == SHARED else self.private_run_cores
+        # Refused in words before anything is built when it would not fit (a new holder of the
+        # shared run carries it on whatever it costs).
+        self.memory.admit(key, config or TrainConfig(), force=(key == SHARED))
+        try:
+            return self._build_run(key, pace, cores, config, owner)
+        except BaseException:
+            self.memory.release(key)
+            raise
+
+    def _build_run(self, key: str, pace: Optional[float], cores, config: Optional[TrainConfig],
+                   owner: Optional[str]) -> RunParts:
         run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
                           cores=cores, config=config)
+        # Every later change of its setup is admitted too (run.py), before its network is built.
+        run.admit = lambda new, force=False: self.memory.admit(key, new, force=force)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
@@ -185,6 +206,8 @@ class Engine:
         self._put_away_abandoned()
         self._fill_places()
         self._forget_stale_watchers()
+        if self._give_back_due:  # a run was put away since
+            self.give_back_memory()
 
     def close(self) -> None:
         """Stop every run after its current step, record it up to there, free shared memory."""
@@ -270,6 +293,7 @@ class Engine:
         parts.recorder.close_status = "paused"
         parts.run.close()
         parts.replica.close()
+        self._put_away(key)
         record = parts.recorder.live_record_id
         del self.runs[key]
         self._message("run:closed", key, {"reason": reason, "record": record})
@@ -279,6 +303,20 @@ class Engine:
     def owned(self, owner: str) -> int:
         """How many private runs `owner` has in this engine."""
         return sum(1 for parts in self.private_runs() if parts.owner == owner)
+
+    def _put_away(self, key: str) -> None:
+        """A run put away: its place in the memory budget is free now, and its memory is handed
+        back at the next housekeeping, once nothing refers to it any more."""
+        self._watchers.pop(key, None)
+        self.memory.release(key)
+        self._give_back_due = True
+
+    def give_back_memory(self) -> None:
+        """After a run is put away: its tensors, replay points and frames are unreachable now;
+        collect them and hand the freed heap back to the system (glibc keeps it otherwise)."""
+        self._give_back_due = False
+        gc.collect()
+        give_back_memory()
 
     def check_room_for(self, owner: str, held: int = 0) -> None:
         """Refused in words when `owner`, or this engine, holds as many private runs as it may.
@@ -382,6 +420,7 @@ class Engine:
         if parts is not None:
             parts.run.close()
             parts.replica.close()
+            self._put_away(SHARED)
 
     def hold_shared(self, *, restore: bool, words: str = "") -> RunParts:
         """Take the shared run on (this engine now holds it); with `restore`, carry on its last

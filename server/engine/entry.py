@@ -3,11 +3,13 @@ line (server/link/local.py EngineEntry): processes of their own (what users get)
 test hands in a dataset, threads of the test's process (the same pipe, codec and commands)."""
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import threading
 from typing import Callable
 
-from ..link.local import RedisEngineHandle, engine_options, engine_process_starter, redis_engine_process
+from ..link.local import (RedisEngineHandle, SupervisedEngines, engine_options, engine_process_starter,
+                          redis_engine_process)
 from . import process, redis_engine
 
 
@@ -23,11 +25,43 @@ class LocalEngines:
         return [engine_threads_starter(lambda opts: make_engine_factory(settings, dataset=self.dataset, **opts), index)
                 for index in range(settings.engines)]
 
-    def redis_engines(self, settings) -> list:
+    def redis_engines(self, settings) -> SupervisedEngines:
+        # The runs database brought up to date once, here, before any engine opens it: engines
+        # starting together on one SQLite file each migrating raced ("database is locked").
+        migrate_once(settings)
         if self.dataset is None:
-            return [redis_engine_process(redis_engine.process_main, settings.model_dump(mode="json"), index)
-                    for index in range(settings.engines)]
-        return [redis_engine_thread(settings, self.dataset, index) for index in range(settings.engines)]
+            options = settings.model_dump(mode="json")
+            starters = [functools.partial(redis_engine_process, redis_engine.process_main, options, index)
+                        for index in range(settings.engines)]
+        else:
+            starters = [functools.partial(redis_engine_thread, settings, self.dataset, index)
+                        for index in range(settings.engines)]
+        return SupervisedEngines(starters, is_up=registered_on(settings.redis))
+
+
+def registered_on(redis_url: str):
+    """`is_up(handle)`: whether that local engine process is registered alive on Redis (its id
+    is host-pid, redis_endpoint.default_engine_id)."""
+    import socket
+
+    from ..link.redis_bus import connect, engine_key
+
+    client = connect(redis_url)
+
+    def is_up(handle) -> bool:
+        if handle.pid is None:  # an engine in a thread (tests): up once its thread runs
+            return handle.exitcode is None
+        return bool(client.exists(engine_key(f"{socket.gethostname()}-{handle.pid}")))
+
+    return is_up
+
+
+def migrate_once(settings) -> None:
+    """Open the runs database once (its migrations run) and close it, marking nothing: which
+    runs are over is each engine's to say when it starts (who is alive on Redis)."""
+    from .records import RunStore
+
+    RunStore(settings.data_dir, database_url=settings.database, is_stale=lambda engine: False).close()
 
 
 class ThreadHandle:

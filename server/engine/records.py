@@ -48,6 +48,7 @@ MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER, PostgreSQL's BIGINT
 MIGRATION_LOCK_KEY = 0x6E6E4C696E  # "nnLin"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 SQLITE_TIMEOUT_S = 10  # how long a writer waits for another process's write to finish
+WRITE_LOCK_FIRST = "playground_write_lock_first"  # an execution option: see _sqlite_engine's begin
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Alembic's `context` and `op` are module-wide proxies: one migration at a time in a process.
 _MIGRATING = threading.Lock()
@@ -251,7 +252,7 @@ class RunStore:
         if writable:
             try:
                 self.engine = self._sqlite_engine(path, read_only=False)
-                with self._lock, self.engine.begin() as db:
+                with self._lock, self._begin_write() as db:
                     migrate(db)
                     self._mark_unfinished(db)
                 return
@@ -305,8 +306,13 @@ class RunStore:
         @event.listens_for(engine, "begin")
         def begin(connection):
             # pysqlite would begin only before writes, so a save's reads and writes could see
-            # different moments; SQLAlchemy's documented remedy: BEGIN ourselves.
-            connection.exec_driver_sql("BEGIN")
+            # different moments; SQLAlchemy's documented remedy: BEGIN ourselves. A transaction
+            # that writes takes the write lock first (IMMEDIATE, waiting SQLITE_TIMEOUT_S for
+            # it): two processes that both read and then both wanted to write would otherwise
+            # deadlock, and SQLite fails one at once with "database is locked" (engines starting
+            # together on one file, --redis --role all).
+            immediate = connection.get_execution_options().get(WRITE_LOCK_FIRST, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
 
@@ -381,6 +387,10 @@ class RunStore:
             self.read_only_reason = "the runs store is closed (the server is stopping)"
 
     # ---- transactions -----------------------------------------------------------------------
+    def _begin_write(self):
+        """A transaction that will write (SQLite: holding the write lock from its start)."""
+        return self.engine.execution_options(**{WRITE_LOCK_FIRST: True}).begin()
+
     @contextmanager
     def _writing(self, what_fails: str):
         """One transaction for a write: committed whole or not at all. `what_fails` says what
@@ -389,7 +399,7 @@ class RunStore:
             raise StoreReadOnlyError(f"{what_fails}: {self.read_only_reason}")
         with self._lock:
             try:
-                with self.engine.begin() as db:
+                with self._begin_write() as db:
                     yield db
             except DBAPIError as err:
                 if _is_full(err.orig):

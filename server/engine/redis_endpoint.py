@@ -18,6 +18,7 @@ from redis.lock import Lock
 from ..errors import EngineUnavailable, UserError
 from ..link.codec import pack, unpack
 from ..link.line import COMMAND_THREADS, REQUEST_TIMEOUT_S, Commands, Outbox
+from ..link.redis_auth import SeenCommands, Signer
 from ..link.names import SHARED
 from ..link.redis_bus import (AWAY_S, BLOCK_S, CLOCK_SLACK_S, ENGINE_TTL_S, HEARTBEAT_S, LEASE_POLL_S, LEASE_TTL_S,
                               MAX_BACKLOG, QUEUE_TTL_S, REDIS_ERRORS, RUN_TTL_S, Reachability, client_of,
@@ -193,8 +194,12 @@ class EngineEndpoint:
     def __init__(self, redis_url: str, engine_id: Optional[str] = None, *,
                  on_status: Callable[[dict], None] = lambda status: None,
                  on_run_lost: Callable[[str], None] = lambda run: None,
-                 command_threads: int = COMMAND_THREADS, claim_timeout_s: float = ENGINE_TTL_S + 1.0):
+                 command_threads: int = COMMAND_THREADS, claim_timeout_s: float = ENGINE_TTL_S + 1.0,
+                 secret: Optional[str] = None):
         self.redis_url = redis_url
+        # Everything it sends is signed, every command it takes must be (redis_auth.py).
+        self.signer = Signer.of(secret)
+        self._seen = SeenCommands()
         self.engine_id = engine_id or default_engine_id()
         if not self.engine_id or any(ch in self.engine_id for ch in " \t\r\n"):
             raise UserError("an engine id must be a word without spaces")
@@ -243,7 +248,7 @@ class EngineEndpoint:
             held = self.held_runs()
             info = {"engine": self.engine_id, "runs": len(held), "held": sorted(held), "pid": os.getpid(),
                     "host": socket.gethostname(), "since": self._since}
-            self.redis.set(load_key(self.engine_id), pack(info), px=int(ENGINE_TTL_S * 1000))
+            self.redis.set(load_key(self.engine_id), self.signer.seal(pack(info)), px=int(ENGINE_TTL_S * 1000))
 
     def _tell_load(self) -> None:
         try:
@@ -342,12 +347,12 @@ class EngineEndpoint:
     def _send(self, item: dict, route) -> None:
         """The Outbox's channel: a message onto its run's channel, an answer into its asker's list."""
         if route is None:
-            self.redis.publish(messages_channel(item["run"]), pack(item))
+            self.redis.publish(messages_channel(item["run"]), self.signer.seal(pack(item)))
             return
         reply_to, expires = route
         if time.time() > expires:
             return  # its asker gave up
-        data = pack(item)
+        data = self.signer.seal(pack(item))
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(reply_to, data)
             pipe.pexpire(reply_to, int(QUEUE_TTL_S * 1000))
@@ -375,8 +380,11 @@ class EngineEndpoint:
                 continue
             if item is None:
                 continue
+            data = self.signer.open(item[1], "command")
+            if data is None:
+                continue  # not from a process with this deployment's secret: dropped unread
             try:
-                command = unpack(item[1])
+                command = unpack(data)
             except Exception:
                 log.warning("an unreadable command on %s was dropped", commands_key(self.engine_id))
                 continue
@@ -387,6 +395,9 @@ class EngineEndpoint:
             expires = command.get("sent", 0) + command.get("timeout", REQUEST_TIMEOUT_S) + CLOCK_SLACK_S
             if time.time() > expires:
                 log.info("dropped %s: its asker gave up", command.get("name"))
+                continue
+            if not self._seen.first_time((command["reply_to"], command.get("id")), expires):
+                log.warning("dropped %s: a copy of a command already taken", command.get("name"))
                 continue
             self._commands.submit(command)
 

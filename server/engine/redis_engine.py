@@ -18,7 +18,7 @@ from typing import Optional
 
 from ..link.line import HOUSEKEEPING_S
 from ..link.names import SHARED
-from ..link.redis_bus import connect, engine_key
+from ..link.redis_bus import connect, describe_url, engine_key
 from .redis_endpoint import EngineEndpoint, default_engine_id
 from .process import die_with_parent, name_this_process
 
@@ -42,7 +42,7 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
     from .runtime import make_engine_factory
 
     engine_id = settings.engine_id or default_engine_id()
-    endpoint = EngineEndpoint(settings.redis, engine_id,
+    endpoint = EngineEndpoint(settings.redis, engine_id, secret=settings.redis_secret,
                               on_status=lambda status: log.warning("Redis: %s", status.get("reason") or status["status"]))
     alive = connect(settings.redis)
 
@@ -84,7 +84,7 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
     lease = endpoint.lease(SHARED, on_acquired=took_shared, on_lost=lost_shared)
     if ready is not None:
         ready.set()
-    log.info("engine %s serves on %s", engine_id, settings.redis)
+    log.info("engine %s serves on %s", engine_id, describe_url(settings.redis))
     try:
         while not stop.wait(HOUSEKEEPING_S):
             try:

@@ -71,6 +71,9 @@ class TrainingRun:
         self.pace = pace  # steps per second; None = full speed (how fast people watch, not the setup)
         self.clock = clock
         self.publish: Publish = lambda event, payload: None
+        # The engine's memory budget (memory_budget.py): called with a new setup before its
+        # network is built; refuses in words (a LimitError) when it would not fit.
+        self.admit: Callable[..., None] = lambda config, force=False: None
         self.features: list[RunFeature] = []
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -214,6 +217,7 @@ class TrainingRun:
             if self.status == "running" and changes is None:
                 return self.state()
             if self.status == "done":
+                self.admit(new_config)
                 self.config = new_config
                 self._new_run()
             elif new_config != self.config:
@@ -261,6 +265,7 @@ class TrainingRun:
         """Throw the run away and start from fresh weights (with `changes` to the setup)."""
         with self._lock:
             config, has_pace, pace = self._validated(changes)
+            self.admit(config)
             if has_pace:
                 self.pace = pace
             self.config = config
@@ -274,6 +279,7 @@ class TrainingRun:
         `config`) instead of fresh weights: an uploaded or restored checkpoint. `origin` says
         where they came from (the page asks before a setup link replaces them)."""
         with self._lock:
+            self.admit(config or self.config)
             self.config = config or self.config
             self.notice = None
             self._new_run()
@@ -304,6 +310,8 @@ class TrainingRun:
             raise RunError(
                 f"{', '.join(model_fields)} can only change with a new model: press Reset "
                 f"(or send train:reset with the new config); nothing was changed")
+        if model_fields:
+            self.admit(new_config)
         self.config = new_config
         if model_fields:
             self._new_run()
@@ -319,6 +327,7 @@ class TrainingRun:
         """Carry on a recorded run (after its engine stopped): its setup, weights, curves and
         step count; paused. The optimizer's state was not recorded and starts afresh."""
         with self._lock:
+            self.admit(config, force=True)  # a run carried on is not refused: it was running
             self.config = config
             self._new_run()
             self.trainer.model.load_state_dict(state_dict)

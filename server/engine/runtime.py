@@ -17,6 +17,16 @@ log = logging.getLogger(__name__)
 
 
 
+def engine_memory_of(settings) -> int:
+    """What one engine's runs may hold: --engine-memory, or a share of this machine's memory
+    split between the engines on it (one with --role engine)."""
+    from .memory_budget import default_engine_memory
+
+    if settings.engine_memory:
+        return settings.engine_memory
+    return default_engine_memory(1 if settings.role == "engine" else settings.engines)
+
+
 def stale_engines(engine_id: str, stale: str) -> Callable:
     """Whose unfinished runs an engine marks interrupted when it starts: "all" (the first engine
     of a server that has the data directory to itself), "own" (an engine started again: only
@@ -58,6 +68,6 @@ def make_engine_factory(settings, *, dataset=None, training_cores=None, private_
                       publish=publish, training_cores=training_cores,
                       private_run_cores=private_run_cores, engine_id=engine_id,
                       holds_shared=holds_shared, max_runs=settings.max_runs, owner_gone_s=settings.owner_grace_s,
-                      is_stale=stale_engines(engine_id, stale))
+                      is_stale=stale_engines(engine_id, stale), memory_limit=engine_memory_of(settings))
 
     return factory

@@ -18,6 +18,7 @@ from ..errors import EngineUnavailable, UserError
 from .codec import pack, unpack
 from .line import REQUEST_TIMEOUT_S, TOO_BIG_WORDS, Requests, envelope, result_of
 from .names import SHARED
+from .redis_auth import Signer
 from .redis_bus import (ALIVE_CHECK_S, AWAY_S, BLOCK_S, LOOKUP_SCRIPT, MESSAGES_PATTERN, PREFIX, QUEUE_TTL_S,
                         REDIS_ERRORS, RUN_TTL_S, Reachability, answers_key, commands_key, connect, engine_key,
                         engines_key, load_key, run_key)
@@ -41,6 +42,25 @@ class _Releasing:
             log.warning("an owner's run:create lock was not released (it expires by itself)")
 
 
+MAX_ANNOUNCED_RUNS = 100_000  # more than any engine could hold: an announcement past it is not believed
+
+
+def plausible_load(engine_id: str, info) -> bool:
+    """Whether `info` is a load an engine could announce: its own id, a count of runs that is
+    the number of runs it names, a pid, a start that is not in the future."""
+    if not isinstance(info, dict) or info.get("engine") != engine_id:
+        return False
+    runs, held = info.get("runs"), info.get("held")
+    if type(runs) is not int or not 0 <= runs <= MAX_ANNOUNCED_RUNS:
+        return False
+    if not isinstance(held, list) or len(held) != runs or not all(isinstance(r, str) for r in held):
+        return False
+    pid, since = info.get("pid"), info.get("since")
+    if type(pid) is not int or pid <= 0 or not isinstance(since, (int, float)) or since > time.time() + 60:
+        return False
+    return True
+
+
 class EngineClient:
     """A web process's side of the bus.
 
@@ -54,8 +74,11 @@ class EngineClient:
 
     def __init__(self, redis_url: str, web_id: Optional[str] = None, *,
                  on_message: Callable[[dict], None] = lambda item: None,
-                 on_status: Callable[[dict], None] = lambda status: None):
+                 on_status: Callable[[dict], None] = lambda status: None, secret: Optional[str] = None):
         self.redis_url = redis_url
+        # Commands go out signed; answers, messages and engine loads are taken only signed.
+        self.signer = Signer.of(secret)
+        self._disbelieved: set[str] = set()
         self.web_id = web_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.redis = connect(redis_url)
         self.on_message = on_message
@@ -90,9 +113,27 @@ class EngineClient:
             if not exists:
                 self._prune(engine_id)
                 continue
-            info = unpack(load) if load else {"engine": engine_id, "runs": 0, "held": []}
-            alive.append(info)
+            info = self._load_of(engine_id, load)
+            if info is not None:
+                alive.append(info)
         return alive
+
+    def _load_of(self, engine_id: str, load: Optional[bytes]) -> Optional[dict]:
+        """An engine's signed load, if it is one an engine could announce; else None (that
+        engine is ignored: no new run goes to it)."""
+        data = self.signer.open(load, "engine load") if load else None
+        if data is None:
+            return None
+        try:
+            info = unpack(data)
+        except Exception:
+            return None
+        if not plausible_load(engine_id, info):
+            if engine_id not in self._disbelieved:  # once per engine, not at every look
+                self._disbelieved.add(engine_id)
+                log.warning("engine %s announced an impossible load; it is ignored", engine_id)
+            return None
+        return info
 
     def _prune(self, engine_id: str) -> None:
         # Only if it is still gone (it may have just come back with the same id).
@@ -167,7 +208,7 @@ class EngineClient:
                             "reply_to": answers_key(self.web_id), "sent": time.time(), "timeout": timeout})
         try:
             try:
-                data = pack(command)
+                data = self.signer.seal(pack(command))
             except (TypeError, OverflowError, ValueError):
                 raise UserError(TOO_BIG_WORDS) from None
             try:
@@ -220,8 +261,11 @@ class EngineClient:
                 continue
             if item is None:
                 continue
+            data = self.signer.open(item[1], "answer")
+            if data is None:
+                continue  # not from an engine of this deployment: dropped unread
             try:
-                answer = unpack(item[1])
+                answer = unpack(data)
                 self.requests.resolve(answer)
             except Exception:
                 log.warning("an unreadable answer was dropped")
@@ -257,7 +301,10 @@ class EngineClient:
                     pass
         self.subscribed.clear()
 
-    def _deliver(self, data: bytes) -> None:
+    def _deliver(self, sealed: bytes) -> None:
+        data = self.signer.open(sealed, "engine message")
+        if data is None:
+            return  # not from an engine of this deployment: no page hears it
         try:
             item = unpack(data)
         except Exception:

@@ -28,7 +28,8 @@ REDIS_JUST_STARTED_S = 20  # a Redis up for less than this has just restarted (i
 class RedisEngines:
     def __init__(self, redis_url: str, *, on_message: Callable[[dict], None],
                  on_status: Callable[[dict], None] = lambda status: None,
-                 on_runs_lost: Callable[[list, str], None] = lambda runs, why: None):
+                 on_runs_lost: Callable[[list, str], None] = lambda runs, why: None,
+                 secret: Optional[str] = None):
         self.redis_url = redis_url
         self.on_message = on_message
         self.on_status = on_status
@@ -39,7 +40,7 @@ class RedisEngines:
         self.holder: Optional[str] = None
         self.redis_down: Optional[str] = None
         self._stop = threading.Event()
-        self.client = EngineClient(redis_url, on_message=self._message, on_status=self._redis_status)
+        self.client = EngineClient(redis_url, on_message=self._message, on_status=self._redis_status, secret=secret)
         self._watcher: Optional[threading.Thread] = None
 
     def _message(self, item: dict) -> None:

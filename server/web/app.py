@@ -19,6 +19,23 @@ log = logging.getLogger(__name__)
 REDIS_CHANNEL = "nnlp:socketio"  # Flask-SocketIO's message queue between web processes (--redis)
 
 
+def signed_message_queue(settings: Settings):
+    """Flask-SocketIO's Redis queue between web processes, its messages signed with the
+    deployment's secret (server/link/redis_auth.py): one without it is dropped unread."""
+    import socketio as socketio_library
+
+    from ..link.redis_auth import Signer, SignedJson
+
+    signed = SignedJson(Signer.of(settings.redis_secret))
+
+    class SignedRedisManager(socketio_library.RedisManager):
+        def set_server(self, server):
+            super().set_server(server)
+            self.json = signed  # set_server puts the packets' JSON module in its place
+
+    return SignedRedisManager(settings.redis, channel=REDIS_CHANNEL, json=signed)
+
+
 def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | None = None, start=None) -> Flask:
     """Build the playground. `config` holds Settings fields; `engines`: how the engines run,
     handed in by the entry point (server.create_app, server/__main__.py: server/engine/entry.py);
@@ -26,6 +43,13 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
     if engines is None and start is None:
         raise ValueError("create_app needs the engines' entry (use server.create_app, which hands it in)")
     settings = config if isinstance(config, Settings) else Settings.model_validate(config or {})
+    if settings.redis and not settings.redis_secret:
+        # --role all on Redis without PLAYGROUND_REDIS_SECRET: this machine's web process and
+        # engines share one made now (handed to the engines with their settings, never argv).
+        import os
+        import secrets
+        from ..link.redis_auth import SECRET_ENV
+        settings = settings.model_copy(update={"redis_secret": os.environ.get(SECRET_ENV) or secrets.token_hex(32)})
     app = Flask(__name__, static_folder=str(REPO_ROOT / "static"), template_folder=str(REPO_ROOT / "templates"))
     app.config["SETTINGS"] = settings
     app.config["TESTING"] = settings.testing
@@ -48,13 +72,14 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
         transports=["websocket"],
         # Several web processes (--redis): Flask-SocketIO's message queue between them. The engines'
         # broadcasts come over the bus instead, and each web process emits them to its own viewers.
-        **({"message_queue": settings.redis, "channel": REDIS_CHANNEL} if settings.redis else {}),
+        **({"client_manager": signed_message_queue(settings)} if settings.redis else {}),
     )
     playground = Playground(app=app, settings=settings, socketio=socketio, engine=None)  # type: ignore[arg-type]
     if settings.redis:
         from ..link.redis_router import RedisEngines
         playground.engine = RedisEngines(settings.redis, on_message=playground.dispatch,
-                                         on_status=playground.engine_status, on_runs_lost=playground.runs_lost)
+                                         on_status=playground.engine_status, on_runs_lost=playground.runs_lost,
+                                         secret=settings.redis_secret)
         playground.engines_elsewhere = True
         playground.web_id = playground.engine.client.web_id
         playground.replica = ReplicaReader(tracked=False)  # its engine is not this process's child

@@ -152,8 +152,12 @@ class Playground:
                 log.exception("disconnecting the viewers failed")
             self.engine.close()
             self.follow_ups.close()
-            for engine in self.local_engines:
-                engine.close()
+            stop_local_engines = getattr(self.local_engines, "close", None)
+            if stop_local_engines is not None:  # SupervisedEngines: no restart while stopping
+                stop_local_engines()
+            else:
+                for engine in self.local_engines:
+                    engine.close()
             self.replica.close()
             for replica in list(self.replicas.values()):
                 replica.close()

@@ -106,8 +106,14 @@ def init_app(app: Flask, playground) -> None:
         """Answered by the web tier alone, at once, whatever the engine is doing."""
         state = playground.latest_state or {}
         engine = playground.engine
+        # --redis --role all: this machine's engines, and any that is missing (being restarted)
+        missing_of = getattr(playground.local_engines, "missing", None)
+        missing = missing_of() if missing_of is not None else []
+        local = {"engines": {"expected": len(playground.local_engines), "missing": missing}} \
+            if missing_of is not None else {}
         return jsonify({
-            "status": "ok" if engine.status == "up" else "degraded",
+            "status": "ok" if engine.status == "up" and not missing else "degraded",
+            **local,
             "engine": {"status": engine.status, "reason": engine.reason, "restarts": engine.restarts},
             "training": state.get("status"),
             "step": state.get("step"),

@@ -5,14 +5,16 @@ changes them fails there first:
 
 - `socketio.Server._send_packet`, `_send_eio_packet`, `_handle_event`, `packet_class`,
   `environ`, `manager.rooms`, `manager.get_participants`, `manager.eio_sid_from_sid`,
-  `manager.sid_from_eio_sid`, `manager._generate_ack_id`, `manager.pending_connect`;
+  `manager.sid_from_eio_sid`, `manager._generate_ack_id`, `manager.pending_connect`,
+  `PubSubManager._handle_emit` and its message's fields (--redis: the queue between web processes);
 - `engineio.Server._async["websocket"]` (the simple-websocket class) and `eio.sockets`;
 - Socket.IO's packet text format (`<type>[<attachments>-][<ack id>]<json>`).
 
 What they do:
 - `send_packets_whole`: a binary event is a header frame plus attachment frames; two threads
   sending to one client (a broadcast, a handler's acknowledgement) must not interleave them.
-  Each client has its own lock, held only while a packet's parts are queued.
+  Each client has its own lock, held only while a packet's parts are queued; broadcasts that
+  arrive from other web processes through the Redis queue take it too.
 - `cap_websocket_messages`: simple-websocket closes a connection as soon as one message grows
   past the cap (before it is held in memory), and reads 64 KiB at a time.
 - `cap_attachments`: at most MAX_ATTACHMENTS binary attachments per packet, a binary scan
@@ -32,6 +34,7 @@ What they do:
 """
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import threading
@@ -94,6 +97,33 @@ def send_packets_whole(server) -> None:
                         server._send_eio_packet(eio_sid, part)
 
     manager.emit = emit_whole
+    keep_queue_broadcasts_whole(manager, emit_whole)
+
+
+def keep_queue_broadcasts_whole(manager, emit_whole) -> None:
+    """A broadcast from another web process (Flask-SocketIO's Redis queue, --redis) arrives in
+    `PubSubManager._handle_emit`, which emits through the base manager's own emit and so queued
+    each part by itself: sent here through `emit_whole`, under each client's send lock."""
+    handle_emit = getattr(manager, "_handle_emit", None)
+    if handle_emit is None:  # no message queue: nothing arrives from elsewhere
+        return
+
+    def handle_emit_whole(message):
+        if message.get("callback") is not None:  # acknowledged: _send_packet, already whole
+            return handle_emit(message)
+        namespace = message.get("namespace") or "/"
+        if namespace not in manager.rooms:
+            return  # nobody here on it (and emit_whole's fallback would publish it again)
+        data = message.get("data")
+        if message.get("binary"):
+            attachments = [base64.b64decode(part) for part in data[1:]]
+            data = socketio_packet.Packet.reconstruct_binary(data[0], attachments)
+        if isinstance(data, list):
+            data = data[0] if len(data) == 1 else tuple(data)
+        emit_whole(message["event"], data, namespace, room=message.get("room"),
+                   skip_sid=message.get("skip_sid"))
+
+    manager._handle_emit = handle_emit_whole
 
 
 def send_encoded(socketio, sid: str, encoded: EncodedEvent, callback: Callable | None = None) -> bool:
