@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from server.link.codec import pack, unpack
-from server.link.redis_auth import SECRET_ENV, Signer
+from server.link.redis_auth import Signer
 from server.link.redis_bus import commands_key, engine_key, engines_key, load_key, messages_channel
 from server.link.redis_client import EngineClient
 from server.engine.redis_endpoint import EngineEndpoint
@@ -161,7 +161,6 @@ def test_an_engine_that_is_not_signed_or_announces_an_impossible_load_gets_no_ru
 
 
 def test_redis_on_a_fresh_sqlite_data_directory_brings_three_engines_up(redis_url, tmp_path):
-    r = client_of(redis_url)
     data = tmp_path / "fresh"
     assert not data.exists()
     with ServerProcess(data, "--redis", redis_url, "--engines", "3") as server:
