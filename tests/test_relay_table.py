@@ -20,6 +20,7 @@ HAND_WRITTEN = {
     "setup:link",  # the web tier alone
     "run:create", "run:watch",  # moving a viewer between runs
     "inside:subscribe", "broadcasts:subscribe",  # frame and broadcast delivery
+    "watch:open",  # a script's own network: a new run on the engine with room for it
 }
 PROTOCOL = (REPO_ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 

@@ -25,6 +25,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 import torch
@@ -42,12 +43,17 @@ from .replay import Replay
 from .replica_publisher import ReplicaPublisher
 from .run import TrainingRun
 from .store import RunStore
+from .watched import NameTheRecord, WatchedRun
 from .worker import Debounced
 
 log = logging.getLogger(__name__)
 
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second
 PRIVATE_PREFIX = "p-"
+# The commands that read a run's network (its pictures, predictions, files): refused, in words, on a
+# watched network the page cannot compute.
+NEEDS_THE_NETWORK = ("predict", "inside:", "explain:", "evaluate:", "checkpoint:get", "export", "lesson:", "replay:",
+                     "runs:checkpoint")
 DEFAULT_MAX_RUNS = 10  # private runs training at once in one engine (docs/performance.md)
 RUNS_PER_PLACE = 3  # an engine holds at most this many private runs per training place
 RUNS_PER_OWNER = 3  # one viewer's private runs held at once
@@ -111,13 +117,14 @@ class Engine:
         self._message("runs", SHARED, self.runs_payload() if SHARED in self.runs else None)
 
     def add_run(self, key: str, pace: Optional[float], *, config: Optional[TrainConfig] = None,
-                 owner: Optional[str] = None) -> RunParts:
+                 owner: Optional[str] = None, make_run=TrainingRun, publish_replica: bool = True) -> RunParts:
         # Only the shared run trains on the training cores; private runs on every core (pinned
         # beside it, they would share one core with a full-speed run; on the serving cores alone,
         # ten paced runs do not keep their pace: docs/performance.md).
         cores = self.training_cores if key == SHARED else self.private_run_cores
-        run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
-                          cores=cores, config=config)
+        # make_run: TrainingRun, or a run whose steps come from elsewhere (watched.py)
+        run = make_run(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
+                       cores=cores, config=config)
         run.publish = lambda event, payload: self._message(event, key, payload)
         replica = ReplicaPublisher(run, lambda name: self._message("replica", key, {"name": name}), self.clock)
         parts = RunParts(
@@ -137,7 +144,8 @@ class Engine:
         # Order matters only for cost: the replica first (predictions), the recorder last.
         run.features = [parts.replica, parts.views, parts.evaluations, parts.replay, parts.recorder]
         self.runs[key] = parts
-        parts.replica.write()
+        if publish_replica:
+            parts.replica.write()
         return parts
 
     def part(self, key: str = SHARED) -> RunParts:
@@ -176,6 +184,9 @@ class Engine:
         control is checked by the web tier; a private run's is its owner's alone)."""
         parts = self.part(args.get("run", SHARED))
         if parts.owner is not None:
+            if isinstance(parts.run, WatchedRun) and parts.run.spec.controllable and args.get("control") is True \
+                    and args.get("owner") != parts.owner:
+                return parts  # held and stepped from the page by whoever may control (the run refuses the rest)
             if args.get("owner") != parts.owner:
                 raise AccessError(NOT_YOURS)
             parts.last_seen = self.clock()
@@ -183,7 +194,8 @@ class Engine:
 
     def _training_places_taken(self, but: Optional[RunParts] = None) -> int:
         return sum(1 for parts in self.private_runs()
-                   if parts is not but and (parts.run.status == "running" or parts.run._steps_wanted))
+                   if parts is not but and not isinstance(parts.run, WatchedRun)  # its script trains it
+                   and (parts.run.status == "running" or parts.run._steps_wanted))
 
     def _queue_position(self, key: str) -> Optional[int]:
         return self.queue.index(key) + 1 if key in self.queue else None
@@ -255,6 +267,19 @@ class Engine:
     def add_private_run(self, owner: str, config: TrainConfig, pace: Optional[float]) -> RunParts:
         return self.add_run(PRIVATE_PREFIX + secrets.token_hex(6), pace, config=config, owner=owner)
 
+    def add_watched_run(self, owner: str, spec, config: Optional[TrainConfig], why_not: Optional[str],
+                        key: Optional[str] = None) -> RunParts:
+        """A run trained by its owner's script (watched.py): a private run whose steps and
+        weights the script sends. `key`: the one it had before this engine restarted, if free."""
+        key = key if key and key not in self.runs else PRIVATE_PREFIX + secrets.token_hex(6)
+        parts = self.add_run(key, None, config=config, owner=owner, publish_replica=config is not None,
+                             make_run=partial(WatchedRun, spec=spec, why_not=why_not))
+        if config is None:  # its network is not one the page computes: no pictures, no predictions
+            parts.run.features = [parts.recorder]
+        parts.run.features.append(NameTheRecord(parts.recorder, spec.name))
+        parts.recorder.close_status = "stopped"  # put away with its script gone: not interrupted
+        return parts
+
     def owners_present(self, owners: set) -> None:
         """These owners are connected now: their runs stay."""
         now = self.clock()
@@ -266,7 +291,7 @@ class Engine:
         """Start the run, or, for a private run when every training place is taken, queue it
         (its state says its place); the setup is checked now either way. Its state."""
         run = parts.run
-        if parts.owner is not None and run.status != "running" and \
+        if parts.owner is not None and run.status != "running" and not isinstance(run, WatchedRun) and \
                 (run.key in self.queue or self._training_places_taken(but=parts) >= self.max_runs):
             run._validated(config)  # refused now, in words, not when its turn comes
             if run.key not in self.queue:
@@ -320,13 +345,24 @@ class Engine:
         handler = COMMANDS.get(name)
         if handler is None:
             raise UserError(f"unknown engine command {name!r}")
+        self._refuse_pictures_of_an_unfollowed_network(name, args or {})
         return handler(self, args or {})
+
+    def _refuse_pictures_of_an_unfollowed_network(self, name: str, args: dict) -> None:
+        """A watched network the page cannot compute (watched.py): what needs its network says why."""
+        parts = self.runs.get(args.get("run", SHARED)) if isinstance(args.get("run", SHARED), str) else None
+        if parts is not None and isinstance(parts.run, WatchedRun) and not parts.run.shows_network \
+                and name.startswith(NEEDS_THE_NETWORK):
+            raise UserError(f"the page cannot compute this network, so it shows its curves and structure only: "
+                            f"{parts.run.why_not}")
 
     # ---- which streams of each run are watched ------------------------------------------------
     def set_watched(self, key: str, watcher: str, streams: set) -> None:
         """The streams one web process's viewers of run `key` watch; the run's views make frames
         for what any web process watches."""
         parts = self.part(key)
+        if isinstance(parts.run, WatchedRun) and not parts.run.shows_network:
+            return  # no pictures of a network the page cannot compute
         watchers = self._watchers.setdefault(key, {})
         watchers[watcher] = (streams, self.clock())
         parts.views.watch(sorted(self._watched(key)))

@@ -130,6 +130,6 @@ class RedisEngines:
                 continue
         return answers
 
-    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
+    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S, command: str = "run:create") -> dict:
         engine = self.client.pick_engine()
-        return self.client.request("run:create", args, timeout=timeout, engine=engine)
+        return self.client.request(command, args, timeout=timeout, engine=engine)

@@ -116,8 +116,9 @@ class EngineRouter:
                 continue
         return answers
 
-    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
-        """A new private run on the engine for private runs with the fewest runs."""
+    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S, command: str = "run:create") -> dict:
+        """A new private run on the engine for private runs with the fewest runs (`command`:
+        run:create, or watch:open for a script's own network)."""
         candidates = list(range(1, len(self.hosts))) or [0]
         with self._lock:
             load = {index: 0 for index in candidates}
@@ -125,7 +126,7 @@ class EngineRouter:
                 if index in load:
                     load[index] += 1
         order = sorted(candidates, key=lambda index: (self.hosts[index].status != "up", load[index]))
-        answer = self.hosts[order[0]].request("run:create", args, timeout=timeout)
+        answer = self.hosts[order[0]].request(command, args, timeout=timeout)
         with self._lock:
             self._where[answer["run"]] = order[0]
         return answer

@@ -71,10 +71,12 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
         return jsonify({"error": str(err)}), err.status
 
     from . import access, assets, evaluate, explain, exports, hosts, inside, limits, polls, relays, runs, spine
+    from . import watched
     transport.install(socketio, playground.inline_events)
     # hosts: only known Hosts (DNS rebinding), only the page's own Origin on writes; relays: the
     # events that only relay to an engine command, from one table
-    for feature in (hosts, access, limits, runs, spine, assets, inside, explain, evaluate, exports, polls, relays):
+    for feature in (hosts, access, limits, runs, spine, assets, inside, explain, evaluate, exports, polls, relays,
+                    watched):
         feature.init_app(app, playground)
     playground.engine.start()
     return app
