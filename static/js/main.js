@@ -105,7 +105,7 @@ function main() {
     $("epoch").textContent = server.status === "done" || server.status === "idle"
       ? `epoch ${server.epoch} / ${config.epochs}` : `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
     $("step-count").textContent = server.total_steps == null ? `step ${server.step}` : `step ${server.step} / ${server.total_steps}`;
-    if (server.watched) $("epoch").textContent = "trained by its own script"; // its epochs are the script's
+    if (server.watched) $("epoch").textContent = ""; // its epochs are its script's (the panel says whose)
     const percent = server.progress == null ? 0 : Math.round(server.progress * 1000) / 10;
     $("progress").setAttribute("aria-valuenow", String(percent));
     $("progress").setAttribute("aria-valuetext", `${percent}% of the run`);

@@ -16,6 +16,8 @@ export default function initWatched({ store, $ }) {
   function render(watched, status) {
     panel.hidden = !watched;
     tilesNote.hidden = !watched;
+    $("watched-setup-note").hidden = !watched;
+    document.getElementById("setup-panel").dataset.watched = watched ? "yes" : "";
     if (!watched) {
       if (tilesTitle) tilesTitle.textContent = TILES_TITLE;
       return;
@@ -36,6 +38,7 @@ export default function initWatched({ store, $ }) {
         .map((layer) => `${layer.path || "model"} ${layer.in_features}→${layer.out_features}`).join(", ")}`;
     }
     const objective = $("training-objective");
+    objective.dataset.output = "script"; // not the playground's output setting
     objective.querySelector('[data-role="trains"]').textContent = "Trains: in its own script (its loss, its optimizer, its data).";
     objective.querySelector('[data-role="predicts"]').textContent = watched.shows_network
       ? "Predicts: the softmax of its 10 outputs, with its weights as the script last sent them." : "";
