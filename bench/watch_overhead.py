@@ -72,8 +72,9 @@ def main() -> None:
         with watch(big, url, name="bench bytes") as run:
             started = time.perf_counter()
             users_loop(big, big_opt, batches, 10.0, run)
+            time.sleep(0.5)  # what was taken is sent
             elapsed = time.perf_counter() - started
-            sent = run.bytes_sent
+            sent = run.bytes_sent  # before close(): its last, exact weights are one more snapshot
     result = {"ratios": {mode: [round(r, 4) for r in values] for mode, values in ratios.items()},
               "median": {mode: round(median(values), 4) for mode, values in ratios.items()},
               "bytes_per_second_784_256_10": round(sent / elapsed), "machine": machine_note()}
