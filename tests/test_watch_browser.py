@@ -12,7 +12,7 @@ import torch
 
 from tests.browser import SEVEN, TIMEOUT_MS, PlaygroundPage, by_id, own_page
 from tests.helpers import ServerProcess
-from tests.watch_scripts import finished, install_client, make_model, start_script
+from tests.watch_scripts import finished, install_client, key_of, make_model, start_script
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,7 @@ def test_a_scripts_own_network_on_its_link_tiles_loss_structure_and_the_canvas_p
         browser, server, installed_client, tmp_path):
     process = start_script("question", server.url, tmp_path, installed_client, steps=1200, pause_s=0.01)
     try:
-        opened = json.loads(process.stdout.readline())
-        key = opened["opened"]
+        key = key_of(process)
         with own_page(browser) as page:
             answers = predict_answers(page)
             playground = open_run(page, server, key)
@@ -74,6 +73,13 @@ def test_a_scripts_own_network_on_its_link_tiles_loss_structure_and_the_canvas_p
             assert page.text_content("#tiles-title code") == "hidden.weight"
             page.wait_for_function(f"() => (document.querySelector('{by_id('loss-chart')}').data?.[0]?.x?.length ?? 0) > 2",
                                    timeout=TIMEOUT_MS)
+            # Beside each Linear layer, the histograms the script's hooks took: its outputs, its gradients.
+            hidden_row = f'{by_id("structure")} li[data-path="hidden"]'
+            page.wait_for_selector(f"{hidden_row} canvas.layer-histogram + canvas.layer-histogram", timeout=TIMEOUT_MS)
+            labels = page.eval_on_selector_all(f"{hidden_row} canvas.layer-histogram",
+                                               "nodes => nodes.map(n => n.getAttribute('aria-label'))")
+            assert labels[0].startswith("outputs at step") and "16,384 values" in labels[0]  # a batch of 64 x 256
+            assert labels[1].startswith("weight gradients at step") and "200,704 values" in labels[1]  # 256 x 784
             playground.screenshot("watch/live-question.png", full_page=True)
             lines, _ = finished(process, timeout=180)
             assert lines[-1]["key"] == key

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from tests import helpers
 from tests.helpers import ServerProcess, socketio_client, wait_for
-from tests.watch_scripts import finished, install_client, make_model, start_script
+from tests.watch_scripts import finished, install_client, key_of, make_model, start_script
 
 @pytest.fixture(scope="module")
 def installed_client(tmp_path_factory):
@@ -52,8 +52,9 @@ def test_a_users_script_shows_its_own_network_on_its_link_and_the_page_predicts_
     lines, stderr = finished(process)
     opened, last = lines[0], lines[-1]
     key = last["key"]
-    assert opened["opened"] == key and key.startswith("p-") and last["link"] == f"/?run={key}"
-    assert opened["shows_network"] is True and opened["why_not"] is None
+    assert opened["opened"] in (key, None)  # None: the server answered after watch() returned (a busy machine)
+    assert key.startswith("p-") and last["link"] == f"/?run={key}"
+    assert last["shows_network"] is True and last["why_not"] is None
     assert last["close_s"] < 2.0
     assert "WARNING" not in stderr and "refused" not in stderr
 
@@ -96,12 +97,12 @@ def test_a_users_script_shows_its_own_network_on_its_link_and_the_page_predicts_
 def test_a_network_the_page_cannot_follow_is_watched_with_its_curves_and_says_which_step(
         server, installed_client, tmp_path):
     lines, _ = finished(start_script("residual", server.url, tmp_path, installed_client, steps=60, pause_s=0.005))
-    opened = lines[0]
-    assert opened["shows_network"] is False
-    assert "add" in opened["why_not"] or "does not take" in opened["why_not"], opened["why_not"]
-    viewer, answer = page_on(server, lines[-1]["key"])
+    last = lines[-1]
+    assert last["shows_network"] is False
+    assert "does not take" in last["why_not"], last["why_not"]
+    viewer, answer = page_on(server, last["key"])
     try:
-        assert answer["state"]["watched"]["why_not"] == opened["why_not"]
+        assert answer["state"]["watched"]["why_not"] == last["why_not"]
         assert answer["state"]["status"] == "done" and len(answer["state"]["history"]) >= 1
     finally:
         viewer.disconnect()
@@ -125,8 +126,7 @@ def test_the_server_killed_and_restarted_under_a_running_script_gets_the_run_bac
     port = first.port
     process = start_script("question", first.url, tmp_path, installed_client, steps=4000, pause_s=0.01)
     try:
-        opened = json.loads(process.stdout.readline())
-        key = opened["opened"]
+        key = key_of(process)
         assert key
         time.sleep(2.0)
         for pid in [*helpers.descendants(first.pid), first.pid]:  # gone, mid-run: every process at once
@@ -163,7 +163,7 @@ def test_a_controllable_scripts_loop_is_held_and_stepped_from_the_page(server, i
     process = start_script("sequential", server.url, tmp_path, installed_client, steps=100_000, pause_s=0.002,
                            controllable=True)
     try:
-        key = json.loads(process.stdout.readline())["opened"]
+        key = key_of(process)
         viewer, _ = page_on(server, key)
         try:
             def step_now() -> int:

@@ -91,8 +91,8 @@ for i in range(steps):
 torch.save(model.state_dict(), out)
 started = time.monotonic()
 run.close()
-print(json.dumps({{"key": run.key, "link": run.link, "steps": steps, "close_s": time.monotonic() - started}}),
-      flush=True)
+print(json.dumps({{"key": run.key, "link": run.link, "steps": steps, "close_s": time.monotonic() - started,
+                  "shows_network": run.shows_network, "why_not": run.why_not}}), flush=True)
 '''
 
 
@@ -139,3 +139,20 @@ def finished(process: subprocess.Popen, timeout: float = 120.0) -> tuple[list[di
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, f"the script failed ({process.returncode}): {stderr[-3000:]}"
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")], stderr
+
+
+def key_of(process: subprocess.Popen, timeout: float = 120.0) -> str:
+    """The run's key, from the script's lines (watch() waits at most 5 s for it: on a busy machine
+    the key comes with a later step's line)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            said = json.loads(line)
+            key = said.get("opened") or said.get("key")
+            if key:
+                return key
+    raise AssertionError(f"the script never said its run's key: {process.stderr.read()[-2000:] if process.poll() is not None else ''}")

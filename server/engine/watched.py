@@ -109,6 +109,8 @@ class WatchedRun(TrainingRun):
                         layer.weight.copy_(torch.from_numpy(weight))
                         layer.bias.copy_(torch.from_numpy(bias))
                         layer.weight.grad = None
+            # The histograms the script's hooks took, to the run's pages as they come (small).
+            self._publish("watch:layers", {"run_id": self.run_id, "step": step, "histograms": histograms})
             if final:
                 self.status = "done"
                 self._broadcast_state()  # still: every view and the record exact, at once

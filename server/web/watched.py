@@ -14,6 +14,7 @@ from __future__ import annotations
 from flask import request
 
 from ..errors import UserError
+from ..link.names import run_room
 from ..watch_frames import OpenRequest
 from .access import require_control
 from .answers import answered, parse
@@ -59,3 +60,9 @@ def init_app(app, playground) -> None:
         watched = state["watched"]
         return {"run": key, "link": link_of(key), "shows_network": watched["shows_network"],
                 "why_not": watched["why_not"]}
+
+    def layers_to_pages(message):
+        """The histograms of a snapshot (its layers' activations and gradients), to the run's pages."""
+        socketio.emit("watch:layers", message["payload"], to=run_room(message["run"]), ignore_queue=True)
+
+    playground.subscribe("watch:layers", layers_to_pages)

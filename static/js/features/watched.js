@@ -4,10 +4,11 @@
 // tiles after the user's first Linear layer, and says why a view does not apply when the
 // network is not a chain the page can follow. docs/protocol.md, "Watch your own network".
 import { renderStructure } from "./watched/structure-view.js";
+import { renderHistograms } from "./watched/histograms-view.js";
 
 const TILES_TITLE = "hidden.weight"; // the playground's own first layer
 
-export default function initWatched({ store, $ }) {
+export default function initWatched({ store, connection, $ }) {
   const panel = $("watched");
   const tilesTitle = document.querySelector("#tiles-title code");
   const tilesNote = $("watched-tiles-note");
@@ -32,6 +33,8 @@ export default function initWatched({ store, $ }) {
     why.textContent = watched.shows_network ? ""
       : `The pictures and the canvas need a chain of Linear layers and activations from 784 inputs to 10: ${watched.why_not}.`;
     renderStructure($("structure"), watched);
+    const layers = store.get().watchedLayers;
+    renderHistograms($("structure"), layers?.histograms ?? watched.histograms, layers?.step ?? watched.snapshot_step);
     // The network line and what trains it are the script's, not the playground's setup.
     if (!watched.shows_network) {
       $("architecture").textContent = `Linear layers: ${watched.layers
@@ -48,7 +51,16 @@ export default function initWatched({ store, $ }) {
       : `Not shown for this network: ${watched.why_not}.`;
   }
 
+  // Each snapshot's histograms (watch:layers), for the run on the page.
+  connection.on("watch:layers", (layers) => {
+    if (layers.run_id === store.get().server?.run_id && store.get().server?.watched) store.set({ watchedLayers: layers });
+  });
+
   store.subscribe((state, patch) => {
+    if ("watchedLayers" in patch && state.watchedLayers && state.server?.watched) {
+      renderHistograms($("structure"), state.watchedLayers.histograms, state.watchedLayers.step);
+    }
+    if ("run" in patch && state.watchedLayers) store.set({ watchedLayers: null }); // another run's
     if (!("server" in patch)) return;
     const watched = state.server?.watched ?? null;
     if (watched === shown && state.server?.status === panel.dataset.status) return;
