@@ -27,9 +27,12 @@ from bench.common import emit_json, free_port, machine_note, median, server_proc
 from linear_playground import watch  # noqa: E402
 
 
-def users_loop(model, opt, batches, seconds: float, run=None) -> float:
-    """Seconds per step of the user's loop over `seconds` of wall clock."""
+def users_loop(model, opt, batches, seconds: float, run=None) -> tuple[float, float, float]:
+    """Per step of the user's loop over `seconds` of wall clock: (wall seconds, the loop thread's
+    CPU seconds, the whole process's CPU seconds: the loop and watch's sender thread). On a
+    shared machine the wall clock carries the other processes' load; the CPU times do not."""
     steps, started = 0, time.perf_counter()
+    thread_started, process_started = time.thread_time(), time.process_time()
     while time.perf_counter() - started < seconds:
         x, y = batches[steps % len(batches)]
         out = model(x)
@@ -40,7 +43,8 @@ def users_loop(model, opt, batches, seconds: float, run=None) -> float:
         if run is not None:
             run.step(loss=loss.item())
         steps += 1
-    return (time.perf_counter() - started) / steps
+    return ((time.perf_counter() - started) / steps, (time.thread_time() - thread_started) / steps,
+            (time.process_time() - process_started) / steps)
 
 
 def main() -> None:
@@ -56,7 +60,10 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [(torch.rand(64, 784), torch.randint(0, 10, (64,))) for _ in range(50)]
     nowhere = f"http://127.0.0.1:{free_port()}"
-    ratios = {"everything on": [], "metrics only": [], "no server there": []}
+    modes = ("everything on", "metrics only", "no server there")
+    ratios = {mode: [] for mode in modes}  # wall clock
+    thread_ratios = {mode: [] for mode in modes}  # the loop thread's CPU time
+    process_ratios = {mode: [] for mode in modes}  # the process's CPU time (loop + sender)
     with server_process() as served:
         url = served[0]
         users_loop(model, opt, batches, 1.0)  # warm up
@@ -65,7 +72,9 @@ def main() -> None:
             for mode, options in (("everything on", {}), ("metrics only", {"snapshots_per_second": 0}),
                                   ("no server there", {"url": nowhere})):
                 with watch(model, options.pop("url", url), name=f"bench {mode}", **options) as run:
-                    ratios[mode].append(users_loop(model, opt, batches, args.seconds, run) / bare)
+                    measured = users_loop(model, opt, batches, args.seconds, run)
+                for kept, value, base in zip((ratios, thread_ratios, process_ratios), measured, bare):
+                    kept[mode].append(value / base)
         # Bytes per second of a 784-256-10 model at the default pace.
         big = nn.Sequential(nn.Linear(784, 256), nn.Sigmoid(), nn.Linear(256, 10))
         big_opt = torch.optim.Adam(big.parameters(), lr=1e-3)
@@ -77,11 +86,15 @@ def main() -> None:
             sent = run.bytes_sent  # before close(): its last, exact weights are one more snapshot
     result = {"ratios": {mode: [round(r, 4) for r in values] for mode, values in ratios.items()},
               "median": {mode: round(median(values), 4) for mode, values in ratios.items()},
+              "median_loop_thread_cpu": {mode: round(median(v), 4) for mode, v in thread_ratios.items()},
+              "median_process_cpu": {mode: round(median(v), 4) for mode, v in process_ratios.items()},
               "bytes_per_second_784_256_10": round(sent / elapsed), "machine": machine_note()}
     print(f"watch overhead, {args.rounds} alternating rounds of {args.seconds:g} s ({machine_note()}):")
     for mode, values in ratios.items():
-        print(f"  {mode:16s} median {median(values):.3f} x the bare loop  (rounds: "
+        print(f"  {mode:16s} wall clock median {median(values):.3f} x the bare loop  (rounds: "
               + ", ".join(f"{v:.3f}" for v in values) + ")")
+        print(f"  {'':16s} CPU of the loop's thread {median(thread_ratios[mode]):.3f} x, of the process "
+              f"(loop + sender) {median(process_ratios[mode]):.3f} x")
     print(f"  784-256-10 at the default pace: {sent / elapsed / 1000:.0f} kB/s from the script")
     emit_json(result, args.json)
 
