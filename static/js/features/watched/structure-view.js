@@ -23,7 +23,9 @@ export function renderStructure(container, watched) {
     return element("li", { "data-path": module.path, "data-linear": linear ? "yes" : null, style: `--depth: ${module.depth}` },
       code(`${name}: ${module.text}`),
       element("span", { className: "structure-params", text: ` ${count(module.parameters)} parameters${shape}` }),
-      where ? element("span", { className: "structure-where", text: ` · ${where}` }) : null);
+      where ? element("span", { className: "structure-where" }, " · ",
+        // The first layer's line leads to its tiles (the view it names).
+        linear.index === 0 ? element("a", { href: "#tiles-panel", text: where }) : where) : null);
   });
   container.replaceChildren(element("ul", { className: "structure-tree" }, rows));
 }
