@@ -230,7 +230,7 @@ def test_watched_runs_are_bounded_like_private_runs(small_dataset, tmp_path):
         app.extensions["playground"].shutdown()
 
 
-def test_a_network_that_is_not_a_chain_of_784_to_10_is_watched_and_says_why(script):
+def test_a_network_that_is_not_a_chain_of_784_to_10_is_watched_and_says_why(app, script):
     spec = {**SPEC, "layers": [{"path": "a", "in_features": 20, "out_features": 5, "bias": True}],
             "chain": {"activations": [None]}, "tree": []}
     answer = call(script, "watch:open", spec)
@@ -238,6 +238,15 @@ def test_a_network_that_is_not_a_chain_of_784_to_10_is_watched_and_says_why(scri
     assert answer["why_not"] == "its first Linear layer takes 20 inputs, not 784 (a 28×28 image)"
     untraced = call(script, "watch:open", {**SPEC, "chain": None, "unfollowed": "self.mid is used twice"})
     assert untraced["why_not"] == "self.mid is used twice"
+    # Drawing on its page: the page says which step it cannot follow, instead of a made-up answer.
+    page = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
+    try:
+        assert call(page, "run:watch", {"run": untraced["run"]})["ok"]
+        refused = call(page, "predict", {"pixels": [0.5] * 784})
+        assert not refused["ok"] and refused["error"].endswith("self.mid is used twice"), refused
+        assert not call(page, "inside:neuron", {"index": 0})["ok"]
+    finally:
+        page.disconnect()
 
 
 def test_a_controllable_run_is_held_and_stepped_from_the_page(app, script):
