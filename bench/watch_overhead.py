@@ -47,6 +47,26 @@ def users_loop(model, opt, batches, seconds: float, run=None) -> tuple[float, fl
             (time.process_time() - process_started) / steps)
 
 
+def predict_latencies(url: str, key: str, n: int = 200) -> list[float]:
+    """Milliseconds for `predict` on the run's link, one at a time, as a page asks."""
+    import socketio
+    client = socketio.Client()
+    client.connect(url, transports=["websocket"], auth={"run": key}, wait_timeout=10)
+    try:
+        assert client.call("run:watch", {"run": key}, timeout=30)["ok"]
+        pixels = torch.rand(784, generator=torch.Generator().manual_seed(0)).tolist()
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            answer = client.call("predict", {"pixels": pixels}, timeout=30)
+            times.append((time.perf_counter() - started) * 1000)
+            assert answer["ok"], answer
+            time.sleep(0.06)  # a drawing's pace (the page sends at most one every 60 ms)
+        return times
+    finally:
+        client.disconnect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -84,11 +104,15 @@ def main() -> None:
             time.sleep(0.5)  # what was taken is sent
             elapsed = time.perf_counter() - started
             sent = run.bytes_sent  # before close(): its last, exact weights are one more snapshot
+        key = run.key
+        # predict on the watched run, idle (its loop stopped): what a page drawing on its link waits for
+        latencies = predict_latencies(url, key)
     result = {"ratios": {mode: [round(r, 4) for r in values] for mode, values in ratios.items()},
               "median": {mode: round(median(values), 4) for mode, values in ratios.items()},
               "median_loop_thread_cpu": {mode: round(median(v), 4) for mode, v in thread_ratios.items()},
               "median_process_cpu": {mode: round(median(v), 4) for mode, v in process_ratios.items()},
-              "bytes_per_second_784_256_10": round(sent / elapsed), "machine": machine_note()}
+              "bytes_per_second_784_256_10": round(sent / elapsed),
+              "predict_ms_median": round(median(latencies), 2), "machine": machine_note()}
     print(f"watch overhead, {args.rounds} alternating rounds of {args.seconds:g} s ({machine_note()}):")
     for mode, values in ratios.items():
         print(f"  {mode:16s} wall clock median {median(values):.3f} x the bare loop  (rounds: "
@@ -96,6 +120,8 @@ def main() -> None:
         print(f"  {'':16s} CPU of the loop's thread {median(thread_ratios[mode]):.3f} x, of the process "
               f"(loop + sender) {median(process_ratios[mode]):.3f} x")
     print(f"  784-256-10 at the default pace: {sent / elapsed / 1000:.0f} kB/s from the script")
+    print(f"  predict on the watched run, idle (784-256-10): median {median(latencies):.2f} ms "
+          f"over {len(latencies)} drawings")
     emit_json(result, args.json)
 
 
