@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -186,3 +188,30 @@ def test_a_controllable_scripts_loop_is_held_and_stepped_from_the_page(server, i
     finally:
         process.kill()
         process.communicate(timeout=30)
+
+
+NO_CLOSE = '''
+import sys, torch, torch.nn.functional as F
+from torch import nn
+from linear_playground import watch
+model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+opt = torch.optim.Adam(model.parameters())
+run = watch(model, sys.argv[1], name="no close", wait=60)  # the key before the loop, however busy the machine
+for i in range(200):
+    x = torch.rand(64, 784); y = torch.randint(0, 10, (64,))
+    loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
+    run.step(loss=loss.item())
+print(run.key, flush=True)
+'''
+
+
+def test_a_script_that_ends_without_close_finishes_its_run_all_the_same(server, installed_client, tmp_path):
+    script = tmp_path / "no_close.py"
+    script.write_text(NO_CLOSE)
+    done = subprocess.run([sys.executable, str(script), server.url], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed_client)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    key = done.stdout.strip().splitlines()[-1]
+    viewer, answer = page_on(server, key)
+    viewer.disconnect()
+    assert answer["state"]["status"] == "done" and answer["state"]["step"] == 200
