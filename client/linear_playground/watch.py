@@ -293,7 +293,8 @@ class WatchedRun:
 
     def _connect(self) -> bool:
         sio = socketio.Client(reconnection=False)
-        auth = {"viewer": self._secret, **({"token": self.token} if self.token else {})}
+        # A script is no page: no live-view frames, no broadcasts (the server sends it none of them).
+        auth = {"viewer": self._secret, "streams": [], "broadcasts": [], **({"token": self.token} if self.token else {})}
         try:
             sio.connect(self.url, auth=auth, transports=["websocket"], wait_timeout=CONNECT_TIMEOUT_S)
             answer = sio.call("watch:open", {**self._open, "resume": self.key}, timeout=CALL_TIMEOUT_S)

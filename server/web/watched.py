@@ -12,9 +12,10 @@ watch:snapshot, watch:close and watch:control are rows of the relay table (relay
 from __future__ import annotations
 
 from flask import request
+from flask_socketio import leave_room
 
 from ..errors import UserError
-from ..link.names import run_room
+from ..link.names import SHARED, run_room
 from ..watch_frames import OpenRequest
 from .access import require_control
 from .answers import answered, parse
@@ -57,6 +58,9 @@ def init_app(app, playground) -> None:
             answer = playground.engine.create_run({"owner": owner(), "spec": body.model_dump()},
                                                   timeout=OPEN_TIMEOUT_S, command="watch:open")
             key, state = answer["run"], answer["state"]
+        # A script is no page: the shared run's broadcasts (state, metrics, ten a second while it
+        # trains) are not for it.
+        leave_room(run_room(SHARED), sid=request.sid, namespace="/")
         watched = state["watched"]
         return {"run": key, "link": link_of(key), "shows_network": watched["shows_network"],
                 "why_not": watched["why_not"]}
