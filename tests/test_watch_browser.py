@@ -80,6 +80,7 @@ def test_a_scripts_own_network_on_its_link_tiles_loss_structure_and_the_canvas_p
                                                "nodes => nodes.map(n => n.getAttribute('aria-label'))")
             assert labels[0].startswith("outputs at step") and "16,384 values" in labels[0]  # a batch of 64 x 256
             assert labels[1].startswith("weight gradients at step") and "200,704 values" in labels[1]  # 256 x 784
+            assert playground.serious_axe_violations(by_id("watched"), by_id("watched-tiles-note")) == []
             playground.screenshot("watch/live-question.png", full_page=True)
             lines, _ = finished(process, timeout=180)
             assert lines[-1]["key"] == key
