@@ -305,9 +305,12 @@ class WatchedRun:
         if not isinstance(answer, dict) or not answer.get("ok"):
             self._drop(sio)
             words = answer.get("error") if isinstance(answer, dict) else answer
-            log.warning("linear_playground: the playground at %s refused this run: %s; training goes on "
-                        "without it", self.url, words)
-            self._given_up = True  # asking again would be refused again
+            # A full server says "try again": asked again later; any other refusal would come again.
+            self._given_up = "try again" not in str(words)
+            if str(words) not in self._refusals:
+                self._refusals.add(str(words))
+                log.warning("linear_playground: the playground at %s refused this run: %s; training goes on%s",
+                            self.url, words, " without it" if self._given_up else ", asking again now and then")
             return False
         self._sio = sio
         self.key, self.link = answer["run"], answer["link"]
