@@ -25,6 +25,10 @@ from ..link.names import STREAMS
 from .recorder import recorded_config
 from .replay import replay_frame as make_replay_frame, replay_predict as make_replay_prediction
 from .records import RecordError
+from .watched import WatchedRun
+from .. import watch_frames
+from ..refusals import describe_validation_error
+from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -387,6 +391,71 @@ def poll_get(engine: Engine, args) -> dict:
     return {"poll": engine.polls.current()}
 
 
+# ---- watched runs: a script's own network (watched.py, server/watch_frames.py) ---------------------------
+
+def watched_part(engine: Engine, args):
+    """The watched run the script's command is about, if the script owns it."""
+    parts = engine.controlled(args)
+    if not isinstance(parts.run, WatchedRun):
+        raise UserError(f"run {parts.run.key!r} is not a watched run")
+    return parts
+
+
+def _watch_checked(schema, payload):
+    try:
+        return schema.model_validate(payload)
+    except ValidationError as err:
+        raise UserError(describe_validation_error(err)) from None
+
+
+def watch_open(engine: Engine, args) -> dict:
+    owner = args.get("owner")
+    if not isinstance(owner, str) or not owner:
+        raise UserError("a watched run needs an owner")
+    spec = _watch_checked(watch_frames.OpenRequest, args.get("spec"))
+    engine.check_room_for(owner, int(args.get("held") or 0))
+    config, why_not = watch_frames.chain_config(spec)
+    parts = engine.add_watched_run(owner, spec, config, why_not, key=spec.resume)
+    engine.announce_runs()
+    return {"run": parts.run.key, "state": parts.run.state(), "engine": engine.engine_id}
+
+
+def watch_steps(engine: Engine, args) -> dict:
+    parts = watched_part(engine, args)
+    body = _watch_checked(watch_frames.StepsRequest, {key: args[key] for key in ("run", "steps", "loss", "numbers")
+                                                      if key in args})
+    parts.run.receive_steps(body.steps, body.loss, body.numbers)
+    return parts.run.control()
+
+
+def watch_snapshot(engine: Engine, args) -> dict:
+    parts = watched_part(engine, args)
+    body = _watch_checked(watch_frames.SnapshotRequest, {key: args[key] for key in ("run", "step", "dtype", "final",
+                                                                                    "data", "layers") if key in args})
+    try:
+        arrays = watch_frames.layer_arrays(body, parts.run.spec.layers)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    histograms = {layer.path: {"activations": sent.activations and sent.activations.model_dump(),
+                               "grads": sent.grads and sent.grads.model_dump()}
+                  for layer, sent in zip(parts.run.spec.layers, body.layers)}
+    parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final)
+    if parts.run.shows_network:
+        with parts.run.between_steps():
+            parts.replica.write()  # predictions with these weights at once (not at the replica's next turn)
+    return parts.run.control()
+
+
+def watch_close(engine: Engine, args) -> dict:
+    parts = watched_part(engine, args)
+    return {"state": parts.run.finish()}
+
+
+def watch_control(engine: Engine, args) -> dict:
+    """What a held run's script may do next (it asks while the page holds it)."""
+    return watched_part(engine, args).run.control()
+
+
 COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "hello": hello,
     "state": state,
@@ -430,4 +499,9 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "poll:reveal": poll_reveal,
     "poll:close": poll_close,
     "poll:get": poll_get,
+    "watch:open": watch_open,
+    "watch:steps": watch_steps,
+    "watch:snapshot": watch_snapshot,
+    "watch:close": watch_close,
+    "watch:control": watch_control,
 }

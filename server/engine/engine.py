@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 import torch
@@ -47,6 +48,7 @@ from .replay import Replay
 from .replica_publisher import ReplicaPublisher
 from .run import TrainingRun
 from .records import RunStore, describe_setup
+from .watched import NameTheRecord, WatchedRun
 from .worker import Debounced
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 RUNS_MESSAGE_INTERVAL_S = 1.0  # the runs list goes out at most once a second
 PRIVATE_PREFIX = "p-"
 PRIVATE_KEY = re.compile(r"^p-[0-9a-f]{12}$")
+# The commands that read a run's network (its pictures, predictions, files): refused, in words, on a
+# watched network the page cannot compute.
+NEEDS_THE_NETWORK = ("predict", "inside:", "explain:", "evaluate:", "checkpoint:get", "export", "lesson:", "replay:",
+                     "runs:checkpoint")
 DEFAULT_MAX_RUNS = 10  # private runs training at once in one engine (docs/performance.md)
 RUNS_PER_PLACE = 3  # an engine holds at most this many private runs per training place
 RUNS_PER_OWNER = 3  # one viewer's private runs held at once
@@ -146,7 +152,7 @@ class Engine:
         self._message("runs", SHARED, self.runs_payload() if SHARED in self.runs else None)
 
     def add_run(self, key: str, pace: Optional[float], *, config: Optional[TrainConfig] = None,
-                 owner: Optional[str] = None) -> RunParts:
+                 owner: Optional[str] = None, make_run=TrainingRun, publish_replica: bool = True) -> RunParts:
         # Only the shared run trains on the training cores; private runs on every core (pinned
         # beside it, they would share one core with a full-speed run; on the serving cores alone,
         # ten paced runs do not keep their pace: docs/performance.md).
@@ -155,15 +161,16 @@ class Engine:
         # shared run carries it on whatever it costs).
         self.memory.admit(key, config or TrainConfig(), force=(key == SHARED))
         try:
-            return self._build_run(key, pace, cores, config, owner)
+            return self._build_run(key, pace, cores, config, owner, make_run, publish_replica)
         except BaseException:
             self.memory.release(key)
             raise
 
     def _build_run(self, key: str, pace: Optional[float], cores, config: Optional[TrainConfig],
-                   owner: Optional[str]) -> RunParts:
-        run = TrainingRun(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
-                          cores=cores, config=config)
+                   owner: Optional[str], make_run, publish_replica: bool) -> RunParts:
+        # make_run: TrainingRun, or a run whose steps come from elsewhere (watched.py)
+        run = make_run(self.dataset, device=self.device, pace=pace, key=key, clock=self.clock,
+                       cores=cores, config=config)
         # Every later change of its setup is admitted too (run.py), before its network is built.
         run.admit = lambda new, force=False: self.memory.admit(key, new, force=force)
         run.publish = lambda event, payload: self._message(event, key, payload)
@@ -185,7 +192,8 @@ class Engine:
         # Order matters only for cost: the replica first (predictions), the recorder last.
         run.features = [parts.replica, parts.views, parts.evaluations, parts.replay, parts.recorder]
         self.runs[key] = parts
-        parts.replica.write()
+        if publish_replica:
+            parts.replica.write()
         return parts
 
     def part(self, key: str = SHARED) -> RunParts:
@@ -226,6 +234,9 @@ class Engine:
         control is checked by the web tier; a private run's is its owner's alone)."""
         parts = self.part(args.get("run", SHARED))
         if parts.owner is not None:
+            if isinstance(parts.run, WatchedRun) and parts.run.spec.controllable and args.get("control") is True \
+                    and args.get("owner") != parts.owner:
+                return parts  # held and stepped from the page by whoever may control (the run refuses the rest)
             if args.get("owner") != parts.owner:
                 raise AccessError(NOT_YOURS)
             parts.last_seen = self.clock()
@@ -233,7 +244,8 @@ class Engine:
 
     def _training_places_taken(self, but: Optional[RunParts] = None) -> int:
         return sum(1 for parts in self.private_runs()
-                   if parts is not but and (parts.run.status == "running" or parts.run._steps_wanted))
+                   if parts is not but and not isinstance(parts.run, WatchedRun)  # its script trains it
+                   and (parts.run.status == "running" or parts.run._steps_wanted))
 
     def _queue_position(self, key: str) -> Optional[int]:
         return self.queue.index(key) + 1 if key in self.queue else None
@@ -371,6 +383,19 @@ class Engine:
                             "record": parts.recorder.live_record_id})
         return listing
 
+    def add_watched_run(self, owner: str, spec, config: Optional[TrainConfig], why_not: Optional[str],
+                        key: Optional[str] = None) -> RunParts:
+        """A run trained by its owner's script (watched.py): a private run whose steps and
+        weights the script sends. `key`: the one it had before this engine restarted, if free."""
+        key = key if key and key not in self.runs else PRIVATE_PREFIX + secrets.token_hex(6)
+        parts = self.add_run(key, None, config=config, owner=owner, publish_replica=config is not None,
+                             make_run=partial(WatchedRun, spec=spec, why_not=why_not))
+        if config is None:  # its network is not one the page computes: no pictures, no predictions
+            parts.run.features = [parts.recorder]
+        parts.run.features.append(NameTheRecord(parts.recorder, spec.name))
+        parts.recorder.close_status = "stopped"  # put away with its script gone: not interrupted
+        return parts
+
     def owners_present(self, owners: set) -> None:
         """These owners are connected now: their runs stay."""
         now = self.clock()
@@ -400,7 +425,8 @@ class Engine:
         others ahead of it in the queue."""
         run = parts.run
         holds_a_place = run.status == "running" or run._steps_wanted
-        return parts.owner is not None and not holds_a_place and \
+        # a watched run trains in its owner's script: it takes no place
+        return parts.owner is not None and not holds_a_place and not isinstance(run, WatchedRun) and \
             (run.key in self.queue or self._training_places_taken(but=parts) >= self.max_runs)
 
     def _queue(self, parts: RunParts, *, config: Optional[dict] = None, steps: int = 0) -> dict:
@@ -458,13 +484,24 @@ class Engine:
         handler = COMMANDS.get(name)
         if handler is None:
             raise UserError(f"unknown engine command {name!r}")
+        self._refuse_pictures_of_an_unfollowed_network(name, args or {})
         return handler(self, args or {})
+
+    def _refuse_pictures_of_an_unfollowed_network(self, name: str, args: dict) -> None:
+        """A watched network the page cannot compute (watched.py): what needs its network says why."""
+        parts = self.runs.get(args.get("run", SHARED)) if isinstance(args.get("run", SHARED), str) else None
+        if parts is not None and isinstance(parts.run, WatchedRun) and not parts.run.shows_network \
+                and name.startswith(NEEDS_THE_NETWORK):
+            raise UserError(f"the page cannot compute this network, so it shows its curves and structure only: "
+                            f"{parts.run.why_not}")
 
     # ---- which streams of each run are watched ------------------------------------------------
     def set_watched(self, key: str, watcher: str, streams: set) -> None:
         """The streams one web process's viewers of run `key` watch; the run's views make frames
         for what any web process watches."""
         parts = self.part(key)
+        if isinstance(parts.run, WatchedRun) and not parts.run.shows_network:
+            return  # no pictures of a network the page cannot compute
         watchers = self._watchers.setdefault(key, {})
         watchers[watcher] = (streams, self.clock())
         parts.views.watch(sorted(self._watched(key)))

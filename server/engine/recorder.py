@@ -113,7 +113,7 @@ class RunRecorder(RunFeature):
         """The engine stops: the run is recorded up to its last step, as interrupted (a new
         engine carries the shared run on from here)."""
         if self._run_id == run.run_id and self._record_id is not None:
-            status = "done" if run.trainer.finished else self.close_status
+            status = "done" if run.trainer.finished or run.status == "done" else self.close_status
             self._save(with_weights=True, status=status)
 
     # ---- writing ------------------------------------------------------------------------------

@@ -22,6 +22,11 @@ from ..link.redis_bus import connect, describe_url, engine_key
 from .redis_endpoint import EngineEndpoint, default_engine_id
 from .process import die_with_parent, name_this_process
 
+# The lease on the shared run shows on Redis a moment before its run is built (restored from its
+# record): a command about it that arrives meanwhile waits for it rather than hear "no run".
+SHARED_BUILD_WAIT_S = 30.0
+HELD_GRACE_S = 1.0  # the lease taken in Redis, not yet told to this engine's lease thread
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +68,12 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
     engine = make_engine_factory(settings, dataset=dataset, engine_id=engine_id, holds_shared=False,
                                  stale=is_stale)(publish)
 
+    shared_built = threading.Event()
+
     def handle(name: str, args: dict):
+        about_shared = (args or {}).get("run", SHARED) == SHARED
+        if about_shared and not shared_built.is_set() and lease.wait_held(HELD_GRACE_S):
+            shared_built.wait(SHARED_BUILD_WAIT_S)
         result = engine.command(name, args)
         if name == "run:create":
             endpoint.hold(result["run"])
@@ -71,17 +81,21 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
 
     def took_shared():
         log.info("%s has the shared run's lease", engine_id)
-        engine.hold_shared(restore=True, words=(
-            f"The engine that trained the shared run stopped; engine {engine_id} took it over. "))
+        try:
+            engine.hold_shared(restore=True, words=(
+                f"The engine that trained the shared run stopped; engine {engine_id} took it over. "))
+        finally:
+            shared_built.set()
         log.info("%s holds the shared run now", engine_id)
         endpoint.publish({"topic": "holder", "run": SHARED, "payload": {"engine": engine_id}})
 
     def lost_shared(reason):
         log.warning("%s no longer holds the shared run: %s", engine_id, reason)
+        shared_built.clear()
         engine.drop_shared()
 
+    lease = endpoint.lease(SHARED, on_acquired=took_shared, on_lost=lost_shared)  # before handle() reads it
     endpoint.serve(handle)
-    lease = endpoint.lease(SHARED, on_acquired=took_shared, on_lost=lost_shared)
     if ready is not None:
         ready.set()
     log.info("engine %s serves on %s", engine_id, describe_url(settings.redis))

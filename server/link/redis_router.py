@@ -131,12 +131,13 @@ class RedisEngines:
                 continue
         return answers
 
-    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
+    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S, command: str = "run:create") -> dict:
         """One at a time per owner over every web process (a Redis lock), with its runs in every
-        engine counted ("held": the cap is per owner, whichever engines its runs are in)."""
+        engine counted ("held": the cap is per owner, whichever engines its runs are in);
+        `command`: run:create, or watch:open for a script's own network."""
         owner = args.get("owner")
         if not isinstance(owner, str):
-            return self.client.request("run:create", args, timeout=timeout, engine=self.client.pick_engine())
+            return self.client.request(command, args, timeout=timeout, engine=self.client.pick_engine())
         with self.client.owner_lock(owner, timeout):
             args = {**args, "held": runs_held(self, owner)}
-            return self.client.request("run:create", args, timeout=timeout, engine=self.client.pick_engine())
+            return self.client.request(command, args, timeout=timeout, engine=self.client.pick_engine())

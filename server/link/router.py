@@ -117,16 +117,17 @@ class EngineRouter:
                 continue
         return answers
 
-    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S) -> dict:
-        """A new private run on the engine for private runs with the fewest runs; one at a time
-        per owner, with its runs in every engine counted ("held": the cap is per owner)."""
+    def create_run(self, args: dict, *, timeout: float = REQUEST_TIMEOUT_S, command: str = "run:create") -> dict:
+        """A new private run (`command`: run:create, or watch:open for a script's own network) on
+        the engine for private runs with the fewest runs; one at a time per owner, with its runs in
+        every engine counted ("held": the cap is per owner)."""
         owner = args.get("owner")
         if not isinstance(owner, str):
-            return self._create_run(args, timeout)
+            return self._create_run(args, timeout, command)
         with self._creating[owner_lock_index(owner)]:
-            return self._create_run({**args, "held": runs_held(self, owner)}, timeout)
+            return self._create_run({**args, "held": runs_held(self, owner)}, timeout, command)
 
-    def _create_run(self, args: dict, timeout: float) -> dict:
+    def _create_run(self, args: dict, timeout: float, command: str) -> dict:
         candidates = list(range(1, len(self.hosts))) or [0]
         with self._lock:
             load = {index: 0 for index in candidates}
@@ -134,7 +135,7 @@ class EngineRouter:
                 if index in load:
                     load[index] += 1
         order = sorted(candidates, key=lambda index: (self.hosts[index].status != "up", load[index]))
-        answer = self.hosts[order[0]].request("run:create", args, timeout=timeout)
+        answer = self.hosts[order[0]].request(command, args, timeout=timeout)
         with self._lock:
             self._where[answer["run"]] = order[0]
         return answer

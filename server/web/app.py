@@ -96,13 +96,13 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
         return jsonify({"error": str(err)}), err.status
 
     from . import (access, addresses, assets, evaluate, explain, exports, hosts, inside, limits, polls, relays, spine,
-                   viewers)
+                   viewers, watched)
     transport.install(socketio, playground.inline_events, limits.address_events_rate(settings.sockets_per_address))
     # hosts: only known Hosts (DNS rebinding), only the page's own Origin on writes; addresses:
     # whose a request is (behind a trusted proxy) and websockets per address, outside the Host
     # check; relays: the events that only relay to an engine command, from one table
     for feature in (hosts, addresses, access, limits, viewers, spine, assets, inside, explain, evaluate, exports, polls,
-                    relays):
+                    relays, watched):
         feature.init_app(app, playground)
     playground.engine.start()
     return app

@@ -10,7 +10,8 @@ gets, as the acknowledgement `{"ok": true, ...}` (docs/protocol.md).
 Events with logic of their own stay hand-written beside their feature: `predict` (answered in
 the connection's own thread from the weights replica: spine.py), `setup:link` (the web tier
 alone: spine.py), `run:create` and `run:watch` (switching runs: viewers.py), `runs:private` (every
-engine's private runs with this web process's connections: viewers.py), `inside:subscribe` and
+engine's private runs with this web process's connections: viewers.py), `watch:open` (a
+script's own network: a new run on the engine with room for it, watched.py), `inside:subscribe` and
 `broadcasts:subscribe` (frame and broadcast delivery: inside.py, evaluate.py), and the HTTP
 uploads and downloads.
 """
@@ -34,6 +35,7 @@ from .limits import throttle
 from .polls import keep_open_poll_answer, public, voters
 from .viewers import (WatchRequest, current_owner, current_run, record_for_viewer, require_run_control, run_args,
                    runs_for_viewer)
+from ..watch_frames import CloseRequest as WatchedRunRequest, SnapshotRequest, StepsRequest
 from .schemas import (CellRequest, ConfigRequest, ForwardRequest, LessonRevealRequest, NeuronRequest, PaceRequest,
                       PollAnswerRequest, PollOpenRequest, PollRevealRequest, RenameRequest, ReplayPredictRequest,
                       ReplayRequest, RunRequest, SamplesRequest, StepRequest)
@@ -145,6 +147,11 @@ REPLAY = Rate("replay", 20.0, 40, "replay")
 POLL_ANSWERS = Rate("poll-answer", 2.0, 5, "poll answer")
 POLL_REVEALS = Rate("poll-reveal", 1.0, 3, "poll reveal")
 EXPLAIN_FORWARD = Rate("explain", 20.0, 40, "explain:forward")
+# A watching script sends its steps a few times a second and snapshots at most twice (its
+# client's pace); room for a burst after a reconnection.
+WATCH_STEPS = Rate("watch-steps", 20.0, 40, "watch:steps")
+WATCH_SNAPSHOTS = Rate("watch-snapshot", 5.0, 10, "watch:snapshot")
+WATCH_CONTROL = Rate("watch-control", 20.0, 40, "watch:control")
 REVEAL_TIMEOUT_S = 30.0  # a reveal's real trainings take seconds
 
 RELAYS: tuple[Relay, ...] = (
@@ -195,6 +202,16 @@ RELAYS: tuple[Relay, ...] = (
           control="shared", rate=POLL_REVEALS, timeout=REVEAL_TIMEOUT_S, costly=True),
     Relay("poll:close", control="shared"),
     Relay("poll:get", answer=poll_for_viewer),
+    # A script's own network (server/web/watched.py opens it): the run named in the payload, fed
+    # by the script that opened it (the engine checks the owner).
+    Relay("watch:steps", StepsRequest, lambda body: {**body.model_dump(), "owner": current_owner()},
+          rate=WATCH_STEPS),
+    Relay("watch:snapshot", SnapshotRequest, lambda body: {**body.model_dump(), "owner": current_owner()},
+          rate=WATCH_SNAPSHOTS),
+    Relay("watch:close", WatchedRunRequest, lambda body: {"run": body.run, "owner": current_owner()},
+          answer=lambda answer: {}),
+    Relay("watch:control", WatchedRunRequest, lambda body: {"run": body.run, "owner": current_owner()},
+          rate=WATCH_CONTROL),
 )
 
 

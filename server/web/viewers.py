@@ -185,7 +185,9 @@ def current_owner() -> str:
 def run_args(**args) -> dict:
     """Engine command args for the current request's run: its key, and who asks (the engine
     lets only a private run's owner control it)."""
-    return {"run": current_run(), "owner": current_owner(), **args}
+    # "control": whether the asker may control the shared run (local, or the token): a watched
+    # run opened as controllable may be held and stepped by such a viewer (engine/watched.py).
+    return {"run": current_run(), "owner": current_owner(), "control": access_level()["control"], **args}
 
 
 def require_run_control() -> None:

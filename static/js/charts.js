@@ -75,9 +75,11 @@ export function createCurves({ panel, lossElement, accuracyElement, visibility }
     const { history, epochs } = server;
     const empty = history.length === 0 && epochs.length === 0 && overlays.length === 0;
     const legendRows = Math.ceil((2 + overlays.length) / 3);
+    // A script's own network counts its steps, unless it says its epochs (features/watched.js).
+    const by = server.watched && !server.watched.numbers.includes("epoch") ? "step" : "epoch";
     for (const chart of charts) {
       const data = liveTraces(history, epochs, chart.key).concat(overlays.flatMap((run) => overlayTraces(run, chart.key)));
-      await plot(chart.element, data, layout(chart.title, chart.yTitle,
+      await plot(chart.element, data, layout(chart.title.replace(/epoch$/, by), chart.yTitle,
         { empty, epochs: server.config.epochs, accuracy: chart.key === "accuracy", legendRows, marker }));
       await nextTask();
     }

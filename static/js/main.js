@@ -25,11 +25,12 @@ import initBenchmarks from "./features/benchmarks.js";
 import initWhoseRun, { runFromAddress } from "./features/whose-run.js";
 import { STATUS } from "./lib/status.js";
 import initPrivateRuns from "./features/private-runs.js";
+import initWatched from "./features/watched.js";
 
 // Feature modules (whose run, "look inside", explainer, evaluation, access, the replay, the
 // benchmarks, the lesson and its class polls); each gets the page context.
 const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAccess, initReplay, initBenchmarks, initLesson,
-  initPrivateRuns];
+  initPrivateRuns, initWatched];
 
 function main() {
   const store = createStore({ connection: "connecting", server: null, run: runFromAddress(), answer: null, runs: null,
@@ -105,8 +106,9 @@ function main() {
     $("status").textContent = server.queue_position != null ? "waiting" : server.status;
     $("epoch").textContent = server.status === STATUS.done || server.status === STATUS.idle
       ? `epoch ${server.epoch} / ${config.epochs}` : `epoch ${Math.min(server.epoch + 1, config.epochs)} / ${config.epochs}`;
-    $("step-count").textContent = `step ${server.step} / ${server.total_steps}`;
-    const percent = Math.round(server.progress * 1000) / 10;
+    $("step-count").textContent = server.total_steps == null ? `step ${server.step}` : `step ${server.step} / ${server.total_steps}`;
+    if (server.watched) $("epoch").textContent = ""; // its epochs are its script's (the panel says whose)
+    const percent = server.progress == null ? 0 : Math.round(server.progress * 1000) / 10;
     $("progress").setAttribute("aria-valuenow", String(percent));
     $("progress").setAttribute("aria-valuetext", `${percent}% of the run`);
     $("progress").querySelector(".progress-fill").style.width = `${percent}%`;

@@ -317,6 +317,8 @@ def test_with_redis_one_viewer_holds_three_runs_across_engines_and_a_fourth_is_r
     with LiveServer(app) as server:
         client = server.playground.engine.client
         wait_for(lambda: len(client.engines()) == 2, timeout=60, what="both engines on Redis")
+        # and one of them holding the shared run (a viewer's first requests are about it)
+        wait_for(lambda: client.engine_for("shared") is not None, timeout=60, what="the shared run held")
         engines = itertools.cycle(sorted(info["engine"] for info in client.engines()))
         # New runs go to the engines in turn (on their own they go to the least loaded, ties at random).
         monkeypatch.setattr(client, "pick_engine", lambda: next(engines))

@@ -21,6 +21,7 @@ HAND_WRITTEN = {
     "run:create", "run:watch",  # moving a viewer between runs
     "runs:private",  # every engine's private runs, with this web process's connections (the teacher's)
     "inside:subscribe", "broadcasts:subscribe",  # frame and broadcast delivery
+    "watch:open",  # a script's own network: a new run on the engine with room for it
 }
 PROTOCOL = (REPO_ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 

@@ -62,6 +62,14 @@ VALID = {
     "poll:reveal": [None, {"pixels": BLANK}],
     "poll:close": [None],
     "poll:get": [None],
+    # A script's own network (tests/app/test_watch_frames.py fuzzes frames of a real watched run)
+    "watch:open": [{"name": "tiny", "layers": [{"path": "0", "in_features": 784, "out_features": 4, "bias": True},
+                                               {"path": "1", "in_features": 4, "out_features": 10, "bias": True}],
+                    "chain": {"activations": ["relu", None]}}],
+    "watch:steps": [{"run": "p-000000000000", "steps": [1, 2], "loss": [1.0, 0.5], "numbers": {"accuracy": [0.1, None]}}],
+    "watch:snapshot": [{"run": "p-000000000000", "step": 1, "dtype": "float32", "data": bytes(8), "layers": [{}]}],
+    "watch:close": [{"run": "p-000000000000"}],
+    "watch:control": [{"run": "p-000000000000"}],
 }
 NOT_REQUESTS = {"connect", "disconnect", "*"}
 

@@ -14,6 +14,7 @@ export default function initBenchmarks({ store, $ }) {
     note.textContent = last
       ? `this run, after epoch ${last.epoch} (${dataset.splits.validation.toLocaleString()} validation digits, `
         + `${dataset.splits.train.toLocaleString()} to train on; ${config.hidden_sizes.join("-")} hidden)`
-      : "this run: its validation accuracy appears at the end of the first epoch";
+      : state.server.watched ? "this run: trained in its own script, on its own data; the playground does not validate it"
+        : "this run: its validation accuracy appears at the end of the first epoch";
   });
 }

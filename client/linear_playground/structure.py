@@ -1,0 +1,156 @@
+"""What the page needs to know of a model, found once at watch(): its Linear layers (by
+attribute path), its module tree (like `print(model)`, with parameter counts), and, traced with
+torch.fx, whether its forward pass is a chain of Linear layers and element-wise activations the
+server can compute itself (then the page's canvas predicts with it), or which step it cannot
+follow."""
+from __future__ import annotations
+
+import operator
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAX_TREE = 400  # modules described (the server's bound)
+MAX_TEXT = 200
+
+# Element-wise activations by how they can appear in a traced forward pass.
+MODULE_ACTIVATIONS = {nn.Sigmoid: "sigmoid", nn.ReLU: "relu", nn.Tanh: "tanh", nn.LeakyReLU: "leaky_relu",
+                      nn.Softmax: "softmax"}
+FUNCTION_ACTIVATIONS = {F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid", F.relu: "relu", torch.relu: "relu",
+                        F.tanh: "tanh", torch.tanh: "tanh", F.leaky_relu: "leaky_relu", F.softmax: "softmax",
+                        torch.softmax: "softmax"}
+METHOD_ACTIVATIONS = {"sigmoid": "sigmoid", "relu": "relu", "tanh": "tanh", "softmax": "softmax"}
+# Steps that leave each sample's numbers as they are (a flattened image, dropout at prediction time).
+IDENTITY_MODULES = (nn.Flatten, nn.Identity, nn.Dropout)
+IDENTITY_FUNCTIONS = {torch.flatten, F.dropout}
+IDENTITY_METHODS = {"flatten", "view", "reshape", "float", "contiguous"}
+LEAKY_SLOPE = 0.01  # the playground's leaky ReLU (PyTorch's default)
+
+
+def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    return [(path, module) for path, module in model.named_modules() if isinstance(module, nn.Linear)]
+
+
+def module_tree(model: nn.Module) -> list[dict]:
+    tree = []
+    for path, module in model.named_modules():
+        if len(tree) >= MAX_TREE:
+            break
+        extra = module.extra_repr().split("\n")[0]
+        tree.append({"path": path, "type": type(module).__name__[:80], "depth": 0 if not path else path.count(".") + 1,
+                     "parameters": sum(p.numel() for p in module.parameters()),
+                     "text": f"{type(module).__name__}({extra})"[:MAX_TEXT]})
+    return tree
+
+
+def _dim_is_last(args, kwargs) -> bool:
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    return dim in (1, -1)
+
+
+def _activation_of(node, modules) -> Optional[str]:
+    """The activation a node applies, "" for an identity step, None when it is neither."""
+    args, kwargs = node.args, node.kwargs
+    if node.op == "call_module":
+        module = modules[node.target]
+        if isinstance(module, IDENTITY_MODULES):
+            return ""
+        for kind, name in MODULE_ACTIVATIONS.items():
+            if isinstance(module, kind):
+                if name == "softmax" and module.dim not in (1, -1):
+                    return None
+                if name == "leaky_relu" and module.negative_slope != LEAKY_SLOPE:
+                    return None
+                return name
+        return None
+    if node.op == "call_function":
+        if node.target in IDENTITY_FUNCTIONS:
+            return ""
+        name = FUNCTION_ACTIVATIONS.get(node.target)
+        if name == "softmax" and not _dim_is_last(args, kwargs):
+            return None
+        if name == "leaky_relu":
+            slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else LEAKY_SLOPE)
+            if slope != LEAKY_SLOPE:
+                return None
+        return name
+    if node.op == "call_method":
+        if node.target in IDENTITY_METHODS:
+            return ""
+        name = METHOD_ACTIVATIONS.get(node.target)
+        if name == "softmax" and not _dim_is_last(args, kwargs):
+            return None
+        return name
+    return None
+
+
+def _described(node) -> str:
+    target = node.target
+    if node.op == "call_module":
+        return f"self.{target}"
+    if node.op == "call_function":
+        return getattr(target, "__name__", str(target)) if target is not operator.getitem else "indexing"
+    return f".{target}()"
+
+
+def _asks_shape(node, shape_nodes) -> bool:
+    if node.op == "call_method" and node.target == "size":
+        return True
+    if node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",):
+        return True
+    return node.op == "call_function" and node.target is operator.getitem and node.args[0] in shape_nodes
+
+
+def trace_chain(model: nn.Module, linears: list[tuple[str, nn.Linear]]):
+    """(the Linear layers' paths in the order forward uses them, the activation after each
+    (None: none)), or (None, words: what the page cannot follow)."""
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as err:  # data-dependent control flow, and the like
+        first = str(err).strip().split("\n")[0][:160]
+        return None, f"torch.fx cannot trace {type(model).__name__}.forward ({type(err).__name__}: {first})"
+    modules = dict(model.named_modules())
+    order: list[str] = []
+    activations: list[Optional[str]] = []
+    current = None  # the node holding the chain's value so far
+    shape_nodes: set = set()
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if current is not None:
+                return None, "its forward takes more than one input"
+            current = node
+            continue
+        if node.op == "output":
+            if node.args[0] is not current:
+                return None, "its forward does not return the chain's last value"
+            break
+        if node.op == "get_attr":
+            return None, f"its forward reads {node.target} directly"
+        if _asks_shape(node, shape_nodes):
+            shape_nodes.add(node)  # x.size(0), x.shape: for a view, not a step of the chain
+            continue
+        users = [user for user in current.users if not _asks_shape(user, shape_nodes)]
+        if not node.args or node.args[0] is not current or len(users) != 1:
+            return None, f"{_described(node)} does not take the value of the step before it alone"
+        if node.op == "call_module" and isinstance(modules.get(node.target), nn.Linear):
+            if node.target in order:
+                return None, f"self.{node.target} is used twice"
+            order.append(node.target)
+            activations.append(None)
+        else:
+            kind = _activation_of(node, modules)
+            if kind is None:
+                return None, f"{_described(node)} is not a Linear layer nor an element-wise activation the page follows"
+            if kind:
+                if not order:
+                    return None, f"{_described(node)} comes before the first Linear layer"
+                if activations[-1] is not None:
+                    return None, f"{_described(node)} follows {activations[-1]} (two activations in a row)"
+                activations[-1] = kind
+        current = node
+    if sorted(order) != sorted(path for path, _ in linears):
+        unused = sorted(set(path for path, _ in linears) - set(order))
+        return None, f"forward does not use {', '.join(unused) or 'every Linear layer'}"
+    return order, activations

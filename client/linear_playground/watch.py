@@ -1,0 +1,432 @@
+"""`watch(model, url)`: the user's own network on the playground's page, from the user's own
+training loop.
+
+The loop's thread does as little as it can: `run.step()` appends the step's numbers to a list,
+and when a snapshot is due by the wall clock (at most `snapshots_per_second`, and no faster
+than `max_bytes_per_second` allows) copies each Linear layer's weights (a GPU model's to the
+CPU, then), histograms its gradients, and arms forward hooks that histogram the next forward
+pass's outputs and then take themselves off. Everything else (the connection, the sending, the
+retries) is a background thread's: a server that is not there, slow or restarted costs the loop
+nothing, says so in one warning line, and the run resumes on the page when it is back.
+
+Only data crosses: numbers, and weights as float16 (float32 for the last ones, exact) bytes.
+"""
+from __future__ import annotations
+
+import atexit
+import html
+import logging
+import math
+import secrets
+import threading
+import time
+import weakref
+from typing import Optional
+
+import socketio
+import torch
+from torch import nn
+
+from .structure import linear_layers, module_tree, trace_chain
+
+log = logging.getLogger("linear_playground")
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+SNAPSHOTS_PER_SECOND = 2.0
+MAX_BYTES_PER_SECOND = 200_000
+MAX_SNAPSHOT_BYTES = 1_800_000  # one Socket.IO message (the server's bound)
+SEND_EVERY_S = 0.25  # steps go out in batches this often
+MAX_PENDING_STEPS = 20_000  # kept while the server is away (the newest)
+MAX_STEPS_PER_MESSAGE = 2000
+HISTOGRAM_BINS = 32
+CLOSE_WITHIN_S = 2.0
+CONNECT_TIMEOUT_S = 3.0
+OPEN_WAIT_S = 5.0  # watch() waits this long at most for the run's key
+RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
+CALL_TIMEOUT_S = 5.0
+HELD_POLL_S = 0.2
+
+
+def _number(value) -> Optional[float]:
+    """A step's number as a float (a 0-d tensor is read once), None when not finite."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().item()
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _wire_bytes(tensor: torch.Tensor, wire: str) -> bytes:
+    """A tensor's values as little-endian float16/float32 bytes (a GPU tensor copied to the CPU)."""
+    return tensor.detach().to("cpu", torch.float32).numpy().astype(wire).tobytes()
+
+
+def _histogram(tensor: torch.Tensor) -> dict:
+    values = tensor.detach().float()
+    lo, hi = values.min().item(), values.max().item()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        values = values[torch.isfinite(values)]
+        if values.numel() == 0:
+            return {"lo": 0.0, "hi": 0.0, "counts": [0] * HISTOGRAM_BINS}
+        lo, hi = values.min().item(), values.max().item()
+    counts = torch.histc(values, bins=HISTOGRAM_BINS, min=lo, max=hi if hi > lo else lo + 1e-12)
+    return {"lo": lo, "hi": hi, "counts": [int(c) for c in counts.cpu().tolist()]}
+
+
+class _Snapshot:
+    """One snapshot's data, taken in the loop's thread, sent by the background thread."""
+
+    def __init__(self, step: int, dtype: str, data: bytes, layers: list[dict], final: bool = False):
+        self.step, self.dtype, self.data, self.layers, self.final = step, dtype, data, layers, final
+
+
+class WatchedRun:
+    """What watch() returns. `step(loss=..., **numbers)` after each training step; `close()`
+    (or a `with` block) at the end. `key` and `link`: the run on the page (None until the server
+    answered)."""
+
+    def __init__(self, model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Optional[str] = None,
+                 controllable: bool = False, snapshots_per_second: float = SNAPSHOTS_PER_SECOND,
+                 max_bytes_per_second: float = MAX_BYTES_PER_SECOND, wait: float = OPEN_WAIT_S):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"watch() needs a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.url = url.rstrip("/")
+        self.name = (name or type(model).__name__)[:80]
+        self.token = token
+        self.controllable = controllable
+        self.key: Optional[str] = None
+        self.link: Optional[str] = None
+        self.shows_network: Optional[bool] = None
+        self.why_not: Optional[str] = None  # why the page cannot draw its pictures, in words
+        self.step_count = 0
+        self._linears = linear_layers(model)
+        if not self._linears:
+            raise ValueError(f"{type(model).__name__} has no nn.Linear layer: there is nothing to show")
+        self._open = self._open_request()
+        self._snapshot_bytes = sum(layer.weight.numel() + (layer.bias.numel() if layer.bias is not None else 0)
+                                   for _, layer in self._linears) * 2
+        # snapshots_per_second=0: the numbers only, no weights (the page then shows the curves)
+        self._interval_s = (math.inf if snapshots_per_second <= 0 else
+                            max(1.0 / snapshots_per_second, self._snapshot_bytes / max_bytes_per_second))
+        self._next_snapshot_at = 0.0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending_steps: list[tuple[int, Optional[float], dict]] = []
+        self._pending_snapshot: Optional[_Snapshot] = None
+        self._activations: dict[str, dict] = {}  # layer path -> histogram of its last hooked forward
+        self._hooks: dict = {}  # layer path -> its armed forward hook
+        self._connected = False
+        self._closing = False
+        self._closed = False
+        self._held = False
+        self._released = 0
+        self._passed = 0  # steps let through while held
+        self._held_changed = threading.Condition()
+        self._warned = False
+        self._given_up = False
+        self._first_try = threading.Event()  # the first try to reach the server is over
+        self._refusals: set = set()  # refusals already told (each once)
+        self._secret = secrets.token_urlsafe(24)  # who this script is to the server (its run's owner)
+        self._sio: Optional[socketio.Client] = None
+        self.bytes_sent = 0
+        self._thread = threading.Thread(target=self._send_loop, name="linear-playground-sender", daemon=True)
+        self._thread.start()
+        _open_runs.add(self)
+        if wait > 0:
+            self._first_try.wait(wait)
+
+    # ---- what the server is told at the start -----------------------------------------------------
+    def _open_request(self) -> dict:
+        chain, activations = None, None
+        order, second = trace_chain(self.model, self._linears)
+        by_path = dict(self._linears)
+        if order is None:
+            unfollowed = second
+        elif self._snapshot_bytes_of(order, by_path) > MAX_SNAPSHOT_BYTES:
+            order, unfollowed = None, (f"its Linear layers' weights ({self._snapshot_bytes_of(order, by_path):,} bytes "
+                                       f"as float16) are more than one snapshot carries ({MAX_SNAPSHOT_BYTES:,})")
+        else:
+            activations, unfollowed = second, None
+            chain = {"activations": activations}
+            self._linears = [(path, by_path[path]) for path in order]  # the order forward uses them
+        layers = [{"path": path, "in_features": layer.in_features, "out_features": layer.out_features,
+                   "bias": layer.bias is not None} for path, layer in self._linears]
+        return {"name": self.name, "layers": layers, "tree": module_tree(self.model), "chain": chain,
+                "unfollowed": unfollowed, "controllable": self.controllable}
+
+    @staticmethod
+    def _snapshot_bytes_of(order, by_path) -> int:
+        return sum(by_path[p].weight.numel() + (by_path[p].bias.numel() if by_path[p].bias is not None else 0)
+                   for p in order) * 2
+
+    # ---- the loop's thread --------------------------------------------------------------------------
+    def step(self, loss=None, **numbers) -> None:
+        """One training step done: its loss and any other named numbers (accuracy=..., lr=...)."""
+        if self._closed:
+            return
+        self.step_count += 1
+        values = {name: _number(value) for name, value in numbers.items() if value is not None}
+        with self._lock:
+            self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
+            if len(self._pending_steps) > MAX_PENDING_STEPS:
+                del self._pending_steps[: len(self._pending_steps) - MAX_PENDING_STEPS]
+        now = time.monotonic()
+        if now >= self._next_snapshot_at and self._connected and self.shows_network and self._interval_s < math.inf:
+            self._next_snapshot_at = now + self._interval_s
+            self._take_snapshot(final=False)
+        if self.controllable and self._held:
+            self._wait_while_held()
+
+    def _take_snapshot(self, *, final: bool) -> None:
+        exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
+        wire = "<f4" if exact else "<f2"
+        parts, layers = [], []
+        with torch.no_grad():
+            for path, layer in self._linears:
+                parts.append(_wire_bytes(layer.weight, wire))
+                if layer.bias is not None:
+                    parts.append(_wire_bytes(layer.bias, wire))
+                grad = layer.weight.grad
+                layers.append({"grads": None if grad is None else _histogram(grad),
+                               "activations": self._activations.get(path)})
+        snapshot = _Snapshot(self.step_count, "float32" if exact else "float16", b"".join(parts), layers, final)
+        with self._lock:
+            self._pending_snapshot = snapshot
+        if not final:
+            self._arm_hooks()
+        self._wake.set()
+
+    def _arm_hooks(self) -> None:
+        """Histogram each Linear layer's outputs in the next forward pass only: each hook takes
+        itself off once it has run (no hook stays on the model between snapshots)."""
+        for path, layer in self._linears:
+            if path in self._hooks:
+                continue
+
+            def record(module, inputs, output, path=path):
+                handle = self._hooks.pop(path, None)
+                if handle is not None:
+                    handle.remove()
+                with torch.no_grad():
+                    self._activations[path] = _histogram(output)
+
+            self._hooks[path] = layer.register_forward_hook(record)
+
+    def _wait_while_held(self) -> None:
+        with self._held_changed:
+            while self._held and not self._closed and self._released <= self._passed:
+                self._held_changed.wait(HELD_POLL_S)
+            if self._held and self._released > self._passed:
+                self._passed += 1
+
+    # ---- the end --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """The run is finished, on the page too, with its last weights. Returns within 2 s."""
+        if self._closed or self._closing:
+            return
+        deadline = time.monotonic() + CLOSE_WITHIN_S
+        if self._connected and self.shows_network:
+            self._take_snapshot(final=True)
+        self._closing = True
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - time.monotonic() - 0.05))
+        self._closed = True
+        with self._held_changed:
+            self._held_changed.notify_all()
+        for handle in list(self._hooks.values()):
+            handle.remove()
+        self._hooks.clear()
+        _open_runs.discard(self)
+
+    def __enter__(self) -> "WatchedRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the run's link (the page forbids being framed, so no iframe yet)."""
+        if not self.link:
+            return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
+        address = html.escape(self.url + self.link)
+        return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
+                f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>')
+
+    def __repr__(self) -> str:
+        where = self.url + self.link if self.link else f"{self.url} (not reached yet)"
+        return f"<watched run {self.name!r}: {where}>"
+
+    # ---- the background thread --------------------------------------------------------------------
+    def _warn(self, words: str) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("linear_playground: %s; training goes on, the run resumes on the page when it is back", words)
+
+    def _send_loop(self) -> None:
+        tries = 0
+        while True:
+            closing = self._closing
+            if not self._connected:
+                reached = self._connect()
+                self._first_try.set()
+                if not reached:
+                    if closing or self._given_up:
+                        return
+                    self._wake.wait(RETRY_S[min(tries, len(RETRY_S) - 1)])
+                    self._wake.clear()
+                    tries += 1
+                    continue
+                tries = 0
+            try:
+                self._flush(final=closing)
+            except (socketio.exceptions.SocketIOError, OSError, _Refused) as err:
+                self._lost(err)
+                if closing:
+                    return
+                continue
+            if closing:
+                self._disconnect()
+                return
+            self._wake.wait(HELD_POLL_S if self._held else SEND_EVERY_S)
+            self._wake.clear()
+
+    def _connect(self) -> bool:
+        sio = socketio.Client(reconnection=False)
+        # A script is no page: no live-view frames, no broadcasts (the server sends it none of them).
+        auth = {"viewer": self._secret, "streams": [], "broadcasts": [], **({"token": self.token} if self.token else {})}
+        try:
+            sio.connect(self.url, auth=auth, transports=["websocket"], wait_timeout=CONNECT_TIMEOUT_S)
+            answer = sio.call("watch:open", {**self._open, "resume": self.key}, timeout=CALL_TIMEOUT_S)
+        except Exception as err:  # refused, unreachable, timed out: the loop goes on
+            self._drop(sio)
+            self._warn(f"cannot reach the playground at {self.url} ({type(err).__name__}: {err})")
+            return False
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            self._drop(sio)
+            words = answer.get("error") if isinstance(answer, dict) else answer
+            # A full server says "try again": asked again later; any other refusal would come again.
+            self._given_up = "try again" not in str(words)
+            if str(words) not in self._refusals:
+                self._refusals.add(str(words))
+                log.warning("linear_playground: the playground at %s refused this run: %s; training goes on%s",
+                            self.url, words, " without it" if self._given_up else ", asking again now and then")
+            return False
+        self._sio = sio
+        self.key, self.link = answer["run"], answer["link"]
+        self.shows_network, self.why_not = answer["shows_network"], answer["why_not"]
+        if self._warned:
+            log.warning("linear_playground: back on the page: %s%s", self.url, self.link)
+            self._warned = False
+        self._connected = True
+        self._next_snapshot_at = 0.0  # the page gets the weights at once
+        return True
+
+    @staticmethod
+    def _drop(sio) -> None:
+        try:
+            sio.disconnect()
+        except Exception:
+            pass
+
+    def _disconnect(self) -> None:
+        self._connected = False
+        if self._sio is not None:
+            self._drop(self._sio)
+            self._sio = None
+
+    def _lost(self, err) -> None:
+        self._disconnect()
+        self._warn(f"lost the playground at {self.url} ({err})")
+
+    def _call(self, event: str, payload: dict) -> dict:
+        if self._sio is None or not self._sio.connected:
+            raise OSError("not connected")
+        timeout = CALL_TIMEOUT_S
+        if self._closing:
+            timeout = max(0.1, min(timeout, CLOSE_WITHIN_S - 0.5))
+        answer = self._sio.call(event, payload, timeout=timeout)
+        if not isinstance(answer, dict):
+            raise _Refused(f"{event}: no answer")
+        if not answer.get("ok"):
+            words = str(answer.get("error"))
+            if "there is no run" in words:  # the server restarted: open the run again
+                raise _Refused(words)
+            if words not in self._refusals:  # told once: the loop goes on either way
+                self._refusals.add(words)
+                log.warning("linear_playground: the playground refused %s: %s", event, words)
+        self._control(answer)
+        return answer
+
+    def _control(self, answer: dict) -> None:
+        if "held" not in answer:
+            return
+        with self._held_changed:
+            self._held = bool(answer["held"]) and not answer.get("done")
+            self._released = max(self._released, int(answer.get("released", 0)))
+            self._held_changed.notify_all()
+
+    def _flush(self, *, final: bool) -> None:
+        with self._lock:
+            steps, self._pending_steps = self._pending_steps, []
+            snapshot, self._pending_snapshot = self._pending_snapshot, None
+        try:
+            for start in range(0, len(steps), MAX_STEPS_PER_MESSAGE):
+                self._send_steps(steps[start:start + MAX_STEPS_PER_MESSAGE])
+        except BaseException:
+            with self._lock:  # sent again once the server is back
+                self._pending_steps[:0] = steps
+            raise
+        if snapshot is not None:
+            self._send_snapshot(snapshot)
+        elif final:
+            self._call("watch:close", {"run": self.key})
+        elif self._held and not steps:
+            self._call("watch:control", {"run": self.key})
+
+    def _send_steps(self, steps) -> None:
+        names = sorted({name for _, _, numbers in steps for name in numbers})[:16]
+        payload = {"run": self.key, "steps": [s for s, _, _ in steps], "loss": [loss for _, loss, _ in steps],
+                   "numbers": {name: [numbers.get(name) for _, _, numbers in steps] for name in names}}
+        self._call("watch:steps", payload)
+        self.bytes_sent += 12 * len(steps) * (1 + len(names))
+
+    def _send_snapshot(self, snapshot: _Snapshot) -> None:
+        payload = {"run": self.key, "step": snapshot.step, "dtype": snapshot.dtype, "final": snapshot.final,
+                   "data": snapshot.data, "layers": snapshot.layers}
+        self._call("watch:snapshot", payload)
+        self.bytes_sent += len(snapshot.data)
+
+
+class _Refused(Exception):
+    """The server no longer has the run (it restarted): connect and open it again."""
+
+
+def watch(model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Optional[str] = None,
+          controllable: bool = False, **options) -> WatchedRun:
+    """Show `model` on the playground at `url` while your own loop trains it: call `run.step(loss=...)`
+    after each step and `run.close()` at the end (or use `with watch(...) as run:`)."""
+    run = WatchedRun(model, url, name=name, token=token, controllable=controllable, **options)
+    _show_in_notebook(run)
+    return run
+
+
+def _show_in_notebook(run: WatchedRun) -> None:
+    """In Jupyter (a kernel already loaded IPython), the run's link under the cell."""
+    import sys
+    if "ipykernel" not in sys.modules:
+        return
+    try:
+        from IPython.display import display
+        display(run)
+    except Exception:  # never in the way of training
+        pass
+
+
+_open_runs: "weakref.WeakSet[WatchedRun]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """A script that ends without close(): its runs are finished on the page all the same."""
+    for run in list(_open_runs):
+        run.close()

@@ -1,0 +1,241 @@
+"""What a watching script sends (client/, `linear_playground.watch`): the shapes of its four
+events, checked before anything acts on them, and what its network maps to on the page.
+Plain data (pydantic, numpy), no torch and no web: the web tier checks each payload with these
+schemas (a refusal in words changes nothing), the engine checks the same payloads against the
+run they are about (server/engine/watched.py) and turns a chain of Linear layers into the
+playground's own network (`chain_config`).
+
+Events (docs/protocol.md, "Watch your own network"):
+  watch:open      the network's Linear layers (attribute paths and shapes), its module tree, the
+                  chain the client traced (or the layer it could not follow): a run and its link.
+  watch:steps     the loss and other named numbers of a batch of training steps, as columns.
+  watch:snapshot  every Linear layer's weight and bias (float16 or float32 bytes), and the
+                  histograms of activations (forward hooks) and gradients, at the wall clock's pace.
+  watch:close     the script is done: the run is finished with its last weights.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal, Optional
+
+import numpy as np
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .experiment import MAX_HIDDEN_LAYERS, MAX_UNITS, N_CLASSES, N_INPUTS, TrainConfig
+
+MAX_NAME = 80  # a run's name, as the runs list shows it
+MAX_LINEARS = 64  # Linear layers of one watched network
+MAX_FEATURES = 1 << 16  # a Linear layer's in or out features
+# One snapshot is one Socket.IO message (the server takes 2 MiB at most): a network whose
+# weights do not fit is watched without its pictures, and the page says why.
+MAX_SNAPSHOT_BYTES = 1_800_000
+MAX_TREE = 400  # modules in the structure view
+MAX_DEPTH = 32
+MAX_POINTS = 2000  # steps in one watch:steps
+MAX_NUMBERS = 16  # named numbers besides the loss
+MAX_BINS = 64  # a histogram's bins
+MAX_STEP = 10 ** 12
+NUMBER_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,39}$"
+# An attribute path: "hidden", "layers.0", "" (the model itself); a ModuleDict's keys may be any text.
+PATH = r"^[^\x00-\x1f\x7f]*$"
+RUN_KEY = r"^p-[0-9a-f]{12}$"
+CHAIN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
+DTYPES = {"float16": "<f2", "float32": "<f4"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _matching(pattern: str, words: str):
+    """Text that matches `pattern`, else refused with `words` (people's, not the library's)."""
+    def check(text: str) -> str:
+        if not re.fullmatch(pattern, text):
+            raise ValueError(words)
+        return text
+    return AfterValidator(check)
+
+
+RunKey = Annotated[str, Field(max_length=20), _matching(RUN_KEY, "give the run's key as watch:open answered it "
+                                                                  "(p- and 12 hex digits)")]
+AttributePath = Annotated[str, Field(max_length=200), _matching(PATH, "an attribute path, e.g. \"hidden\" or \"layers.0\"")]
+TypeName = Annotated[str, Field(max_length=80), _matching(r"^[A-Za-z_][A-Za-z0-9_.]*$",
+                                                          "a class name, e.g. \"Linear\"")]
+
+
+class LinearLayer(Strict):
+    path: AttributePath
+    in_features: int = Field(ge=1, le=MAX_FEATURES)
+    out_features: int = Field(ge=1, le=MAX_FEATURES)
+    bias: bool = True
+
+    @property
+    def parameters(self) -> int:
+        return self.in_features * self.out_features + (self.out_features if self.bias else 0)
+
+
+class Module(Strict):
+    """One line of the structure view: like `print(model)`, with its parameter count."""
+    path: AttributePath
+    type: TypeName
+    depth: int = Field(ge=0, le=MAX_DEPTH)
+    parameters: int = Field(ge=0, le=10 ** 12)
+    text: str = Field("", max_length=200)  # its repr's first line, e.g. "Linear(in_features=784, ...)"
+
+
+class Chain(Strict):
+    """The network as the client traced it: Linear layers in order, each followed by one
+    element-wise activation or none (the last by "softmax" or none)."""
+    activations: list[Optional[Literal["sigmoid", "relu", "tanh", "leaky_relu", "softmax"]]] = Field(
+        max_length=MAX_LINEARS)
+
+
+class OpenRequest(Strict):
+    name: str = Field("", max_length=MAX_NAME)
+    layers: list[LinearLayer] = Field(min_length=1, max_length=MAX_LINEARS)
+    tree: list[Module] = Field(default_factory=list, max_length=MAX_TREE)
+    chain: Optional[Chain] = None
+    unfollowed: Optional[str] = Field(None, max_length=300)  # words: why the client could not trace a chain
+    controllable: bool = False
+    resume: Optional[RunKey] = None  # the key it had before the server restarted
+
+    @field_validator("layers")
+    @classmethod
+    def _distinct_paths(cls, layers):
+        paths = [layer.path for layer in layers]
+        if len(set(paths)) != len(paths):
+            raise ValueError("each Linear layer's path must be given once")
+        return layers
+
+    @model_validator(mode="after")
+    def _chain_fits(self):
+        if self.chain is not None and len(self.chain.activations) != len(self.layers):
+            raise ValueError(f"chain: one activation (or null) per Linear layer: {len(self.layers)} layers, "
+                             f"{len(self.chain.activations)} activations")
+        return self
+
+
+class StepsRequest(Strict):
+    run: RunKey
+    steps: list[int] = Field(min_length=1, max_length=MAX_POINTS)
+    loss: list[Optional[float]] = Field(max_length=MAX_POINTS)
+    numbers: dict[str, list[Optional[float]]] = Field(default_factory=dict, max_length=MAX_NUMBERS)
+
+    @model_validator(mode="after")
+    def _columns(self):
+        n = len(self.steps)
+        if any(not 0 <= step <= MAX_STEP for step in self.steps):
+            raise ValueError(f"steps: whole numbers from 0 to {MAX_STEP}")
+        if any(b < a for a, b in zip(self.steps, self.steps[1:])):
+            raise ValueError("steps: in order, each at least the one before")
+        columns = {"loss": self.loss, **self.numbers}
+        for name, values in columns.items():
+            if name != "loss" and not re.match(NUMBER_NAME, name):
+                raise ValueError(f"numbers: {name[:40]!r} is not a name (letters, digits and _, at most 40)")
+            if len(values) != n:
+                raise ValueError(f"{name}: one value per step ({n}), got {len(values)}")
+            if any(v is not None and not math.isfinite(v) for v in values):
+                raise ValueError(f"{name}: finite numbers (or null for a step without one)")
+        return self
+
+
+class Histogram(Strict):
+    lo: float
+    hi: float
+    counts: list[int] = Field(min_length=1, max_length=MAX_BINS)
+
+    @model_validator(mode="after")
+    def _range(self):
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo <= self.hi):
+            raise ValueError("a histogram's lo and hi: finite, lo at most hi")
+        if any(not 0 <= c <= 10 ** 12 for c in self.counts):
+            raise ValueError("a histogram's counts: whole numbers from 0")
+        return self
+
+
+class LayerSnapshot(Strict):
+    activations: Optional[Histogram] = None  # its outputs in one forward pass (a forward hook)
+    grads: Optional[Histogram] = None  # its weight's gradient
+
+
+class SnapshotRequest(Strict):
+    """Every Linear layer's weight (out x in, row-major) then bias, layer after layer in the
+    order of watch:open, as one bytes (one binary attachment: a packet may carry 4)."""
+    run: RunKey
+    step: int = Field(ge=0, le=MAX_STEP)
+    dtype: Literal["float16", "float32"] = "float16"
+    final: bool = False
+    data: bytes = Field(max_length=MAX_SNAPSHOT_BYTES)
+    layers: list[LayerSnapshot] = Field(min_length=1, max_length=MAX_LINEARS)
+
+
+class CloseRequest(Strict):
+    run: RunKey
+
+
+# ---- what the network maps to ------------------------------------------------------------------
+
+def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[str]]:
+    """(the playground's network that computes what the user's does, None) when its Linear
+    layers form a chain the playground trains itself (784 inputs, 10 outputs, 1 to 4 hidden
+    layers of at most 2048 units, one activation between them, softmax or nothing at the end);
+    else (None, why not, in words). The page then shows the pictures and predicts with it."""
+    layers = request.layers
+    if request.chain is None:
+        return None, request.unfollowed or "the client could not trace the network's forward pass"
+    sizes = [layers[0].in_features]
+    for index, layer in enumerate(layers):
+        if layer.in_features != sizes[-1]:
+            return None, (f"{layer.path or 'the model'} takes {layer.in_features} inputs but the layer before "
+                          f"gives {sizes[-1]}")
+        if not layer.bias:
+            return None, f"{layer.path or 'the model'} has no bias (bias=False): the playground's layers all have one"
+        sizes.append(layer.out_features)
+    if sizes[0] != N_INPUTS:
+        return None, f"its first Linear layer takes {sizes[0]} inputs, not 784 (a 28×28 image)"
+    if sizes[-1] != N_CLASSES:
+        return None, f"its last Linear layer gives {sizes[-1]} outputs, not 10 (one per digit)"
+    if not 1 <= len(layers) - 1 <= MAX_HIDDEN_LAYERS:
+        return None, f"it has {len(layers)} Linear layers; the page draws chains of 2 to {MAX_HIDDEN_LAYERS + 1}"
+    if any(size > MAX_UNITS for size in sizes[1:-1]):
+        return None, f"a hidden layer has more than {MAX_UNITS} units"
+    hidden = request.chain.activations[:-1]
+    if any(a not in CHAIN_ACTIVATIONS for a in hidden) or len(set(hidden)) != 1:
+        return None, ("its hidden layers must each be followed by the same activation (sigmoid, relu, tanh or "
+                      f"leaky_relu); they are followed by {', '.join(str(a) for a in hidden)}")
+    last = request.chain.activations[-1]
+    if last not in (None, "softmax"):
+        return None, f"its last Linear layer is followed by {last}; the page follows softmax or nothing"
+    return TrainConfig(hidden_sizes=sizes[1:-1], activation=hidden[0],
+                       output="softmax" if last == "softmax" else "logits"), None
+
+
+def layer_arrays(snapshot: SnapshotRequest, layers: list[LinearLayer]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """Each layer's (weight (out, in), bias or None) as float32 arrays, checked against the
+    layers the run was opened with: one entry per layer, bytes that make their shapes exactly,
+    finite numbers."""
+    if len(snapshot.layers) != len(layers):
+        raise ValueError(f"layers: this run has {len(layers)} Linear layers, the snapshot {len(snapshot.layers)}")
+    dtype = np.dtype(DTYPES[snapshot.dtype])
+    expected = sum(layer.parameters for layer in layers) * dtype.itemsize
+    if len(snapshot.data) != expected:
+        shapes = ", ".join(f"{layer.out_features}×{layer.in_features}" for layer in layers)
+        raise ValueError(f"data: the weights and biases of this run's layers ({shapes}) as {snapshot.dtype} are "
+                         f"{expected:,} bytes, got {len(snapshot.data):,}")
+    values = np.frombuffer(snapshot.data, dtype=dtype).astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError("data: the weights are not all finite numbers (did training diverge?)")
+    arrays, at = [], 0
+    for layer in layers:
+        n = layer.in_features * layer.out_features
+        weight = values[at:at + n].reshape(layer.out_features, layer.in_features)
+        at += n
+        bias = None
+        if layer.bias:
+            bias = values[at:at + layer.out_features]
+            at += layer.out_features
+        arrays.append((weight, bias))
+    return arrays
