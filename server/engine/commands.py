@@ -18,11 +18,11 @@ from ..link.arrays import encode_prediction, float32_array
 from ..link.names import SHARED
 from ..link.replica import forward as replica_forward
 from . import codegen, explain, exports, lesson
-from .checkpoints import CheckpointError, check_fits, checkpoint_name, load_state_dict_bytes, read_state_dict, state_dict_bytes
+from .checkpoints import CheckpointError, checkpoint_name, load_state_dict_bytes, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS
 from .exports import script
 from ..link.names import STREAMS
-from .recorder import recorded_config
+from .recorder import recorded_config, recorded_weights
 from .replay import replay_frame as make_replay_frame, replay_predict as make_replay_prediction
 from .records import RecordError
 from .watched import WatchedRun
@@ -277,8 +277,7 @@ def runs_restore(engine: Engine, args) -> dict:
     may_take_weights(args, saved, record)
     step, data = engine.store.checkpoint(record)
     try:
-        config = recorded_config(saved["config"])
-        state_dict = check_fits(read_state_dict(data), config)
+        config, state_dict = recorded_weights(saved, data)
     except (CheckpointError, UserError) as err:
         raise RecordError(f"run #{record}'s saved weights cannot be used: {err}") from None
     parts = engine.controlled(args)

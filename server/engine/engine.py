@@ -37,13 +37,13 @@ from ..errors import AccessError, LimitError, NotFound, UserError
 from ..experiment import DEFAULT_PACE, TrainConfig
 from ..link.names import SHARED
 from ..memory import give_back_memory
-from .checkpoints import CheckpointError, check_fits, read_state_dict
+from .checkpoints import CheckpointError
 from .commands import COMMANDS
 from .evaluation import DatasetBrowser, EvaluationTracker
 from .live_views import LiveViews
 from .memory_budget import MemoryBudget
 from .polls import Polls
-from .recorder import RunRecorder, recorded_config
+from .recorder import RunRecorder, recorded_weights
 from .replay import Replay
 from .replica_publisher import ReplicaPublisher
 from .run import TrainingRun
@@ -359,8 +359,7 @@ class Engine:
             raise UserError(f"run #{record} is still there: go back to it (its link)")
         step, data = self.store.checkpoint(record)
         try:
-            config = recorded_config(saved["config"])
-            state_dict = check_fits(read_state_dict(data), config)
+            config, state_dict = recorded_weights(saved, data)
         except (CheckpointError, UserError) as err:
             raise UserError(f"run #{record}'s saved weights cannot be used: {err}") from None
         parts = self.add_private_run(owner, config, pace, key=key)
@@ -465,8 +464,7 @@ class Engine:
             try:
                 saved = self.store.get(record)
                 step, data = self.store.checkpoint(record)
-                config = recorded_config(saved["config"])
-                state_dict = check_fits(read_state_dict(data), config)
+                config, state_dict = recorded_weights(saved, data)
             except (UserError, CheckpointError) as err:
                 log.warning("the shared run's last record #%s cannot be carried on: %s", record, err)
             else:

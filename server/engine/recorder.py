@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import torch
 
 from ..experiment import TrainConfig, split_pace
-from .checkpoints import state_dict_bytes
+from .checkpoints import check_fits, read_state_dict, state_dict_bytes
 from .run import RunFeature
 from .records import RunStore
 
@@ -34,6 +34,15 @@ def recorded_config(config: dict) -> TrainConfig:
     """A recorded run's setup (records made before the pace left the setup still carry it)."""
     setup, _, _ = split_pace(config)
     return TrainConfig().updated(setup)
+
+
+def recorded_weights(saved: dict, data: bytes) -> tuple[TrainConfig, dict]:
+    """A record's weights ready to load: the run's setup and a state_dict that fits it. `saved`:
+    the record (store.get); `data`: its checkpoint's bytes (store.checkpoint). Refused in words
+    (CheckpointError, UserError) when they cannot be read or do not fit the setup."""
+    config = recorded_config(saved["config"])
+    return config, check_fits(read_state_dict(data), config)
+
 
 class RunRecorder(RunFeature):
     def __init__(self, store: RunStore, run, *, on_change: Callable[[], None] = lambda: None,
