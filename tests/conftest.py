@@ -15,7 +15,7 @@ import os
 import pytest
 
 from server import create_app
-from tests.support.helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer, load_embedded_once, subset
+from tests.support.helpers import CHROMIUM, CHROMIUM_ARGS, CLASS_TOKEN, LiveServer, load_embedded_once, subset
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
 
@@ -73,6 +73,15 @@ def sio_client(app, client):
 @pytest.fixture
 def live_server(small_dataset, tmp_path):
     app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu"}, dataset=small_dataset)
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def class_server(small_dataset, tmp_path):
+    """A live server with a teacher: its control token is CLASS_TOKEN (students come without)."""
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "control_token": CLASS_TOKEN},
+                     dataset=small_dataset)
     with LiveServer(app) as server:
         yield server
 

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from server import create_app
-from tests.support.helpers import LiveServer, disconnect_all, socketio_client, wait_for
+from tests.support.helpers import CLASS_TOKEN, LiveServer, disconnect_all, socketio_client, wait_for
 
-TOKEN = "a-fair-class-control-token-0123456789"
+TOKEN = CLASS_TOKEN  # the conftest's class_server
 TEACHER = {"token": TOKEN}
 
 
@@ -26,14 +26,6 @@ def student_address(number: int) -> dict:
 
 def secret(name: str) -> str:
     return f"{name}-secret-0123456789abcdef"
-
-
-@pytest.fixture
-def class_server(small_dataset, tmp_path):
-    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "control_token": TOKEN},
-                     dataset=small_dataset)
-    with LiveServer(app) as server:
-        yield server
 
 
 @pytest.fixture

@@ -10,24 +10,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from server import create_app
 from tests.support.browser import TIMEOUT_MS, PlaygroundPage, by_id, own_page
-from tests.support.helpers import LiveServer, socketio_client, wait_for
+from tests.support.helpers import CLASS_TOKEN, socketio_client, wait_for
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "a-class-control-token-0123456789"
+TOKEN = CLASS_TOKEN  # the conftest's class_server
 REMOTE = {"X-Forwarded-For": "203.0.113.9"}  # TEST-NET-3: another machine, as a proxy says
 SHARED_CONTROLS = ("train-start", "train-pause", "train-step", "train-reset", "speed", "apply-setup")
 STEP_1_RIGHT = 1  # step 1's choices: (784, 256), (256, 784), (256,), (784,); the weight is (256, 784)
-
-
-@pytest.fixture
-def class_server(small_dataset, tmp_path):
-    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "control_token": TOKEN},
-                     dataset=small_dataset)
-    with LiveServer(app) as server:
-        yield server
 
 
 def open_as_student(page, server, query: str = "", address: str = REMOTE["X-Forwarded-For"]) -> PlaygroundPage:

@@ -6,21 +6,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from server import create_app
 from tests.support.browser import TIMEOUT_MS, PlaygroundPage, by_id, own_page
-from tests.support.helpers import LiveServer
+from tests.support.helpers import CLASS_TOKEN
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "a-class-places-control-token-0123456789"
-
-
-@pytest.fixture
-def class_server(small_dataset, tmp_path):
-    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "control_token": TOKEN},
-                     dataset=small_dataset)
-    with LiveServer(app) as server:
-        yield server
+TOKEN = CLASS_TOKEN  # the conftest's class_server
 
 
 def test_the_teacher_sees_a_students_run_puts_it_away_and_the_student_gets_it_back(browser, class_server):

