@@ -14,6 +14,7 @@ Only data crosses: numbers, and weights as float16 (float32 for the last ones, e
 from __future__ import annotations
 
 import atexit
+import collections
 import html
 import logging
 import math
@@ -45,6 +46,9 @@ OPEN_WAIT_S = 5.0  # watch() waits this long at most for the run's key
 RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
 CALL_TIMEOUT_S = 5.0
 HELD_POLL_S = 0.2
+
+
+_NONE: dict = {}  # a step with no other numbers (never written to)
 
 
 def _number(value) -> Optional[float]:
@@ -111,7 +115,10 @@ class WatchedRun:
         self._next_snapshot_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending_steps: list[tuple[int, Optional[float], dict]] = []
+        # The loop appends, the sender takes from the left: a deque's appends and pops are atomic,
+        # so the loop's thread takes no lock per step; past its bound the oldest steps go.
+        self._pending_steps: collections.deque = collections.deque(maxlen=MAX_PENDING_STEPS)
+        self._unsent: list[tuple[int, Optional[float], dict]] = []  # a batch the server did not take
         self._pending_snapshot: Optional[_Snapshot] = None
         self._activations: dict[str, dict] = {}  # layer path -> histogram of its last hooked forward
         self._hooks: dict = {}  # layer path -> its armed forward hook
@@ -165,17 +172,20 @@ class WatchedRun:
         if self._closed:
             return
         self.step_count += 1
-        values = {name: _number(value) for name, value in numbers.items() if value is not None}
-        with self._lock:
-            self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
-            if len(self._pending_steps) > MAX_PENDING_STEPS:
-                del self._pending_steps[: len(self._pending_steps) - MAX_PENDING_STEPS]
-        now = time.monotonic()
-        if now >= self._next_snapshot_at and self._connected and self.shows_network and self._interval_s < math.inf:
-            self._next_snapshot_at = now + self._interval_s
-            self._take_snapshot(final=False)
-        if self.controllable and self._held:
+        values = {name: _number(value) for name, value in numbers.items() if value is not None} if numbers else _NONE
+        self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
+        if self._snapshots_due:
+            now = time.monotonic()
+            if now >= self._next_snapshot_at:
+                self._next_snapshot_at = now + self._interval_s
+                self._take_snapshot(final=False)
+        if self._held and self.controllable:
             self._wait_while_held()
+
+    @property
+    def _snapshots_due(self) -> bool:
+        """Snapshots are taken only while the page can draw them (connected, a network it shows)."""
+        return self._connected and bool(self.shows_network) and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
         exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
@@ -366,21 +376,24 @@ class WatchedRun:
             self._held_changed.notify_all()
 
     def _flush(self, *, final: bool) -> None:
+        steps, self._unsent = self._unsent, []
+        pending = self._pending_steps
+        steps.extend(pending.popleft() for _ in range(len(pending)))
         with self._lock:
-            steps, self._pending_steps = self._pending_steps, []
             snapshot, self._pending_snapshot = self._pending_snapshot, None
+        any_steps = bool(steps)
         try:
-            for start in range(0, len(steps), MAX_STEPS_PER_MESSAGE):
-                self._send_steps(steps[start:start + MAX_STEPS_PER_MESSAGE])
+            while steps:
+                self._send_steps(steps[:MAX_STEPS_PER_MESSAGE])
+                del steps[:MAX_STEPS_PER_MESSAGE]
         except BaseException:
-            with self._lock:  # sent again once the server is back
-                self._pending_steps[:0] = steps
+            self._unsent = steps[-MAX_PENDING_STEPS:]  # sent first once the server is back
             raise
         if snapshot is not None:
             self._send_snapshot(snapshot)
         elif final:
             self._call("watch:close", {"run": self.key})
-        elif self._held and not steps:
+        elif self._held and not any_steps:
             self._call("watch:control", {"run": self.key})
 
     def _send_steps(self, steps) -> None:
