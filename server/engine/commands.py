@@ -445,6 +445,14 @@ def watch_snapshot(engine: Engine, args) -> dict:
     return parts.run.control()
 
 
+def watch_weights(engine: Engine, args) -> dict:
+    """A page asks for one Linear layer's weights picture of the watched run it shows."""
+    parts = engine.part(run_key(args))
+    if not isinstance(parts.run, WatchedRun):
+        raise UserError("only a watched run (a script's own network) has pictures of each Linear layer")
+    return {"picture": parts.run.weights_picture(int(args["layer"]))}
+
+
 def watch_close(engine: Engine, args) -> dict:
     parts = watched_part(engine, args)
     return {"state": parts.run.finish()}
@@ -502,5 +510,6 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "watch:steps": watch_steps,
     "watch:snapshot": watch_snapshot,
     "watch:close": watch_close,
+    "watch:weights": watch_weights,
     "watch:control": watch_control,
 }
