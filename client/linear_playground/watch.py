@@ -206,8 +206,9 @@ class WatchedRun:
 
     @property
     def _snapshots_due(self) -> bool:
-        """Snapshots are taken only while the page can draw them (connected, a network it shows)."""
-        return self._connected and bool(self.shows_network) and self._interval_s < math.inf
+        """Snapshots are taken only while the page can draw them: connected, weights that fit one
+        message (the page draws every Linear layer's weights, whether or not it follows the network)."""
+        return self._connected and self._snapshot_bytes <= MAX_SNAPSHOT_BYTES and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
         exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
@@ -257,7 +258,7 @@ class WatchedRun:
         if self._closed or self._closing:
             return
         deadline = time.monotonic() + CLOSE_WITHIN_S
-        if self._connected and self.shows_network:
+        if self._connected and self._snapshot_bytes <= MAX_SNAPSHOT_BYTES:
             self._take_snapshot(final=True)
         self._closing = True
         self._wake.set()
