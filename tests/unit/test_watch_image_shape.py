@@ -40,3 +40,15 @@ def test_a_shape_that_does_not_fit_is_refused_in_words(option, words):
         image_shapes(option, linears())
     assert words in str(refused.value)
     assert "image_shape" in str(refused.value)
+
+
+def test_a_named_number_that_is_no_name_is_left_out_of_what_is_sent_said_once(caplog):
+    import importlib
+    client = importlib.import_module("linear_playground.watch")  # the module (the package names its function watch)
+
+    with caplog.at_level("WARNING", logger="linear_playground"):
+        assert client._number_name("grad_norm") and client._number_name("lr")
+        assert not client._number_name("my lr") and not client._number_name("my lr")
+        assert not client._number_name("<b>x</b>")
+    told = [r.getMessage() for r in caplog.records]
+    assert len(told) == 2 and "'my lr' is not sent" in told[0] and "letters, digits and _" in told[0]
