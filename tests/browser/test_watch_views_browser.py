@@ -194,3 +194,26 @@ def test_a_network_the_page_cannot_follow_still_shows_each_layer_as_tiles_or_row
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_chain_the_page_follows_keeps_its_tiles_and_draws_its_other_layers_below(
+        browser, server, installed_client, tmp_path):  # noqa: F811
+    steps = 100
+    process = start_script("sequential", server.url, tmp_path, installed_client, steps=steps, pause_s=0.02)
+    try:
+        key = key_of(process)
+        with own_page(browser) as page:
+            playground = open_run(page, server, key)
+            finished_on_the_page(page, process)
+            # The playground's own tiles are the first layer's; the pictures below start at the second.
+            assert playground.by_id("hidden-weights").is_visible()
+            assert playground.by_id("watched-canvas-why").is_hidden() and playground.by_id("watched-inside-why").is_hidden()
+            playground.by_id("layer-picture").scroll_into_view_if_needed()
+            wait_for_final_picture(page, 1, steps)
+            model = make_model("sequential", tmp_path / "sequential.pt")
+            check_rows(picture(page), model[3].weight.detach().numpy())  # 128 inputs: rows
+            assert page.eval_on_selector(by_id("layer-picture-select"), "s => s.options.length") == 3
+            playground.screenshot("watch/sequential-tiles-panel.png", locator=page.locator("#tiles-panel"))
+    finally:
+        if process.poll() is None:
+            process.kill()
