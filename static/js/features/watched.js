@@ -7,6 +7,7 @@ import { renderStructure } from "./watched/structure-view.js";
 import { renderHistograms } from "./watched/histograms-view.js";
 import { createNumberCharts } from "./watched/number-charts-view.js";
 import { createLayerPictures } from "./watched/layer-pictures.js";
+import { latestOnly } from "../lib/latest.js";
 
 const TILES_TITLE = "hidden.weight"; // the playground's own first layer
 const OWN_PLACES = ["accuracy", "epoch"]; // named numbers with a place of their own (its chart, the x axis)
@@ -81,15 +82,17 @@ export default function initWatched({ store, connection, request, visibility, $ 
   const numbersElement = $("number-charts");
   const numberCharts = createNumberCharts(numbersElement);
   let numbersTimer = null;
+  // One draw at a time (its charts are drawn in turn), always of the newest state.
+  const showNumbers = latestOnly(() => {
+    const server = store.get().server;
+    const watched = server?.watched;
+    const names = watched ? watched.numbers.filter((name) => !OWN_PLACES.includes(name)) : [];
+    const by = watched?.numbers.includes("epoch") ? "epoch" : "step";
+    return numberCharts.show(names, server?.history ?? [], by, watched?.numbers_left_out ?? 0);
+  });
   function drawNumbers() {
     numbersTimer = null;
-    visibility.whenVisible(numbersElement.closest(".panel"), () => {
-      const server = store.get().server;
-      const watched = server?.watched;
-      const names = watched ? watched.numbers.filter((name) => !OWN_PLACES.includes(name)) : [];
-      const by = watched?.numbers.includes("epoch") ? "epoch" : "step";
-      numberCharts.show(names, server?.history ?? [], by, watched?.numbers_left_out ?? 0);
-    });
+    visibility.whenVisible(numbersElement.closest(".panel"), showNumbers);
   }
   const scheduleNumbers = (now) => {
     if (now) { clearTimeout(numbersTimer); drawNumbers(); } else if (numbersTimer === null) numbersTimer = setTimeout(drawNumbers, NUMBERS_EVERY_MS);
