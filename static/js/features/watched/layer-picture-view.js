@@ -14,6 +14,7 @@ const GAP = 1; // pixels between tiles, in the canvas (the selected tile's outli
 const GAP_COLOUR = [255, 255, 255];
 const OUTLINE = "#f0a000";
 const ROWS_ASPECT = 4; // rows: about this many times wider than tall, each row at least one pixel
+const MAX_ROW_WIDTH = 4096; // pixels: a wider layer's rows are folded into lines this wide
 
 // Where each neuron is drawn: tiles in a near-square grid, or rows.
 function layout(picture) {
@@ -25,9 +26,12 @@ function layout(picture) {
     return { mode: channels === 3 ? "colour-tiles" : "grey-tiles", columns, rows, tileWidth: width, tileHeight: height,
       canvasWidth: columns * (width + GAP) - GAP, canvasHeight: rows * (height + GAP) - GAP };
   }
-  const rowHeight = Math.max(1, Math.min(16, Math.round(picture.in_features / n / ROWS_ASPECT)));
-  return { mode: "rows", columns: 1, rows: n, tileWidth: picture.in_features, tileHeight: rowHeight,
-    canvasWidth: picture.in_features, canvasHeight: n * rowHeight };
+  // A very wide row is folded into lines of MAX_ROW_WIDTH (a canvas has a largest width).
+  const rowWidth = Math.min(picture.in_features, MAX_ROW_WIDTH);
+  const lines = Math.ceil(picture.in_features / rowWidth);
+  const rowHeight = lines > 1 ? 1 : Math.max(1, Math.min(16, Math.round(picture.in_features / n / ROWS_ASPECT)));
+  return { mode: "rows", columns: 1, rows: n, tileWidth: rowWidth, tileHeight: rowHeight * lines, lineHeight: rowHeight,
+    canvasWidth: rowWidth, canvasHeight: n * rowHeight * lines };
 }
 
 function paint(context, picture, shape) {
@@ -41,10 +45,12 @@ function paint(context, picture, shape) {
   for (let j = 0; j < picture.neurons; j += 1) {
     const row = codes.subarray(j * inputs, (j + 1) * inputs);
     if (shape.mode === "rows") {
-      for (let y = j * shape.tileHeight; y < (j + 1) * shape.tileHeight; y += 1) {
-        for (let x = 0; x < inputs; x += 1) {
+      for (let i = 0; i < inputs; i += 1) {
+        const x = i % shape.tileWidth;
+        const top = j * shape.tileHeight + Math.floor(i / shape.tileWidth) * shape.lineHeight;
+        const colour = row[i] * 4;
+        for (let y = top; y < top + shape.lineHeight; y += 1) {
           const at = (y * shape.canvasWidth + x) * 4;
-          const colour = row[x] * 4;
           pixels[at] = LOOKUP[colour]; pixels[at + 1] = LOOKUP[colour + 1]; pixels[at + 2] = LOOKUP[colour + 2];
         }
       }
@@ -86,7 +92,8 @@ function describe(picture, shape) {
     ? `row j, shown as ${height}×${width} in colour (its ${channels} input channels as red, green and blue), is what neuron j looks for`
     : shape.mode === "grey-tiles" ? `row j, shown as ${height}×${width}, is what neuron j looks for`
       : `row j is neuron j's ${thousands(picture.in_features)} weights, left to right (its inputs are no image the page knows: `
-        + "watch(..., image_shape=...) says how they read as one)";
+        + "watch(..., image_shape=...) says how they read as one)"
+        + (shape.tileWidth < picture.in_features ? `, each folded into lines of ${thousands(shape.tileWidth)}` : "");
   const capped = picture.neurons < picture.out_features
     ? ` Showing the first ${thousands(picture.neurons)} of ${thousands(picture.out_features)} neurons.` : "";
   return `${weight}: ${what}. Step ${thousands(picture.step)}.${capped}`;
