@@ -295,5 +295,14 @@ def weights_picture(layer: LinearLayer, weight: np.ndarray, bias: Optional[np.nd
     image = image_of(layer)
     return {"path": layer.path, "in_features": layer.in_features, "out_features": layer.out_features,
             "image": list(image) if image else None, "neurons": shown, "limit": limit, "codes": codes.tobytes(),
-            "bias": None if bias is None else [float(b) for b in bias[:shown]],
+            "bias": None if bias is None else [float(b) for b in bias[:shown]], "quantiles": list(SPREAD_QUANTILES),
             "histogram": {"lo": lo, "hi": hi, "counts": [int(c) for c in counts]}}
+
+
+# The weights' spread over training, per layer: these quantiles of each snapshot's weights.
+SPREAD_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def weights_spread(weight: np.ndarray) -> list[float]:
+    """The SPREAD_QUANTILES of one layer's weights (the page draws them as bands over training)."""
+    return [float(q) for q in np.quantile(weight, SPREAD_QUANTILES)]

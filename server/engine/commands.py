@@ -439,6 +439,7 @@ def watch_snapshot(engine: Engine, args) -> dict:
                                "grads": sent.grads and sent.grads.model_dump()}
                   for layer, sent in zip(parts.run.spec.layers, body.layers)}
     parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final)
+    parts.run.keep_spread(body.step, arrays)  # each layer's distribution over training (watch:weights)
     if parts.run.shows_network:
         with parts.run.between_steps():
             parts.replica.write()  # predictions with these weights at once (not at the replica's next turn)

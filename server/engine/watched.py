@@ -23,7 +23,8 @@ import torch
 
 from ..errors import RunError
 from ..experiment import TrainConfig
-from ..watch_frames import OpenRequest, weights_picture
+from ..watch_frames import OpenRequest, weights_picture, weights_spread
+from .history import CurveHistory
 from .run import RunFeature, TrainingRun
 
 SCRIPT_TRAINS = ("this run trains in its owner's script (linear_playground.watch): it starts, stops and "
@@ -33,6 +34,7 @@ NOT_CONTROLLABLE = ("this run's script did not allow the page to pause it (watch
 FINISHED = "this run is finished: its script closed it"
 MAX_NUMBER_NAMES = 16  # named numbers a run keeps (and the page charts); later new names are left out
 MAX_LEFT_OUT_COUNTED = 1000  # names left out, counted for the page (a bound on what is remembered)
+MAX_SPREAD_POINTS = 200  # snapshots whose weights' spread a layer keeps (evenly thinned past it)
 # Named numbers with a place of their own: accuracy has its chart, epoch is the curves' x axis.
 OWN_PLACES = ("accuracy", "epoch")
 
@@ -52,6 +54,7 @@ class WatchedRun(TrainingRun):
         self.snapshot_step: Optional[int] = None  # the step of the newest weights
         self.histograms: dict[str, dict] = {}  # layer path -> {"activations", "grads"} as sent
         self.layer_weights: list = []  # the newest snapshot's (weight, bias) arrays, per Linear layer
+        self.spreads: list[CurveHistory] = [CurveHistory(MAX_SPREAD_POINTS) for _ in spec.layers]  # over training
         self.number_names: list[str] = []  # in the order they first came, at most MAX_NUMBER_NAMES
         self.left_out_names: set[str] = set()  # names that came after the run had MAX_NUMBER_NAMES (some)
         super().__init__(dataset, config=config or TrainConfig(), **{**kwargs, "pace": None})
@@ -130,6 +133,14 @@ class WatchedRun(TrainingRun):
             else:
                 self._call("on_step")
 
+    def keep_spread(self, step: int, arrays: list) -> None:
+        """Each layer's weights' quantiles at this snapshot, for its distribution over training
+        (computed outside the run's lock: a large layer takes milliseconds)."""
+        spreads = [weights_spread(weight) for weight, _ in arrays]
+        with self._lock:
+            for history, quantiles in zip(self.spreads, spreads):
+                history.add({"step": step, "q": quantiles})
+
     def weights_picture(self, index: int) -> dict:
         """Linear layer `index`'s weights as the page draws them (watch_frames.weights_picture), at
         the newest snapshot's step; before the first snapshot, said in words."""
@@ -142,7 +153,10 @@ class WatchedRun(TrainingRun):
             raise RunError("no weights yet: they come with the script's first snapshot "
                            "(watch(..., snapshots_per_second=0) sends none)")
         weight, bias = arrays[index]
-        return {"run_id": self.run_id, "step": step, "index": index, **weights_picture(layers[index], weight, bias)}
+        with self._lock:
+            spread = self.spreads[index].copy()
+        return {"run_id": self.run_id, "step": step, "index": index, **weights_picture(layers[index], weight, bias),
+                "spread": spread}
 
     def finish(self) -> dict:
         with self._lock:

@@ -73,6 +73,17 @@ def test_every_linear_layer_of_a_network_the_page_cannot_follow_has_its_weights_
     assert sum(colour["histogram"]["counts"]) == 3072 * 100
     assert colour["bias"] == pytest.approx(model[0].bias.tolist())
 
+    # Its distribution over training: the quantiles of its weights at each snapshot.
+    assert colour["quantiles"] == [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0]
+    assert [point["step"] for point in colour["spread"]] == [7]
+    np.testing.assert_allclose(colour["spread"][0]["q"], np.quantile(weight, colour["quantiles"]), rtol=1e-6)
+    later = {**snapshot, "step": 9, "data": weights(seed=4)[1]}
+    assert call(script, "watch:snapshot", later)["ok"]
+    again = call(page, "watch:weights", {"layer": 2})["picture"]
+    assert [point["step"] for point in again["spread"]] == [7, 9] and again["step"] == 9
+    np.testing.assert_allclose(again["spread"][1]["q"][-1], weights(seed=4)[0][2].weight.max().item(), rtol=1e-6)
+    model, data = weights(seed=4)
+
     said = call(page, "watch:weights", {"layer": 1})["picture"]
     assert said["image"] == [1, 10, 10]  # the user's image_shape
     rows = call(page, "watch:weights", {"layer": 2})["picture"]

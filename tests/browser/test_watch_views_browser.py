@@ -136,6 +136,11 @@ def test_colour_images_show_each_neuron_as_a_colour_tile_and_every_named_number_
                 np.testing.assert_allclose(tile(drawn, j), codes[j], atol=1)
             assert not np.allclose(tile(drawn, 0), tile(drawn, 1), atol=1)  # each neuron its own picture
             assert "colour" in playground.text("layer-picture-caption") and "Step 150" in playground.text("layer-picture-caption")
+            # Its weights over training: the spread at each snapshot, said in words too.
+            spread = playground.by_id("layer-spread")
+            assert int(spread.get_attribute("data-points")) >= 2
+            words = spread.get_attribute("aria-label")
+            assert words.startswith("1's weights over training: ") and "at step 150 the median is" in words
             # A neuron picked with the keys is read out.
             playground.by_id("layer-picture").focus()
             page.keyboard.press("ArrowRight")

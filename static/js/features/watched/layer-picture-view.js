@@ -9,6 +9,7 @@ import { signedLegend } from "../../lib/legend.js";
 import { short, thousands } from "../../lib/format.js";
 import { toBytes } from "../../lib/bytes.js";
 import { histogramBars } from "./histograms-view.js";
+import { plot, purge } from "../../lib/plot.js";
 
 const GAP = 1; // pixels between tiles, in the canvas (the selected tile's outline is drawn there)
 const GAP_COLOUR = [255, 255, 255];
@@ -99,7 +100,29 @@ function describe(picture, shape) {
   return `${weight}: ${what}. Step ${thousands(picture.step)}.${capped}`;
 }
 
-export function createLayerPicture({ canvas, caption, legend, readout, histogram, onPick }) {
+// The layer's weights over training: bands between its quantiles at each snapshot (min to max,
+// 5% to 95%, the middle half) and the median line.
+const BANDS = [[0, 6, "rgba(107, 91, 181, 0.15)", "min to max"], [1, 5, "rgba(107, 91, 181, 0.3)", "5% to 95%"],
+  [2, 4, "rgba(107, 91, 181, 0.5)", "middle half"]];
+
+function drawSpread(element, picture) {
+  const steps = picture.spread.map((p) => p.step);
+  const q = (k) => picture.spread.map((p) => p.q[k]);
+  const traces = BANDS.flatMap(([low, high, colour, name]) => [
+    { x: steps, y: q(low), mode: "lines", line: { width: 0 }, showlegend: false, hoverinfo: "skip" },
+    { x: steps, y: q(high), mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: colour, name, hoverinfo: "skip" },
+  ]).concat([{ x: steps, y: q(3), mode: "lines+markers", marker: { size: 3 }, line: { color: "#3d2f8f", width: 1.5 },
+    name: "median", hovertemplate: "median %{y:.3g} at step %{x}<extra></extra>" }]);
+  const last = picture.spread[picture.spread.length - 1];
+  element.setAttribute("aria-label", last ? `${picture.path || "model"}'s weights over training: ${picture.spread.length} `
+    + `snapshots from step ${steps[0]} to ${last.step}; at step ${last.step} the median is ${short(last.q[3])}, 5% to 95% `
+    + `from ${short(last.q[1])} to ${short(last.q[5])}, all from ${short(last.q[0])} to ${short(last.q[6])}.` : "No snapshots yet.");
+  element.dataset.points = String(picture.spread.length);
+  return plot(element, traces, { margin: { l: 44, r: 8, t: 6, b: 24 }, showlegend: true,
+    legend: { orientation: "h", x: 0, y: -0.25, font: { size: 10 } }, xaxis: { title: { text: "step", standoff: 2 } } });
+}
+
+export function createLayerPicture({ canvas, caption, legend, readout, histogram, spread, onPick }) {
   const context = canvas.getContext("2d");
   let picture = null;
   let shape = null;
@@ -178,6 +201,7 @@ export function createLayerPicture({ canvas, caption, legend, readout, histogram
         `${picture.path || "model"}'s weights at step ${picture.step}`,
         "#6b5bb5"));
       read(selected);
+      if (picture.spread) drawSpread(spread, picture);
     },
     clear(words) {
       picture = null;
@@ -188,6 +212,9 @@ export function createLayerPicture({ canvas, caption, legend, readout, histogram
       legend.replaceChildren();
       histogram.replaceChildren();
       readout.textContent = "";
+      purge(spread);
+      spread.setAttribute("aria-label", "No snapshots yet.");
+      spread.dataset.points = "0";
     },
   };
 }

@@ -14,7 +14,7 @@ export function createLayerPictures({ request, visibility, $ }) {
   const select = $("layer-picture-select");
   const view = createLayerPicture({ canvas: $("layer-picture"), caption: $("layer-picture-caption"),
     legend: block.querySelector('[data-role="legend"]'), readout: $("layer-picture-readout"),
-    histogram: block.querySelector('[data-role="histogram"]') });
+    histogram: block.querySelector('[data-role="histogram"]'), spread: $("layer-spread") });
   let shownRun = null; // the run (and its layers) the select was filled for
   let timer = null;
   let last = 0;
