@@ -222,3 +222,29 @@ def test_a_chain_the_page_follows_keeps_its_tiles_and_draws_its_other_layers_bel
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_inputs_that_are_no_image_and_wider_than_a_row_are_rows_folded_into_lines(
+        browser, server, installed_client, tmp_path):  # noqa: F811
+    steps = 60
+    process = start_script("wide", server.url, tmp_path, installed_client, steps=steps, pause_s=0.02)
+    try:
+        key = key_of(process)
+        with own_page(browser) as page:
+            playground = open_run(page, server, key)
+            finished_on_the_page(page, process)
+            playground.by_id("layer-picture").scroll_into_view_if_needed()
+            wait_for_final_picture(page, 0, steps)
+            drawn = picture(page)
+            assert drawn["mode"] == "rows" and drawn["width"] == 4096 and drawn["lineHeight"] == "1"
+            assert drawn["height"] == 4 * 2  # 4 neurons, each 5,000 weights in 2 lines of 4,096
+            weight = make_model("wide", tmp_path / "wide.pt")[0].weight.detach().numpy()
+            codes = codes_of(weight)
+            for j in (0, 3):
+                for i in (0, 17, 4095, 4096, 4999):
+                    np.testing.assert_allclose(drawn["pixels"][j * 2 + i // 4096, i % 4096], palette(int(codes[j, i])),
+                                               atol=4, err_msg=f"neuron {j}, input {i}")
+            assert "folded into lines of 4,096" in playground.text("layer-picture-caption")
+    finally:
+        if process.poll() is None:
+            process.kill()

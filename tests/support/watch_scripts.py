@@ -62,6 +62,13 @@ WATCH_OPTIONS = {"image_shape": {"2": (10, 10)}}  # the user says: layer 2's 100
 def make_model():
     return nn.Sequential(nn.Linear(INPUTS, 100), nn.Tanh(), nn.Linear(100, 10))
 ''',
+    # Inputs that are no image and wider than a picture's row (5,000 features): rows folded into lines.
+    "wide": '''
+INPUTS = 5000
+
+def make_model():
+    return nn.Sequential(nn.Linear(INPUTS, 4), nn.ReLU(), nn.Linear(4, 10))
+''',
     # A forward the page cannot follow: a skip connection.
     "residual": '''
 class Skip(nn.Module):

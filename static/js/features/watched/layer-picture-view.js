@@ -147,7 +147,8 @@ export function createLayerPicture({ canvas, caption, legend, readout, histogram
     outline(context, shape, selected);
     Object.assign(canvas.dataset, { step: String(picture.step), layer: String(picture.index), mode: shape.mode,
       columns: String(shape.columns), tileWidth: String(shape.tileWidth), tileHeight: String(shape.tileHeight),
-      gap: String(shape.mode === "rows" ? 0 : GAP), neurons: String(picture.neurons), limit: String(picture.limit),
+      gap: String(shape.mode === "rows" ? 0 : GAP), lineHeight: String(shape.lineHeight ?? ""),
+      neurons: String(picture.neurons), limit: String(picture.limit),
       selected: selected == null ? "" : String(selected) });
   }
 
