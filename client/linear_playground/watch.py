@@ -45,6 +45,7 @@ OPEN_WAIT_S = 5.0  # watch() waits this long at most for the run's key
 RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
 CALL_TIMEOUT_S = 5.0
 HELD_POLL_S = 0.2
+FRAME_HEIGHT_PX = 720  # the run's view in a notebook cell: the tiles and the curves in sight
 
 
 def _number(value) -> Optional[float]:
@@ -245,12 +246,20 @@ class WatchedRun:
         self.close()
 
     def _repr_html_(self) -> str:
-        """In a notebook: the run's link (the page forbids being framed, so no iframe yet)."""
-        if not self.link:
-            return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
-        address = html.escape(self.url + self.link)
-        return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
-                f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>')
+        """In a notebook: the run's link, and the run's read-only view in a frame (the server lets
+        the pages its --frame-ancestors names frame it: by default notebooks on this machine).
+        Never raises: a notebook's output is no place for an error."""
+        try:
+            if not self.link:
+                return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
+            address = html.escape(self.url + self.link)
+            view = html.escape(self.url + self.link + "&embed=1")
+            return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
+                    f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>'
+                    f'<iframe src="{view}" title="{html.escape(self.name)} on the playground" width="100%" '
+                    f'height="{FRAME_HEIGHT_PX}" style="border: 1px solid #ccc"></iframe>')
+        except Exception:  # never in the way of training
+            return "<p>linear_playground: the run's link is not known.</p>"
 
     def __repr__(self) -> str:
         where = self.url + self.link if self.link else f"{self.url} (not reached yet)"
