@@ -38,6 +38,10 @@ MAX_SNAPSHOT_BYTES = 1_800_000  # one Socket.IO message (the server's bound)
 SEND_EVERY_S = 0.25  # steps go out in batches this often
 MAX_PENDING_STEPS = 20_000  # kept while the server is away (the newest)
 MAX_STEPS_PER_MESSAGE = 2000
+# The steps taken while the server was away or full go out in up to this many messages (the
+# page makes one curve point per message), so the curve keeps its shape over that stretch too.
+CATCH_UP_POINTS = 100
+CATCH_UP_MIN_STEPS = 50  # steps per catch-up message at least
 HISTOGRAM_BINS = 32
 CLOSE_WITHIN_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
@@ -125,6 +129,8 @@ class WatchedRun:
         self._held_changed = threading.Condition()
         self._warned = False
         self._given_up = False
+        self._waiting_for_a_place = False  # refused by a full server: asking again now and then
+        self._catch_up_to = 0
         self._first_try = threading.Event()  # the first try to reach the server is over
         self._refusals: set = set()  # refusals already told (each once)
         self._secret = secrets.token_urlsafe(24)  # who this script is to the server (its run's owner)
@@ -315,6 +321,7 @@ class WatchedRun:
             words = answer.get("error") if isinstance(answer, dict) else answer
             # A full server says "try again": asked again later; any other refusal would come again.
             self._given_up = "try again" not in str(words)
+            self._waiting_for_a_place = not self._given_up
             if str(words) not in self._refusals:
                 self._refusals.add(str(words))
                 log.warning("linear_playground: the playground at %s refused this run: %s; training goes on%s",
@@ -326,8 +333,12 @@ class WatchedRun:
         if self._warned:
             log.warning("linear_playground: back on the page: %s%s", self.url, self.link)
             self._warned = False
+        if self._waiting_for_a_place:  # the one refusal said it would ask again: this is the answer
+            log.warning("linear_playground: a place freed, the run is on the page now: %s%s", self.url, self.link)
+            self._waiting_for_a_place = False
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
+        self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
         return True
 
     @staticmethod
@@ -379,8 +390,8 @@ class WatchedRun:
             steps, self._pending_steps = self._pending_steps, []
             snapshot, self._pending_snapshot = self._pending_snapshot, None
         try:
-            for start in range(0, len(steps), MAX_STEPS_PER_MESSAGE):
-                self._send_steps(steps[start:start + MAX_STEPS_PER_MESSAGE])
+            for batch in self._batches(steps):
+                self._send_steps(batch)
         except BaseException:
             with self._lock:  # sent again once the server is back
                 self._pending_steps[:0] = steps
@@ -391,6 +402,17 @@ class WatchedRun:
             self._call("watch:close", {"run": self.key})
         elif self._held and not steps:
             self._call("watch:control", {"run": self.key})
+
+    def _batches(self, steps):
+        """The steps as messages: those taken while the server was away or full (a backlog) in
+        up to CATCH_UP_POINTS messages, the others in as few as the message size allows."""
+        backlog = [step for step in steps if step[0] <= self._catch_up_to]
+        size = max(CATCH_UP_MIN_STEPS, math.ceil(len(backlog) / CATCH_UP_POINTS))
+        for start in range(0, len(backlog), size):
+            yield backlog[start:start + size]
+        rest = steps[len(backlog):]
+        for start in range(0, len(rest), MAX_STEPS_PER_MESSAGE):
+            yield rest[start:start + MAX_STEPS_PER_MESSAGE]
 
     def _send_steps(self, steps) -> None:
         names = sorted({name for _, _, numbers in steps for name in numbers})[:16]
