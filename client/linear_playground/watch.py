@@ -131,6 +131,7 @@ class WatchedRun:
         self._given_up = False
         self._waiting_for_a_place = False  # refused by a full server: asking again now and then
         self._catch_up_to = 0
+        self._shown = None  # in Jupyter: the cell output that shows this run (updated once it has its link)
         self._first_try = threading.Event()  # the first try to reach the server is over
         self._refusals: set = set()  # refusals already told (each once)
         self._secret = secrets.token_urlsafe(24)  # who this script is to the server (its run's owner)
@@ -339,7 +340,19 @@ class WatchedRun:
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
         self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
+        self._show_link()
         return True
+
+    def _show_link(self) -> None:
+        """The notebook cell that said "not reached yet" shows the link and the run now."""
+        shown = self._shown
+        if shown is None or shown[1] == self.link:
+            return
+        try:
+            shown[0].update(self)
+            self._shown = (shown[0], self.link)
+        except Exception:  # never in the way of training
+            pass
 
     @staticmethod
     def _drop(sio) -> None:
@@ -442,13 +455,16 @@ def watch(model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Op
 
 
 def _show_in_notebook(run: WatchedRun) -> None:
-    """In Jupyter (a kernel already loaded IPython), the run's link under the cell."""
+    """In Jupyter (a kernel already loaded IPython), the run under the cell: its link and its view,
+    or, until the server answered, a line that says so (updated once it has)."""
     import sys
     if "ipykernel" not in sys.modules:
         return
     try:
         from IPython.display import display
-        display(run)
+        link = run.link  # what the output shows (the server may answer while it is displayed)
+        run._shown = (display(run, display_id=True), link)
+        run._show_link()  # the server answered in between
     except Exception:  # never in the way of training
         pass
 

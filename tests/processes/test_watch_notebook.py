@@ -57,3 +57,13 @@ def test_a_notebook_that_trains_with_watch_shows_the_link_and_the_runs_view_in_i
         answer = requests.get(page, timeout=30)
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"], page
         assert answer.headers["X-Frame-Options"] == "DENY", page
+
+
+def test_a_cell_shown_before_the_server_answered_shows_the_run_once_it_has(server, installed_client, tmp_path):
+    # wait=0: watch() returns at once, before the server gave the run its key
+    notebook = execute(training_notebook(server.url, steps=200, options=", wait=0"), tmp_path, installed_client)
+    key, link, *_ = printed(notebook.cells[2]).split()
+    [shown] = html_outputs(notebook.cells[1])  # the same output, updated in place (its display_id)
+    assert "not reached yet" not in shown
+    [frame] = re.findall(r'<iframe src="([^"]+)"', shown)
+    assert frame.replace("&amp;", "&") == f"{server.url}{link}&embed=1" and key in link
