@@ -14,6 +14,7 @@ Only data crosses: numbers, and weights as float16 (float32 for the last ones, e
 from __future__ import annotations
 
 import atexit
+import collections
 import html
 import logging
 import math
@@ -50,6 +51,9 @@ RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
 CALL_TIMEOUT_S = 5.0
 HELD_POLL_S = 0.2
 FRAME_HEIGHT_PX = 720  # the run's view in a notebook cell: the tiles and the curves in sight
+
+
+_NONE: dict = {}  # a step with no other numbers (never written to)
 
 
 def _number(value) -> Optional[float]:
@@ -116,7 +120,10 @@ class WatchedRun:
         self._next_snapshot_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending_steps: list[tuple[int, Optional[float], dict]] = []
+        # The loop appends, the sender takes from the left: a deque's appends and pops are atomic,
+        # so the loop's thread takes no lock per step; past its bound the oldest steps go.
+        self._pending_steps: collections.deque = collections.deque(maxlen=MAX_PENDING_STEPS)
+        self._unsent: list[tuple[int, Optional[float], dict]] = []  # a batch the server did not take
         self._pending_snapshot: Optional[_Snapshot] = None
         self._activations: dict[str, dict] = {}  # layer path -> histogram of its last hooked forward
         self._hooks: dict = {}  # layer path -> its armed forward hook
@@ -131,6 +138,7 @@ class WatchedRun:
         self._given_up = False
         self._waiting_for_a_place = False  # refused by a full server: asking again now and then
         self._catch_up_to = 0
+        self._catch_up_size: Optional[int] = None
         self._shown = None  # in Jupyter: the cell output that shows this run (updated once it has its link)
         self._first_try = threading.Event()  # the first try to reach the server is over
         self._refusals: set = set()  # refusals already told (each once)
@@ -173,17 +181,20 @@ class WatchedRun:
         if self._closed:
             return
         self.step_count += 1
-        values = {name: _number(value) for name, value in numbers.items() if value is not None}
-        with self._lock:
-            self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
-            if len(self._pending_steps) > MAX_PENDING_STEPS:
-                del self._pending_steps[: len(self._pending_steps) - MAX_PENDING_STEPS]
-        now = time.monotonic()
-        if now >= self._next_snapshot_at and self._connected and self.shows_network and self._interval_s < math.inf:
-            self._next_snapshot_at = now + self._interval_s
-            self._take_snapshot(final=False)
-        if self.controllable and self._held:
+        values = {name: _number(value) for name, value in numbers.items() if value is not None} if numbers else _NONE
+        self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
+        if self._snapshots_due:
+            now = time.monotonic()
+            if now >= self._next_snapshot_at:
+                self._next_snapshot_at = now + self._interval_s
+                self._take_snapshot(final=False)
+        if self._held and self.controllable:
             self._wait_while_held()
+
+    @property
+    def _snapshots_due(self) -> bool:
+        """Snapshots are taken only while the page can draw them (connected, a network it shows)."""
+        return self._connected and bool(self.shows_network) and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
         exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
@@ -340,6 +351,7 @@ class WatchedRun:
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
         self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
+        self._catch_up_size = None
         self._show_link()
         return True
 
@@ -399,33 +411,38 @@ class WatchedRun:
             self._held_changed.notify_all()
 
     def _flush(self, *, final: bool) -> None:
+        steps, self._unsent = self._unsent, []
+        pending = self._pending_steps
+        steps.extend(pending.popleft() for _ in range(len(pending)))
         with self._lock:
-            steps, self._pending_steps = self._pending_steps, []
             snapshot, self._pending_snapshot = self._pending_snapshot, None
+        any_steps = bool(steps)
         try:
-            for batch in self._batches(steps):
-                self._send_steps(batch)
+            while steps:
+                size = self._message_size(steps)
+                self._send_steps(steps[:size])
+                del steps[:size]
         except BaseException:
-            with self._lock:  # sent again once the server is back
-                self._pending_steps[:0] = steps
+            self._unsent = steps[-MAX_PENDING_STEPS:]  # sent first once the server is back
             raise
         if snapshot is not None:
             self._send_snapshot(snapshot)
         elif final:
             self._call("watch:close", {"run": self.key})
-        elif self._held and not steps:
+        elif self._held and not any_steps:
             self._call("watch:control", {"run": self.key})
 
-    def _batches(self, steps):
-        """The steps as messages: those taken while the server was away or full (a backlog) in
-        up to CATCH_UP_POINTS messages, the others in as few as the message size allows."""
-        backlog = [step for step in steps if step[0] <= self._catch_up_to]
-        size = max(CATCH_UP_MIN_STEPS, math.ceil(len(backlog) / CATCH_UP_POINTS))
-        for start in range(0, len(backlog), size):
-            yield backlog[start:start + size]
-        rest = steps[len(backlog):]
-        for start in range(0, len(rest), MAX_STEPS_PER_MESSAGE):
-            yield rest[start:start + MAX_STEPS_PER_MESSAGE]
+    def _message_size(self, steps) -> int:
+        """How many of `steps` the next message carries: those taken while the server was away
+        or full (a backlog) go in up to CATCH_UP_POINTS messages (one curve point each), the
+        others in as few as the message size allows."""
+        if steps[0][0] > self._catch_up_to:
+            return MAX_STEPS_PER_MESSAGE
+        if self._catch_up_size is None:  # the backlog's message size, fixed when it starts going out
+            backlog = sum(1 for step in steps if step[0] <= self._catch_up_to)
+            self._catch_up_size = max(CATCH_UP_MIN_STEPS, math.ceil(backlog / CATCH_UP_POINTS))
+        size = self._catch_up_size
+        return sum(1 for step in steps[:size] if step[0] <= self._catch_up_to)  # never past the backlog
 
     def _send_steps(self, steps) -> None:
         names = sorted({name for _, _, numbers in steps for name in numbers})[:16]
