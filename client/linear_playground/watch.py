@@ -39,6 +39,10 @@ MAX_SNAPSHOT_BYTES = 1_800_000  # one Socket.IO message (the server's bound)
 SEND_EVERY_S = 0.25  # steps go out in batches this often
 MAX_PENDING_STEPS = 20_000  # kept while the server is away (the newest)
 MAX_STEPS_PER_MESSAGE = 2000
+# The steps taken while the server was away or full go out in up to this many messages (the
+# page makes one curve point per message), so the curve keeps its shape over that stretch too.
+CATCH_UP_POINTS = 100
+CATCH_UP_MIN_STEPS = 50  # steps per catch-up message at least
 HISTOGRAM_BINS = 32
 CLOSE_WITHIN_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
@@ -46,6 +50,7 @@ OPEN_WAIT_S = 5.0  # watch() waits this long at most for the run's key
 RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
 CALL_TIMEOUT_S = 5.0
 HELD_POLL_S = 0.2
+FRAME_HEIGHT_PX = 720  # the run's view in a notebook cell: the tiles and the curves in sight
 
 
 _NONE: dict = {}  # a step with no other numbers (never written to)
@@ -131,6 +136,10 @@ class WatchedRun:
         self._held_changed = threading.Condition()
         self._warned = False
         self._given_up = False
+        self._waiting_for_a_place = False  # refused by a full server: asking again now and then
+        self._catch_up_to = 0
+        self._catch_up_size: Optional[int] = None
+        self._shown = None  # in Jupyter: the cell output that shows this run (updated once it has its link)
         self._first_try = threading.Event()  # the first try to reach the server is over
         self._refusals: set = set()  # refusals already told (each once)
         self._secret = secrets.token_urlsafe(24)  # who this script is to the server (its run's owner)
@@ -255,12 +264,20 @@ class WatchedRun:
         self.close()
 
     def _repr_html_(self) -> str:
-        """In a notebook: the run's link (the page forbids being framed, so no iframe yet)."""
-        if not self.link:
-            return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
-        address = html.escape(self.url + self.link)
-        return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
-                f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>')
+        """In a notebook: the run's link, and the run's read-only view in a frame (the server lets
+        the pages its --frame-ancestors names frame it: by default notebooks on this machine).
+        Never raises: a notebook's output is no place for an error."""
+        try:
+            if not self.link:
+                return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
+            address = html.escape(self.url + self.link)
+            view = html.escape(self.url + self.link + "&embed=1")
+            return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
+                    f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>'
+                    f'<iframe src="{view}" title="{html.escape(self.name)} on the playground" width="100%" '
+                    f'height="{FRAME_HEIGHT_PX}" style="border: 1px solid #ccc"></iframe>')
+        except Exception:  # never in the way of training
+            return "<p>linear_playground: the run's link is not known.</p>"
 
     def __repr__(self) -> str:
         where = self.url + self.link if self.link else f"{self.url} (not reached yet)"
@@ -316,6 +333,7 @@ class WatchedRun:
             words = answer.get("error") if isinstance(answer, dict) else answer
             # A full server says "try again": asked again later; any other refusal would come again.
             self._given_up = "try again" not in str(words)
+            self._waiting_for_a_place = not self._given_up
             if str(words) not in self._refusals:
                 self._refusals.add(str(words))
                 log.warning("linear_playground: the playground at %s refused this run: %s; training goes on%s",
@@ -327,9 +345,26 @@ class WatchedRun:
         if self._warned:
             log.warning("linear_playground: back on the page: %s%s", self.url, self.link)
             self._warned = False
+        if self._waiting_for_a_place:  # the one refusal said it would ask again: this is the answer
+            log.warning("linear_playground: a place freed, the run is on the page now: %s%s", self.url, self.link)
+            self._waiting_for_a_place = False
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
+        self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
+        self._catch_up_size = None
+        self._show_link()
         return True
+
+    def _show_link(self) -> None:
+        """The notebook cell that said "not reached yet" shows the link and the run now."""
+        shown = self._shown
+        if shown is None or shown[1] == self.link:
+            return
+        try:
+            shown[0].update(self)
+            self._shown = (shown[0], self.link)
+        except Exception:  # never in the way of training
+            pass
 
     @staticmethod
     def _drop(sio) -> None:
@@ -384,8 +419,9 @@ class WatchedRun:
         any_steps = bool(steps)
         try:
             while steps:
-                self._send_steps(steps[:MAX_STEPS_PER_MESSAGE])
-                del steps[:MAX_STEPS_PER_MESSAGE]
+                size = self._message_size(steps)
+                self._send_steps(steps[:size])
+                del steps[:size]
         except BaseException:
             self._unsent = steps[-MAX_PENDING_STEPS:]  # sent first once the server is back
             raise
@@ -395,6 +431,18 @@ class WatchedRun:
             self._call("watch:close", {"run": self.key})
         elif self._held and not any_steps:
             self._call("watch:control", {"run": self.key})
+
+    def _message_size(self, steps) -> int:
+        """How many of `steps` the next message carries: those taken while the server was away
+        or full (a backlog) go in up to CATCH_UP_POINTS messages (one curve point each), the
+        others in as few as the message size allows."""
+        if steps[0][0] > self._catch_up_to:
+            return MAX_STEPS_PER_MESSAGE
+        if self._catch_up_size is None:  # the backlog's message size, fixed when it starts going out
+            backlog = sum(1 for step in steps if step[0] <= self._catch_up_to)
+            self._catch_up_size = max(CATCH_UP_MIN_STEPS, math.ceil(backlog / CATCH_UP_POINTS))
+        size = self._catch_up_size
+        return sum(1 for step in steps[:size] if step[0] <= self._catch_up_to)  # never past the backlog
 
     def _send_steps(self, steps) -> None:
         names = sorted({name for _, _, numbers in steps for name in numbers})[:16]
@@ -424,13 +472,16 @@ def watch(model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Op
 
 
 def _show_in_notebook(run: WatchedRun) -> None:
-    """In Jupyter (a kernel already loaded IPython), the run's link under the cell."""
+    """In Jupyter (a kernel already loaded IPython), the run under the cell: its link and its view,
+    or, until the server answered, a line that says so (updated once it has)."""
     import sys
     if "ipykernel" not in sys.modules:
         return
     try:
         from IPython.display import display
-        display(run)
+        link = run.link  # what the output shows (the server may answer while it is displayed)
+        run._shown = (display(run, display_id=True), link)
+        run._show_link()  # the server answered in between
     except Exception:  # never in the way of training
         pass
 
