@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -305,3 +306,49 @@ def test_while_a_script_trains_the_page_predicts_with_its_weights_of_the_newest_
             np.testing.assert_allclose(prediction["probabilities"], final(seen)[0].numpy(), atol=1e-3)
     finally:
         viewer.disconnect()
+
+
+def test_a_delta_the_server_has_no_base_for_brings_whole_weights_without_a_warning(server, caplog):
+    """The client hears "send whole weights" (here: its copy of the server's weights names a step
+    the server never had, as after a lost answer) and sends whole int8 weights next: the page's
+    weights go on, and the user is told nothing (nothing to act on)."""
+    sys.path.insert(0, str(helpers.REPO / "client"))
+    from linear_playground import watch
+
+    model = make_model("question")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sent, lose_base, refused_from = [], threading.Event(), []
+    with watch(model, server.url, name="no base", wait=60) as run:
+        send = run._send_snapshot
+
+        def sending(snapshot):  # in the sender's thread: what goes out, as the server reads it
+            if lose_base.is_set() and run._wire.held is not None and not snapshot.final:
+                lose_base.clear()
+                run._wire.held_step = 10 ** 9  # a base the server does not hold
+                refused_from.append(len(sent))
+            sent.append(dict(run._wire.encode(snapshot.values, exact=snapshot.final).fields, step=snapshot.step))
+            send(snapshot)
+
+        run._send_snapshot = sending
+
+        def train(seconds):
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                x = torch.rand(64, 784)
+                loss = F.nll_loss(torch.log(model(x)), (x[:, :10]).argmax(1))
+                opt.zero_grad(); loss.backward(); opt.step()  # noqa: E702
+                run.step(loss=loss.item())
+                time.sleep(0.005)
+
+        train(2.5)
+        wait_for(lambda: run._wire.held_step is not None, timeout=30, what="a snapshot the server took")
+        lose_base.set()
+        train(3.5)
+    kinds = [(s.get("delta", False), s["dtype"]) for s in sent[refused_from[0]:]]
+    assert kinds[0] == (True, "int8") and sent[refused_from[0]]["base"] == 10 ** 9  # refused
+    assert kinds[1] == (False, "int8")  # whole, next
+    assert (True, "int8") in kinds[2:]  # then deltas again, on the whole one's weights
+    viewer, answer = page_on(server, run.key)
+    viewer.disconnect()
+    assert answer["state"]["watched"]["snapshot_step"] == run.step_count  # the last, exact one
+    assert not [r for r in caplog.records if r.name == "linear_playground"]
