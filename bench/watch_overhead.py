@@ -11,8 +11,10 @@ Two measures side by side, because a 1% goal is below this shared machine's nois
   each call) and the CPU time of watch's sending thread (read from /proc for that thread), as
   shares of the loop's wall clock: what watch adds, whatever the other processes do.
 
-Then the bytes per second a 784-256-10 model sends at the default pace, and `predict` on its
-watched run, idle. A real `python -m server` receives them.
+Then the bytes per second a 784-256-10 model sends at the default pace, the interval between its
+snapshots and the age of the weights the page predicts with (from the moment the loop took them
+to each moment of the run, sampled every 10 ms), and `predict` on its watched run, idle. A real
+`python -m server` receives them.
 
     .venv/bin/python bench/watch_overhead.py [--blocks 12] [--seconds 1.5]
 """
@@ -81,6 +83,35 @@ def watched_segment(model, opt, batches, seconds: float, url: str, options: dict
 SETTLE_S = 0.4
 
 
+def snapshot_timing(run, model, opt, batches, seconds: float) -> dict:
+    """The user's loop with watch for `seconds`: when each snapshot was taken (in the loop) and
+    when the server took it in (its answer, in the sender's thread), so how old the weights the
+    page predicts with are at each moment."""
+    taken_at, answered = {}, []
+    take, send = run._take_snapshot, run._send_snapshot  # wrapped here only, to time them
+
+    def taking(*, final):
+        taken_at[run.step_count] = time.perf_counter()
+        take(final=final)
+
+    def sending(snapshot):
+        send(snapshot)
+        answered.append((time.perf_counter(), snapshot.step))  # the server's answer came
+
+    run._take_snapshot, run._send_snapshot = taking, sending
+    users_loop(model, opt, batches, seconds, run)
+    ended = time.perf_counter()
+    times = sorted(taken_at.values())
+    intervals = [b - a for a, b in zip(times, times[1:])]
+    ages = []  # every 10 ms from the first snapshot in: now - when the page's weights were taken
+    for moment in (answered[0][0] + i * 0.01 for i in range(int((ended - answered[0][0]) / 0.01))):
+        newest = max(step for at, step in answered if at <= moment)
+        ages.append(moment - taken_at[newest])
+    return {"snapshots": len(taken_at), "interval_s_median": round(median(intervals), 3),
+            "age_s_median": round(median(ages), 3), "age_s_max": round(max(ages), 3),
+            "taken_to_server_s_median": round(median([at - taken_at[step] for at, step in answered]), 3)}
+
+
 def predict_latencies(url: str, key: str, n: int = 200) -> list[float]:
     """Milliseconds for `predict` on the run's link, one at a time, as a page asks."""
     import socketio
@@ -144,6 +175,8 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             sent = run.bytes_sent  # before close(): its last, exact weights are one more snapshot
         key = run.key
+        with watch(big, url, name="bench age") as run:
+            timing = snapshot_timing(run, big, big_opt, batches, 10.0)
         # predict on the watched run, idle (its loop stopped): what a page drawing on its link waits for
         latencies = predict_latencies(url, key)
     own = {mode: median(in_step[mode]) + median(sender[mode]) for mode in modes}
@@ -152,7 +185,7 @@ def main() -> None:
               "in_step_share_median": {mode: round(median(v), 5) for mode, v in in_step.items()},
               "sender_cpu_share_median": {mode: round(median(v), 5) for mode, v in sender.items()},
               "client_own_cost": {mode: round(1 + v, 4) for mode, v in own.items()},
-              "bytes_per_second_784_256_10": round(sent / elapsed),
+              "bytes_per_second_784_256_10": round(sent / elapsed), "snapshots_784_256_10": timing,
               "predict_ms_median": round(median(latencies), 2), "machine": machine_note()}
     print(f"watch overhead, {args.blocks} blocks (bare, watched, watched, bare) of {args.seconds:g} s segments "
           f"({machine_note()}):")
@@ -162,6 +195,9 @@ def main() -> None:
         print(f"  {'':16s} its own cost in place: run.step() {median(in_step[mode]) * 100:.2f}% of the loop's time, "
               f"the sending thread's CPU {median(sender[mode]) * 100:.2f}% of the wall clock: {1 + own[mode]:.4f} x")
     print(f"  784-256-10 at the default pace: {sent / elapsed / 1000:.0f} kB/s from the script")
+    print(f"  784-256-10 snapshots: {timing['snapshots']} in 10 s, {timing['interval_s_median']:.2f} s apart; the "
+          f"page's weights {timing['age_s_median']:.2f} s old (median), {timing['age_s_max']:.2f} s at most "
+          f"(taken to taken in by the server: {timing['taken_to_server_s_median']:.3f} s)")
     print(f"  predict on the watched run, idle (784-256-10): median {median(latencies):.2f} ms "
           f"over {len(latencies)} drawings")
     emit_json(result, args.json)

@@ -9,7 +9,8 @@ pass's outputs and then take themselves off. Everything else (the connection, th
 retries) is a background thread's: a server that is not there, slow or restarted costs the loop
 nothing, says so in one warning line, and the run resumes on the page when it is back.
 
-Only data crosses: numbers, and weights as float16 (float32 for the last ones, exact) bytes.
+Only data crosses: numbers, and weights as int8 rows with a scale per row, after the first
+snapshot as deltas from the weights the server holds (wire.py), float32 for the last ones (exact).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from .structure import linear_layers, module_tree, trace_chain
+from .wire import WHOLE_WEIGHTS_PLEASE, WeightsEncoder
 
 log = logging.getLogger("linear_playground")
 
@@ -64,11 +66,6 @@ def _number(value) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def _wire_bytes(tensor: torch.Tensor, wire: str) -> bytes:
-    """A tensor's values as little-endian float16/float32 bytes (a GPU tensor copied to the CPU)."""
-    return tensor.detach().to("cpu", torch.float32).numpy().astype(wire).tobytes()
-
-
 def _histogram(tensor: torch.Tensor) -> dict:
     values = tensor.detach().float()
     lo, hi = values.min().item(), values.max().item()
@@ -82,10 +79,11 @@ def _histogram(tensor: torch.Tensor) -> dict:
 
 
 class _Snapshot:
-    """One snapshot's data, taken in the loop's thread, sent by the background thread."""
+    """One snapshot's weights (flat float32, copied in the loop's thread), encoded and sent by the
+    background thread."""
 
-    def __init__(self, step: int, dtype: str, data: bytes, layers: list[dict], final: bool = False):
-        self.step, self.dtype, self.data, self.layers, self.final = step, dtype, data, layers, final
+    def __init__(self, step: int, values, layers: list[dict], final: bool = False):
+        self.step, self.values, self.layers, self.final = step, values, layers, final
 
 
 class WatchedRun:
@@ -108,15 +106,20 @@ class WatchedRun:
         self.shows_network: Optional[bool] = None
         self.why_not: Optional[str] = None  # why the page cannot draw its pictures, in words
         self.step_count = 0
+        self.snapshot_step: Optional[int] = None  # the step of the newest weights taken for the page
         self._linears = linear_layers(model)
         if not self._linears:
             raise ValueError(f"{type(model).__name__} has no nn.Linear layer: there is nothing to show")
         self._open = self._open_request()
         self._snapshot_bytes = sum(layer.weight.numel() + (layer.bias.numel() if layer.bias is not None else 0)
                                    for _, layer in self._linears) * 2
+        # int8 rows, deltas after the first (the sender's thread alone uses it)
+        self._wire = WeightsEncoder([n for _, layer in self._linears
+                                     for n in [layer.in_features] * layer.out_features
+                                     + ([layer.out_features] if layer.bias is not None else [])])
         # snapshots_per_second=0: the numbers only, no weights (the page then shows the curves)
         self._interval_s = (math.inf if snapshots_per_second <= 0 else
-                            max(1.0 / snapshots_per_second, self._snapshot_bytes / max_bytes_per_second))
+                            max(1.0 / snapshots_per_second, self._wire.int8_bytes / max_bytes_per_second))
         self._next_snapshot_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -197,18 +200,18 @@ class WatchedRun:
         return self._connected and bool(self.shows_network) and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
-        exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
-        wire = "<f4" if exact else "<f2"
         parts, layers = [], []
         with torch.no_grad():
             for path, layer in self._linears:
-                parts.append(_wire_bytes(layer.weight, wire))
+                parts.append(layer.weight.detach().reshape(-1))
                 if layer.bias is not None:
-                    parts.append(_wire_bytes(layer.bias, wire))
+                    parts.append(layer.bias.detach().reshape(-1))
                 grad = layer.weight.grad
                 layers.append({"grads": None if grad is None else _histogram(grad),
                                "activations": self._activations.get(path)})
-        snapshot = _Snapshot(self.step_count, "float32" if exact else "float16", b"".join(parts), layers, final)
+            values = torch.cat(parts).to("cpu", torch.float32).numpy()  # a copy: training goes on
+        snapshot = _Snapshot(self.step_count, values, layers, final)
+        self.snapshot_step = self.step_count
         with self._lock:
             self._pending_snapshot = snapshot
         if not final:
@@ -348,6 +351,7 @@ class WatchedRun:
         if self._waiting_for_a_place:  # the one refusal said it would ask again: this is the answer
             log.warning("linear_playground: a place freed, the run is on the page now: %s%s", self.url, self.link)
             self._waiting_for_a_place = False
+        self._wire.forget()  # a run opened again may hold other weights: the next snapshot is whole
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
         self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
@@ -396,6 +400,8 @@ class WatchedRun:
             words = str(answer.get("error"))
             if "there is no run" in words:  # the server restarted: open the run again
                 raise _Refused(words)
+            if WHOLE_WEIGHTS_PLEASE in words:  # a delta it has no base for: whole weights next (not a warning)
+                return answer
             if words not in self._refusals:  # told once: the loop goes on either way
                 self._refusals.add(words)
                 log.warning("linear_playground: the playground refused %s: %s", event, words)
@@ -452,10 +458,17 @@ class WatchedRun:
         self.bytes_sent += 12 * len(steps) * (1 + len(names))
 
     def _send_snapshot(self, snapshot: _Snapshot) -> None:
-        payload = {"run": self.key, "step": snapshot.step, "dtype": snapshot.dtype, "final": snapshot.final,
-                   "data": snapshot.data, "layers": snapshot.layers}
-        self._call("watch:snapshot", payload)
-        self.bytes_sent += len(snapshot.data)
+        exact = snapshot.final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
+        encoded = self._wire.encode(snapshot.values, exact=exact)
+        payload = {"run": self.key, "step": snapshot.step, "final": snapshot.final, **encoded.fields,
+                   "layers": snapshot.layers}
+        answer = self._call("watch:snapshot", payload)
+        self.bytes_sent += encoded.nbytes
+        if answer.get("ok"):
+            self._wire.taken(encoded, snapshot.step)
+        elif WHOLE_WEIGHTS_PLEASE in str(answer.get("error")):
+            self._wire.forget()
+            self._next_snapshot_at = 0.0  # whole weights at the next step
 
 
 class _Refused(Exception):
