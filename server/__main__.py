@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .refusals import describe_validation_error
-from .settings import Settings
+from .settings import DEFAULT_FRAME_ANCESTORS, Settings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sockets-per-address", type=int, default=defaults.sockets_per_address, metavar="N",
                         help="websockets (open pages) one client address may hold at once (default "
                              "%(default)s; a class behind one address without a proxy needs more)")
+    parser.add_argument("--frame-ancestors", action="append", dest="frame_ancestors", metavar="ORIGIN",
+                        help="a page that may show one run's read-only view in a frame (a notebook's cell output: "
+                             "watch()'s run), e.g. https://hub.example.org or http://localhost:*; repeat for several; "
+                             "'none': no page may. Default: notebooks on this machine, "
+                             + " ".join(DEFAULT_FRAME_ANCESTORS) + ". Pages with controls are never framed")
     parser.add_argument("--database", default=None, metavar="URL",
                         help="where runs and checkpoints are recorded: a postgresql://user:password@host:port/db "
                              "URL that every engine reaches (several machines); default: runs.sqlite3 in --data-dir")
@@ -119,6 +124,18 @@ def engine_memory_from(text) -> int | None:
         raise UserError(f"--engine-memory: {err}") from None
 
 
+def frame_ancestors_from(origins) -> dict:
+    """--frame-ancestors as Settings takes it: left out, the default; 'none', no page."""
+    if origins is None:
+        return {}
+    if [origin.strip().lower() for origin in origins] in (["none"], ["'none'"]):
+        return {"frame_ancestors": []}
+    if any(origin.strip().lower() in ("none", "'none'") for origin in origins):
+        raise UserError("--frame-ancestors none means no page may frame the playground: give it alone, "
+                        "not with origins")
+    return {"frame_ancestors": origins}
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     from .cores import default_torch_threads, plan
 
@@ -130,6 +147,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "trusted_proxies": args.trusted_proxies or [], "sockets_per_address": args.sockets_per_address,
+        **frame_ancestors_from(args.frame_ancestors),
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,
@@ -163,7 +181,7 @@ def main(argv=None) -> int:
         return 2
     try:
         settings = settings_from(args)
-    except UserError as err:  # --engine-memory that is not a size
+    except UserError as err:  # --engine-memory that is not a size, --frame-ancestors none with origins
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:

@@ -15,6 +15,11 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 # A host name as the Host header and --allowed-host carry it (the web tier checks Hosts with it).
+# A page that may frame a run's read-only view (--frame-ancestors): a CSP host-source with its
+# scheme, e.g. http://localhost:* or https://hub.example.org (server/web/framing.py).
+FRAME_ANCESTOR = re.compile(r"^(https?)://(\*\.)?(\[[0-9a-f:.]+\]|[^/:\[\]]+)(?::(\d{1,5}|\*))?$")
+# Notebooks on this machine (Jupyter's own pages, any port) may show a watched run inline.
+DEFAULT_FRAME_ANCESTORS = ("http://localhost:*", "http://127.0.0.1:*")
 HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
 
 
@@ -103,6 +108,9 @@ class Settings(BaseModel):
     # --trusted-proxy, repeatable. And the websockets one client address may hold at once.
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     sockets_per_address: int = Field(64, ge=1, le=100_000)
+    # The pages that may frame one run's read-only view (/?run=<key>&embed=1, e.g. a notebook's
+    # cell output); [] (--frame-ancestors none): no page may. Nothing else is ever framed.
+    frame_ancestors: list[str] = Field(default_factory=lambda: list(DEFAULT_FRAME_ANCESTORS), max_length=64)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -115,6 +123,23 @@ class Settings(BaseModel):
                 raise ValueError(f"trusted proxy {proxy!r} is not an IP address or network (give e.g. 10.0.0.20 "
                                  "or 10.0.0.0/24; a name would be looked up, and could change)") from None
         return checked
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors_are_origins(cls, origins):
+        checked = []
+        for origin in origins:
+            text = origin.strip().lower().rstrip("/")
+            match = FRAME_ANCESTOR.match(text)
+            port = match.group(4) if match else None
+            host = match.group(3) if match else ""
+            if not match or split_host(host) is None or (port not in (None, "*") and not 0 < int(port) < 65536):
+                raise ValueError(
+                    f"frame ancestor {origin!r} is not an origin a page is served from: give its scheme and "
+                    "host, and a port or :* for any, e.g. http://localhost:* or https://hub.example.org "
+                    "(no path; 'none': no page may frame the playground)")
+            checked.append(text)
+        return list(dict.fromkeys(checked))
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -9,8 +9,10 @@ Events (docs/protocol.md, "Watch your own network"):
   watch:open      the network's Linear layers (attribute paths and shapes), its module tree, the
                   chain the client traced (or the layer it could not follow): a run and its link.
   watch:steps     the loss and other named numbers of a batch of training steps, as columns.
-  watch:snapshot  every Linear layer's weight and bias (float16 or float32 bytes), and the
-                  histograms of activations (forward hooks) and gradients, at the wall clock's pace.
+  watch:snapshot  every Linear layer's weight and bias (float16 or float32 bytes, or int8 rows
+                  with a float32 scale per row, whole or as a delta added to the weights the
+                  server holds from the snapshot of step `base`), and the histograms of
+                  activations (forward hooks) and gradients, at the wall clock's pace.
   watch:close     the script is done: the run is finished with its last weights.
 """
 from __future__ import annotations
@@ -43,7 +45,8 @@ NUMBER_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,39}$"
 PATH = r"^[^\x00-\x1f\x7f]*$"
 RUN_KEY = r"^p-[0-9a-f]{12}$"
 CHAIN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
-DTYPES = {"float16": "<f2", "float32": "<f4"}
+DTYPES = {"float16": "<f2", "float32": "<f4", "int8": "<i1"}
+SCALE_DTYPE = np.dtype("<f4")  # an int8 snapshot's scales: one little-endian float32 per row
 MAX_IMAGE_SIDE = 1024  # an image_shape's height or width
 # Inputs that are an image by their number alone (channels, height, width), as the page draws them:
 # MNIST's 28×28, 32×32 grey, and CIFAR's 32×32 colour (torch's flatten of (3, 32, 32): channel-first).
@@ -187,13 +190,36 @@ class LayerSnapshot(Strict):
 
 class SnapshotRequest(Strict):
     """Every Linear layer's weight (out x in, row-major) then bias, layer after layer in the
-    order of watch:open, as one bytes (one binary attachment: a packet may carry 4)."""
+    order of watch:open, as one bytes (one binary attachment: a packet may carry 4).
+
+    int8: each row (a weight's row, a bias as one row) is its int8 values times its scale
+    (`scales`: one float32 per row, in the same order); with `delta`, those values are added
+    to the weights the server holds from the snapshot of step `base` (what makes a snapshot
+    half float16's size and keeps the server's copy converging to the script's weights)."""
     run: RunKey
     step: int = Field(ge=0, le=MAX_STEP)
-    dtype: Literal["float16", "float32"] = "float16"
+    dtype: Literal["float16", "float32", "int8"] = "float16"
     final: bool = False
     data: bytes = Field(max_length=MAX_SNAPSHOT_BYTES)
+    scales: Optional[bytes] = Field(None, max_length=MAX_SNAPSHOT_BYTES)
+    delta: bool = False
+    base: Optional[int] = Field(None, ge=0, le=MAX_STEP)
     layers: list[LayerSnapshot] = Field(min_length=1, max_length=MAX_LINEARS)
+
+    @model_validator(mode="after")
+    def _int8_fields(self):
+        if self.dtype == "int8" and self.scales is None:
+            raise ValueError("scales: an int8 snapshot gives one float32 scale per row (each weight row, "
+                             "then the bias as one row, layer after layer)")
+        if self.dtype != "int8" and self.scales is not None:
+            raise ValueError(f"scales: only an int8 snapshot has them ({self.dtype} bytes are the values themselves)")
+        if self.delta and self.dtype != "int8":
+            raise ValueError(f"delta: only an int8 snapshot is a delta ({self.dtype} ones are whole weights)")
+        if self.delta and self.base is None:
+            raise ValueError("base: a delta names the step of the snapshot whose weights it is added to")
+        if not self.delta and self.base is not None:
+            raise ValueError("base: only a delta (delta: true) has one")
+        return self
 
 
 class CloseRequest(Strict):
@@ -242,21 +268,65 @@ def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[
                        output="softmax" if last == "softmax" else "logits"), None
 
 
-def layer_arrays(snapshot: SnapshotRequest, layers: list[LinearLayer]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
-    """Each layer's (weight (out, in), bias or None) as float32 arrays, checked against the
-    layers the run was opened with: one entry per layer, bytes that make their shapes exactly,
-    finite numbers."""
+def row_lengths(layers: list[LinearLayer]) -> np.ndarray:
+    """The length of each row an int8 snapshot scales on its own: each layer's weight rows
+    (in_features long), then its bias as one row (out_features long)."""
+    lengths: list[int] = []
+    for layer in layers:
+        lengths += [layer.in_features] * layer.out_features + ([layer.out_features] if layer.bias else [])
+    return np.asarray(lengths, dtype=np.int64)
+
+
+def dequantized(values: np.ndarray, scales: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """int8 rows times their float32 scales, as float32: one rounding per value, so the client
+    (client/linear_playground/wire.py, the same operations) computes the very same numbers."""
+    return values.astype(np.float32) * np.repeat(scales, lengths)
+
+
+def snapshot_values(snapshot: SnapshotRequest, layers: list[LinearLayer],
+                    base: Optional[np.ndarray] = None) -> np.ndarray:
+    """Every layer's weight then bias, flat, as float32, checked against the layers the run was
+    opened with: one entry per layer, bytes that make their shapes exactly (and one finite,
+    non-negative scale per row for int8), finite numbers. A delta is added to `base` (the
+    weights the server holds from the snapshot of step `snapshot.base`)."""
     if len(snapshot.layers) != len(layers):
         raise ValueError(f"layers: this run has {len(layers)} Linear layers, the snapshot {len(snapshot.layers)}")
     dtype = np.dtype(DTYPES[snapshot.dtype])
     expected = sum(layer.parameters for layer in layers) * dtype.itemsize
+    shapes = ", ".join(f"{layer.out_features}×{layer.in_features}" for layer in layers)
     if len(snapshot.data) != expected:
-        shapes = ", ".join(f"{layer.out_features}×{layer.in_features}" for layer in layers)
         raise ValueError(f"data: the weights and biases of this run's layers ({shapes}) as {snapshot.dtype} are "
                          f"{expected:,} bytes, got {len(snapshot.data):,}")
-    values = np.frombuffer(snapshot.data, dtype=dtype).astype(np.float32)
+    if snapshot.dtype == "int8":
+        lengths = row_lengths(layers)
+        if len(snapshot.scales) != len(lengths) * SCALE_DTYPE.itemsize:
+            raise ValueError(f"scales: one float32 per row: this run's layers ({shapes}) have {len(lengths):,} rows "
+                             f"(each weight row, each bias as one), {len(lengths) * SCALE_DTYPE.itemsize:,} bytes; "
+                             f"got {len(snapshot.scales):,}")
+        scales = np.frombuffer(snapshot.scales, dtype=SCALE_DTYPE)
+        if not (np.isfinite(scales).all() and (scales >= 0).all()):
+            raise ValueError("scales: finite numbers, none negative (did training diverge?)")
+        with np.errstate(over="ignore", invalid="ignore"):  # too large a scale: refused below as not finite
+            values = dequantized(np.frombuffer(snapshot.data, dtype=dtype), scales, lengths)
+            if snapshot.delta:
+                if base is None or base.shape != values.shape:
+                    raise ValueError("base: no weights to add this delta to")
+                values = base + values
+    else:
+        values = np.frombuffer(snapshot.data, dtype=dtype).astype(np.float32)
     if not np.isfinite(values).all():
         raise ValueError("data: the weights are not all finite numbers (did training diverge?)")
+    return values
+
+
+def layer_arrays(snapshot: SnapshotRequest, layers: list[LinearLayer],
+                 base: Optional[np.ndarray] = None) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """Each layer's (weight (out, in), bias or None) as float32 arrays (`snapshot_values`, split)."""
+    return split_layers(snapshot_values(snapshot, layers, base), layers)
+
+
+def split_layers(values: np.ndarray, layers: list[LinearLayer]) -> list[tuple[np.ndarray, Optional[np.ndarray]]]:
+    """Flat weights and biases (the order of a snapshot) as each layer's (weight, bias or None)."""
     arrays, at = [], 0
     for layer in layers:
         n = layer.in_features * layer.out_features

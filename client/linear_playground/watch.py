@@ -9,7 +9,8 @@ pass's outputs and then take themselves off. Everything else (the connection, th
 retries) is a background thread's: a server that is not there, slow or restarted costs the loop
 nothing, says so in one warning line, and the run resumes on the page when it is back.
 
-Only data crosses: numbers, and weights as float16 (float32 for the last ones, exact) bytes.
+Only data crosses: numbers, and weights as int8 rows with a scale per row, after the first
+snapshot as deltas from the weights the server holds (wire.py), float32 for the last ones (exact).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from .structure import image_shapes, linear_layers, module_tree, trace_chain
+from .wire import WHOLE_WEIGHTS_PLEASE, WeightsEncoder
 
 log = logging.getLogger("linear_playground")
 
@@ -40,6 +42,10 @@ MAX_SNAPSHOT_BYTES = 1_800_000  # one Socket.IO message (the server's bound)
 SEND_EVERY_S = 0.25  # steps go out in batches this often
 MAX_PENDING_STEPS = 20_000  # kept while the server is away (the newest)
 MAX_STEPS_PER_MESSAGE = 2000
+# The steps taken while the server was away or full go out in up to this many messages (the
+# page makes one curve point per message), so the curve keeps its shape over that stretch too.
+CATCH_UP_POINTS = 100
+CATCH_UP_MIN_STEPS = 50  # steps per catch-up message at least
 HISTOGRAM_BINS = 32
 CLOSE_WITHIN_S = 2.0
 CONNECT_TIMEOUT_S = 3.0
@@ -47,6 +53,7 @@ OPEN_WAIT_S = 5.0  # watch() waits this long at most for the run's key
 RETRY_S = (0.5, 1.0, 2.0)  # between tries to reach the server
 CALL_TIMEOUT_S = 5.0
 HELD_POLL_S = 0.2
+FRAME_HEIGHT_PX = 720  # the run's view in a notebook cell: the tiles and the curves in sight
 
 
 _NONE: dict = {}  # a step with no other numbers (never written to)
@@ -58,11 +65,6 @@ def _number(value) -> Optional[float]:
         value = value.detach().item()
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _wire_bytes(tensor: torch.Tensor, wire: str) -> bytes:
-    """A tensor's values as little-endian float16/float32 bytes (a GPU tensor copied to the CPU)."""
-    return tensor.detach().to("cpu", torch.float32).numpy().astype(wire).tobytes()
 
 
 def _histogram(tensor: torch.Tensor) -> dict:
@@ -94,10 +96,11 @@ def _number_name(name: str) -> bool:
 
 
 class _Snapshot:
-    """One snapshot's data, taken in the loop's thread, sent by the background thread."""
+    """One snapshot's weights (flat float32, copied in the loop's thread), encoded and sent by the
+    background thread."""
 
-    def __init__(self, step: int, dtype: str, data: bytes, layers: list[dict], final: bool = False):
-        self.step, self.dtype, self.data, self.layers, self.final = step, dtype, data, layers, final
+    def __init__(self, step: int, values, layers: list[dict], final: bool = False):
+        self.step, self.values, self.layers, self.final = step, values, layers, final
 
 
 class WatchedRun:
@@ -121,6 +124,7 @@ class WatchedRun:
         self.shows_network: Optional[bool] = None
         self.why_not: Optional[str] = None  # why the page cannot draw its pictures, in words
         self.step_count = 0
+        self.snapshot_step: Optional[int] = None  # the step of the newest weights taken for the page
         self._linears = linear_layers(model)
         if not self._linears:
             raise ValueError(f"{type(model).__name__} has no nn.Linear layer: there is nothing to show")
@@ -131,9 +135,13 @@ class WatchedRun:
                 layer["image_shape"] = self._image_shapes[layer["path"]]
         self._snapshot_bytes = sum(layer.weight.numel() + (layer.bias.numel() if layer.bias is not None else 0)
                                    for _, layer in self._linears) * 2
+        # int8 rows, deltas after the first (the sender's thread alone uses it)
+        self._wire = WeightsEncoder([n for _, layer in self._linears
+                                     for n in [layer.in_features] * layer.out_features
+                                     + ([layer.out_features] if layer.bias is not None else [])])
         # snapshots_per_second=0: the numbers only, no weights (the page then shows the curves)
         self._interval_s = (math.inf if snapshots_per_second <= 0 else
-                            max(1.0 / snapshots_per_second, self._snapshot_bytes / max_bytes_per_second))
+                            max(1.0 / snapshots_per_second, self._wire.int8_bytes / max_bytes_per_second))
         self._next_snapshot_at = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -153,6 +161,10 @@ class WatchedRun:
         self._held_changed = threading.Condition()
         self._warned = False
         self._given_up = False
+        self._waiting_for_a_place = False  # refused by a full server: asking again now and then
+        self._catch_up_to = 0
+        self._catch_up_size: Optional[int] = None
+        self._shown = None  # in Jupyter: the cell output that shows this run (updated once it has its link)
         self._first_try = threading.Event()  # the first try to reach the server is over
         self._refusals: set = set()  # refusals already told (each once)
         self._secret = secrets.token_urlsafe(24)  # who this script is to the server (its run's owner)
@@ -211,18 +223,18 @@ class WatchedRun:
         return self._connected and self._snapshot_bytes <= MAX_SNAPSHOT_BYTES and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
-        exact = final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
-        wire = "<f4" if exact else "<f2"
         parts, layers = [], []
         with torch.no_grad():
             for path, layer in self._linears:
-                parts.append(_wire_bytes(layer.weight, wire))
+                parts.append(layer.weight.detach().reshape(-1))
                 if layer.bias is not None:
-                    parts.append(_wire_bytes(layer.bias, wire))
+                    parts.append(layer.bias.detach().reshape(-1))
                 grad = layer.weight.grad
                 layers.append({"grads": None if grad is None else _histogram(grad),
                                "activations": self._activations.get(path)})
-        snapshot = _Snapshot(self.step_count, "float32" if exact else "float16", b"".join(parts), layers, final)
+            values = torch.cat(parts).to("cpu", torch.float32).numpy()  # a copy: training goes on
+        snapshot = _Snapshot(self.step_count, values, layers, final)
+        self.snapshot_step = self.step_count
         with self._lock:
             self._pending_snapshot = snapshot
         if not final:
@@ -278,12 +290,20 @@ class WatchedRun:
         self.close()
 
     def _repr_html_(self) -> str:
-        """In a notebook: the run's link (the page forbids being framed, so no iframe yet)."""
-        if not self.link:
-            return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
-        address = html.escape(self.url + self.link)
-        return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
-                f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>')
+        """In a notebook: the run's link, and the run's read-only view in a frame (the server lets
+        the pages its --frame-ancestors names frame it: by default notebooks on this machine).
+        Never raises: a notebook's output is no place for an error."""
+        try:
+            if not self.link:
+                return f"<p>linear_playground: {html.escape(self.url)} not reached yet; training goes on.</p>"
+            address = html.escape(self.url + self.link)
+            view = html.escape(self.url + self.link + "&embed=1")
+            return (f'<p>Watch <b>{html.escape(self.name)}</b> on the playground: '
+                    f'<a href="{address}" target="_blank" rel="noopener">{address}</a></p>'
+                    f'<iframe src="{view}" title="{html.escape(self.name)} on the playground" width="100%" '
+                    f'height="{FRAME_HEIGHT_PX}" style="border: 1px solid #ccc"></iframe>')
+        except Exception:  # never in the way of training
+            return "<p>linear_playground: the run's link is not known.</p>"
 
     def __repr__(self) -> str:
         where = self.url + self.link if self.link else f"{self.url} (not reached yet)"
@@ -339,6 +359,7 @@ class WatchedRun:
             words = answer.get("error") if isinstance(answer, dict) else answer
             # A full server says "try again": asked again later; any other refusal would come again.
             self._given_up = "try again" not in str(words)
+            self._waiting_for_a_place = not self._given_up
             if str(words) not in self._refusals:
                 self._refusals.add(str(words))
                 log.warning("linear_playground: the playground at %s refused this run: %s; training goes on%s",
@@ -350,9 +371,27 @@ class WatchedRun:
         if self._warned:
             log.warning("linear_playground: back on the page: %s%s", self.url, self.link)
             self._warned = False
+        if self._waiting_for_a_place:  # the one refusal said it would ask again: this is the answer
+            log.warning("linear_playground: a place freed, the run is on the page now: %s%s", self.url, self.link)
+            self._waiting_for_a_place = False
+        self._wire.forget()  # a run opened again may hold other weights: the next snapshot is whole
         self._connected = True
         self._next_snapshot_at = 0.0  # the page gets the weights at once
+        self._catch_up_to = self.step_count  # the steps taken until now: sent as several curve points
+        self._catch_up_size = None
+        self._show_link()
         return True
+
+    def _show_link(self) -> None:
+        """The notebook cell that said "not reached yet" shows the link and the run now."""
+        shown = self._shown
+        if shown is None or shown[1] == self.link:
+            return
+        try:
+            shown[0].update(self)
+            self._shown = (shown[0], self.link)
+        except Exception:  # never in the way of training
+            pass
 
     @staticmethod
     def _drop(sio) -> None:
@@ -384,6 +423,8 @@ class WatchedRun:
             words = str(answer.get("error"))
             if "there is no run" in words:  # the server restarted: open the run again
                 raise _Refused(words)
+            if WHOLE_WEIGHTS_PLEASE in words:  # a delta it has no base for: whole weights next (not a warning)
+                return answer
             if words not in self._refusals:  # told once: the loop goes on either way
                 self._refusals.add(words)
                 log.warning("linear_playground: the playground refused %s: %s", event, words)
@@ -407,8 +448,9 @@ class WatchedRun:
         any_steps = bool(steps)
         try:
             while steps:
-                self._send_steps(steps[:MAX_STEPS_PER_MESSAGE])
-                del steps[:MAX_STEPS_PER_MESSAGE]
+                size = self._message_size(steps)
+                self._send_steps(steps[:size])
+                del steps[:size]
         except BaseException:
             self._unsent = steps[-MAX_PENDING_STEPS:]  # sent first once the server is back
             raise
@@ -419,6 +461,18 @@ class WatchedRun:
         elif self._held and not any_steps:
             self._call("watch:control", {"run": self.key})
 
+    def _message_size(self, steps) -> int:
+        """How many of `steps` the next message carries: those taken while the server was away
+        or full (a backlog) go in up to CATCH_UP_POINTS messages (one curve point each), the
+        others in as few as the message size allows."""
+        if steps[0][0] > self._catch_up_to:
+            return MAX_STEPS_PER_MESSAGE
+        if self._catch_up_size is None:  # the backlog's message size, fixed when it starts going out
+            backlog = sum(1 for step in steps if step[0] <= self._catch_up_to)
+            self._catch_up_size = max(CATCH_UP_MIN_STEPS, math.ceil(backlog / CATCH_UP_POINTS))
+        size = self._catch_up_size
+        return sum(1 for step in steps[:size] if step[0] <= self._catch_up_to)  # never past the backlog
+
     def _send_steps(self, steps) -> None:
         names = sorted({name for _, _, numbers in steps for name in numbers if _number_name(name)})[:16]
         payload = {"run": self.key, "steps": [s for s, _, _ in steps], "loss": [loss for _, loss, _ in steps],
@@ -427,10 +481,17 @@ class WatchedRun:
         self.bytes_sent += 12 * len(steps) * (1 + len(names))
 
     def _send_snapshot(self, snapshot: _Snapshot) -> None:
-        payload = {"run": self.key, "step": snapshot.step, "dtype": snapshot.dtype, "final": snapshot.final,
-                   "data": snapshot.data, "layers": snapshot.layers}
-        self._call("watch:snapshot", payload)
-        self.bytes_sent += len(snapshot.data)
+        exact = snapshot.final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
+        encoded = self._wire.encode(snapshot.values, exact=exact)
+        payload = {"run": self.key, "step": snapshot.step, "final": snapshot.final, **encoded.fields,
+                   "layers": snapshot.layers}
+        answer = self._call("watch:snapshot", payload)
+        self.bytes_sent += encoded.nbytes
+        if answer.get("ok"):
+            self._wire.taken(encoded, snapshot.step)
+        elif WHOLE_WEIGHTS_PLEASE in str(answer.get("error")):
+            self._wire.forget()
+            self._next_snapshot_at = 0.0  # whole weights at the next step
 
 
 class _Refused(Exception):
@@ -453,13 +514,16 @@ def watch(model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Op
 
 
 def _show_in_notebook(run: WatchedRun) -> None:
-    """In Jupyter (a kernel already loaded IPython), the run's link under the cell."""
+    """In Jupyter (a kernel already loaded IPython), the run under the cell: its link and its view,
+    or, until the server answered, a line that says so (updated once it has)."""
     import sys
     if "ipykernel" not in sys.modules:
         return
     try:
         from IPython.display import display
-        display(run)
+        link = run.link  # what the output shows (the server may answer while it is displayed)
+        run._shown = (display(run, display_id=True), link)
+        run._show_link()  # the server answered in between
     except Exception:  # never in the way of training
         pass
 

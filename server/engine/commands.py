@@ -429,16 +429,19 @@ def watch_steps(engine: Engine, args) -> dict:
 
 def watch_snapshot(engine: Engine, args) -> dict:
     parts = watched_part(engine, args)
-    body = _watch_checked(watch_frames.SnapshotRequest, {key: args[key] for key in ("run", "step", "dtype", "final",
-                                                                                    "data", "layers") if key in args})
+    body = _watch_checked(watch_frames.SnapshotRequest, {key: args[key] for key in (
+        "run", "step", "dtype", "final", "data", "scales", "delta", "base", "layers") if key in args})
+    base = parts.run.weights_for_delta(body.base) if body.delta else None  # refused: "send whole weights"
     try:
-        arrays = watch_frames.layer_arrays(body, parts.run.spec.layers)
+        values = watch_frames.snapshot_values(body, parts.run.spec.layers, base)
     except ValueError as err:
         raise UserError(str(err)) from None
+    arrays = watch_frames.split_layers(values, parts.run.spec.layers)
     histograms = {layer.path: {"activations": sent.activations and sent.activations.model_dump(),
                                "grads": sent.grads and sent.grads.model_dump()}
                   for layer, sent in zip(parts.run.spec.layers, body.layers)}
-    parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final)
+    parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final, values=values,
+                               based_on=body.base if body.delta else None)
     parts.run.keep_spread(body.step, arrays)  # each layer's distribution over training (watch:weights)
     if parts.run.shows_network:
         with parts.run.between_steps():

@@ -69,13 +69,15 @@ def run_engine(settings, *, stop: threading.Event, dataset=None, ready: Optional
                                  stale=is_stale)(publish)
 
     shared_built = threading.Event()
+    # The commands that make this engine take a new run on: later requests for it find it here.
+    RUNS_TAKEN_ON = ("run:create", "watch:open")  # a viewer's own copy, a script's own network
 
     def handle(name: str, args: dict):
         about_shared = (args or {}).get("run", SHARED) == SHARED
         if about_shared and not shared_built.is_set() and lease.wait_held(HELD_GRACE_S):
             shared_built.wait(SHARED_BUILD_WAIT_S)
         result = engine.command(name, args)
-        if name == "run:create":
+        if name in RUNS_TAKEN_ON:
             endpoint.hold(result["run"])
         return result
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+import numpy as np
 import torch
 
 from ..errors import RunError
@@ -39,6 +40,13 @@ MAX_SPREAD_POINTS = 200  # snapshots whose weights' spread a layer keeps (evenly
 OWN_PLACES = ("accuracy", "epoch")
 
 
+def no_base(base: int, held: Optional[int]) -> str:
+    """Why a delta (int8 values added to the weights of step `base`) cannot be applied. The
+    client knows the words "send whole weights": its next snapshot is whole."""
+    holds = "no weights of this run" if held is None else f"this run's weights of step {held}"
+    return f"no weights of step {base} to add this delta to (the server holds {holds}): send whole weights"
+
+
 def _mean(values) -> Optional[float]:
     kept = [v for v in values if v is not None]
     return math.fsum(kept) / len(kept) if kept else None
@@ -52,6 +60,9 @@ class WatchedRun(TrainingRun):
         self.why_not = why_not  # words, when it does not
         self.released = 0  # steps let through while held, counted from the start
         self.snapshot_step: Optional[int] = None  # the step of the newest weights
+        # Those weights, flat float32, as the snapshots rebuilt them: what the script's next
+        # delta is added to (the client keeps the very same numbers, docs/protocol.md).
+        self.held_weights: Optional[np.ndarray] = None
         self.histograms: dict[str, dict] = {}  # layer path -> {"activations", "grads"} as sent
         self.layer_weights: list = []  # the newest snapshot's (weight, bias) arrays, per Linear layer
         self.spreads: list[CurveHistory] = [CurveHistory(MAX_SPREAD_POINTS) for _ in spec.layers]  # over training
@@ -108,14 +119,29 @@ class WatchedRun(TrainingRun):
                                       "total_steps": None})
             self._call("on_step")  # the recorder keeps the run from its first step (the others pace themselves)
 
-    def receive_snapshot(self, step: int, arrays: list, histograms: dict, *, final: bool) -> None:
-        """The user's weights at `step` (float32 arrays per Linear layer, in the order the run
-        was opened with), handed to the run's features as a training step would be."""
+    def weights_for_delta(self, base: int) -> np.ndarray:
+        """The weights a delta based on the snapshot of step `base` is added to; refused in words
+        (the client then sends whole weights) when the run holds others or none (a restart)."""
         with self._lock:
             if self.status == "done":
                 raise RunError(FINISHED)
+            if self.held_weights is None or self.snapshot_step != base:
+                raise RunError(no_base(base, self.snapshot_step if self.held_weights is not None else None))
+            return self.held_weights
+
+    def receive_snapshot(self, step: int, arrays: list, histograms: dict, *, final: bool,
+                         values: Optional[np.ndarray] = None, based_on: Optional[int] = None) -> None:
+        """The user's weights at `step` (float32 arrays per Linear layer, in the order the run
+        was opened with; `values`: the same, flat, kept for the next delta, which `based_on`
+        names when these were one), handed to the run's features as a training step would be."""
+        with self._lock:
+            if self.status == "done":
+                raise RunError(FINISHED)
+            if based_on is not None and (self.held_weights is None or self.snapshot_step != based_on):
+                raise RunError(no_base(based_on, self.snapshot_step if self.held_weights is not None else None))
             self.trainer.global_step = max(self.trainer.global_step, step)
             self.snapshot_step = step
+            self.held_weights = values
             self.histograms = histograms
             self.layer_weights = arrays  # every layer's pictures, whatever the network (weights_picture)
             if self.shows_network:

@@ -118,8 +118,14 @@ def asked_at_connect(name: str, known) -> Optional[list[str]]:
     return [item for item in dict.fromkeys(wanted) if isinstance(item, str) and item in known]
 
 
+EMBEDDED_MESSAGE = ("this is a run's view shown inside another page (a notebook's cell), read-only: "
+                    "open the run's link to see the whole page")
+
+
 def access_level() -> dict:
     """What the current client may do: {"control": bool, "reason": words or None}."""
+    if connect_auth().get("embed") is True:  # a view framed by another page (framing.py): never controls
+        return {"control": False, "reason": EMBEDDED_MESSAGE}
     if is_local_environ(request.environ):
         return {"control": True, "reason": None}
     token = _presented_token()

@@ -22,6 +22,7 @@ from ..link.replica import forward
 from ..preprocess import preprocess_canvas, preprocess_pixels
 from .access import remember_auth
 from .answers import answered, parse, rounded
+from .framing import security_headers
 from .limits import throttle_predict
 from .viewers import run_of_environ
 from .schemas import PredictRequest, Strict
@@ -97,7 +98,9 @@ def init_app(app: Flask, playground) -> None:
     # ---- HTTP ---------------------------------------------------------------------------
     @app.after_request
     def add_security_headers(response):
-        for name, value in SECURITY_HEADERS.items():
+        # One run's read-only view may be framed by the --frame-ancestors pages (framing.py).
+        headers = security_headers(SECURITY_HEADERS, request.path, request.args, playground.settings.frame_ancestors)
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         return response
 

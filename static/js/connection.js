@@ -2,6 +2,7 @@
 import { controlToken } from "./lib/access.js";
 import { manager } from "./socket-early.js";
 import { SHARED, runInAddress, viewerSecret } from "./lib/viewer.js";
+import { embedded } from "./lib/embed.js";
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -19,7 +20,8 @@ export function connect({ onStatus }) {
   const socket = manager.socket("/", {
     auth: (give) => {
       const run = runInAddress();
-      give({ token: controlToken(), streams: [], broadcasts: [], viewer: viewerSecret(), ...(run === SHARED ? {} : { run }) });
+      give({ token: controlToken(), streams: [], broadcasts: [], viewer: viewerSecret(),
+        ...(run === SHARED ? {} : { run }), ...(embedded() ? { embed: true } : {}) });
     } });
   socket.on("connect", () => onStatus("connected"));
   socket.on("disconnect", () => onStatus("disconnected"));

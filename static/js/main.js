@@ -14,6 +14,7 @@ import { latestOnly } from "./lib/latest.js";
 import { loadPlotly } from "./lib/plot.js";
 import { createVisibility } from "./lib/visibility.js";
 import { nthDigit } from "./lib/bytes.js";
+import { embedded } from "./lib/embed.js";
 
 import initInside from "./features/inside.js";
 import initExplain from "./features/explain.js";
@@ -33,6 +34,7 @@ const FEATURES = [initWhoseRun, initInside, initExplain, initEvaluate, initAcces
   initPrivateRuns, initWatched];
 
 function main() {
+  if (embedded()) document.documentElement.classList.add("embed"); // framed: the compact read-only view
   const store = createStore({ connection: "connecting", server: null, run: runFromAddress(), answer: null, runs: null,
     overlays: [], replay: null, poll: null, access: null, privateRuns: null });
   const notice = createNotice($("notice"));

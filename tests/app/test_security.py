@@ -20,7 +20,7 @@ import socketio
 from server import create_app
 from server.__main__ import main, parse_args
 from server.settings import Settings
-from server.web.access import (CONTROL_TOKEN_HEADER, NO_TOKEN_MESSAGE, WRONG_TOKEN_MESSAGE,
+from server.web.access import (CONTROL_TOKEN_HEADER, EMBEDDED_MESSAGE, NO_TOKEN_MESSAGE, WRONG_TOKEN_MESSAGE,
                                is_local_environ, require_control)
 from tests.support.helpers import REPO, disconnect_all, socketio_client, wait_for
 
@@ -265,6 +265,62 @@ def test_every_answer_carries_the_security_headers(client, path):
     assert directives["frame-ancestors"] == "'none'" and directives["default-src"] == "'self'"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def frame_ancestors_of(response) -> str:
+    response.close()
+    csp = response.headers["Content-Security-Policy"]
+    return dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())["frame-ancestors"]
+
+
+RUN_VIEW = "/?run=p-0123456789ab&embed=1"
+
+
+def test_only_one_runs_read_only_view_may_be_framed_and_only_by_notebooks_on_this_machine(client):
+    framed = client.get(RUN_VIEW)
+    assert frame_ancestors_of(framed) == "http://localhost:* http://127.0.0.1:*"
+    assert "X-Frame-Options" not in framed.headers  # it cannot name origins; CSP does
+    for path in ("/", "/?run=p-0123456789ab", "/?run=shared&embed=1", "/?embed=1",
+                 RUN_VIEW + "&token=" + "x" * 20,  # the control token in the address: never framed
+                 "/?run=p-0123456789ab&embed=yes", "/?run=p-0123456789ab%3Bx&embed=1", "/healthz?run=p-0123456789ab&embed=1"):
+        response = client.get(path)
+        assert frame_ancestors_of(response) == "'none'", path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+
+
+@pytest.mark.parametrize("origins, expected", [
+    (["https://hub.example.org"], "https://hub.example.org"),
+    ([], "'none'"),  # --frame-ancestors none: no page frames anything
+])
+def test_frame_ancestors_name_the_pages_that_may_frame_a_runs_view(small_dataset, tmp_path, origins, expected):
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "frame_ancestors": origins},
+                     dataset=small_dataset)
+    try:
+        assert frame_ancestors_of(app.test_client().get(RUN_VIEW)) == expected
+    finally:
+        app.extensions["playground"].shutdown()
+
+
+@pytest.mark.parametrize("flag", ["*", "localhost:8888", "http://x.org/notebooks", "http://a.org; script-src *",
+                                  "ftp://a.org", "http://a.org:99999", "'self'"])
+def test_a_frame_ancestor_that_is_no_origin_is_refused_in_words(capsys, flag):
+    assert main(["--frame-ancestors", flag]) == 2
+    error = capsys.readouterr().err
+    assert f"frame ancestor {flag!r} is not an origin" in error and "http://localhost:*" in error
+
+
+def test_none_with_origins_is_refused_in_words(capsys):
+    assert main(["--frame-ancestors", "none", "--frame-ancestors", "http://a.org"]) == 2
+    assert "give it alone" in capsys.readouterr().err
+
+
+def test_a_framed_view_never_controls_even_on_this_machine(token_app):
+    session = token_app.extensions["playground"].engine.handle.engine.part().run
+    viewer = remote_viewer(token_app, auth={"embed": True, "token": TOKEN}, address="127.0.0.1")
+    assert access_told(viewer.get_received()) == [{"control": False, "reason": EMBEDDED_MESSAGE}]
+    before = visible_state(session)
+    assert viewer.emit("train:step", {"batches": 1}, callback=True) == {"ok": False, "error": EMBEDDED_MESSAGE}
+    assert visible_state(session) == before
 
 
 class ScriptFinder(HTMLParser):

@@ -5,6 +5,7 @@ opened a run feeds it; a script from another machine needs the control token."""
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from server import create_app
-from tests.support.helpers import in_peoples_words
+from server.watch_frames import row_lengths, LinearLayer
+from tests.support.helpers import REPO, in_peoples_words
+
+sys.path.insert(0, str(REPO / "client"))  # the client's encoder, as the user's script has it
+from linear_playground.wire import WeightsEncoder  # noqa: E402
 
 FUZZ = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -36,6 +41,19 @@ SPEC = {"name": "tiny", "layers": [{"path": "0", "in_features": 784, "out_featur
 
 def weights_data(model, dtype="<f4") -> bytes:
     return b"".join(p.detach().numpy().astype(dtype).tobytes() for p in model.parameters())
+
+
+def flat(model) -> np.ndarray:
+    return np.concatenate([p.detach().numpy().reshape(-1) for p in model.parameters()]).astype(np.float32)
+
+
+def encoder() -> WeightsEncoder:
+    return WeightsEncoder(row_lengths([LinearLayer(**layer) for layer in SPEC["layers"]]).tolist())
+
+
+def int8_snapshot(run, encoded, step):
+    """A snapshot frame as the client sends it: int8 rows (whole, or a delta from `base`)."""
+    return {"run": run, "step": step, "final": False, **encoded.fields, "layers": [{}, {}]}
 
 
 def script_client(app, *, remote: bool = False, token=None):
@@ -109,6 +127,68 @@ def test_a_scripts_frames_make_a_run_whose_network_and_predictions_are_its_model
     assert not refused["ok"] and "finished" in refused["error"]
 
 
+def test_int8_deltas_keep_the_servers_weights_the_very_numbers_the_client_holds(app, script, opened):
+    """The client's encoder (client/linear_playground/wire.py) and the server rebuild the same
+    float32 weights from whole int8 rows and then deltas; each weight within half its row's step
+    of the model's, and the page predicts with them."""
+    model, wire = tiny_model(), encoder()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    run = engine_of(app, opened).part(opened).run
+    for step in range(1, 6):
+        x, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
+        opt.zero_grad(); F.cross_entropy(model(x), y).backward(); opt.step()  # noqa: E702
+        encoded = wire.encode(flat(model), exact=False)
+        assert encoded.fields.get("delta", False) is (step > 1) and encoded.nbytes == 12730 + 28 * 4
+        answer = call(script, "watch:snapshot", int8_snapshot(opened, encoded, step))
+        assert answer["ok"], answer
+        wire.taken(encoded, step)
+        assert np.array_equal(run.held_weights, wire.held)  # bit for bit
+        assert run.state()["watched"]["snapshot_step"] == step
+        served = torch.cat([p.detach().reshape(-1) for p in run.model.parameters()]).numpy()
+        assert np.array_equal(served, wire.held)
+        scales = np.frombuffer(encoded.fields["scales"], "<f4")
+        error = np.abs(served - flat(model))
+        assert (error <= np.repeat(scales, wire.lengths) / 2 * 1.0001 + np.spacing(np.abs(flat(model)))).all()
+
+    page = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
+    try:
+        call(page, "run:watch", {"run": opened})
+        prediction = call(page, "predict", {"pixels": torch.rand(784).tolist()})
+        with torch.no_grad():
+            theirs = F.softmax(model(torch.tensor(prediction["input"]).reshape(1, 784)), dim=1)[0]
+        np.testing.assert_allclose(prediction["probabilities"], theirs.numpy(), atol=1e-2)
+    finally:
+        page.disconnect()
+
+
+def test_a_delta_the_server_has_no_base_for_is_refused_with_words_the_client_knows(app, script, opened):
+    """Before any snapshot (a server that restarted under the script), or on weights the server does
+    not hold: "send whole weights" (the client's next snapshot is whole), and nothing changes."""
+    model = tiny_model()
+    before = fingerprint(app, opened)
+    refused = call(script, "watch:snapshot", int8_delta(opened, model, base=1))
+    assert not refused["ok"] and refused["error"].endswith("send whole weights"), refused
+    assert "holds no weights of this run" in refused["error"]
+    assert unchanged(before, fingerprint(app, opened))
+    assert call(script, "watch:snapshot", int8_whole(opened, model, step=4))["ok"]
+    refused = call(script, "watch:snapshot", int8_delta(opened, model, base=3, step=5))
+    assert not refused["ok"] and "holds this run's weights of step 4" in refused["error"]
+
+
+def test_an_older_clients_float16_snapshots_still_work_and_a_delta_may_follow_them(app, script, opened):
+    model = tiny_model()
+    data = weights_data(model, "<f2")
+    assert call(script, "watch:snapshot", {**snapshot(opened, model, step=2), "dtype": "float16", "data": data})["ok"]
+    run = engine_of(app, opened).part(opened).run
+    as_float16 = np.frombuffer(data, "<f2").astype(np.float32)
+    assert np.array_equal(run.held_weights, as_float16)
+    wire = encoder()
+    wire.held, wire.held_step = as_float16, 2
+    encoded = wire.encode(flat(model), exact=False)
+    assert call(script, "watch:snapshot", int8_snapshot(opened, encoded, 3))["ok"]
+    assert np.array_equal(run.held_weights, encoded.held_after)
+
+
 def engine_of(app, key):
     """The engine holding the run (a watched run goes to an engine for private runs)."""
     return app.extensions["playground"].engine.host_of(key).handle.engine
@@ -116,11 +196,25 @@ def engine_of(app, key):
 
 def fingerprint(app, key):
     run = engine_of(app, key).part(key).run
-    return (run.step_count, len(run.history), run.status, [p.detach().clone() for p in run.model.parameters()])
+    held = None if run.held_weights is None else run.held_weights.copy()
+    return (run.step_count, len(run.history), run.status, run.snapshot_step,
+            [p.detach().clone() for p in run.model.parameters()], held)
 
 
 def unchanged(before, after):
-    return before[:3] == after[:3] and all(torch.equal(a, b) for a, b in zip(before[3], after[3]))
+    same_held = (before[5] is None) == (after[5] is None) and (before[5] is None or np.array_equal(before[5], after[5]))
+    return before[:4] == after[:4] and all(torch.equal(a, b) for a, b in zip(before[4], after[4])) and same_held
+
+
+def int8_whole(run, model, step=3):
+    return int8_snapshot(run, encoder().encode(flat(model), exact=False), step)
+
+
+def int8_delta(run, model, base=1, step=3):
+    """A delta from the weights of step `base` (the tests' bad frames follow a float32 snapshot of step 1)."""
+    wire = encoder()
+    wire.taken(wire.encode(flat(model), exact=True), base)
+    return int8_snapshot(run, wire.encode(flat(model) * 1.01, exact=False), step)
 
 
 BAD_FRAMES = [
@@ -139,6 +233,25 @@ BAD_FRAMES = [
     ("watch:snapshot", lambda run, model: {**snapshot(run, model),
                                            "layers": [{"grads": {"lo": 1.0, "hi": 0.0, "counts": [1]}}, {}]}),
     ("watch:snapshot", lambda run, model: {**snapshot(run, model), "step": -1}),
+    # int8 rows and deltas (each field checked: sizes, scales, dtype, and a base the server holds)
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "dtype": "int4"}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "scales": None}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "scales": int8_whole(run, model)["scales"][:-4]}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "scales": int8_whole(run, model)["scales"] + bytes(4)}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "data": int8_whole(run, model)["data"][:-1]}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model),
+                                           "scales": np.full(28, np.nan, "<f4").tobytes()}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model),
+                                           "scales": np.full(28, -0.01, "<f4").tobytes()}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "scales": "0.1"}),
+    ("watch:snapshot", lambda run, model: {**snapshot(run, model), "scales": int8_whole(run, model)["scales"]}),
+    ("watch:snapshot", lambda run, model: {**snapshot(run, model), "delta": True, "base": 1}),
+    ("watch:snapshot", lambda run, model: {**int8_delta(run, model), "base": None}),
+    ("watch:snapshot", lambda run, model: {**int8_whole(run, model), "base": 1}),
+    ("watch:snapshot", lambda run, model: int8_delta(run, model, base=2)),  # the server holds step 1's
+    ("watch:snapshot", lambda run, model: {**int8_delta(run, model), "base": -1}),
+    ("watch:snapshot", lambda run, model: {**int8_delta(run, model),
+                                           "scales": np.full(28, 3e38, "<f4").tobytes()}),  # inf once added
     ("watch:open", lambda run, model: {**SPEC, "layers": []}),
     ("watch:open", lambda run, model: {**SPEC, "chain": {"activations": ["relu"]}}),
     ("watch:open", lambda run, model: {**SPEC, "layers": [SPEC["layers"][0], SPEC["layers"][0]]}),
@@ -168,15 +281,19 @@ jsonish = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2
 
 @FUZZ
 @given(event=st.sampled_from(["watch:steps", "watch:snapshot", "watch:close", "watch:control"]),
-       field=st.sampled_from(["run", "steps", "loss", "numbers", "step", "dtype", "final", "data", "layers", "extra"]),
-       value=jsonish)
+       field=st.sampled_from(["run", "steps", "loss", "numbers", "step", "dtype", "final", "data", "layers", "extra",
+                              "scales", "delta", "base"]),
+       value=jsonish, as_delta=st.booleans())
 def test_fuzzed_frames_from_a_real_one_are_answered_and_a_refusal_changes_nothing(app, script, opened,
-                                                                                  event, field, value):
+                                                                                  event, field, value, as_delta):
     for key in [k for k in app.extensions["playground"].socketio.server.environ.get(script.eio_sid, {})
                 if k.startswith("playground.rate.")]:
         del app.extensions["playground"].socketio.server.environ[script.eio_sid][key]
     model = tiny_model()
-    valid = {"watch:steps": steps(opened, first=10), "watch:snapshot": snapshot(opened, model, step=10),
+    if as_delta:  # the real one an int8 delta on the weights the server holds
+        call(script, "watch:snapshot", snapshot(opened, model, step=1))
+    valid = {"watch:steps": steps(opened, first=10),
+             "watch:snapshot": int8_delta(opened, model, step=10) if as_delta else snapshot(opened, model, step=10),
              "watch:close": {"run": opened}, "watch:control": {"run": opened}}[event]
     payload = {**valid, field: value}
     before = fingerprint(app, opened)

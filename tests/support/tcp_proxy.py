@@ -1,7 +1,8 @@
 """One address in front of several web processes, as nginx or HAProxy would be: each new
 connection goes to the first backend that accepts it (a dead one is skipped), and its bytes
 are copied both ways. Enough for tests of "a web process dies, its pages reconnect behind the
-same address"."""
+same address", and, with `stall()`, of "the server stops answering" (bytes held both ways until
+`flow()`)."""
 from __future__ import annotations
 
 import socket
@@ -19,6 +20,8 @@ class TcpProxy:
         self._stop = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
 
     def _accept(self) -> None:
@@ -43,13 +46,20 @@ class TcpProxy:
             for source, target in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, target: socket.socket) -> None:
+    def stall(self) -> None:
+        """The server seems to hang: connections are still accepted, but no byte goes through."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                self._flowing.wait()
                 target.sendall(data)
         except OSError:
             pass

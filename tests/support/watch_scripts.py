@@ -104,6 +104,7 @@ from linear_playground import watch
 
 INPUTS = globals().get("INPUTS", 784)
 url, out, steps, pause_s, controllable = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+snapshots_to = sys.argv[6] if len(sys.argv) > 6 else ""  # a folder: the weights of each snapshot's step
 torch.manual_seed(0)
 model = make_model()
 teacher = torch.randn(INPUTS, 10)
@@ -121,6 +122,8 @@ for i in range(steps):
     opt.zero_grad(); loss.backward(); opt.step()
     run.step(loss=loss.item(), accuracy=(out_.argmax(dim=1) == y).float().mean().item(),
              **(extra_numbers(i, model, opt) if "extra_numbers" in globals() else {{}}))
+    if snapshots_to and run.snapshot_step == run.step_count:  # the weights the page was just sent
+        torch.save(model.state_dict(), f"{{snapshots_to}}/{{run.step_count}}.pt")
     if i % 50 == 0:
         print(json.dumps({{"step": i + 1, "key": run.key}}), flush=True)
     time.sleep(pause_s)
@@ -160,13 +163,14 @@ def install_client(target: Path) -> Path:
 
 
 def start_script(kind: str, url: str, workdir: Path, client: Path, *, steps: int, pause_s: float = 0.01,
-                 controllable: bool = False) -> subprocess.Popen:
+                 controllable: bool = False, snapshots_to: Path | None = None) -> subprocess.Popen:
     """The user's script as a process of its own, outside this repository, with the installed client."""
     script = workdir / f"train_{kind}.py"
     script.write_text(SCRIPT.format(model=MODELS[kind], kind=kind))
     environment = {**os.environ, "PYTHONPATH": str(client), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, str(script), url, str(workdir / f"{kind}.pt"), str(steps), str(pause_s),
-                             "1" if controllable else "0"], cwd=workdir, env=environment,
+                             "1" if controllable else "0", *([str(snapshots_to)] if snapshots_to else [])],
+                            cwd=workdir, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

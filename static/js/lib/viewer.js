@@ -3,6 +3,8 @@
 // viewer and the runs it made stay its own. It goes to the server in the Socket.IO connect auth
 // (connection.js) and, as X-Viewer, with every HTTP request (http.js); the server keeps only a
 // hash of it. The run: the address's ?run=<key> (a private run's link), absent for the shared run.
+import { embedded } from "./embed.js";
+
 const STORAGE_KEY = "playground.viewer";
 const OWN_RUN_KEY = "playground.ownRun";
 const SECRET = /^[A-Za-z0-9_-]{16,128}$/; // what the server takes (server/web/runs.py)
@@ -17,6 +19,7 @@ function newSecret() {
 
 export function viewerSecret() {
   if (cached) return cached;
+  if (embedded()) return (cached = newSecret()); // a framed view is nobody's: it owns no run
   try {
     const kept = localStorage.getItem(STORAGE_KEY);
     if (kept && SECRET.test(kept)) cached = kept;
