@@ -47,6 +47,13 @@ RUN_KEY = r"^p-[0-9a-f]{12}$"
 CHAIN_ACTIVATIONS = ("sigmoid", "relu", "tanh", "leaky_relu")
 DTYPES = {"float16": "<f2", "float32": "<f4", "int8": "<i1"}
 SCALE_DTYPE = np.dtype("<f4")  # an int8 snapshot's scales: one little-endian float32 per row
+MAX_IMAGE_SIDE = 1024  # an image_shape's height or width
+# Inputs that are an image by their number alone (channels, height, width), as the page draws them:
+# MNIST's 28×28, 32×32 grey, and CIFAR's 32×32 colour (torch's flatten of (3, 32, 32): channel-first).
+IMAGE_SIZES = {784: (1, 28, 28), 1024: (1, 32, 32), 3072: (3, 32, 32)}
+# One weights picture carries at most this many weights (one byte each): a wider layer shows its
+# first neurons, and says so.
+MAX_PICTURE_VALUES = 400_000
 
 
 class Strict(BaseModel):
@@ -74,6 +81,23 @@ class LinearLayer(Strict):
     in_features: int = Field(ge=1, le=MAX_FEATURES)
     out_features: int = Field(ge=1, le=MAX_FEATURES)
     bias: bool = True
+    # How its inputs read as an image, when the user says (watch(..., image_shape=...)):
+    # [channels, height, width], channels 1 (grey) or 3 (colour, channel-first).
+    image_shape: Optional[list[int]] = Field(None, min_length=3, max_length=3)
+
+    @model_validator(mode="after")
+    def _image_fits(self):
+        if self.image_shape is not None:
+            channels, height, width = self.image_shape
+            if channels not in (1, 3):
+                raise ValueError(f"{self.path or 'the model'}: image_shape has {channels} channels; the page draws 1 "
+                                 "(grey) or 3 (colour)")
+            if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+                raise ValueError(f"{self.path or 'the model'}: image_shape's height and width: 1 to {MAX_IMAGE_SIDE}")
+            if channels * height * width != self.in_features:
+                raise ValueError(f"{self.path or 'the model'}: image_shape {channels}×{height}×{width} is "
+                                 f"{channels * height * width:,} values, but the layer takes {self.in_features:,} inputs")
+        return self
 
     @property
     def parameters(self) -> int:
@@ -202,6 +226,11 @@ class CloseRequest(Strict):
     run: RunKey
 
 
+class WeightsRequest(Strict):
+    """A page asks for one Linear layer's weights picture (its index in watch:open's layers)."""
+    layer: int = Field(ge=0, le=MAX_LINEARS - 1)
+
+
 # ---- what the network maps to ------------------------------------------------------------------
 
 def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[str]]:
@@ -309,3 +338,41 @@ def split_layers(values: np.ndarray, layers: list[LinearLayer]) -> list[tuple[np
             at += layer.out_features
         arrays.append((weight, bias))
     return arrays
+
+
+# ---- a Linear layer's weights as the page draws them (any watched network) --------------------
+
+def image_of(layer: LinearLayer) -> Optional[tuple[int, int, int]]:
+    """How the layer's inputs read as an image, (channels, height, width): the user's
+    image_shape, else by their number (IMAGE_SIZES); None: its neurons are drawn as rows."""
+    if layer.image_shape is not None:
+        return tuple(layer.image_shape)
+    return IMAGE_SIZES.get(layer.in_features)
+
+
+def weights_picture(layer: LinearLayer, weight: np.ndarray, bias: Optional[np.ndarray]) -> dict:
+    """One Linear layer's weights for the page's picture: each weight as a byte code on the
+    page's one diverging scale (128 + 127 × w / limit, limit the layer's largest |w|: the codes
+    of the live views, static/js/lib/palette.js), one row per neuron (its first neurons when
+    they are more than MAX_PICTURE_VALUES weights), with the layer's image shape (tiles) or none
+    (rows), and the histogram of all its weights."""
+    shown = max(1, min(layer.out_features, MAX_PICTURE_VALUES // layer.in_features))
+    limit = float(np.abs(weight).max()) if weight.size else 0.0
+    scale = 127.0 / limit if limit > 0 else 0.0
+    codes = np.rint(128.0 + weight[:shown] * scale).clip(1, 255).astype(np.uint8)
+    lo, hi = float(weight.min()), float(weight.max())
+    counts, _ = np.histogram(weight, bins=32, range=(lo, hi if hi > lo else lo + 1e-12))
+    image = image_of(layer)
+    return {"path": layer.path, "in_features": layer.in_features, "out_features": layer.out_features,
+            "image": list(image) if image else None, "neurons": shown, "limit": limit, "codes": codes.tobytes(),
+            "bias": None if bias is None else [float(b) for b in bias[:shown]], "quantiles": list(SPREAD_QUANTILES),
+            "histogram": {"lo": lo, "hi": hi, "counts": [int(c) for c in counts]}}
+
+
+# The weights' spread over training, per layer: these quantiles of each snapshot's weights.
+SPREAD_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+def weights_spread(weight: np.ndarray) -> list[float]:
+    """The SPREAD_QUANTILES of one layer's weights (the page draws them as bands over training)."""
+    return [float(q) for q in np.quantile(weight, SPREAD_QUANTILES)]

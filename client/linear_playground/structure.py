@@ -154,3 +154,44 @@ def trace_chain(model: nn.Module, linears: list[tuple[str, nn.Linear]]):
         unused = sorted(set(path for path, _ in linears) - set(order))
         return None, f"forward does not use {', '.join(unused) or 'every Linear layer'}"
     return order, activations
+
+
+MAX_IMAGE_SIDE = 1024  # the server's bound on an image's height and width
+
+
+def _image_shape(shape, path: str, layer: nn.Linear) -> list[int]:
+    """A user's image shape for one layer, as [channels, height, width], or a ValueError in words."""
+    where = f"image_shape for {path or 'the model'} (nn.Linear({layer.in_features}, {layer.out_features}))"
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if not isinstance(shape, (tuple, list)) or len(shape) not in (2, 3) \
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+        raise ValueError(f"{where}: give (channels, height, width) or (height, width) as whole numbers, "
+                         f"e.g. (3, 32, 32); got {shape!r}"[:300])
+    channels, height, width = (1, *shape) if len(shape) == 2 else shape
+    if channels not in (1, 3):
+        raise ValueError(f"{where}: {channels} channels; the page draws 1 (grey) or 3 (colour, channel-first)")
+    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+        raise ValueError(f"{where}: height and width from 1 to {MAX_IMAGE_SIDE}; got {height}×{width}")
+    if channels * height * width != layer.in_features:
+        raise ValueError(f"{where}: {channels}×{height}×{width} is {channels * height * width:,} values, but the "
+                         f"layer takes {layer.in_features:,} inputs")
+    return [channels, height, width]
+
+
+def image_shapes(option, linears: list[tuple[str, nn.Linear]]) -> dict[str, list[int]]:
+    """watch(..., image_shape=...) as {layer path: [channels, height, width]}: one shape is the
+    first Linear layer's (the one the input goes into); a dict names layers by attribute path."""
+    if option is None:
+        return {}
+    by_path = dict(linears)
+    if isinstance(option, dict):
+        shapes = {}
+        for path, shape in option.items():
+            if path not in by_path:
+                known = ", ".join(repr(p) for p in by_path)[:200]
+                raise ValueError(f"image_shape names {path!r}, which is not one of the model's Linear layers ({known})")
+            shapes[path] = _image_shape(shape, path, by_path[path])
+        return shapes
+    path, layer = linears[0]
+    return {path: _image_shape(option, path, layer)}

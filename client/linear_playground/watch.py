@@ -19,6 +19,7 @@ import collections
 import html
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -29,7 +30,7 @@ import socketio
 import torch
 from torch import nn
 
-from .structure import linear_layers, module_tree, trace_chain
+from .structure import image_shapes, linear_layers, module_tree, trace_chain
 from .wire import WHOLE_WEIGHTS_PLEASE, WeightsEncoder
 
 log = logging.getLogger("linear_playground")
@@ -78,6 +79,22 @@ def _histogram(tensor: torch.Tensor) -> dict:
     return {"lo": lo, "hi": hi, "counts": [int(c) for c in counts.cpu().tolist()]}
 
 
+_NUMBER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_told_names: set = set()
+
+
+def _number_name(name: str) -> bool:
+    """A name the page charts (letters, digits and _, at most 40): another is left out of what
+    is sent, said once (the server would refuse the whole batch)."""
+    if _NUMBER_NAME.fullmatch(name):
+        return True
+    if name not in _told_names and len(_told_names) < 100:
+        _told_names.add(name)
+        log.warning("linear_playground: the number %r is not sent: a name is letters, digits and _ "
+                    "(at most 40), e.g. grad_norm", name[:60])
+    return False
+
+
 class _Snapshot:
     """One snapshot's weights (flat float32, copied in the loop's thread), encoded and sent by the
     background thread."""
@@ -93,7 +110,8 @@ class WatchedRun:
 
     def __init__(self, model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Optional[str] = None,
                  controllable: bool = False, snapshots_per_second: float = SNAPSHOTS_PER_SECOND,
-                 max_bytes_per_second: float = MAX_BYTES_PER_SECOND, wait: float = OPEN_WAIT_S):
+                 max_bytes_per_second: float = MAX_BYTES_PER_SECOND, wait: float = OPEN_WAIT_S,
+                 image_shape=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs a torch.nn.Module, got {type(model).__name__}")
         self.model = model
@@ -111,6 +129,10 @@ class WatchedRun:
         if not self._linears:
             raise ValueError(f"{type(model).__name__} has no nn.Linear layer: there is nothing to show")
         self._open = self._open_request()
+        self._image_shapes = image_shapes(image_shape, self._linears)  # a refusal in words, before anything starts
+        for layer in self._open["layers"]:
+            if layer["path"] in self._image_shapes:
+                layer["image_shape"] = self._image_shapes[layer["path"]]
         self._snapshot_bytes = sum(layer.weight.numel() + (layer.bias.numel() if layer.bias is not None else 0)
                                    for _, layer in self._linears) * 2
         # int8 rows, deltas after the first (the sender's thread alone uses it)
@@ -196,8 +218,9 @@ class WatchedRun:
 
     @property
     def _snapshots_due(self) -> bool:
-        """Snapshots are taken only while the page can draw them (connected, a network it shows)."""
-        return self._connected and bool(self.shows_network) and self._interval_s < math.inf
+        """Snapshots are taken only while the page can draw them: connected, weights that fit one
+        message (the page draws every Linear layer's weights, whether or not it follows the network)."""
+        return self._connected and self._snapshot_bytes <= MAX_SNAPSHOT_BYTES and self._interval_s < math.inf
 
     def _take_snapshot(self, *, final: bool) -> None:
         parts, layers = [], []
@@ -247,7 +270,7 @@ class WatchedRun:
         if self._closed or self._closing:
             return
         deadline = time.monotonic() + CLOSE_WITHIN_S
-        if self._connected and self.shows_network:
+        if self._connected and self._snapshot_bytes <= MAX_SNAPSHOT_BYTES:
             self._take_snapshot(final=True)
         self._closing = True
         self._wake.set()
@@ -451,7 +474,7 @@ class WatchedRun:
         return sum(1 for step in steps[:size] if step[0] <= self._catch_up_to)  # never past the backlog
 
     def _send_steps(self, steps) -> None:
-        names = sorted({name for _, _, numbers in steps for name in numbers})[:16]
+        names = sorted({name for _, _, numbers in steps for name in numbers if _number_name(name)})[:16]
         payload = {"run": self.key, "steps": [s for s, _, _ in steps], "loss": [loss for _, loss, _ in steps],
                    "numbers": {name: [numbers.get(name) for _, _, numbers in steps] for name in names}}
         self._call("watch:steps", payload)
@@ -476,10 +499,16 @@ class _Refused(Exception):
 
 
 def watch(model: nn.Module, url: str = DEFAULT_URL, *, name: str = "", token: Optional[str] = None,
-          controllable: bool = False, **options) -> WatchedRun:
+          controllable: bool = False, image_shape=None, **options) -> WatchedRun:
     """Show `model` on the playground at `url` while your own loop trains it: call `run.step(loss=...)`
-    after each step and `run.close()` at the end (or use `with watch(...) as run:`)."""
-    run = WatchedRun(model, url, name=name, token=token, controllable=controllable, **options)
+    after each step and `run.close()` at the end (or use `with watch(...) as run:`).
+
+    `image_shape`: how the first Linear layer's inputs read as an image, (channels, height, width)
+    with 1 or 3 channels (3: colour, channel-first as torch flattens (3, H, W)) or (height, width),
+    when they are not 784 (28×28), 1,024 (32×32) or 3,072 (32×32 colour); or {layer path: shape}
+    for any Linear layers. Its neurons are then drawn as tiles, else as rows."""
+    run = WatchedRun(model, url, name=name, token=token, controllable=controllable, image_shape=image_shape,
+                     **options)
     _show_in_notebook(run)
     return run
 

@@ -442,10 +442,19 @@ def watch_snapshot(engine: Engine, args) -> dict:
                   for layer, sent in zip(parts.run.spec.layers, body.layers)}
     parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final, values=values,
                                based_on=body.base if body.delta else None)
+    parts.run.keep_spread(body.step, arrays)  # each layer's distribution over training (watch:weights)
     if parts.run.shows_network:
         with parts.run.between_steps():
             parts.replica.write()  # predictions with these weights at once (not at the replica's next turn)
     return parts.run.control()
+
+
+def watch_weights(engine: Engine, args) -> dict:
+    """A page asks for one Linear layer's weights picture of the watched run it shows."""
+    parts = engine.part(run_key(args))
+    if not isinstance(parts.run, WatchedRun):
+        raise UserError("only a watched run (a script's own network) has pictures of each Linear layer")
+    return {"picture": parts.run.weights_picture(int(args["layer"]))}
 
 
 def watch_close(engine: Engine, args) -> dict:
@@ -505,5 +514,6 @@ COMMANDS: dict[str, Callable[[Engine, dict], dict]] = {
     "watch:steps": watch_steps,
     "watch:snapshot": watch_snapshot,
     "watch:close": watch_close,
+    "watch:weights": watch_weights,
     "watch:control": watch_control,
 }

@@ -24,7 +24,8 @@ import torch
 
 from ..errors import RunError
 from ..experiment import TrainConfig
-from ..watch_frames import OpenRequest
+from ..watch_frames import OpenRequest, weights_picture, weights_spread
+from .history import CurveHistory
 from .run import RunFeature, TrainingRun
 
 SCRIPT_TRAINS = ("this run trains in its owner's script (linear_playground.watch): it starts, stops and "
@@ -32,6 +33,11 @@ SCRIPT_TRAINS = ("this run trains in its owner's script (linear_playground.watch
 NOT_CONTROLLABLE = ("this run's script did not allow the page to pause it (watch(..., controllable=True) "
                     "does)")
 FINISHED = "this run is finished: its script closed it"
+MAX_NUMBER_NAMES = 16  # named numbers a run keeps (and the page charts); later new names are left out
+MAX_LEFT_OUT_COUNTED = 1000  # names left out, counted for the page (a bound on what is remembered)
+MAX_SPREAD_POINTS = 200  # snapshots whose weights' spread a layer keeps (evenly thinned past it)
+# Named numbers with a place of their own: accuracy has its chart, epoch is the curves' x axis.
+OWN_PLACES = ("accuracy", "epoch")
 
 
 def no_base(base: int, held: Optional[int]) -> str:
@@ -58,7 +64,10 @@ class WatchedRun(TrainingRun):
         # delta is added to (the client keeps the very same numbers, docs/protocol.md).
         self.held_weights: Optional[np.ndarray] = None
         self.histograms: dict[str, dict] = {}  # layer path -> {"activations", "grads"} as sent
-        self.number_names: list[str] = []
+        self.layer_weights: list = []  # the newest snapshot's (weight, bias) arrays, per Linear layer
+        self.spreads: list[CurveHistory] = [CurveHistory(MAX_SPREAD_POINTS) for _ in spec.layers]  # over training
+        self.number_names: list[str] = []  # in the order they first came, at most MAX_NUMBER_NAMES
+        self.left_out_names: set[str] = set()  # names that came after the run had MAX_NUMBER_NAMES (some)
         super().__init__(dataset, config=config or TrainConfig(), **{**kwargs, "pace": None})
         self.status = "running"
 
@@ -70,6 +79,7 @@ class WatchedRun(TrainingRun):
                 "shows_network": self.shows_network, "why_not": self.why_not,
                 "controllable": spec.controllable, "held": self.status == "paused", "released": self.released,
                 "snapshot_step": self.snapshot_step, "numbers": list(self.number_names),
+                "numbers_left_out": len(self.left_out_names),
                 "histograms": dict(self.histograms)}
 
     def state(self) -> dict:
@@ -89,15 +99,20 @@ class WatchedRun(TrainingRun):
             self.trainer.global_step = max(self.trainer.global_step, step)
             for name in numbers:
                 if name not in self.number_names:
-                    self.number_names.append(name)
+                    if len(self.number_names) < MAX_NUMBER_NAMES:
+                        self.number_names.append(name)
+                    elif len(self.left_out_names) < MAX_LEFT_OUT_COUNTED:
+                        self.left_out_names.add(name)
+            numbers = {name: values for name, values in numbers.items() if name in self.number_names}
             # One curve point per batch of steps (the script sends a few a second), as a
             # running run makes one per metrics interval.
             epochs = numbers.get("epoch")
             epoch = next((v for v in reversed(epochs) if v is not None), None) if epochs else None
             point = {"step": step, "epoch": float(step) if epoch is None else epoch,
                      "loss": _mean(loss), "accuracy": _mean(numbers.get("accuracy", ()))}
-            point.update({name: _mean(values) for name, values in numbers.items()
-                          if name not in ("accuracy", "epoch")})
+            # The script's other numbers apart from the point's own keys (a number named "step"
+            # or "progress" stays the script's), for their charts.
+            point["numbers"] = {name: _mean(values) for name, values in numbers.items() if name not in OWN_PLACES}
             self.curve.add(point)
             self._publish("metrics", {**point, "run_id": self.run_id, "lr": None, "batch_size": None,
                                       "samples_per_second": None, "progress": None, "eta_seconds": None,
@@ -128,6 +143,7 @@ class WatchedRun(TrainingRun):
             self.snapshot_step = step
             self.held_weights = values
             self.histograms = histograms
+            self.layer_weights = arrays  # every layer's pictures, whatever the network (weights_picture)
             if self.shows_network:
                 layers = [getattr(self.model, name) for name in self.model.layer_names + ["output"]]
                 with torch.no_grad():
@@ -142,6 +158,31 @@ class WatchedRun(TrainingRun):
                 self._broadcast_state()  # still: every view and the record exact, at once
             else:
                 self._call("on_step")
+
+    def keep_spread(self, step: int, arrays: list) -> None:
+        """Each layer's weights' quantiles at this snapshot, for its distribution over training
+        (computed outside the run's lock: a large layer takes milliseconds)."""
+        spreads = [weights_spread(weight) for weight, _ in arrays]
+        with self._lock:
+            for history, quantiles in zip(self.spreads, spreads):
+                history.add({"step": step, "q": quantiles})
+
+    def weights_picture(self, index: int) -> dict:
+        """Linear layer `index`'s weights as the page draws them (watch_frames.weights_picture), at
+        the newest snapshot's step; before the first snapshot, said in words."""
+        layers = self.spec.layers
+        if not 0 <= index < len(layers):
+            raise RunError(f"this network has {len(layers)} Linear layers: give a layer from 0 to {len(layers) - 1}")
+        with self._lock:
+            arrays, step = self.layer_weights, self.snapshot_step
+        if not arrays:
+            raise RunError("no weights yet: they come with the script's first snapshot "
+                           "(watch(..., snapshots_per_second=0) sends none)")
+        weight, bias = arrays[index]
+        with self._lock:
+            spread = self.spreads[index].copy()
+        return {"run_id": self.run_id, "step": step, "index": index, **weights_picture(layers[index], weight, bias),
+                "spread": spread}
 
     def finish(self) -> dict:
         with self._lock:

@@ -35,7 +35,7 @@ from .limits import throttle
 from .polls import keep_open_poll_answer, public, voters
 from .viewers import (WatchRequest, current_owner, current_run, record_for_viewer, require_run_control, run_args,
                    runs_for_viewer)
-from ..watch_frames import CloseRequest as WatchedRunRequest, SnapshotRequest, StepsRequest
+from ..watch_frames import CloseRequest as WatchedRunRequest, SnapshotRequest, StepsRequest, WeightsRequest
 from .schemas import (CellRequest, ConfigRequest, ForwardRequest, LessonRevealRequest, NeuronRequest, PaceRequest,
                       PollAnswerRequest, PollOpenRequest, PollRevealRequest, RenameRequest, ReplayPredictRequest,
                       ReplayRequest, RunRequest, SamplesRequest, StepRequest)
@@ -152,6 +152,8 @@ EXPLAIN_FORWARD = Rate("explain", 20.0, 40, "explain:forward")
 WATCH_STEPS = Rate("watch-steps", 20.0, 40, "watch:steps")
 WATCH_SNAPSHOTS = Rate("watch-snapshot", 5.0, 10, "watch:snapshot")
 WATCH_CONTROL = Rate("watch-control", 20.0, 40, "watch:control")
+# A page asks for a layer's weights picture when a snapshot came and the picture is in view.
+WATCH_WEIGHTS = Rate("watch-weights", 10.0, 20, "watch:weights")
 REVEAL_TIMEOUT_S = 30.0  # a reveal's real trainings take seconds
 
 RELAYS: tuple[Relay, ...] = (
@@ -212,6 +214,8 @@ RELAYS: tuple[Relay, ...] = (
           answer=lambda answer: {}),
     Relay("watch:control", WatchedRunRequest, lambda body: {"run": body.run, "owner": current_owner()},
           rate=WATCH_CONTROL),
+    # A page on a watched run: one Linear layer's weights picture (tiles or rows), any network.
+    Relay("watch:weights", WeightsRequest, run="watched", rate=WATCH_WEIGHTS),
 )
 
 

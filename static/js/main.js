@@ -136,6 +136,7 @@ function main() {
     const server = store.get().server;
     if (!server || metrics.run_id !== server.run_id) return;
     const point = { step: metrics.step, epoch: metrics.epoch, loss: metrics.loss, accuracy: metrics.accuracy };
+    if (metrics.numbers) point.numbers = metrics.numbers; // a watched script's other numbers (features/watched.js)
     store.set({ server: { ...server, history: thin(server.history.concat([point])),
       step: metrics.step, progress: metrics.progress, eta_seconds: metrics.eta_seconds,
       samples_per_second: metrics.samples_per_second, total_steps: metrics.total_steps,

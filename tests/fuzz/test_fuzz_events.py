@@ -70,6 +70,7 @@ VALID = {
     "watch:snapshot": [{"run": "p-000000000000", "step": 1, "dtype": "float32", "data": bytes(8), "layers": [{}]}],
     "watch:close": [{"run": "p-000000000000"}],
     "watch:control": [{"run": "p-000000000000"}],
+    "watch:weights": [{"layer": 0}, {"layer": 1}],
 }
 NOT_REQUESTS = {"connect", "disconnect", "*"}
 

@@ -37,6 +37,38 @@ def make_model():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
                          nn.Linear(64, 10))
 ''',
+    # 32x32 colour images (CIFAR's shape, flattened channel-first) and named numbers besides the
+    # loss: the learning rate of a schedule and the gradient's norm.
+    "colour": '''
+INPUTS = 3 * 32 * 32
+
+def make_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 32), nn.ReLU(), nn.Linear(32, 10))
+
+def extra_numbers(step, model, opt):
+    return {"lr": opt.param_groups[0]["lr"],
+            "grad_norm": sum(p.grad.norm() ** 2 for p in model.parameters()).sqrt().item()}
+
+def schedule(step, opt):
+    for group in opt.param_groups:
+        group["lr"] = 1e-3 if step < 60 else 5e-4
+''',
+    # 32x32 grey images, and a 100-input layer the user says is a 10x10 image (else rows).
+    "grey": '''
+INPUTS = 32 * 32
+
+WATCH_OPTIONS = {"image_shape": {"2": (10, 10)}}  # the user says: layer 2's 100 inputs read as 10x10
+
+def make_model():
+    return nn.Sequential(nn.Linear(INPUTS, 100), nn.Tanh(), nn.Linear(100, 10))
+''',
+    # Inputs that are no image and wider than a picture's row (5,000 features): rows folded into lines.
+    "wide": '''
+INPUTS = 5000
+
+def make_model():
+    return nn.Sequential(nn.Linear(INPUTS, 4), nn.ReLU(), nn.Linear(4, 10))
+''',
     # A forward the page cannot follow: a skip connection.
     "residual": '''
 class Skip(nn.Module):
@@ -70,22 +102,26 @@ from linear_playground import watch
 
 {model}
 
+INPUTS = globals().get("INPUTS", 784)
 url, out, steps, pause_s, controllable = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
 snapshots_to = sys.argv[6] if len(sys.argv) > 6 else ""  # a folder: the weights of each snapshot's step
 torch.manual_seed(0)
 model = make_model()
-teacher = torch.randn(784, 10)
+teacher = torch.randn(INPUTS, 10)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-run = watch(model, url, name="my own {kind}", controllable=controllable)
+run = watch(model, url, name="my own {kind}", controllable=controllable, **globals().get("WATCH_OPTIONS", {{}}))
 print(json.dumps({{"opened": run.key, "link": run.link, "shows_network": run.shows_network, "why_not": run.why_not}}),
       flush=True)
 for i in range(steps):
-    x = torch.rand(64, 784)
+    if "schedule" in globals():
+        schedule(i, opt)
+    x = torch.rand(64, INPUTS)
     y = (x @ teacher).argmax(dim=1)
     out_ = model(x)
     loss = F.cross_entropy(out_, y)
     opt.zero_grad(); loss.backward(); opt.step()
-    run.step(loss=loss.item(), accuracy=(out_.argmax(dim=1) == y).float().mean().item())
+    run.step(loss=loss.item(), accuracy=(out_.argmax(dim=1) == y).float().mean().item(),
+             **(extra_numbers(i, model, opt) if "extra_numbers" in globals() else {{}}))
     if snapshots_to and run.snapshot_step == run.step_count:  # the weights the page was just sent
         torch.save(model.state_dict(), f"{{snapshots_to}}/{{run.step_count}}.pt")
     if i % 50 == 0:

@@ -95,9 +95,12 @@ export default function init(context) {
 
   // ---- the code and shapes follow the run and its setup: fetched again when either changes ----
   let shownConfig = null;
+  const unfollowed = () => Boolean(store.get().server?.watched && !store.get().server.watched.shows_network);
   async function loadCode(config) {
     // Not before the server has said which run the page is on (a dead link's run has no code).
     if (store.get().run.owner == null) return;
+    // A watched network the page cannot follow has no code here (its panel says why: watched.js).
+    if (unfollowed()) { shownConfig = null; return; }
     const run = store.get().run.key;
     const key = `${run} ${JSON.stringify(config)}`;
     if (key === shownConfig) return;
@@ -119,6 +122,7 @@ export default function init(context) {
   let kerasStep = null;
   let kerasTimer = null;
   const refreshKeras = latestOnly(async () => {
+    if (unfollowed()) return;
     const run = store.get().run.key;
     const answer = await requestJSON("GET", runPath("/api/explain/code", run));
     if (!answer.ok || store.get().run.key !== run) return; // a run left behind; the next step asks again

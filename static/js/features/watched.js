@@ -5,11 +5,17 @@
 // network is not a chain the page can follow. docs/protocol.md, "Watch your own network".
 import { renderStructure } from "./watched/structure-view.js";
 import { renderHistograms } from "./watched/histograms-view.js";
+import { createNumberCharts } from "./watched/number-charts-view.js";
+import { createLayerPictures } from "./watched/layer-pictures.js";
+import { latestOnly } from "../lib/latest.js";
 
 const TILES_TITLE = "hidden.weight"; // the playground's own first layer
+const OWN_PLACES = ["accuracy", "epoch"]; // named numbers with a place of their own (its chart, the x axis)
+const NUMBERS_EVERY_MS = 1000; // the named numbers' charts are drawn again at most this often
 
-export default function initWatched({ store, connection, $ }) {
+export default function initWatched({ store, connection, request, visibility, $ }) {
   const panel = $("watched");
+  const pictures = createLayerPictures({ request, visibility, $ });
   const tilesTitle = document.querySelector("#tiles-title code");
   const tilesNote = $("watched-tiles-note");
   let shown = null; // the watched part last drawn
@@ -19,6 +25,23 @@ export default function initWatched({ store, connection, $ }) {
     tilesNote.hidden = !watched;
     $("watched-setup-note").hidden = !watched;
     document.getElementById("setup-panel").dataset.watched = watched ? "yes" : "";
+    const unfollowed = Boolean(watched && !watched.shows_network);
+    // A network the page cannot follow: its own layers' pictures take the tiles' place, and the
+    // views that compute with the network (and the canvas) say why they do not apply.
+    document.getElementById("tiles-panel").dataset.pictures = unfollowed ? "own" : "";
+    document.getElementById("inside-panel").dataset.unfollowed = unfollowed ? "yes" : "";
+    for (const [testid, words] of [
+      ["watched-inside-why", "The output weights, activations, diagram, distributions and the inspector compute with "
+        + "the network on the server, which cannot follow this one"],
+      ["watched-canvas-why", "The canvas cannot predict with this network"],
+      ["watched-explain-why", "The code, shapes and forward pass here are the playground's own network's, not this "
+        + "one's (its structure is under The network), because the page cannot follow it"],
+      ["watched-evaluate-why", "Evaluating this network and downloading its weights from here need a network the "
+        + "page follows"]]) {
+      $(testid).hidden = !unfollowed;
+      $(testid).textContent = unfollowed ? `${words}: ${watched.why_not}.` : "";
+    }
+    pictures.render(watched, store.get().server?.run_id);
     if (!watched) {
       if (tilesTitle) tilesTitle.textContent = TILES_TITLE;
       return;
@@ -31,7 +54,9 @@ export default function initWatched({ store, connection, $ }) {
     const why = $("watched-why");
     why.hidden = watched.shows_network;
     why.textContent = watched.shows_network ? ""
-      : `The pictures and the canvas need a chain of Linear layers and activations from 784 inputs to 10: ${watched.why_not}.`;
+      : `The canvas and the views that compute with the network need a chain of Linear layers and activations from 784 `
+        + `inputs to 10: ${watched.why_not}. Each Linear layer's weights are drawn under Look inside, its outputs and `
+        + "gradients beside it here.";
     renderStructure($("structure"), watched);
     const layers = store.get().watchedLayers;
     renderHistograms($("structure"), layers?.histograms ?? watched.histograms, layers?.step ?? watched.snapshot_step);
@@ -45,15 +70,40 @@ export default function initWatched({ store, connection, $ }) {
     objective.querySelector('[data-role="trains"]').textContent = "Trains: in its own script (its loss, its optimizer, its data).";
     objective.querySelector('[data-role="predicts"]').textContent = watched.shows_network
       ? "Predicts: the softmax of its 10 outputs, with its weights as the script last sent them." : "";
-    if (tilesTitle) tilesTitle.textContent = `${first.path || "model"}.weight`;
+    if (tilesTitle) tilesTitle.textContent = watched.shows_network ? `${first.path || "model"}.weight` : "your Linear layers";
     tilesNote.textContent = watched.shows_network
-      ? `Your model's ${first.path || "model"} (nn.Linear(${first.in_features}, ${first.out_features})): one tile per neuron.`
-      : `Not shown for this network: ${watched.why_not}.`;
+      ? `Your model's ${first.path || "model"} (nn.Linear(${first.in_features}, ${first.out_features})): one tile per neuron. `
+        + "Every Linear layer below."
+      : "Your model's Linear layers as the script last sent them: pick one. (The playground's own tiles, their "
+        + `inspector and the replay need a network it follows: ${watched.why_not}.)`;
   }
+
+  // The script's other named numbers, under the curves: drawn in view, at most once a second.
+  const numbersElement = $("number-charts");
+  const numberCharts = createNumberCharts(numbersElement);
+  let numbersTimer = null;
+  // One draw at a time (its charts are drawn in turn), always of the newest state.
+  const showNumbers = latestOnly(() => {
+    const server = store.get().server;
+    const watched = server?.watched;
+    const names = watched ? watched.numbers.filter((name) => !OWN_PLACES.includes(name)) : [];
+    const by = watched?.numbers.includes("epoch") ? "epoch" : "step";
+    return numberCharts.show(names, server?.history ?? [], by, watched?.numbers_left_out ?? 0);
+  });
+  function drawNumbers() {
+    numbersTimer = null;
+    visibility.whenVisible(numbersElement.closest(".panel"), showNumbers);
+  }
+  const scheduleNumbers = (now) => {
+    if (now) { clearTimeout(numbersTimer); drawNumbers(); } else if (numbersTimer === null) numbersTimer = setTimeout(drawNumbers, NUMBERS_EVERY_MS);
+  };
 
   // Each snapshot's histograms (watch:layers), for the run on the page.
   connection.on("watch:layers", (layers) => {
-    if (layers.run_id === store.get().server?.run_id && store.get().server?.watched) store.set({ watchedLayers: layers });
+    if (layers.run_id === store.get().server?.run_id && store.get().server?.watched) {
+      store.set({ watchedLayers: layers });
+      pictures.snapshot();
+    }
   });
 
   store.subscribe((state, patch) => {
@@ -63,6 +113,7 @@ export default function initWatched({ store, connection, $ }) {
     if ("run" in patch && state.watchedLayers) store.set({ watchedLayers: null }); // another run's
     if (!("server" in patch)) return;
     const watched = state.server?.watched ?? null;
+    if (watched || !numbersElement.hidden) scheduleNumbers(watched !== shown);
     if (watched === shown && state.server?.status === panel.dataset.status) return;
     shown = watched;
     panel.dataset.status = state.server?.status ?? "";

@@ -7,7 +7,8 @@ const WIDTH = 96;
 const HEIGHT = 22;
 const number = (x) => (Math.abs(x) >= 100 || (x !== 0 && Math.abs(x) < 0.01) ? x.toExponential(1) : x.toFixed(2));
 
-function bars(histogram, what, colour) {
+// Also the weights' histogram of a layer's picture (layer-picture-view.js).
+export function histogramBars(histogram, what, colour) {
   const canvas = element("canvas", { width: WIDTH, height: HEIGHT, className: "layer-histogram", role: "img",
     "aria-label": `${what}: ${histogram.counts.reduce((a, b) => a + b, 0).toLocaleString("en-US")} values `
       + `from ${number(histogram.lo)} to ${number(histogram.hi)}`,
@@ -31,7 +32,7 @@ export function renderHistograms(container, histograms, step) {
     if (!kept || (!kept.activations && !kept.grads)) { slot?.remove(); continue; }
     if (!slot) { slot = element("span", { className: "layer-histograms" }); row.append(slot); }
     slot.replaceChildren(
-      kept.activations ? bars(kept.activations, `outputs at step ${step}`, "#3b6fb6") : "",
-      kept.grads ? bars(kept.grads, `weight gradients at step ${step}`, "#b5533c") : "");
+      kept.activations ? histogramBars(kept.activations, `outputs at step ${step}`, "#3b6fb6") : "",
+      kept.grads ? histogramBars(kept.grads, `weight gradients at step ${step}`, "#b5533c") : "");
   }
 }

@@ -7,7 +7,7 @@ const count = (n) => n.toLocaleString("en-US");
 
 // Where each Linear layer is drawn: the first one's tiles, the last one's output weights.
 function shownAt(index, layers, showsNetwork) {
-  if (!showsNetwork) return "";
+  if (!showsNetwork) return "its weights are drawn under Look inside (pick it there)";
   if (index === 0) return "its neurons are the tiles below";
   if (index === layers.length - 1) return "the output weights";
   return "in the diagram and the distributions";
