@@ -57,6 +57,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sockets-per-address", type=int, default=defaults.sockets_per_address, metavar="N",
                         help="websockets (open pages) one client address may hold at once (default "
                              "%(default)s; a class behind one address without a proxy needs more)")
+    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s, metavar="SECONDS",
+                        help="a request that has not arrived whole this long after its connection opened is "
+                             "dropped, so a slow or stalled client cannot hold a thread (default %(default)g)")
+    parser.add_argument("--idle-thread-timeout", type=float, default=defaults.idle_thread_s, metavar="SECONDS",
+                        help="a serving thread with nothing to do this long ends, giving back its memory "
+                             "(default %(default)g)")
+    parser.add_argument("--ping-interval", type=float, default=defaults.ping_interval_s, metavar="SECONDS",
+                        help="how often each open page is pinged (default %(default)g)")
+    parser.add_argument("--ping-timeout", type=float, default=defaults.ping_timeout_s, metavar="SECONDS",
+                        help="a page that has not answered a ping this long is dropped and its threads end "
+                             "(default %(default)g)")
     parser.add_argument("--database", default=None, metavar="URL",
                         help="where runs and checkpoints are recorded: a postgresql://user:password@host:port/db "
                              "URL that every engine reaches (several machines); default: runs.sqlite3 in --data-dir")
@@ -130,6 +141,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "mirrors": args.mirrors, "torch_threads": args.torch_threads, "pin_cores": args.pin_cores,
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "trusted_proxies": args.trusted_proxies or [], "sockets_per_address": args.sockets_per_address,
+        "request_timeout_s": args.request_timeout, "idle_thread_s": args.idle_thread_timeout,
+        "ping_interval_s": args.ping_interval, "ping_timeout_s": args.ping_timeout,
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,

@@ -103,6 +103,15 @@ class Settings(BaseModel):
     # --trusted-proxy, repeatable. And the websockets one client address may hold at once.
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     sockets_per_address: int = Field(64, ge=1, le=100_000)
+    # How long the web tier waits on a quiet peer (server/web/serve.py): a request that has not
+    # arrived whole by request_timeout_s is dropped (--request-timeout); a pool thread with nothing
+    # to do for idle_thread_s ends (--idle-thread-timeout); Engine.IO pings every ping_interval_s
+    # and drops a page that has not answered within ping_timeout_s (--ping-interval, --ping-timeout).
+    # The defaults suit a classroom; the process tests run with short ones so they wait less.
+    request_timeout_s: float = Field(15.0, ge=0.5, le=600)
+    idle_thread_s: float = Field(20.0, ge=0.5, le=3600)
+    ping_interval_s: float = Field(10.0, ge=0.5, le=600)
+    ping_timeout_s: float = Field(20.0, ge=0.5, le=600)
 
     @field_validator("trusted_proxies")
     @classmethod
