@@ -94,9 +94,13 @@ def test_a_client_that_does_not_read_is_disconnected_not_fed_without_end(live_se
     server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     controller = socketio_client(live_server.url)
     try:
-        assert controller.call("train:start", {"config": {"steps_per_second": None}}, timeout=10)["ok"]
+        # 200 epochs: broadcasts go on for a while (the default 20 end within 2 s on these 1,000
+        # digits, and then only Engine.IO's ping timeout dropped the client, after 30 s)
+        assert controller.call("train:start", {"config": {"steps_per_second": None, "epochs": 200}},
+                               timeout=10)["ok"]
         # It reads nothing: full frames and broadcasts pile up until it is cut off.
-        wait_for(lambda: session.closed, timeout=60, what="the non-reading client to be disconnected")
+        # ... within 20 s: before Engine.IO's ping timeout (10 s + 20 s) could be what drops it
+        wait_for(lambda: session.closed, timeout=20, what="the non-reading client to be disconnected")
         assert controller.call("predict", {"pixels": [0.0] * 784}, timeout=10)["ok"]  # the rest goes on
     finally:
         controller.call("train:pause", timeout=10)
