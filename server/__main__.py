@@ -62,6 +62,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "watch()'s run), e.g. https://hub.example.org or http://localhost:*; repeat for several; "
                              "'none': no page may. Default: notebooks on this machine, "
                              + " ".join(DEFAULT_FRAME_ANCESTORS) + ". Pages with controls are never framed")
+    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s, metavar="SECONDS",
+                        help="a request that has not arrived whole this long after its connection opened is "
+                             "dropped, so a slow or stalled client cannot hold a thread (default %(default)g)")
+    parser.add_argument("--idle-thread-timeout", type=float, default=defaults.idle_thread_s, metavar="SECONDS",
+                        help="a serving thread with nothing to do this long ends, giving back its memory "
+                             "(default %(default)g)")
+    parser.add_argument("--ping-interval", type=float, default=defaults.ping_interval_s, metavar="SECONDS",
+                        help="how often each open page is pinged (default %(default)g)")
+    parser.add_argument("--ping-timeout", type=float, default=defaults.ping_timeout_s, metavar="SECONDS",
+                        help="a page that has not answered a ping this long is dropped and its threads end "
+                             "(default %(default)g)")
     parser.add_argument("--database", default=None, metavar="URL",
                         help="where runs and checkpoints are recorded: a postgresql://user:password@host:port/db "
                              "URL that every engine reaches (several machines); default: runs.sqlite3 in --data-dir")
@@ -148,6 +159,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "allow_remote": args.allow_remote, "allowed_hosts": args.allowed_hosts or [],
         "trusted_proxies": args.trusted_proxies or [], "sockets_per_address": args.sockets_per_address,
         **frame_ancestors_from(args.frame_ancestors),
+        "request_timeout_s": args.request_timeout, "idle_thread_s": args.idle_thread_timeout,
+        "ping_interval_s": args.ping_interval, "ping_timeout_s": args.ping_timeout,
         "control_token": os.environ.get("PLAYGROUND_CONTROL_TOKEN") or None,
         "database": args.database, "engines": args.engines, "max_runs": args.max_runs, "owner_grace_s": args.owner_grace,
         "redis": args.redis, "role": args.role, "engine_id": args.engine_id,

@@ -111,6 +111,15 @@ class Settings(BaseModel):
     # The pages that may frame one run's read-only view (/?run=<key>&embed=1, e.g. a notebook's
     # cell output); [] (--frame-ancestors none): no page may. Nothing else is ever framed.
     frame_ancestors: list[str] = Field(default_factory=lambda: list(DEFAULT_FRAME_ANCESTORS), max_length=64)
+    # How long the web tier waits on a quiet peer (server/web/serve.py): a request that has not
+    # arrived whole by request_timeout_s is dropped (--request-timeout); a pool thread with nothing
+    # to do for idle_thread_s ends (--idle-thread-timeout); Engine.IO pings every ping_interval_s
+    # and drops a page that has not answered within ping_timeout_s (--ping-interval, --ping-timeout).
+    # The defaults suit a classroom; the process tests run with short ones so they wait less.
+    request_timeout_s: float = Field(15.0, ge=0.5, le=600)
+    idle_thread_s: float = Field(20.0, ge=0.5, le=3600)
+    ping_interval_s: float = Field(10.0, ge=0.5, le=600)
+    ping_timeout_s: float = Field(20.0, ge=0.5, le=600)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -65,8 +65,8 @@ def create_app(config: dict | Settings | None = None, *, engines: EngineEntry | 
         async_mode="threading",  # real threads (the web tier runs no torch, but blocking I/O)
         cors_allowed_origins=None,  # same origin only
         max_http_buffer_size=2 * 1024 * 1024,  # one message; a 1024x1024 canvas is 1 MiB
-        ping_interval=10,
-        ping_timeout=20,
+        ping_interval=settings.ping_interval_s,  # --ping-interval
+        ping_timeout=settings.ping_timeout_s,  # --ping-timeout
         # Websocket only: Engine.IO's long-polling leaves a request thread blocked for good
         # when it drops a session over a bad or oversized POST (tests/app/test_limits.py).
         transports=["websocket"],

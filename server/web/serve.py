@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 THREADS = 1024  # one per open websocket (threading mode), plus HTTP requests: the most viewers at once
 GRACEFUL_TIMEOUT_S = 10  # stopping waits at most this long for the engine to save
-REQUEST_HEAD_TIMEOUT_S = 15  # a request that has not arrived whole by then is dropped
-IDLE_THREAD_S = 20  # a pool thread with nothing to do this long ends (memory and threads go back)
+# How long quiet peers are waited for: Settings.request_timeout_s (a request that has not arrived
+# whole by then is dropped) and Settings.idle_thread_s (a pool thread with nothing to do this long
+# ends, memory and threads go back); --request-timeout and --idle-thread-timeout.
 # A finished connection's peer gets this long to hang up (RFC 9112 section 9.6), watched by the
 # accepting thread's poller: gunicorn waited for each in turn on that thread (30 peers that never
 # hung up froze every page for a minute).
@@ -42,11 +43,11 @@ SILENCE_SLACK_S = 5.0  # a websocket is dropped after Engine.IO's ping interval 
 
 class ElasticPool:
     """The worker's thread pool, for gunicorn's gthread worker (its `get_thread_pool`): like
-    concurrent.futures.ThreadPoolExecutor, but an idle thread ends after IDLE_THREAD_S. A
+    concurrent.futures.ThreadPoolExecutor, but an idle thread ends after `idle_s`. A
     websocket holds a pool thread for its whole life; with the standard pool, 300 viewers who
     came and went left 300 idle threads behind for good."""
 
-    def __init__(self, max_workers: int, idle_s: float = IDLE_THREAD_S):
+    def __init__(self, max_workers: int, idle_s: float):
         self.max_workers, self.idle_s = max_workers, idle_s
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -102,16 +103,17 @@ class ElasticPool:
 
 
 class TimedSocket(socket.socket):
-    """A client socket whose blocking reads give up after REQUEST_HEAD_TIMEOUT_S of silence
+    """A client socket whose blocking reads give up after `head_timeout_s` of silence
     (gunicorn sets its sockets blocking before it reads a request, which would wait forever).
     A websocket lifts the limit once its handshake is in (`websockets_without_timeout`)."""
 
     unlimited = False  # a websocket: its own time limit (`websockets_without_timeout`)
     silent = False  # it timed out: closed at once, without waiting for it to hang up
+    head_timeout_s: float  # Settings.request_timeout_s, set by the worker on each new socket
 
     def setblocking(self, flag: bool) -> None:
         if flag and not self.unlimited:
-            self.settimeout(REQUEST_HEAD_TIMEOUT_S)
+            self.settimeout(self.head_timeout_s)
         else:
             super().setblocking(flag)
 
@@ -119,7 +121,7 @@ class TimedSocket(socket.socket):
         try:
             return super().recv(*args)
         except TimeoutError:
-            if self.unlimited or self.gettimeout() != REQUEST_HEAD_TIMEOUT_S:
+            if self.unlimited or self.gettimeout() != self.head_timeout_s:
                 raise  # someone else's time limit (gunicorn's own, when closing)
             self.silent = True
             return b""  # silent too long: as if it had hung up (no traceback in the log)
@@ -233,12 +235,13 @@ class PlaygroundWorker(ThreadWorker):
             lingering.expire(force)
 
     def get_thread_pool(self):
-        return ElasticPool(self.cfg.threads)
+        return ElasticPool(self.cfg.threads, idle_s=self.app.settings.idle_thread_s)
 
     def enqueue_req(self, conn):
         if not isinstance(conn.sock, TimedSocket) and not conn.initialized:
             plain = conn.sock
             conn.sock = TimedSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+            conn.sock.head_timeout_s = self.app.settings.request_timeout_s
             conn.sock.setblocking(False)
         super().enqueue_req(conn)
 

@@ -217,7 +217,7 @@ def test_the_allowed_host_flag_repeats_and_is_validated():
 def test_python_m_server_refuses_a_rebound_name_on_http_and_on_the_websocket(tmp_path):
     """The same checks in the processes users run (gunicorn's worker, the engine apart), not only
     in the test server: the weights cannot be read or replaced, and no socket is granted."""
-    with ServerProcess(tmp_path / "data") as server:
+    with ServerProcess(tmp_path / "data", "--engines", "1") as server:  # one engine: quicker to start
         refused_with_words(requests.get(server.url + "/api/checkpoint", headers=EVIL, timeout=10))
         refused_with_words(requests.post(server.url + "/api/checkpoint", data=b"not weights",
                                          headers={**EVIL, "Content-Type": OCTET}, timeout=30))

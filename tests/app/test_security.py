@@ -104,7 +104,7 @@ def test_allow_remote_warns_and_prints_a_control_token_that_works(tmp_path):
     env.pop("PLAYGROUND_CONTROL_TOKEN", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "--host", "0.0.0.0", "--port", str(port), "--allow-remote",
-         "--device", "cpu", "--data-dir", str(tmp_path)],
+         "--device", "cpu", "--data-dir", str(tmp_path), "--engines", "1"],  # one engine: quicker to start
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []

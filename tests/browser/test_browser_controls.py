@@ -38,7 +38,8 @@ class ServerProcess:
         env.pop("HOST", None)
         env.pop("PORT", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--port", str(self.port), "--data-dir", self.data_dir, "--device", "cpu"],
+            [sys.executable, "-m", "server", "--port", str(self.port), "--data-dir", self.data_dir, "--device", "cpu",
+             "--engines", "1"],  # the page's reconnection is what is tested (and two engines less to start)
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while True:

@@ -115,6 +115,27 @@ def test_the_database_flag_chooses_where_runs_are_recorded():
     assert settings_from(parse_args([])).database is None  # runs.sqlite3 in the data directory
 
 
+def test_the_waits_on_quiet_peers_default_to_a_classrooms_and_flags_shorten_them():
+    defaults = settings_from(parse_args([]))
+    assert (defaults.request_timeout_s, defaults.idle_thread_s, defaults.ping_interval_s,
+            defaults.ping_timeout_s) == (15, 20, 10, 20)
+    short = settings_from(parse_args(["--request-timeout", "2", "--idle-thread-timeout", "1.5",
+                                      "--ping-interval", "1", "--ping-timeout", "2"]))
+    assert (short.request_timeout_s, short.idle_thread_s, short.ping_interval_s, short.ping_timeout_s) == (
+        2, 1.5, 1, 2)
+
+
+@pytest.mark.parametrize("flag, value, words", [
+    ("--request-timeout", "0", "request_timeout_s: give a number of at least 0.5"),
+    ("--idle-thread-timeout", "7200", "idle_thread_s: give a number of at most 3,600"),
+    ("--ping-interval", "-1", "ping_interval_s: give a number of at least 0.5"),
+    ("--ping-timeout", "nan", "ping_timeout_s: give"),
+])
+def test_a_wait_out_of_range_is_a_clear_error_with_exit_code_2(capsys, flag, value, words):
+    assert main(["--port", "0", flag, value]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {words}")
+
+
 @pytest.mark.slow
 def test_a_database_that_is_not_postgresql_stops_the_start_in_words(tmp_path):
     process = run_server_command("--port", "0", "--data-dir", str(tmp_path), "--database", "mysql://u@h/db")

@@ -18,6 +18,8 @@ from tests.support.helpers import ServerProcess, command_line, descendants, sock
 pytestmark = pytest.mark.slow
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=websocket"
+SHORT_IDLE = ("--idle-thread-timeout", "2")  # the default 20 s, shortened: these tests wait it out
+ONE_ENGINE = ("--engines", "1")  # the web worker is what these tests are about (and two engines less to start)
 
 
 def web_worker(server) -> int:
@@ -31,8 +33,9 @@ def threads_and_memory(pid: int) -> tuple[int, float]:
 
 
 def test_300_viewers_that_came_and_went_leave_threads_and_memory_as_they_were(tmp_path):
-    # 300 viewers from one address: room for all of them (at most 64 by default)
-    with ServerProcess(tmp_path / "data", "--sockets-per-address", "320") as server:
+    # 300 viewers from one address: room for all of them (at most 64 by default); idle pool
+    # threads end after 2 s instead of the default 20, so the test waits less
+    with ServerProcess(tmp_path / "data", "--sockets-per-address", "320", *SHORT_IDLE, *ONE_ENGINE) as server:
         worker = web_worker(server)
         requests.get(f"{server.url}/healthz", timeout=10)
         threads_before, memory_before = threads_and_memory(worker)
@@ -46,7 +49,7 @@ def test_300_viewers_that_came_and_went_leave_threads_and_memory_as_they_were(tm
         assert threads_open <= threads_before + 300 * 4 + 20  # bounded: a few threads per viewer
         for ws in sockets:
             ws.close()
-        # Idle pool threads end after 20 s (server/web/serve.py); then everything is back.
+        # Idle pool threads end after --idle-thread-timeout (server/web/serve.py); then everything is back.
         wait_for(lambda: threads_and_memory(worker)[0] <= threads_before + 20, timeout=60,
                  what="the threads to end")
         threads_after, memory_after = threads_and_memory(worker)
@@ -55,7 +58,8 @@ def test_300_viewers_that_came_and_went_leave_threads_and_memory_as_they_were(tm
 
 
 def test_a_request_sent_by_halves_is_dropped_instead_of_holding_a_thread(tmp_path):
-    with ServerProcess(tmp_path / "data") as server:
+    # dropped after 2 s of silence instead of the default 15, so the test waits less
+    with ServerProcess(tmp_path / "data", "--request-timeout", "2", *SHORT_IDLE, *ONE_ENGINE) as server:
         worker = web_worker(server)
         threads_before, _ = threads_and_memory(worker)
         halves = []
@@ -66,7 +70,7 @@ def test_a_request_sent_by_halves_is_dropped_instead_of_holding_a_thread(tmp_pat
         assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200  # others served
         try:
             for sock in halves:
-                assert sock.recv(1) == b""  # the server hung up on it (after 15 s of silence)
+                assert sock.recv(1) == b""  # the server hung up on it (after 2 s of silence)
         finally:
             for sock in halves:
                 sock.close()
@@ -90,9 +94,13 @@ def test_a_client_that_does_not_read_is_disconnected_not_fed_without_end(live_se
     server_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     controller = socketio_client(live_server.url)
     try:
-        assert controller.call("train:start", {"config": {"steps_per_second": None}}, timeout=10)["ok"]
+        # 200 epochs: broadcasts go on for a while (the default 20 end within 2 s on these 1,000
+        # digits, and then only Engine.IO's ping timeout dropped the client, after 30 s)
+        assert controller.call("train:start", {"config": {"steps_per_second": None, "epochs": 200}},
+                               timeout=10)["ok"]
         # It reads nothing: full frames and broadcasts pile up until it is cut off.
-        wait_for(lambda: session.closed, timeout=60, what="the non-reading client to be disconnected")
+        # ... within 20 s: before Engine.IO's ping timeout (10 s + 20 s) could be what drops it
+        wait_for(lambda: session.closed, timeout=20, what="the non-reading client to be disconnected")
         assert controller.call("predict", {"pixels": [0.0] * 784}, timeout=10)["ok"]  # the rest goes on
     finally:
         controller.call("train:pause", timeout=10)
@@ -105,7 +113,7 @@ BAD_PACKETS = ["42[", "4x", '451-["predict",{"_placeholder":true,"num":5}]', "99
 
 
 def test_a_flood_of_malformed_packets_costs_the_log_one_line_and_no_traceback(tmp_path):
-    with ServerProcess(tmp_path / "data") as server:
+    with ServerProcess(tmp_path / "data", *ONE_ENGINE) as server:
         requests.get(f"{server.url}/healthz", timeout=10)
         time.sleep(0.5)
         before = len(server.log())

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.slow
 
 BIGGEST = {"hidden_sizes": [2048, 2048, 2048, 2048], "batch_size": 256}
 
+ONE_ENGINE = ("--engines", "1")  # the shared run is what these tests are about (and two engines less to start)
+
 
 def timed(fn):
     started = time.monotonic()
@@ -25,7 +27,7 @@ def timed(fn):
 
 
 def test_thirty_steps_of_the_biggest_network_hold_nobody(tmp_path):
-    with ServerProcess(tmp_path / "data") as server:
+    with ServerProcess(tmp_path / "data", *ONE_ENGINE) as server:
         controller = socketio_client(server.url)
         try:
             assert controller.call("train:reset", {"config": BIGGEST}, timeout=30)["ok"]
@@ -57,7 +59,7 @@ def test_thirty_steps_of_the_biggest_network_hold_nobody(tmp_path):
 
 
 def test_steps_asked_for_are_all_trained_and_then_told(tmp_path):
-    with ServerProcess(tmp_path / "data") as server:
+    with ServerProcess(tmp_path / "data", *ONE_ENGINE) as server:
         controller = socketio_client(server.url, record=("state",))
         try:
             assert controller.call("train:reset", {"config": {"hidden_sizes": [2048, 2048], "batch_size": 512}},

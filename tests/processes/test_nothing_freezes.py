@@ -112,7 +112,10 @@ def test_thirty_clients_that_never_hang_up_do_not_stop_anyone_else(tmp_path):
 
 
 def test_silent_websockets_are_dropped_after_the_ping_timeout_and_their_threads_end(tmp_path):
-    with ServerProcess(tmp_path / "data", *ONE_ENGINE) as server:
+    # pings every 1 s, answered within 2 s, idle threads end after 2 s: the defaults (10, 20,
+    # 20 s) shortened, so the test waits less
+    with ServerProcess(tmp_path / "data", *ONE_ENGINE, "--ping-interval", "1", "--ping-timeout", "2",
+                       "--idle-thread-timeout", "2") as server:
         worker = web_worker(server)
         requests.get(f"{server.url}/healthz", timeout=10)
         threads_before = threads_of(worker)
@@ -123,15 +126,16 @@ def test_silent_websockets_are_dropped_after_the_ping_timeout_and_their_threads_
                 assert status == 101, head
                 silent.append(sock)  # never reads again, never answers a ping
             assert threads_of(worker) >= threads_before + 20
-            # Engine.IO pings every 10 s and waits 20 s for the answer: by 30 s of silence the
-            # server hangs up on each (the end of its stream reaches the peer) ...
+            # Engine.IO pings every 1 s and waits 2 s for the answer: by 3 s of silence (8 s at
+            # most: the socket's own limit, ping interval + timeout + 5 s) the server hangs up on
+            # each (the end of its stream reaches the peer) ...
             started = time.monotonic()
             for sock in silent:
                 sock.settimeout(60)
                 while sock.recv(65536):
                     pass
-            assert time.monotonic() - started < 55
-            # ... and the threads that served them end (idle pool threads after 20 s more).
+            assert time.monotonic() - started < 15
+            # ... and the threads that served them end (idle pool threads after 2 s more).
             wait_for(lambda: threads_of(worker) <= threads_before + 10, timeout=60,
                      what="the silent websockets' threads to end")
             assert worst_healthz(server.url, 0.5) < 2.0
