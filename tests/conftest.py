@@ -18,6 +18,7 @@ from server import create_app
 from tests.support.helpers import CHROMIUM, CHROMIUM_ARGS, CLASS_TOKEN, LiveServer, load_embedded_once, subset
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import redis_server, redis_url  # noqa: F401 (fixtures: a real redis-server)
+from tests.support.watch_scripts import install_client
 
 # The secret every process on a test's Redis shares (server/link/redis_auth.py); processes the
 # tests start inherit it, as a deployment's do from their environment.
@@ -172,3 +173,10 @@ def pytest_collection_modifyitems(items):
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SERVERS & fixtures or params.get("database") == "postgresql":
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def installed_client(tmp_path_factory):
+    """The watch client as a user has it (`pip install ./client` into a folder of its own), once
+    per test process: the watch tests' scripts run with it on their path."""
+    return install_client(tmp_path_factory.mktemp("client") / "site")

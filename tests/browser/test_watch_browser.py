@@ -12,17 +12,12 @@ import torch
 
 from tests.support.browser import SEVEN, TIMEOUT_MS, PlaygroundPage, by_id, own_page
 from tests.support.helpers import ServerProcess
-from tests.support.watch_scripts import finished, install_client, key_of, make_model, start_script
-
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
+from tests.support.watch_scripts import finished, key_of, make_model, start_script
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("watch-browser") / "data", "--device", "cpu") as server:
+    with ServerProcess(tmp_path_factory.mktemp("watch-browser") / "data", "--device", "cpu", "--engines", "1") as server:
         yield server
 
 

@@ -13,19 +13,13 @@ import pytest
 from tests.support.browser import TIMEOUT_MS, PlaygroundPage, by_id, own_page
 from tests.support.helpers import ServerProcess
 from tests.support.notebooks import execute, html_outputs, training_notebook
-from tests.support.watch_scripts import install_client
-
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Only pages served as http://localhost:<any port> may frame a run's view (not 127.0.0.1).
     with ServerProcess(tmp_path_factory.mktemp("notebook-browser") / "data", "--device", "cpu",
-                       "--frame-ancestors", "http://localhost:*") as server:
+                       "--frame-ancestors", "http://localhost:*", "--engines", "1") as server:
         yield server
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.browser.test_watch_browser import installed_client, open_run, server  # noqa: F401 (fixtures)
+from tests.browser.test_watch_browser import open_run, server  # noqa: F401 (fixtures)
 from tests.support.browser import TIMEOUT_MS, by_id, own_page
 from tests.support.watch_scripts import finished, key_of, make_model, start_script
 

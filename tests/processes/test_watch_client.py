@@ -18,16 +18,11 @@ import torch.nn.functional as F
 
 from tests.support import helpers
 from tests.support.helpers import ServerProcess, socketio_client, wait_for
-from tests.support.watch_scripts import finished, install_client, key_of, make_model, start_script
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
-
+from tests.support.watch_scripts import finished, key_of, make_model, start_script
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("watch-server") / "data", "--device", "cpu") as server:
+    with ServerProcess(tmp_path_factory.mktemp("watch-server") / "data", "--device", "cpu", "--engines", "1") as server:
         yield server
 
 

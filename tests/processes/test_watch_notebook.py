@@ -12,17 +12,11 @@ import requests
 
 from tests.support.helpers import ServerProcess, socketio_client
 from tests.support.notebooks import execute, html_outputs, printed, training_notebook
-from tests.support.watch_scripts import install_client
-
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("notebook-server") / "data", "--device", "cpu") as server:
+    with ServerProcess(tmp_path_factory.mktemp("notebook-server") / "data", "--device", "cpu", "--engines", "1") as server:
         yield server
 
 
@@ -59,9 +53,22 @@ def test_a_notebook_that_trains_with_watch_shows_the_link_and_the_runs_view_in_i
         assert answer.headers["X-Frame-Options"] == "DENY", page
 
 
+# The cell waits for the run's key: nbclient keeps only the updates that come while their cell
+# runs (a notebook's page applies them whenever they come).
+UNTIL_REACHED = """
+shown_first = run._repr_html_()
+import time
+deadline = time.monotonic() + 60
+while run.key is None and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("not reached yet" in shown_first)"""
+
+
 def test_a_cell_shown_before_the_server_answered_shows_the_run_once_it_has(server, installed_client, tmp_path):
     # wait=0: watch() returns at once, before the server gave the run its key
-    notebook = execute(training_notebook(server.url, steps=200, options=", wait=0"), tmp_path, installed_client)
+    notebook = execute(training_notebook(server.url, steps=200, options=", wait=0", after_watch=UNTIL_REACHED),
+                       tmp_path, installed_client)
+    assert printed(notebook.cells[1]).strip() == "True"  # the cell first showed "not reached yet"
     key, link, *_ = printed(notebook.cells[2]).split()
     [shown] = html_outputs(notebook.cells[1])  # the same output, updated in place (its display_id)
     assert "not reached yet" not in shown

@@ -5,16 +5,10 @@ run finished with the script's last weights and listed in Runs."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from tests.support.helpers import ServerProcess, socketio_client
-from tests.support.watch_scripts import finished, install_client, make_model, start_script
-
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
+from tests.support.watch_scripts import finished, make_model, start_script
 
 
 def test_a_script_watched_against_a_redis_deployment_shows_its_run(redis_url, installed_client, tmp_path):

@@ -8,18 +8,12 @@ import json
 import threading
 import time
 
-import pytest
 
 from tests.support.helpers import ServerProcess, socketio_client, wait_for
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.watch_scripts import install_client, start_script
+from tests.support.watch_scripts import start_script
 
 STALL_S = 8.0  # longer than the client's call timeout (5 s) and its connect timeout (3 s)
-
-
-@pytest.fixture(scope="module")
-def installed_client(tmp_path_factory):
-    return install_client(tmp_path_factory.mktemp("client") / "site")
 
 
 class TimedLines:

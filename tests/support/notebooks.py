@@ -19,7 +19,7 @@ torch.manual_seed(0)
 model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
 teacher = torch.randn(784, 10)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)''',
-    '''run = watch(model, {url!r}, name="my notebook's network"{options})''',
+    '''run = watch(model, {url!r}, name="my notebook's network"{options}){after_watch}''',
     '''for i in range({steps}):
     x = torch.rand(64, 784)
     y = (x @ teacher).argmax(dim=1)
@@ -32,10 +32,11 @@ print(run.key, run.link, run.step_count, sys.executable)''',
 ]
 
 
-def training_notebook(url: str, steps: int = 200, options: str = ""):
-    """`options`: more of watch()'s keywords, as written in the cell (", wait=0")."""
+def training_notebook(url: str, steps: int = 200, options: str = "", after_watch: str = ""):
+    """`options`: more of watch()'s keywords, as written in the cell (", wait=0"); `after_watch`:
+    lines after watch() in the same cell."""
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(cell.format(url=url, steps=steps, options=options)) for cell in CELLS]
+    notebook.cells = [nbformat.v4.new_code_cell(cell.format(url=url, steps=steps, options=options, after_watch=after_watch)) for cell in CELLS]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return notebook
 
