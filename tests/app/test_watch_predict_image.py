@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from server import create_app
 from tests.app.test_watch_frames import call, script_client
 
 
@@ -111,3 +112,31 @@ def test_an_image_the_chain_cannot_be_predicted_with_says_why(app, script, page)
     assert watched["predicts"] is False and watched["input_image"] is None
     refused = call(page, "predict", {"pixels": a_drawing()})
     assert not refused["ok"] and "takes 1000 inputs, not 784" in refused["error"], refused
+
+
+def test_a_web_tier_that_asks_the_engine_gives_the_same_answer(small_dataset, tmp_path):
+    """--predict-via-engine (or an engine on another machine): the engine's `predict` resamples
+    the drawing the same way, and says the image so the page shows what its network saw."""
+    app = create_app({"testing": True, "data_dir": str(tmp_path), "device": "cpu", "predict_via_engine": True},
+                     dataset=small_dataset)
+    script = script_client(app)
+    page = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
+    try:
+        model = chain(3072)
+        key = call(script, "watch:open", spec_of(model, "relu"))["run"]
+        assert call(script, "watch:snapshot", snapshot_of(key, model, 4))["ok"]
+        assert app.extensions["playground"].replicas.get(key) is None  # not read here: asked of the engine
+        call(page, "run:watch", {"run": key})
+        answer = call(page, "predict", {"pixels": a_drawing()})
+        assert answer["ok"], answer
+        drawing = torch.tensor(a_drawing(), dtype=torch.float32).reshape(1, 1, 28, 28)
+        seen = F.interpolate(drawing, size=(32, 32), mode="bilinear", align_corners=False).expand(1, 3, 32, 32)
+        with torch.no_grad():
+            theirs = F.softmax(model(seen.reshape(1, -1)), dim=1)[0].numpy()
+        np.testing.assert_allclose(answer["probabilities"], theirs, atol=1e-5)
+        assert answer["model_input"]["shape"] == [3, 32, 32]
+        np.testing.assert_allclose(answer["model_input"]["values"], seen.reshape(-1).numpy(), atol=1e-5)
+    finally:
+        page.disconnect()
+        script.disconnect()
+        app.extensions["playground"].shutdown()
