@@ -63,6 +63,7 @@ def test_the_canvas_predicts_with_a_chain_that_reads_another_image(app, script, 
     model = chain(inputs, {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation])
     opened = call(script, "watch:open", spec_of(model, activation, image_shape))
     assert opened["ok"], opened
+    assert opened["predicts"] is True and opened["shows_network"] is False  # the client's run.predicts
     key = opened["run"]
     assert call(page, "run:watch", {"run": key})["ok"]
     watched = call(page, "run:watch", {"run": key})["state"]["watched"]
@@ -106,7 +107,7 @@ def test_an_image_the_chain_cannot_be_predicted_with_says_why(app, script, page)
     wrong = call(script, "watch:open", spec_of(chain(1024), "relu", (3, 32, 32)))
     assert not wrong["ok"] and "3×32×32 is 3,072 values, but the layer takes 1,024 inputs" in wrong["error"]
     no_image = call(script, "watch:open", spec_of(chain(1000), "relu"))
-    assert no_image["ok"] and no_image["shows_network"] is False
+    assert no_image["ok"] and no_image["shows_network"] is False and no_image["predicts"] is False
     call(page, "run:watch", {"run": no_image["run"]})
     watched = call(page, "run:watch", {"run": no_image["run"]})["state"]["watched"]
     assert watched["predicts"] is False and watched["input_image"] is None

@@ -103,6 +103,7 @@ def test_the_canvas_predicts_with_a_scripts_model_that_reads_another_image(serve
     resampled to the model's image, and the answer is the user's own model's for that input."""
     lines, _ = finished(start_script(kind, server.url, tmp_path, installed_client, steps=120, pause_s=0.005))
     last = lines[-1]
+    assert last["predicts"] is True and last["shows_network"] is False  # the user's run.predicts
     viewer, answer = page_on(server, last["key"])
     try:
         watched = answer["state"]["watched"]
@@ -128,7 +129,7 @@ def test_a_network_the_page_cannot_follow_is_watched_with_its_curves_and_says_wh
         server, installed_client, tmp_path):
     lines, _ = finished(start_script("residual", server.url, tmp_path, installed_client, steps=60, pause_s=0.005))
     last = lines[-1]
-    assert last["shows_network"] is False
+    assert last["shows_network"] is False and last["predicts"] is False
     assert "does not take" in last["why_not"], last["why_not"]
     viewer, answer = page_on(server, last["key"])
     try:

@@ -141,7 +141,7 @@ torch.save(model.state_dict(), out)
 started = time.monotonic()
 run.close()
 print(json.dumps({{"key": run.key, "link": run.link, "steps": steps, "close_s": time.monotonic() - started,
-                  "shows_network": run.shows_network, "why_not": run.why_not}}), flush=True)
+                  "shows_network": run.shows_network, "why_not": run.why_not, "predicts": run.predicts}}), flush=True)
 '''
 
 
