@@ -140,3 +140,44 @@ def center_like_mnist(image: np.ndarray) -> np.ndarray:
         cval=0.0,
     )
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# ---- the drawing as another model's input image ----------------------------------------------------
+
+def _bilinear_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) weights of 1-D linear interpolation with pixel centres aligned
+    (torch's F.interpolate(..., mode="bilinear", align_corners=False)): each row sums to 1."""
+    matrix = np.zeros((size_out, size_in), dtype=np.float64)
+    source = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0)
+    low = np.minimum(np.floor(source).astype(np.int64), size_in - 1)
+    high = np.minimum(low + 1, size_in - 1)
+    weight_high = source - low
+    rows = np.arange(size_out)
+    np.add.at(matrix, (rows, low), 1.0 - weight_high)
+    np.add.at(matrix, (rows, high), weight_high)
+    return matrix
+
+
+def resampled_drawing(pixels: np.ndarray, image: tuple[int, int, int]) -> np.ndarray:
+    """The 28×28 drawing (784 values, 1 = ink: white strokes on black, as the canvas draws) as
+    an input image of shape (channels, height, width), flattened channel-first as torch flattens
+    (C, H, W): resampled bilinearly to height × width, the same grey drawing in each channel
+    (1 or 3). float32 in 0..1."""
+    channels, height, width = (int(n) for n in image)
+    if channels not in (1, 3) or not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise PreprocessError(f"an input image is 1 or 3 channels of 1 to {MAX_SIDE} × 1 to {MAX_SIDE} pixels, "
+                              f"got {channels}×{height}×{width}")
+    drawing = np.asarray(pixels, dtype=np.float64).reshape(SIDE, SIDE)
+    grey = _bilinear_matrix(SIDE, height) @ drawing @ _bilinear_matrix(SIDE, width).T
+    grey = np.clip(grey, 0.0, 1.0).astype(np.float32)
+    return np.broadcast_to(grey, (channels, height, width)).reshape(-1).copy()
+
+
+def model_input(pixels: np.ndarray, image) -> np.ndarray:
+    """What a network is given for the drawing's 784 pixels: the pixels themselves for a 28×28
+    grey input (the playground's own networks: `image` None or (1, 28, 28)), else the drawing
+    resampled to the network's input image (`resampled_drawing`). Every prediction for a run
+    goes through here, from the web tier's replica and from the engine alike."""
+    if image is None or tuple(image) == (1, SIDE, SIDE):
+        return pixels
+    return resampled_drawing(pixels, image)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
@@ -233,28 +234,42 @@ class WeightsRequest(Strict):
 
 # ---- what the network maps to ------------------------------------------------------------------
 
-def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[str]]:
-    """(the playground's network that computes what the user's does, None) when its Linear
-    layers form a chain the playground trains itself (784 inputs, 10 outputs, 1 to 4 hidden
-    layers of at most 2048 units, one activation between them, softmax or nothing at the end);
-    else (None, why not, in words). The page then shows the pictures and predicts with it."""
+@dataclass(frozen=True)
+class PredictingChain:
+    """A watched chain the canvas predicts with: its sizes (inputs, hidden..., 10), the
+    activation after each hidden layer, and the image its first layer reads (channels, height,
+    width: the drawing is resampled to it, server/preprocess.py `model_input`)."""
+    sizes: tuple[int, ...]
+    activation: str
+    output: str  # "softmax" or "logits": the probabilities are the softmax of the last layer either way
+    image: tuple[int, int, int]
+
+
+def _chain_sizes(request: OpenRequest) -> tuple[Optional[list[int]], Optional[str]]:
+    """The chain's sizes (inputs, each layer's outputs) when the client traced one whose layers
+    each take what the one before gives, with a bias; else (None, why not)."""
     layers = request.layers
     if request.chain is None:
         return None, request.unfollowed or "the client could not trace the network's forward pass"
     sizes = [layers[0].in_features]
-    for index, layer in enumerate(layers):
+    for layer in layers:
         if layer.in_features != sizes[-1]:
             return None, (f"{layer.path or 'the model'} takes {layer.in_features} inputs but the layer before "
                           f"gives {sizes[-1]}")
         if not layer.bias:
             return None, f"{layer.path or 'the model'} has no bias (bias=False): the playground's layers all have one"
         sizes.append(layer.out_features)
-    if sizes[0] != N_INPUTS:
-        return None, f"its first Linear layer takes {sizes[0]} inputs, not 784 (a 28×28 image)"
+    return sizes, None
+
+
+def _chain_of(request: OpenRequest, sizes: list[int],
+              image: tuple[int, int, int]) -> tuple[Optional[PredictingChain], Optional[str]]:
+    """The rest of the checks of a chain the page computes (its outputs, depth, widths and activations)."""
     if sizes[-1] != N_CLASSES:
         return None, f"its last Linear layer gives {sizes[-1]} outputs, not 10 (one per digit)"
-    if not 1 <= len(layers) - 1 <= MAX_HIDDEN_LAYERS:
-        return None, f"it has {len(layers)} Linear layers; the page draws chains of 2 to {MAX_HIDDEN_LAYERS + 1}"
+    if not 1 <= len(request.layers) - 1 <= MAX_HIDDEN_LAYERS:
+        return None, (f"it has {len(request.layers)} Linear layers; the page draws chains of 2 to "
+                      f"{MAX_HIDDEN_LAYERS + 1}")
     if any(size > MAX_UNITS for size in sizes[1:-1]):
         return None, f"a hidden layer has more than {MAX_UNITS} units"
     hidden = request.chain.activations[:-1]
@@ -264,8 +279,39 @@ def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[
     last = request.chain.activations[-1]
     if last not in (None, "softmax"):
         return None, f"its last Linear layer is followed by {last}; the page follows softmax or nothing"
-    return TrainConfig(hidden_sizes=sizes[1:-1], activation=hidden[0],
-                       output="softmax" if last == "softmax" else "logits"), None
+    return PredictingChain(tuple(sizes), hidden[0], "softmax" if last == "softmax" else "logits", image), None
+
+
+def predicting_chain(request: OpenRequest) -> tuple[Optional[PredictingChain], Optional[str]]:
+    """(the chain, None) when the network's Linear layers form a chain the page computes (each
+    layer takes what the one before gives, with a bias; 10 outputs; 1 to 4 hidden layers of at
+    most 2048 units, one activation between them, softmax or nothing at the end) and its first
+    layer reads an image (784, 1,024 or 3,072 inputs, or the user's image_shape); else (None,
+    why not, in words)."""
+    sizes, why_not = _chain_sizes(request)
+    if sizes is None:
+        return None, why_not
+    image = image_of(request.layers[0])
+    if image is None:
+        return None, (f"its first Linear layer takes {sizes[0]:,} inputs, which the page cannot read as an image "
+                      "(784 is 28×28, 1,024 is 32×32, 3,072 is 32×32 in colour; else say watch(..., "
+                      "image_shape=(channels, height, width)))")
+    return _chain_of(request, sizes, image)
+
+
+def chain_config(request: OpenRequest) -> tuple[Optional[TrainConfig], Optional[str]]:
+    """(the playground's network that computes what the user's does, None) when its Linear
+    layers form a chain the playground trains itself: a `predicting_chain` from 784 inputs;
+    else (None, why not, in words). The page then shows every picture and predicts with it."""
+    sizes, why_not = _chain_sizes(request)
+    if sizes is None:
+        return None, why_not
+    if sizes[0] != N_INPUTS:
+        return None, f"its first Linear layer takes {sizes[0]} inputs, not 784 (a 28×28 image)"
+    chain, why_not = _chain_of(request, sizes, image_of(request.layers[0]))
+    if chain is None:
+        return None, why_not
+    return TrainConfig(hidden_sizes=list(chain.sizes[1:-1]), activation=chain.activation, output=chain.output), None
 
 
 def row_lengths(layers: list[LinearLayer]) -> np.ndarray:

@@ -123,6 +123,9 @@ class WatchedRun:
         self.link: Optional[str] = None
         self.shows_network: Optional[bool] = None
         self.why_not: Optional[str] = None  # why the page cannot draw its pictures, in words
+        # Whether the page's canvas predicts with the model (a chain that reads an image: 784, 1,024,
+        # 3,072 inputs or the image_shape given; the drawing is resampled to it). None: not known yet.
+        self.predicts: Optional[bool] = None
         self.step_count = 0
         self.snapshot_step: Optional[int] = None  # the step of the newest weights taken for the page
         self._linears = linear_layers(model)
@@ -368,6 +371,7 @@ class WatchedRun:
         self._sio = sio
         self.key, self.link = answer["run"], answer["link"]
         self.shows_network, self.why_not = answer["shows_network"], answer["why_not"]
+        self.predicts = answer.get("predicts", self.shows_network)  # a server before it said so: as the pictures
         if self._warned:
             log.warning("linear_playground: back on the page: %s%s", self.url, self.link)
             self._warned = False

@@ -17,6 +17,7 @@ from ..experiment import TrainConfig, split_pace
 from ..link.arrays import encode_prediction, float32_array
 from ..link.names import SHARED
 from ..link.replica import forward as replica_forward
+from ..preprocess import model_input
 from . import codegen, explain, exports, lesson
 from .checkpoints import CheckpointError, checkpoint_name, load_state_dict_bytes, state_dict_bytes
 from .evaluation import SAMPLES_PER_CLASS
@@ -101,7 +102,9 @@ def predict(engine: Engine, args) -> dict:
     weights = engine.part(run_key(args)).replica.reader.latest()
     if weights is None:
         raise UserError("the network is not ready yet")
-    return encode_prediction(replica_forward(weights, pixels_array(args["pixels"])), weights.run_id, weights.step)
+    seen = model_input(pixels_array(args["pixels"]), weights.image)  # the drawing as the network's input image
+    return {**encode_prediction(replica_forward(weights, seen), weights.run_id, weights.step),
+            "image": list(weights.image) if weights.image else None}
 
 
 # ---- private runs -----------------------------------------------------------------------------------
@@ -414,7 +417,8 @@ def watch_open(engine: Engine, args) -> dict:
     spec = _watch_checked(watch_frames.OpenRequest, args.get("spec"))
     engine.check_room_for(owner, int(args.get("held") or 0))
     config, why_not = watch_frames.chain_config(spec)
-    parts = engine.add_watched_run(owner, spec, config, why_not, key=spec.resume)
+    chain, _ = watch_frames.predicting_chain(spec)  # the canvas predicts with it, whatever its input image
+    parts = engine.add_watched_run(owner, spec, config, why_not, key=spec.resume, chain=chain)
     engine.announce_runs()
     return {"run": parts.run.key, "state": parts.run.state(), "engine": engine.engine_id}
 
@@ -443,7 +447,7 @@ def watch_snapshot(engine: Engine, args) -> dict:
     parts.run.receive_snapshot(body.step, arrays, histograms, final=body.final, values=values,
                                based_on=body.base if body.delta else None)
     parts.run.keep_spread(body.step, arrays)  # each layer's distribution over training (watch:weights)
-    if parts.run.shows_network:
+    if parts.run.chain is not None:
         with parts.run.between_steps():
             parts.replica.write()  # predictions with these weights at once (not at the replica's next turn)
     return parts.run.control()

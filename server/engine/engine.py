@@ -383,14 +383,15 @@ class Engine:
         return listing
 
     def add_watched_run(self, owner: str, spec, config: Optional[TrainConfig], why_not: Optional[str],
-                        key: Optional[str] = None) -> RunParts:
+                        key: Optional[str] = None, chain=None) -> RunParts:
         """A run trained by its owner's script (watched.py): a private run whose steps and
         weights the script sends. `key`: the one it had before this engine restarted, if free."""
         key = key if key and key not in self.runs else PRIVATE_PREFIX + secrets.token_hex(6)
         parts = self.add_run(key, None, config=config, owner=owner, publish_replica=config is not None,
-                             make_run=partial(WatchedRun, spec=spec, why_not=why_not))
-        if config is None:  # its network is not one the page computes: no pictures, no predictions
-            parts.run.features = [parts.recorder]
+                             make_run=partial(WatchedRun, spec=spec, why_not=why_not, chain=chain))
+        if config is None:  # its network is not one the page computes: no pictures of it (predictions of
+            # a chain that reads another image come from the replica of the script's weights)
+            parts.run.features = [parts.replica, parts.recorder] if chain is not None else [parts.recorder]
         parts.run.features.append(NameTheRecord(parts.recorder, spec.name))
         parts.recorder.close_status = "stopped"  # put away with its script gone: not interrupted
         return parts
@@ -489,7 +490,7 @@ class Engine:
         """A watched network the page cannot compute (watched.py): what needs its network says why."""
         parts = self.runs.get(args.get("run", SHARED)) if isinstance(args.get("run", SHARED), str) else None
         if parts is not None and isinstance(parts.run, WatchedRun) and not parts.run.shows_network \
-                and name.startswith(NEEDS_THE_NETWORK):
+                and name.startswith(NEEDS_THE_NETWORK) and not (name == "predict" and parts.run.chain is not None):
             raise UserError(f"the page cannot compute this network, so it shows its curves and structure only: "
                             f"{parts.run.why_not}")
 

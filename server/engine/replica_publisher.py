@@ -46,7 +46,10 @@ class ReplicaPublisher(RunFeature):
 
     def write(self) -> None:
         run = self.run
-        sizes = run.config.architecture.sizes
+        content = run.replica_content()
+        if content is None:
+            return  # nothing the page can predict with yet (a watched chain before its first snapshot)
+        sizes, activation, arrays, image = content
         if self.writer is None or self.writer.sizes != tuple(sizes):
             old, self.writer = self.writer, ReplicaWriter(sizes)
             self.reader.attach(self.writer.name)
@@ -54,14 +57,8 @@ class ReplicaPublisher(RunFeature):
                 old.close()  # a reader still mapping it keeps its pages until it lets go
             self.announce(self.writer.name)
         started = time.perf_counter()
-        arrays = []
-        with torch.no_grad():
-            for name in run.model.layer_names + ["output"]:
-                layer = getattr(run.model, name)
-                arrays.append(layer.weight.detach().to("cpu").numpy())
-                arrays.append(layer.bias.detach().to("cpu").numpy())
         self.writer.write(run_id=run.run_id, step=run.step_count, status=run.status,
-                          activation=run.config.activation, arrays=arrays, epochs=run.trainer.epoch)
+                          activation=activation, arrays=arrays(), epochs=run.trainer.epoch, image=image)
         cost = time.perf_counter() - started
         self._due = self.clock() + max(REPLICA_INTERVAL_S, cost / REPLICA_MAX_COST_SHARE)
 

@@ -138,6 +138,16 @@ class TrainingRun:
         return {"run_id": self.run_id, "step": self.trainer.global_step, "epoch": self.trainer.epoch_progress(),
                 "status": self.status, "weights": WeightsSnapshot.of(self.trainer.model, grads=grads)}
 
+    def replica_content(self):
+        """What the predictions' replica holds (replica_publisher.py): (sizes, activation, a function
+        that gives each layer's weight then bias as float32 arrays, the input image or None for
+        28×28 grey); None: nothing to predict with."""
+        def arrays():
+            with torch.no_grad():
+                return [tensor.detach().to("cpu").numpy() for name in self.model.layer_names + ["output"]
+                        for tensor in (getattr(self.model, name).weight, getattr(self.model, name).bias)]
+        return self.config.architecture.sizes, self.config.activation, arrays, None
+
     @property
     def step_count(self) -> int:
         return self.trainer.global_step

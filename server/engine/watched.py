@@ -24,7 +24,7 @@ import torch
 
 from ..errors import RunError
 from ..experiment import TrainConfig
-from ..watch_frames import OpenRequest, weights_picture, weights_spread
+from ..watch_frames import OpenRequest, PredictingChain, weights_picture, weights_spread
 from .history import CurveHistory
 from .run import RunFeature, TrainingRun
 
@@ -54,8 +54,11 @@ def _mean(values) -> Optional[float]:
 
 class WatchedRun(TrainingRun):
     def __init__(self, dataset, *, spec: OpenRequest, config: Optional[TrainConfig], why_not: Optional[str],
-                 **kwargs):
+                 chain: Optional[PredictingChain] = None, **kwargs):
         self.spec = spec
+        # A chain the canvas predicts with (watch_frames.predicting_chain), whatever its input image:
+        # the replica holds the script's weights of it (replica_content), the drawing is resampled to it.
+        self.chain = chain
         self.shows_network = config is not None  # the run's network computes what the user's does
         self.why_not = why_not  # words, when it does not
         self.released = 0  # steps let through while held, counted from the start
@@ -77,6 +80,8 @@ class WatchedRun(TrainingRun):
         return {"name": spec.name, "layers": [layer.model_dump() for layer in spec.layers],
                 "tree": [module.model_dump() for module in spec.tree],
                 "shows_network": self.shows_network, "why_not": self.why_not,
+                "predicts": self.chain is not None,
+                "input_image": list(self.chain.image) if self.chain is not None else None,
                 "controllable": spec.controllable, "held": self.status == "paused", "released": self.released,
                 "snapshot_step": self.snapshot_step, "numbers": list(self.number_names),
                 "numbers_left_out": len(self.left_out_names),
@@ -89,6 +94,21 @@ class WatchedRun(TrainingRun):
             state.update(total_steps=None, progress=None, eta_seconds=None, queue_position=None,
                          watched=self.watched())
             return state
+
+    def replica_content(self):
+        """The predictions' replica: the run's network (a chain from 784 inputs), else the
+        script's newest weights of a chain that reads another image; None before them or when
+        the page cannot compute the network."""
+        chain = self.chain
+        if chain is None:
+            return None
+        if self.shows_network:
+            sizes, activation, arrays, _ = super().replica_content()
+            return sizes, activation, arrays, chain.image
+        layers = self.layer_weights
+        if not layers:
+            return None
+        return chain.sizes, chain.activation, lambda: [array for pair in layers for array in pair], chain.image
 
     # ---- from the script -----------------------------------------------------------------------
     def receive_steps(self, steps: list[int], loss: list, numbers: dict) -> None:

@@ -14,6 +14,8 @@ Layout of one block (little-endian):
     40  n_sizes     u32  len(sizes): 784, the hidden sizes, 10
     44  sizes       u32 x MAX_SIZES
     76  epochs      u32  completed epochs at that step
+    80  image       u32 x 3  the image its first layer reads (channels, height, width), the
+                    drawing resampled to it (server/preprocess.py model_input); 0s: 28×28 grey
     HEADER_BYTES..  float32: for each layer its weight (out, in) then its bias (out,)
 
 The writer bumps `version` to odd, copies, then bumps it to even. A reader copies the header
@@ -60,13 +62,15 @@ class ReplicaWriter:
         self._written_at = np.ndarray((1,), _F64, buf, 24)
         self._small = np.ndarray((3 + MAX_SIZES,), _U32, buf, 32)
         self._epochs = np.ndarray((1,), _U32, buf, 76)
+        self._image = np.ndarray((3,), _U32, buf, 80)
         self._floats = np.ndarray((block_floats(self.sizes),), np.float32, buf, HEADER_BYTES)
         self._version[0] = 0
 
     def write(self, *, run_id: int, step: int, status: str, activation: str, arrays: Sequence[np.ndarray],
-              epochs: int = 0) -> None:
+              epochs: int = 0, image: Optional[Sequence[int]] = None) -> None:
         """`arrays`: each layer's weight then bias, float32 (views of the live tensors are fine:
-        they are copied here, between training steps)."""
+        they are copied here, between training steps). `image`: (channels, height, width) its
+        first layer reads, when it is not 28×28 grey."""
         self._version[0] += 1  # odd: being written
         offset = 0
         for array in arrays:
@@ -80,10 +84,11 @@ class ReplicaWriter:
                  *self.sizes, *([0] * (MAX_SIZES - len(self.sizes)))]
         self._small[:] = small
         self._epochs[0] = epochs
+        self._image[:] = tuple(image) if image is not None else (0, 0, 0)
         self._version[0] += 1  # even: consistent
 
     def close(self) -> None:
-        for name in ("_version", "_run_id", "_step", "_written_at", "_small", "_epochs", "_floats"):
+        for name in ("_version", "_run_id", "_step", "_written_at", "_small", "_epochs", "_image", "_floats"):
             setattr(self, name, None)  # numpy views hold the buffer; let it go before closing
         try:
             self.shm.close()
@@ -105,6 +110,7 @@ class Weights:
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight (out, in), bias (out,)) per layer
     version: int
     epochs: int = 0  # completed epochs at that step
+    image: Optional[tuple[int, int, int]] = None  # (channels, height, width) its first layer reads; None: 28×28
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,7 @@ class ReplicaReader:
                 step = int(np.ndarray((1,), _I64, buf, 16)[0])
                 written_at = float(np.ndarray((1,), _F64, buf, 24)[0])
                 epochs = int(np.ndarray((1,), _U32, buf, 76)[0])
+                image = tuple(int(n) for n in np.ndarray((3,), _U32, buf, 80))
                 n_sizes = int(small[2])
                 sizes = tuple(int(n) for n in small[3:3 + n_sizes])
                 if n_sizes < 2 or HEADER_BYTES + 4 * block_floats(sizes) > len(buf):
@@ -221,6 +228,6 @@ class ReplicaReader:
                     offset += n_out
                     layers.append((weight, bias))
                 self._cached = Weights(run_id, step, written_at, STATUSES[small[0]], ACTIVATION_NAMES[small[1]],
-                                       sizes, tuple(layers), before, epochs)
+                                       sizes, tuple(layers), before, epochs, image if image[0] else None)
                 return self._cached
             return self._cached

@@ -19,7 +19,7 @@ from ..experiment import ConfigError, LinkError, config_from_query, config_to_qu
 from ..link.arrays import decode_prediction, float32_bytes
 from ..link.names import SHARED, run_room
 from ..link.replica import forward
-from ..preprocess import preprocess_canvas, preprocess_pixels
+from ..preprocess import model_input, preprocess_canvas, preprocess_pixels
 from .access import remember_auth
 from .answers import answered, parse, rounded
 from .framing import security_headers
@@ -56,33 +56,49 @@ def pixels_from(body: PredictRequest):
 
 
 def remote_trace(playground, run: str, pixels) -> tuple:
-    """A prediction asked of the engine holding `run` (its replica is on another machine)."""
-    return decode_prediction(playground.request("predict", {"run": run, "pixels": float32_bytes(pixels)}))
+    """A prediction asked of the engine holding `run` (its replica is on another machine):
+    (the pass, run id, step, the input image its network reads or None)."""
+    answer = playground.request("predict", {"run": run, "pixels": float32_bytes(pixels)})
+    image = answer.get("image")
+    return (*decode_prediction(answer), tuple(image) if image else None)
+
+
+# The input the network saw goes back with the answer up to this many values (a 64×64 colour
+# image); a larger one is said by its shape alone.
+MAX_SHOWN_INPUT = 3 * 64 * 64
 
 
 def predict_answer(playground, pixels, run: str = SHARED) -> dict:
-    """The live network's answer for one 784-pixel input, from the run's replica."""
+    """The live network's answer for one drawing (784 pixels), from the run's replica: a
+    network that reads another image is given the drawing resampled to it (model_input)."""
     replica = playground.replica_of(run)
     weights = replica.latest() if replica is not None else None
     if weights is not None:
-        trace, run_id, step = forward(weights, pixels), weights.run_id, weights.step
+        image = weights.image
+        seen = model_input(pixels, image)
+        trace, run_id, step = forward(weights, seen), weights.run_id, weights.step
     elif run == SHARED and not playground.engines_elsewhere:
         raise EngineUnavailable(NOT_READY)
     else:  # a private run's engine, or (--redis) one whose replica is on another machine
-        trace, run_id, step = remote_trace(playground, run, pixels)
+        trace, run_id, step, image = remote_trace(playground, run, pixels)
+        seen = model_input(pixels, image)  # what the engine gave its network, for the page to show
     probabilities, logits, pixels_in, *hidden_layers = rounded(
         trace.probabilities, trace.logits, pixels, *trace.activations)
-    return {
+    answer = {
         "prediction": int(trace.probabilities.argmax()),
         "probabilities": probabilities,
         "logits": logits,
-        "hidden": hidden_layers[0],
+        "hidden": hidden_layers[0] if hidden_layers else [],
         "hidden_layers": hidden_layers,
         "input": pixels_in,
         # which weights answered: the run and the training step they are from
         "run_id": run_id,
         "step": step,
     }
+    if seen is not pixels:  # resampled: the drawing as the network saw it, its shape and (small) its values
+        answer["model_input"] = {"shape": list(image),
+                                 "values": rounded(seen)[0] if seen.size <= MAX_SHOWN_INPUT else None}
+    return answer
 
 
 def setup_from_link(query: str) -> dict:

@@ -63,7 +63,7 @@ def init_app(app, playground) -> None:
         leave_room(run_room(SHARED), sid=request.sid, namespace="/")
         watched = state["watched"]
         return {"run": key, "link": link_of(key), "shows_network": watched["shows_network"],
-                "why_not": watched["why_not"]}
+                "why_not": watched["why_not"], "predicts": watched.get("predicts", watched["shows_network"])}
 
     def layers_to_pages(message):
         """The histograms of a snapshot (its layers' activations and gradients), to the run's pages."""

@@ -1,12 +1,40 @@
 // The prediction views: the digit, the probability of each digit (ten bars, plain HTML: an
 // answer arrives every few strokes while drawing, and a chart library's redraw would cost the
-// drawing its frames) and the 28x28 input as the network sees it.
+// drawing its frames) and the input as the network sees it: the 28x28 drawing, or (a watched
+// model that reads another image) the drawing resampled to that image, answer.model_input.
 import { element } from "./lib/dom.js";
 import { paintPicture } from "./lib/digit-canvas.js";
 
 const DIGITS = [...Array(10).keys()];
 
+const OWN_CAPTION = "28×28, as the network sees it";
+
+// A model's input image {shape: [channels, height, width], values: channel-first} drawn as the
+// 28x28 preview is (ink dark on paper); 3 channels as red, green and blue.
+function paintInput(canvas, { shape: [channels, height, width], values }) {
+  if (canvas.width !== width) canvas.width = width;
+  if (canvas.height !== height) canvas.height = height;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height);
+  const plane = width * height;
+  for (let i = 0; i < plane; i += 1) {
+    for (let c = 0; c < 3; c += 1) {
+      const value = values[(channels === 3 ? c * plane : 0) + i];
+      image.data[i * 4 + c] = 255 - Math.round(255 * Math.min(1, Math.max(0, value)));
+    }
+    image.data[i * 4 + 3] = 255;
+  }
+  context.putImageData(image, 0, 0);
+}
+
+function inputWords([channels, height, width]) {
+  return `${height}×${width}${channels === 3 ? " colour (the drawing in each of red, green and blue)" : ""}`;
+}
+// The caption under the preview is short (the row is narrow); the full words are its label.
+const shortWords = ([channels, height, width]) => `${height}×${width}${channels === 3 ? " colour" : ""}`;
+
 export function createPredictionViews({ digitElement, barsElement, previewCanvas }) {
+  const caption = previewCanvas.closest("figure")?.querySelector("figcaption");
   const bars = DIGITS.map((digit) => {
     const bar = element("span", { className: "bar" });
     barsElement.append(element("span", { className: "bar-column" }, bar, element("span", { className: "bar-label", text: String(digit) })));
@@ -31,12 +59,20 @@ export function createPredictionViews({ digitElement, barsElement, previewCanvas
     show(answer) {
       digitElement.textContent = String(answer.prediction);
       drawBars(answer.probabilities);
-      paintPicture(previewCanvas, answer.input);
+      const seen = answer.model_input;
+      if (seen?.values) paintInput(previewCanvas, seen); else paintPicture(previewCanvas, answer.input);
+      const words = seen ? `Resampled to ${shortWords(seen.shape)}, as your model sees it` : OWN_CAPTION;
+      if (caption) caption.textContent = seen && !seen.values ? `${words} (shown at 28×28)` : words;
+      previewCanvas.dataset.shape = seen ? seen.shape.join("x") : "1x28x28";
+      previewCanvas.setAttribute("aria-label", seen ? `Your drawing resampled to ${inputWords(seen.shape)}, the input `
+        + "your model is given" : "The 28x28 input as the network sees it");
     },
     clear() {
       digitElement.textContent = "";
       drawBars(new Array(10).fill(0));
       previewCanvas.getContext("2d").clearRect(0, 0, previewCanvas.width, previewCanvas.height);
+      if (caption) caption.textContent = OWN_CAPTION;
+      previewCanvas.dataset.shape = "";
     },
   };
 }

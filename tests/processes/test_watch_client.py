@@ -91,11 +91,40 @@ def test_a_users_script_shows_its_own_network_on_its_link_and_the_page_predicts_
         viewer.disconnect()
 
 
+@pytest.mark.parametrize("kind, image", [("grey", (1, 32, 32)), ("colour_said", (3, 32, 32))])
+def test_the_canvas_predicts_with_a_scripts_model_that_reads_another_image(server, installed_client, tmp_path,
+                                                                           kind, image):
+    """32x32 grey (1,024 inputs) and the user's image_shape=(3, 32, 32): the page's drawing is
+    resampled to the model's image, and the answer is the user's own model's for that input."""
+    lines, _ = finished(start_script(kind, server.url, tmp_path, installed_client, steps=120, pause_s=0.005))
+    last = lines[-1]
+    assert last["predicts"] is True and last["shows_network"] is False  # the user's run.predicts
+    viewer, answer = page_on(server, last["key"])
+    try:
+        watched = answer["state"]["watched"]
+        assert watched["predicts"] is True and watched["input_image"] == list(image)
+        pixels = torch.zeros(28, 28)
+        pixels[4:24, 13:16] = 1.0  # a "1", as the canvas sends it (white strokes on black: 1 = ink)
+        prediction = viewer.call("predict", {"pixels": pixels.reshape(-1).tolist()}, timeout=30)
+        assert prediction["ok"], prediction
+        assert prediction["model_input"]["shape"] == list(image) and prediction["step"] == 120
+        channels, height, width = image
+        seen = F.interpolate(pixels.reshape(1, 1, 28, 28), size=(height, width), mode="bilinear", align_corners=False)
+        seen = seen.expand(1, channels, height, width).reshape(1, -1)
+        np.testing.assert_allclose(prediction["model_input"]["values"], seen[0].numpy(), atol=1e-5)
+        with torch.no_grad():
+            theirs = F.softmax(make_model(kind, tmp_path / f"{kind}.pt")(seen), dim=1)[0].numpy()
+        np.testing.assert_allclose(prediction["probabilities"], theirs, atol=1e-3)
+        assert prediction["prediction"] == int(theirs.argmax())
+    finally:
+        viewer.disconnect()
+
+
 def test_a_network_the_page_cannot_follow_is_watched_with_its_curves_and_says_which_step(
         server, installed_client, tmp_path):
     lines, _ = finished(start_script("residual", server.url, tmp_path, installed_client, steps=60, pause_s=0.005))
     last = lines[-1]
-    assert last["shows_network"] is False
+    assert last["shows_network"] is False and last["predicts"] is False
     assert "does not take" in last["why_not"], last["why_not"]
     viewer, answer = page_on(server, last["key"])
     try:

@@ -62,6 +62,16 @@ WATCH_OPTIONS = {"image_shape": {"2": (10, 10)}}  # the user says: layer 2's 100
 def make_model():
     return nn.Sequential(nn.Linear(INPUTS, 100), nn.Tanh(), nn.Linear(100, 10))
 ''',
+    # 32x32 colour images the user says are (3, 32, 32): the canvas predicts with the drawing
+    # resampled to 32x32, the same grey drawing in each channel.
+    "colour_said": '''
+INPUTS = 3 * 32 * 32
+
+WATCH_OPTIONS = {"image_shape": (3, 32, 32)}
+
+def make_model():
+    return nn.Sequential(nn.Flatten(), nn.Linear(INPUTS, 48), nn.Sigmoid(), nn.Linear(48, 10))
+''',
     # Inputs that are no image and wider than a picture's row (5,000 features): rows folded into lines.
     "wide": '''
 INPUTS = 5000
@@ -131,7 +141,7 @@ torch.save(model.state_dict(), out)
 started = time.monotonic()
 run.close()
 print(json.dumps({{"key": run.key, "link": run.link, "steps": steps, "close_s": time.monotonic() - started,
-                  "shows_network": run.shows_network, "why_not": run.why_not}}), flush=True)
+                  "shows_network": run.shows_network, "why_not": run.why_not, "predicts": run.predicts}}), flush=True)
 '''
 
 

@@ -13,6 +13,9 @@ const TILES_TITLE = "hidden.weight"; // the playground's own first layer
 const OWN_PLACES = ["accuracy", "epoch"]; // named numbers with a place of their own (its chart, the x axis)
 const NUMBERS_EVERY_MS = 1000; // the named numbers' charts are drawn again at most this often
 
+// The image a watched model reads, [channels, height, width], in words.
+const imageWords = ([channels, height, width]) => `${height}×${width}${channels === 3 ? " in colour (the drawing in each channel)" : ""}`;
+
 export default function initWatched({ store, connection, request, visibility, $ }) {
   const panel = $("watched");
   const pictures = createLayerPictures({ request, visibility, $ });
@@ -30,6 +33,8 @@ export default function initWatched({ store, connection, request, visibility, $ 
     // views that compute with the network (and the canvas) say why they do not apply.
     document.getElementById("tiles-panel").dataset.pictures = unfollowed ? "own" : "";
     document.getElementById("inside-panel").dataset.unfollowed = unfollowed ? "yes" : "";
+    // A chain that reads another image (32x32, colour, the user's image_shape): the canvas predicts.
+    const predicts = Boolean(watched?.predicts);
     for (const [testid, words] of [
       ["watched-inside-why", "The output weights, activations, diagram, distributions and the inspector compute with "
         + "the network on the server, which cannot follow this one"],
@@ -38,8 +43,9 @@ export default function initWatched({ store, connection, request, visibility, $ 
         + "one's (its structure is under The network), because the page cannot follow it"],
       ["watched-evaluate-why", "Evaluating this network and downloading its weights from here need a network the "
         + "page follows"]]) {
-      $(testid).hidden = !unfollowed;
-      $(testid).textContent = unfollowed ? `${words}: ${watched.why_not}.` : "";
+      const says = unfollowed && !(testid === "watched-canvas-why" && predicts);
+      $(testid).hidden = !says;
+      $(testid).textContent = says ? `${words}: ${watched.why_not}.` : "";
     }
     pictures.render(watched, store.get().server?.run_id);
     if (!watched) {
@@ -54,9 +60,10 @@ export default function initWatched({ store, connection, request, visibility, $ 
     const why = $("watched-why");
     why.hidden = watched.shows_network;
     why.textContent = watched.shows_network ? ""
-      : `The canvas and the views that compute with the network need a chain of Linear layers and activations from 784 `
-        + `inputs to 10: ${watched.why_not}. Each Linear layer's weights are drawn under Look inside, its outputs and `
-        + "gradients beside it here.";
+      : `${predicts ? "The views" : "The canvas and the views"} that compute with the network need a chain of Linear `
+        + `layers and activations from 784 inputs to 10: ${watched.why_not}. `
+        + (predicts ? `The canvas predicts with it: your drawing resampled to ${imageWords(watched.input_image)}. ` : "")
+        + "Each Linear layer's weights are drawn under Look inside, its outputs and gradients beside it here.";
     renderStructure($("structure"), watched);
     const layers = store.get().watchedLayers;
     renderHistograms($("structure"), layers?.histograms ?? watched.histograms, layers?.step ?? watched.snapshot_step);
@@ -68,8 +75,9 @@ export default function initWatched({ store, connection, request, visibility, $ 
     const objective = $("training-objective");
     objective.dataset.output = "script"; // not the playground's output setting
     objective.querySelector('[data-role="trains"]').textContent = "Trains: in its own script (its loss, its optimizer, its data).";
-    objective.querySelector('[data-role="predicts"]').textContent = watched.shows_network
-      ? "Predicts: the softmax of its 10 outputs, with its weights as the script last sent them." : "";
+    objective.querySelector('[data-role="predicts"]').textContent = watched.shows_network || predicts
+      ? `Predicts: the softmax of its 10 outputs${watched.shows_network ? "" : ` for the drawing resampled to `
+        + imageWords(watched.input_image)}, with its weights as the script last sent them.` : "";
     if (tilesTitle) tilesTitle.textContent = watched.shows_network ? `${first.path || "model"}.weight` : "your Linear layers";
     tilesNote.textContent = watched.shows_network
       ? `Your model's ${first.path || "model"} (nn.Linear(${first.in_features}, ${first.out_features})): one tile per neuron. `
