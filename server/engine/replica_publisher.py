@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-import torch
 
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights
 from .model import Network, network_of

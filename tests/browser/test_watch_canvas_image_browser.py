@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tests.browser.test_watch_browser import installed_client, open_run, predict_answers, server  # noqa: F401
+from tests.browser.test_watch_browser import open_run, predict_answers, server  # noqa: F401 (a fixture)
 from tests.support.browser import SEVEN, TIMEOUT_MS, by_id, own_page
 from tests.support.watch_scripts import finished, key_of, make_model, start_script
 
