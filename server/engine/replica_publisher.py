@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-
 from ..link.replica import ReplicaReader, ReplicaWriter, Weights
 from .model import Network, network_of
 from .run import RunFeature, TrainingRun
