@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import collections
 import html
+import json
 import logging
 import math
 import re
@@ -38,6 +39,7 @@ log = logging.getLogger("linear_playground")
 DEFAULT_URL = "http://127.0.0.1:5000"
 SNAPSHOTS_PER_SECOND = 2.0
 MAX_BYTES_PER_SECOND = 200_000
+SNAPSHOT_OVERHEAD_BYTES = 800  # a layer's histograms and fields in a snapshot, besides its weights
 MAX_SNAPSHOT_BYTES = 1_800_000  # one Socket.IO message (the server's bound)
 SEND_EVERY_S = 0.25  # steps go out in batches this often
 MAX_PENDING_STEPS = 20_000  # kept while the server is away (the newest)
@@ -57,6 +59,15 @@ FRAME_HEIGHT_PX = 720  # the run's view in a notebook cell: the tiles and the cu
 
 
 _NONE: dict = {}  # a step with no other numbers (never written to)
+
+
+def _message_bytes(payload: dict) -> int:
+    """What a message carries on the wire: its JSON text and its binary attachments (Socket.IO's
+    own framing, a few bytes, aside)."""
+    binary = sum(len(value) for value in payload.values() if isinstance(value, (bytes, bytearray)))
+    text = json.dumps({key: (None if isinstance(value, (bytes, bytearray)) else value)
+                       for key, value in payload.items()}, separators=(",", ":"))
+    return len(text) + binary
 
 
 def _number(value) -> Optional[float]:
@@ -143,9 +154,13 @@ class WatchedRun:
                                      for n in [layer.in_features] * layer.out_features
                                      + ([layer.out_features] if layer.bias is not None else [])])
         # snapshots_per_second=0: the numbers only, no weights (the page then shows the curves)
-        self._interval_s = (math.inf if snapshots_per_second <= 0 else
-                            max(1.0 / snapshots_per_second, self._wire.int8_bytes / max_bytes_per_second))
+        self._interval_s = math.inf if snapshots_per_second <= 0 else 1.0 / snapshots_per_second
         self._next_snapshot_at = 0.0
+        # The bytes budget, a token bucket: every message's bytes (steps too) are spent from it and
+        # a snapshot is taken only when the bucket holds one; it holds at most one (no burst).
+        self._bytes_per_second = float(max_bytes_per_second)
+        self._snapshot_cost = self._wire.int8_bytes + SNAPSHOT_OVERHEAD_BYTES * len(self._linears)
+        self._tokens, self._tokens_at = float(self._snapshot_cost), time.monotonic()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         # The loop appends, the sender takes from the left: a deque's appends and pops are atomic,
@@ -213,11 +228,28 @@ class WatchedRun:
         self._pending_steps.append((self.step_count, None if loss is None else _number(loss), values))
         if self._snapshots_due:
             now = time.monotonic()
-            if now >= self._next_snapshot_at:
+            if now >= self._next_snapshot_at and self._budget_allows(now):
                 self._next_snapshot_at = now + self._interval_s
                 self._take_snapshot(final=False)
         if self._held and self.controllable:
             self._wait_while_held()
+
+    def _budget_allows(self, now: float) -> bool:
+        """Whether the bytes budget holds a snapshot now; if not, when it will (no check before)."""
+        with self._lock:
+            self._tokens = min(self._snapshot_cost, self._tokens + (now - self._tokens_at) * self._bytes_per_second)
+            self._tokens_at = now
+            missing = self._snapshot_cost - self._tokens
+        if missing <= 0:
+            return True
+        self._next_snapshot_at = now + missing / self._bytes_per_second
+        return False
+
+    def _spent(self, nbytes: int) -> None:
+        """(the sender's thread) A message's bytes, counted against the budget."""
+        self.bytes_sent += nbytes
+        with self._lock:
+            self._tokens -= nbytes
 
     @property
     def _snapshots_due(self) -> bool:
@@ -482,7 +514,7 @@ class WatchedRun:
         payload = {"run": self.key, "steps": [s for s, _, _ in steps], "loss": [loss for _, loss, _ in steps],
                    "numbers": {name: [numbers.get(name) for _, _, numbers in steps] for name in names}}
         self._call("watch:steps", payload)
-        self.bytes_sent += 12 * len(steps) * (1 + len(names))
+        self._spent(_message_bytes(payload))
 
     def _send_snapshot(self, snapshot: _Snapshot) -> None:
         exact = snapshot.final and self._snapshot_bytes * 2 <= MAX_SNAPSHOT_BYTES  # the last weights as they are
@@ -490,7 +522,7 @@ class WatchedRun:
         payload = {"run": self.key, "step": snapshot.step, "final": snapshot.final, **encoded.fields,
                    "layers": snapshot.layers}
         answer = self._call("watch:snapshot", payload)
-        self.bytes_sent += encoded.nbytes
+        self._spent(_message_bytes(payload))
         if answer.get("ok"):
             self._wire.taken(encoded, snapshot.step)
         elif WHOLE_WEIGHTS_PLEASE in str(answer.get("error")):
