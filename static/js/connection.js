@@ -23,8 +23,14 @@ export function connect({ onStatus }) {
       give({ token: controlToken(), streams: [], broadcasts: [], viewer: viewerSecret(),
         ...(run === SHARED ? {} : { run }), ...(embedded() ? { embed: true } : {}) });
     } });
+  // Requests waiting for their answer: a dropped connection never brings it, so they are told
+  // at once (not after the timeout, whose words would then replace the connection's).
+  const waiting = new Set();
   socket.on("connect", () => onStatus("connected"));
-  socket.on("disconnect", () => onStatus("disconnected"));
+  socket.on("disconnect", () => {
+    onStatus("disconnected");
+    for (const lost of [...waiting]) lost();
+  });
   socket.io.on("reconnect_attempt", () => onStatus("connecting"));
 
   return {
@@ -38,7 +44,13 @@ export function connect({ onStatus }) {
           reject(new TransportError("not connected to the server, so nothing was sent: try again once the badge says connected"));
           return;
         }
+        const lost = () => {
+          waiting.delete(lost);
+          reject(new TransportError(`Lost the connection to the server before it answered ${event}; trying again…`));
+        };
+        waiting.add(lost);
         socket.timeout(REQUEST_TIMEOUT_MS).emit(event, payload, (err, answer) => {
+          if (!waiting.delete(lost)) return;  // already told: the connection dropped
           if (err) reject(new TransportError(`the server did not answer ${event} in time`));
           else resolve(answer);
         });

@@ -297,7 +297,12 @@ def test_fuzzed_frames_from_a_real_one_are_answered_and_a_refusal_changes_nothin
              "watch:close": {"run": opened}, "watch:control": {"run": opened}}[event]
     payload = {**valid, field: value}
     before = fingerprint(app, opened)
-    answer = call(script, event, payload)
+    try:
+        answer = call(script, event, payload)
+    except ValueError as err:  # the transport drops the packet itself (server/web/transport.py)
+        assert "binary attachments" in str(err), err
+        assert unchanged(before, fingerprint(app, opened))
+        return
     assert isinstance(answer, dict) and isinstance(answer.get("ok"), bool), answer
     if not answer["ok"]:
         assert in_peoples_words(answer["error"]) and "internal error" not in answer["error"], answer
