@@ -33,7 +33,9 @@ def test_thirty_steps_of_the_biggest_network_hold_nobody(tmp_path):
             assert controller.call("train:reset", {"config": BIGGEST}, timeout=30)["ok"]
 
             answer, took = timed(lambda: controller.call("train:step", {"batches": 30}, timeout=30))
-            assert answer["ok"] and took < 2.0, took  # answered at once, not after 30 big steps
+            # answered at once (after at most the step under way), not after 30 big steps: those
+            # take half a minute here; 2 s was too close for a loaded 2-core machine (2.2 s, CI)
+            assert answer["ok"] and took < 5.0, took
             assert answer["state"]["step"] < 30
 
             health, took = timed(lambda: requests.get(f"{server.url}/healthz", timeout=10))
