@@ -66,7 +66,7 @@ def _message_bytes(payload: dict) -> int:
     own framing, a few bytes, aside)."""
     binary = sum(len(value) for value in payload.values() if isinstance(value, (bytes, bytearray)))
     text = json.dumps({key: (None if isinstance(value, (bytes, bytearray)) else value)
-                       for key, value in payload.items()}, separators=(",", ":"))
+                       for key, value in payload.items()}, separators=(",", ":"), default=str)
     return len(text) + binary
 
 
