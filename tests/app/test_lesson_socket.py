@@ -7,6 +7,7 @@ import pytest
 
 from server.web.access import NO_TOKEN_MESSAGE
 from tests.app.test_security import REMOTE, TOKEN, remote_viewer, token_app  # noqa: F401  (fixture)
+from tests.support.helpers import wait_for
 
 BLANK = [0.0] * 784
 STROKE = [1.0 if (i % 28) in (13, 14) and 4 <= i // 28 <= 23 else 0.0 for i in range(784)]
@@ -82,7 +83,9 @@ def test_bad_requests_are_refused_in_words(teacher, event, payload, words):
 def test_the_lesson_reveals_and_the_replay_answers_over_the_socket(app, sio_client, session):
     steps = sio_client.emit("lesson:steps", callback=True)["steps"]
     assert len(steps) >= 8 and steps[5]["kind"] == "drawing"
-    session.step(20)
+    before = session.step_count
+    session.step(20)  # answers after a moment with the steps so far; the rest follow
+    wait_for(lambda: session.step_count == before + 20, timeout=60, what="the 20 steps trained")
     reveal = sio_client.emit("lesson:reveal", {"step": 6, "pixels": STROKE}, callback=True)["reveal"]
     said = sio_client.emit("predict", {"pixels": STROKE}, callback=True)
     assert reveal["prediction"] == said["prediction"] and reveal["weights_step"] == said["step"]
