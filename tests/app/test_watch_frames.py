@@ -79,6 +79,13 @@ def script(app):
 
 
 @pytest.fixture
+def page(app):
+    client = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
+    yield client
+    client.disconnect()
+
+
+@pytest.fixture
 def opened(script):
     answer = call(script, "watch:open", SPEC)
     assert answer["ok"], answer

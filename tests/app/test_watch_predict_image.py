@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from server import create_app
-from tests.app.test_watch_frames import call, script_client
+from tests.app.test_watch_frames import call, page, script, script_client  # noqa: F401 (fixtures)
 
 
 def chain(inputs: int, activation=nn.ReLU):
@@ -33,18 +33,6 @@ def snapshot_of(key, model, step, final=False) -> dict:
     return {"run": key, "step": step, "dtype": "float32", "final": final, "data": data, "layers": [{}, {}]}
 
 
-@pytest.fixture
-def script(app):
-    client = script_client(app)
-    yield client
-    client.disconnect()
-
-
-@pytest.fixture
-def page(app):
-    client = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
-    yield client
-    client.disconnect()
 
 
 def a_drawing() -> list[float]:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.app.test_watch_frames import call, engine_of, script_client
+from tests.app.test_watch_frames import call, engine_of, page, script  # noqa: F401 (fixtures)
 from tests.support.helpers import in_peoples_words
 
 
@@ -31,18 +31,6 @@ def weights(seed=3):
     return model, b"".join(p.detach().numpy().astype("<f4").tobytes() for p in model.parameters())
 
 
-@pytest.fixture
-def script(app):
-    client = script_client(app)
-    yield client
-    client.disconnect()
-
-
-@pytest.fixture
-def page(app):
-    client = app.extensions["playground"].socketio.test_client(app, flask_test_client=app.test_client())
-    yield client
-    client.disconnect()
 
 
 def open_run(script, spec):
